@@ -1,0 +1,526 @@
+"""Synthetic workloads: the memory accesses of one tenant (VM or task), sampled once per simulated tick.
+
+DESIGN.md section 5. A workload owns *which* pages of a tenant's footprint are accessed and how often; the host
+model owns everything else (placement, A bits, latencies). Each tick a workload returns `samples` page numbers
+(with repeats) drawn from its access distribution, and every sample stands for `accesses_per_sample` real
+accesses (rate x tick / samples). The order of samples within a tick carries no meaning.
+
+Every workload is deterministic: `sample(tick)` is a pure function of (seed, parameters, tick); each tick draws
+from its own random stream, so replaying a tick, or skipping one, gives the same arrays. Popular pages are
+scattered over the address space by a seeded permutation (rank -> page), as in a real heap, never pages 0..k.
+Sampling costs O(samples log npages) per tick: popularity ranks come from a precomputed Zipf CDF and
+`np.searchsorted`, and are mapped to pages through the permutation. Construction is O(npages) time and memory
+(an int32 permutation, plus a float64 CDF shared by all workloads of the same size and exponent).
+
+Workloads are built from the scenario's YAML mapping by `make_workload`; values may be human units (`units`).
+A bad spec raises `ValueError` naming the key (`workload.hot_fraction: must be within [0, 1], got 1.5`).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pagetide.agent import units
+
+__all__ = ["Workload", "WORKLOADS", "make_workload", "zipf_cdf", "ZipfWorkload", "HotsetWorkload",
+           "DriftWorkload", "ScanHotWorkload", "IdleVmWorkload", "WriteHeavyWorkload", "PhasesWorkload"]
+
+# Independent random streams of one seed: the layout (permutations, fixed sets) drawn at construction, the
+# samples of each tick, and the sets that change per epoch (hotset moves). SeedSequence entropy is always three
+# words long: [seed, stream, index] (entropies differing only by trailing zeros would collide).
+_STREAM_LAYOUT, _STREAM_TICK, _STREAM_EPOCH = 0, 1, 2
+
+
+def _rng(seed: int, stream: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, index])
+
+
+def _floor(x: float) -> int:
+    """floor() that forgives float noise: 50 ticks x 0.1 s / 5 s is epoch 1, not 0.9999999999."""
+    return math.floor(round(x, 9))
+
+
+def _pages_for(fraction: float, npages: int) -> int:
+    """Pages in `fraction` of the footprint: at least 1, rounded down so that disjoint fractions fit."""
+    return min(npages, max(1, _floor(fraction * npages)))
+
+
+def _permutation(seed: int, npages: int) -> np.ndarray:
+    """The tenant's seeded layout: position i -> page. int32 halves the memory of a 4M-page tenant."""
+    pages = np.arange(npages, dtype=np.int32 if npages < 2**31 else np.int64)
+    _rng(seed, _STREAM_LAYOUT, 0).shuffle(pages)
+    return pages
+
+
+# ---- Zipf ranks --------------------------------------------------------------------------------------------
+
+_zipf_cdfs: weakref.WeakValueDictionary[tuple[int, float], np.ndarray] = weakref.WeakValueDictionary()
+
+
+def zipf_cdf(n: int, s: float) -> np.ndarray:
+    """P(rank <= r) for r = 0..n-1 when rank r has weight (r+1)**-s; read-only, shared while in use."""
+    key = (n, float(s))
+    cdf = _zipf_cdfs.get(key)
+    if cdf is None:
+        cdf = np.arange(1, n + 1, dtype=np.float64)
+        np.power(cdf, -s, out=cdf)
+        np.cumsum(cdf, out=cdf)
+        cdf /= cdf[-1]
+        cdf[-1] = 1.0  # so that every uniform draw in [0, 1) maps to a rank < n
+        cdf.flags.writeable = False
+        _zipf_cdfs[key] = cdf
+    return cdf
+
+
+class _ZipfRanks:
+    """Draws popularity ranks 0..n-1 (0 the hottest) with P(r) proportional to (r+1)**-s; s = 0 is uniform."""
+
+    def __init__(self, n: int, s: float):
+        self.n = n
+        self.cdf = zipf_cdf(n, s) if s > 0 else None
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        if self.cdf is None:
+            return rng.integers(0, self.n, size)
+        u = rng.random(size)
+        u.sort()  # sorted keys let searchsorted reuse each answer as the next hint: ~3x faster at 4M ranks
+        return np.searchsorted(self.cdf, u, side="right")
+
+
+# ---- parameters --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    """One key of a workload spec: its parser (value, dotted key) -> parsed value, its default, its meaning."""
+    parse: Callable[[Any, str], Any]
+    default: Any
+    help: str
+
+
+def _positive(x: float, name: str) -> float:
+    if x <= 0:
+        raise ValueError(f"{name}: must be > 0, got {x:g}")
+    return x
+
+
+def _rate(v: Any, name: str) -> float:
+    return _positive(units.parse_rate(v, name=name), name)
+
+
+def _optional_rate(v: Any, name: str) -> float | None:
+    return None if v is None else _rate(v, name)
+
+
+def _positive_count(v: Any, name: str) -> int:
+    n = units.parse_count(v, name=name)
+    if n < 1:
+        raise ValueError(f"{name}: must be at least 1, got {v!r}")
+    return n
+
+
+def _ratio(v: Any, name: str) -> float:
+    return units.parse_ratio(v, name=name)
+
+
+def _fraction(v: Any, name: str) -> float:
+    return _positive(units.parse_ratio(v, name=name), name)
+
+
+def _per_second_fraction(v: Any, name: str) -> float:
+    """A fraction per second: '1%/s', '1%', 0.01."""
+    if isinstance(v, str) and v.rstrip().endswith("/s"):
+        v = v.rstrip()[:-2]
+    return units.parse_ratio(v, name=name)
+
+
+def _exponent(v: Any, name: str) -> float:
+    return units.parse_number(v, min=0.0, name=name)
+
+
+def _duration(v: Any, name: str) -> float:
+    return units.parse_duration(v, name=name)
+
+
+def _positive_duration(v: Any, name: str) -> float:
+    return _positive(units.parse_duration(v, name=name), name)
+
+
+def _int_arg(v: Any, what: str, lo: int) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{what} must be an integer, got {v!r}")
+    if v < lo:
+        raise ValueError(f"{what} must be >= {lo}, got {v}")
+    return int(v)
+
+
+_COMMON_PARAMS: dict[str, Param] = {
+    "rate": Param(_rate, 50e6, "memory accesses per second"),
+    "samples": Param(_positive_count, 16384, "sampled accesses per tick"),
+    "write_ratio": Param(_ratio, None, "fraction of accesses that are writes (default per workload)"),
+}
+
+
+# ---- the base class ----------------------------------------------------------------------------------------
+
+class Workload:
+    """The accesses of one tenant. Subclasses declare `name`, `PARAMS` and implement `_setup`, `_draw` and
+    `_hot_pages`; parsing, defaults, validation and the write mix live here."""
+
+    name: ClassVar[str] = ""
+    PARAMS: ClassVar[dict[str, Param]] = {}
+    DEFAULT_WRITE_RATIO: ClassVar[float] = 0.1
+
+    npages: int                   # footprint in pages of the tenant's page size (4 KiB or 2 MiB)
+    seed: int
+    tick_s: float                 # simulated seconds per tick
+    rate: float                   # accesses per second
+    samples: int                  # samples per tick
+    write_ratio: float
+    accesses_per_sample: float    # real accesses each sample stands for: rate * tick_s / samples
+
+    def __init__(self, npages: int, seed: int, tick_s: float, spec: Mapping[str, Any] | None = None, *,
+                 where: str = "workload"):
+        self.npages = _int_arg(npages, f"{where}: npages", 1)
+        self.seed = _int_arg(seed, f"{where}: seed", 0)
+        if isinstance(tick_s, (bool, np.bool_)) or not isinstance(tick_s, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(tick_s) or tick_s <= 0:
+            raise ValueError(f"{where}: tick_s must be a positive number of seconds, got {tick_s!r}")
+        self.tick_s = float(tick_s)
+        self._where = where
+        values = self._parse_spec({} if spec is None else spec)
+        self.rate = values.pop("rate")
+        self.samples = values.pop("samples")
+        wr = values.pop("write_ratio")
+        self.write_ratio = self.DEFAULT_WRITE_RATIO if wr is None else wr
+        self.accesses_per_sample = self.rate * self.tick_s / self.samples
+        self._params = values  # workload-specific parameters after defaults, in declaration order
+        self._setup(**values)
+
+    @classmethod
+    def valid_keys(cls) -> list[str]:
+        return ["type", *_COMMON_PARAMS, *cls.PARAMS]
+
+    def _parse_spec(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        if "type" in spec and spec["type"] != self.name:
+            raise ValueError(f"{self._where}.type: this is a {self.name!r} workload, got type {spec['type']!r}")
+        declared = {**_COMMON_PARAMS, **self.PARAMS}
+        for key in spec:
+            if not isinstance(key, str):
+                raise ValueError(f"{self._where}: keys must be strings, got {key!r}")
+            if key != "type" and key not in declared:
+                raise ValueError(f"{self._where}.{key}: unknown key for workload type {self.name!r}; "
+                                 f"valid keys: {', '.join(self.valid_keys())}")
+        values = {}
+        for key, param in declared.items():
+            raw = spec.get(key, param.default)
+            values[key] = param.default if raw is None else param.parse(raw, f"{self._where}.{key}")
+        return values
+
+    def _fail(self, key: str, reason: str) -> ValueError:
+        return ValueError(f"{self._where}.{key}: {reason}")
+
+    def _check_tick(self, tick: int) -> int:
+        return _int_arg(tick, f"{self.name}: tick", 0)
+
+    # -- the interface the host model uses --
+
+    def sample(self, tick: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pages accessed during tick `tick` (0-based) and whether each access is a write.
+
+        Returns (pages: int64 in [0, npages), with repeats; is_write: bool, same length); `samples` of them."""
+        tick = self._check_tick(tick)
+        rng = _rng(self.seed, _STREAM_TICK, tick)
+        pages = self._draw(tick, rng)
+        is_write = rng.random(pages.size) < self.write_ratio
+        return pages.astype(np.int64, copy=False), is_write
+
+    def hot_pages(self, tick: int, k: int) -> np.ndarray:
+        """The k distinct pages most likely to be accessed around tick `tick`, hottest first (ties in a fixed
+        arbitrary order): the ground truth a placement policy tries to find. int64."""
+        tick = self._check_tick(tick)
+        k = _int_arg(k, f"{self.name}: hot_pages(k)", 0)
+        if k > self.npages:
+            raise ValueError(f"{self.name}: hot_pages k must be <= npages ({self.npages}), got {k}")
+        return np.asarray(self._hot_pages(tick, k), dtype=np.int64)
+
+    def describe(self) -> dict[str, Any]:
+        """The spec after defaults (plain numbers in SI units); `make_workload` accepts it back."""
+        return {"type": self.name, "rate": self.rate, "samples": self.samples, "write_ratio": self.write_ratio,
+                **self._params}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "type")
+        return f"{type(self).__name__}(npages={self.npages}, seed={self.seed}, tick_s={self.tick_s}, {args})"
+
+    # -- implemented by each workload --
+
+    def _setup(self, **params: Any) -> None:
+        raise NotImplementedError
+
+    def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
+        """`self.samples` pages (any integer dtype) for this tick, drawn from `rng` only."""
+        raise NotImplementedError
+
+    def _hot_pages(self, tick: int, k: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+WORKLOADS: dict[str, type[Workload]] = {}
+
+
+def _register(cls: type[Workload]) -> type[Workload]:
+    WORKLOADS[cls.name] = cls
+    return cls
+
+
+def make_workload(spec: Mapping[str, Any], npages: int, seed: int, tick_s: float, *,
+                  where: str = "workload") -> Workload:
+    """Build a workload from a scenario mapping such as {"type": "hotset", "hot_fraction": "10%"}.
+
+    `where` is the dotted key errors are reported under (e.g. "tenants[2].workload")."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: expected a mapping with a 'type' key, got {type(spec).__name__} {spec!r}")
+    types = ", ".join(WORKLOADS)
+    if "type" not in spec:
+        raise ValueError(f"{where}.type: missing; valid types: {types}")
+    kind = spec["type"]
+    if not isinstance(kind, str) or kind not in WORKLOADS:
+        raise ValueError(f"{where}.type: unknown workload type {kind!r}; valid types: {types}")
+    return WORKLOADS[kind](npages, seed, tick_s, spec, where=where)
+
+
+# ---- the suite ---------------------------------------------------------------------------------------------
+
+_ZIPF_S = Param(_exponent, 0.99, "Zipf exponent: the page of popularity rank r (1-based) gets weight r**-s")
+
+
+@_register
+class ZipfWorkload(Workload):
+    """Static Zipf popularity: a fixed ranking of pages, scattered by the seeded permutation."""
+
+    name = "zipf"
+    PARAMS = {"s": _ZIPF_S}
+
+    def _setup(self, s: float) -> None:
+        self._rank_to_page = _permutation(self.seed, self.npages)
+        self._ranks = _ZipfRanks(self.npages, s)
+
+    def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
+        return self._rank_to_page[self._ranks.draw(rng, self.samples)]
+
+    def _hot_pages(self, tick: int, k: int) -> np.ndarray:
+        return self._rank_to_page[:k]
+
+
+@_register
+class WriteHeavyWorkload(ZipfWorkload):
+    """Zipf with mostly writes: stresses slow-tier write bandwidth (Optane writes ~1/3 of its reads)."""
+
+    name = "write-heavy"
+    DEFAULT_WRITE_RATIO = 0.7
+
+
+@_register
+class HotsetWorkload(Workload):
+    """GUPS-like: `hot_share` of the accesses go uniformly to a hot set of `hot_fraction` of the pages, the rest
+    uniformly to all pages (so the hot set gets hot_share + (1 - hot_share) x hot_fraction of them). Every
+    `move_every` seconds the hot set jumps to a fresh random set of pages (0 = never)."""
+
+    name = "hotset"
+    PARAMS = {
+        "hot_fraction": Param(_fraction, 0.10, "fraction of the pages in the hot set"),
+        "hot_share": Param(_ratio, 0.90, "fraction of the accesses that target the hot set"),
+        "move_every": Param(_duration, 30.0, "seconds between hot-set moves; 0 = never"),
+    }
+
+    def _setup(self, hot_fraction: float, hot_share: float, move_every: float) -> None:
+        self._nhot = _pages_for(hot_fraction, self.npages)
+        self._cached_epoch = -1
+        self._cached_hot = np.empty(0, dtype=np.int64)
+
+    def _epoch(self, tick: int) -> int:
+        move_every = self._params["move_every"]
+        return 0 if move_every == 0 else _floor(tick * self.tick_s / move_every)
+
+    def _hot_set(self, tick: int) -> np.ndarray:
+        epoch = self._epoch(tick)
+        if epoch != self._cached_epoch:  # ticks come in order, so one cached epoch is enough
+            rng = _rng(self.seed, _STREAM_EPOCH, epoch)
+            self._cached_hot = rng.choice(self.npages, self._nhot, replace=False)
+            self._cached_epoch = epoch
+        return self._cached_hot
+
+    def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
+        hot = self._hot_set(tick)
+        in_hot = rng.random(self.samples) < self._params["hot_share"]
+        pages = rng.integers(0, self.npages, self.samples)
+        pages[in_hot] = hot[rng.integers(0, hot.size, int(np.count_nonzero(in_hot)))]
+        return pages
+
+    def _hot_pages(self, tick: int, k: int) -> np.ndarray:
+        hot = self._hot_set(tick)
+        if k <= hot.size:
+            return hot[:k]
+        is_hot = np.zeros(self.npages, dtype=bool)
+        is_hot[hot] = True
+        return np.concatenate([hot, np.flatnonzero(~is_hot)[:k - hot.size]])
+
+
+@_register
+class DriftWorkload(Workload):
+    """Zipf whose ranking rotates: every second each page moves `drift` x npages ranks colder, and the pages
+    falling off the cold end re-enter as the hottest. So new hot pages appear abruptly (a policy must find them
+    quickly) and then cool gradually (it must let them go); the top-k set loses drift x npages pages/s."""
+
+    name = "drift"
+    PARAMS = {
+        "s": _ZIPF_S,
+        "drift": Param(_per_second_fraction, 0.01, "fraction of the footprint the ranking shifts per second"),
+    }
+
+    def _setup(self, s: float, drift: float) -> None:
+        self._slot_to_page = _permutation(self.seed, self.npages)
+        self._ranks = _ZipfRanks(self.npages, s)
+
+    def _offset(self, tick: int) -> int:
+        return _floor(self._params["drift"] * self.npages * tick * self.tick_s) % self.npages
+
+    def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
+        ranks = self._ranks.draw(rng, self.samples)
+        return self._slot_to_page[(ranks - self._offset(tick)) % self.npages]
+
+    def _hot_pages(self, tick: int, k: int) -> np.ndarray:
+        return self._slot_to_page[(np.arange(k) - self._offset(tick)) % self.npages]
+
+
+_DEFAULT_SCAN_LOOP_S = 20.0  # the default scan sweeps all cold pages once every 20 s
+
+
+@_register
+class ScanHotWorkload(Workload):
+    """Scan resistance: `hot_share` of the accesses go uniformly to a small hot set, the rest to a sequential
+    scan that streams through the other (cold) pages in address order at `scan_rate` pages/s and wraps. A
+    policy that promotes whatever was touched recently fills DRAM with scan pages touched once per loop.
+
+    The scan's samples are spread evenly over the pages the scan pointer passes during the tick; when it passes
+    more pages than it has samples, each sample stands for its neighbours (as every sample stands for
+    `accesses_per_sample` accesses)."""
+
+    name = "scan+hot"
+    PARAMS = {
+        "hot_fraction": Param(_fraction, 0.05, "fraction of the pages in the hot set"),
+        "hot_share": Param(_ratio, 0.50, "fraction of the accesses that target the hot set; the rest scan"),
+        "scan_rate": Param(_optional_rate, None,
+                           f"cold pages the scan passes per second; default: one loop every "
+                           f"{_DEFAULT_SCAN_LOOP_S:g} s"),
+    }
+
+    def _setup(self, hot_fraction: float, hot_share: float, scan_rate: float | None) -> None:
+        nhot = _pages_for(hot_fraction, self.npages)
+        if nhot >= self.npages:
+            raise self._fail("hot_fraction", f"leaves no cold pages to scan ({self.npages} pages in all)")
+        layout = _permutation(self.seed, self.npages)
+        self._hot = layout[:nhot]
+        is_hot = np.zeros(self.npages, dtype=bool)
+        is_hot[self._hot] = True
+        self._cold = np.flatnonzero(~is_hot).astype(layout.dtype)  # ascending: the scan's order
+        if scan_rate is None:
+            scan_rate = self._cold.size / _DEFAULT_SCAN_LOOP_S
+            self._params["scan_rate"] = scan_rate
+        self._nhot_samples = round(hot_share * self.samples)
+        nscan = self.samples - self._nhot_samples
+        self._advance = scan_rate * self.tick_s  # cold pages the pointer passes per tick
+        self._scan_offsets = (np.arange(nscan) + 0.5) * (self._advance / max(nscan, 1))
+
+    @property
+    def scan_loop_s(self) -> float:
+        """Seconds the scan takes to pass every cold page once."""
+        return self._cold.size / self._params["scan_rate"]
+
+    def _scan_positions(self, tick: int) -> np.ndarray:
+        return np.floor(tick * self._advance + self._scan_offsets).astype(np.int64) % self._cold.size
+
+    def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
+        hot = self._hot[rng.integers(0, self._hot.size, self._nhot_samples)]
+        return np.concatenate([hot, self._cold[self._scan_positions(tick)]])
+
+    def _hot_pages(self, tick: int, k: int) -> np.ndarray:
+        """The hot set, then the cold pages in the order the scan reaches them from this tick on."""
+        if k <= self._hot.size:
+            return self._hot[:k]
+        start = _floor(tick * self._advance)
+        ahead = (start + np.arange(k - self._hot.size)) % self._cold.size
+        return np.concatenate([self._hot, self._cold[ahead]])
+
+
+@_register
+class IdleVmWorkload(Workload):
+    """A VM that uses only part of its memory: after boot (the host models the boot-time touch of every page)
+    only `active_fraction` of the pages is ever accessed, Zipf(s) within that part, scattered over the footprint.
+    Azure's Pond: the median VM never touches ~50% of its memory."""
+
+    name = "idle-vm"
+    PARAMS = {
+        "active_fraction": Param(_fraction, 0.50, "fraction of the pages accessed after boot"),
+        "s": _ZIPF_S,
+    }
+
+    def _setup(self, active_fraction: float, s: float) -> None:
+        self._rank_to_page = _permutation(self.seed, self.npages)  # ranks >= nactive: never accessed
+        self.nactive = _pages_for(active_fraction, self.npages)
+        self._ranks = _ZipfRanks(self.nactive, s)
+
+    def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
+        return self._rank_to_page[self._ranks.draw(rng, self.samples)]
+
+    def _hot_pages(self, tick: int, k: int) -> np.ndarray:
+        return self._rank_to_page[:k]
+
+
+@_register
+class PhasesWorkload(Workload):
+    """Alternating working sets: `sets` disjoint sets of `set_fraction` of the pages each; during each `period`
+    one set takes all accesses, then the next one (round robin). Within the active set accesses are uniform by
+    default (s = 0: a phase sweeps its whole working set, like a batch job switching tables) or Zipf(s)."""
+
+    name = "phases"
+    PARAMS = {
+        "sets": Param(_positive_count, 2, "number of disjoint working sets"),
+        "set_fraction": Param(_fraction, 0.20, "fraction of the pages in each working set"),
+        "period": Param(_positive_duration, 20.0, "seconds each working set stays active"),
+        "s": Param(_exponent, 0.0, "Zipf exponent within the active set; 0 = uniform"),
+    }
+
+    def _setup(self, sets: int, set_fraction: float, period: float, s: float) -> None:
+        if sets * set_fraction > 1 + 1e-9:
+            raise self._fail("set_fraction", f"{sets} disjoint sets of {units.format_ratio(set_fraction)} do not "
+                                             f"fit in the footprint (sets x set_fraction must be <= 100%)")
+        self._set_pages = _pages_for(set_fraction, self.npages)
+        if sets * self._set_pages > self.npages:
+            raise self._fail("sets", f"{sets} disjoint sets do not fit in {self.npages} pages")
+        self._layout = _permutation(self.seed, self.npages)  # set j = layout[j*m : (j+1)*m]
+        self._ranks = _ZipfRanks(self._set_pages, s)
+
+    def active_set(self, tick: int) -> int:
+        """Index of the working set that takes the accesses of tick `tick`."""
+        return _floor(self._check_tick(tick) * self.tick_s / self._params["period"]) % self._params["sets"]
+
+    def _set(self, j: int) -> np.ndarray:
+        return self._layout[j * self._set_pages:(j + 1) * self._set_pages]
+
+    def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
+        return self._set(self.active_set(tick))[self._ranks.draw(rng, self.samples)]
+
+    def _hot_pages(self, tick: int, k: int) -> np.ndarray:
+        """The active set, then the others in the order they become active, then pages in no set."""
+        sets = self._params["sets"]
+        first = self.active_set(tick)
+        order = [self._set((first + i) % sets) for i in range(sets)]
+        order.append(self._layout[sets * self._set_pages:])
+        return np.concatenate(order)[:k]
