@@ -1,0 +1,175 @@
+"""Accounting of a simulated run: where accesses were served, what they cost, and the reference placements
+computed from the same access stream (DESIGN.md section 4).
+
+The access stream of a scenario does not depend on placement (workloads are seeded), so one run yields the
+placement-independent references exactly:
+- all-DRAM: every access at the tenant's home DRAM node's latency (the ceiling);
+- all-slow: every access at the slow tier's latency;
+- per-epoch oracle: each epoch, DRAM holds the pages most accessed in that epoch, migration free (an upper
+  bound that no online policy reaches);
+- static oracle: the best fixed placement for the whole run.
+The oracles share DRAM across the host's tenants (greedy by accesses per base page, which is optimal for
+equal page sizes): DRAM capacity above the min watermarks, less page tables. The first-touch reference
+needs its own run of the model (see `sim.reference_runs`).
+
+Sampled accesses are kept per epoch as (slot, weight) lists -- never a dense per-page array per epoch --
+and folded into one float32 per page for the static oracle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pagetide.agent.host import Host
+from pagetide.agent.pageflags import PAGE_SIZE
+
+
+@dataclass
+class TenantResult:
+    name: str
+    kind: str
+    workload: str
+    footprint: int
+    accesses: float
+    dram_share: float               # share of accesses served by DRAM nodes
+    oracle_share: float             # per-epoch oracle's DRAM share
+    static_oracle_share: float
+    amat_ns: float                  # modelled average memory access time
+    slowdown: float                 # (access + migration + reclaim + swap-in time) / all-DRAM time
+    oracle_slowdown: float
+    all_slow_slowdown: float
+    migrated_bytes: int
+    promoted_bytes: int
+    demoted_bytes: int
+    pingpong: int
+    resident_bytes: list[int]       # per node
+    series_dram_share: list[float] = field(default_factory=list)    # per epoch
+    series_oracle_share: list[float] = field(default_factory=list)
+
+
+@dataclass
+class HostResult:
+    name: str
+    time: float
+    tenants: list[TenantResult]
+    vmstat: dict[str, int]
+    node_used_bytes: list[int]
+    node_capacity_bytes: list[int]
+    dram_share: float
+    oracle_share: float
+    slowdown: float
+
+
+class Recorder:
+    """Collects a host's sampled accesses per epoch and computes results next to the oracles."""
+
+    def __init__(self, host: Host, static_oracle: bool = True):
+        self.host = host
+        self.epoch_ticks = host.scenario.ticks_per_epoch
+        nt = len(host.tenants)
+        self._slots: list[np.ndarray] = []
+        self._weights: list[np.ndarray] = []
+        self.total = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
+        self.oracle_hits = np.zeros(nt)
+        self._prev_fast = np.zeros(nt)
+        self._prev_all = np.zeros(nt)
+        self.series_dram = [[] for _ in range(nt)]
+        self.series_oracle = [[] for _ in range(nt)]
+
+    def record(self, samples: list[np.ndarray]) -> None:
+        """Take one tick's samples (page offsets per tenant, as Host.run_tick returns them)."""
+        for t, pages in zip(self.host.tenants, samples):
+            self._slots.append(pages.astype(np.int64) + t.start)
+            self._weights.append(np.full(pages.size, t.workload.accesses_per_sample, dtype=np.float64))
+        if self.host.tick_no % self.epoch_ticks == 0:
+            self.close_epoch()
+
+    def dram_budget(self) -> int:
+        """Base pages of DRAM the oracles may fill."""
+        h = self.host
+        fast = h.is_fast
+        return int((h.capacity[fast] - h.wmark_min[fast] - h.node_pgtable[fast]).sum())
+
+    def _oracle(self, slots: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Per-tenant accesses served by DRAM when the densest pages fill the DRAM budget."""
+        h = self.host
+        w = h.page_weight(slots)
+        order = np.argsort(-(counts / w), kind="stable")
+        take = order[np.cumsum(w[order]) <= self.dram_budget()]
+        return np.bincount(h.owner(slots[take]), weights=counts[take], minlength=len(h.tenants))
+
+    def close_epoch(self) -> None:
+        if not self._slots:
+            return
+        h = self.host
+        slots = np.concatenate(self._slots)
+        weights = np.concatenate(self._weights)
+        self._slots, self._weights = [], []
+        uniq, inv = np.unique(slots, return_inverse=True)
+        counts = np.bincount(inv, weights=weights)
+        hits = self._oracle(uniq, counts)
+        per_tenant = np.bincount(h.owner(uniq), weights=counts, minlength=len(h.tenants))
+        self.oracle_hits += hits
+        if self.total is not None:
+            self.total[uniq] += counts.astype(np.float32)
+        fast_now = np.array([t.stats.reads[h.is_fast].sum() + t.stats.writes[h.is_fast].sum() for t in h.tenants])
+        all_now = np.array([t.stats.accesses for t in h.tenants])
+        d_fast, d_all = fast_now - self._prev_fast, all_now - self._prev_all
+        self._prev_fast, self._prev_all = fast_now, all_now
+        for i in range(len(h.tenants)):
+            self.series_dram[i].append(float(d_fast[i] / d_all[i]) if d_all[i] else 1.0)
+            self.series_oracle[i].append(float(hits[i] / per_tenant[i]) if per_tenant[i] else 1.0)
+
+    def static_oracle_hits(self) -> np.ndarray:
+        nz = np.flatnonzero(self.total)
+        return self._oracle(nz, self.total[nz].astype(np.float64))
+
+    def results(self, final: bool = False) -> HostResult:
+        """Results so far; final=True first closes a partial last epoch (at the end of a run)."""
+        if final:
+            self.close_epoch()
+        h = self.host
+        static = self.static_oracle_hits() if self.total is not None else np.full(len(h.tenants), np.nan)
+        out = []
+        tot_acc = tot_fast = tot_oracle = tot_time = tot_dram = 0.0
+        for i, t in enumerate(h.tenants):
+            st = t.stats
+            acc = st.accesses
+            fast = float(st.reads[h.is_fast].sum() + st.writes[h.is_fast].sum())
+            stall = st.access_time + st.migration_time + st.reclaim_time + st.swapin_time
+            fast_lat = st.dram_time / acc if acc else 0.0
+            slow_lat = st.slow_time / acc if acc else 0.0
+            o = self.oracle_hits[i]
+            oracle_time = o * fast_lat + (acc - o) * slow_lat
+            nd = h.node[t.start:t.end]
+            resident = np.bincount(nd[nd >= 0], minlength=h.nr_nodes) * t.page_nr * PAGE_SIZE
+            out.append(TenantResult(
+                name=t.name, kind=t.spec.kind, workload=t.workload.name, footprint=t.spec.footprint,
+                accesses=acc,
+                dram_share=fast / acc if acc else 1.0,
+                oracle_share=o / acc if acc else 1.0,
+                static_oracle_share=float(static[i] / acc) if acc else 1.0,
+                amat_ns=st.access_time / acc * 1e9 if acc else 0.0,
+                slowdown=stall / st.dram_time if st.dram_time else 1.0,
+                oracle_slowdown=oracle_time / st.dram_time if st.dram_time else 1.0,
+                all_slow_slowdown=st.slow_time / st.dram_time if st.dram_time else 1.0,
+                migrated_bytes=st.migrated_bytes,
+                promoted_bytes=st.promoted_pages * PAGE_SIZE,
+                demoted_bytes=st.demoted_pages * PAGE_SIZE,
+                pingpong=st.pingpong,
+                resident_bytes=[int(x) for x in resident],
+                series_dram_share=self.series_dram[i], series_oracle_share=self.series_oracle[i]))
+            tot_acc += acc
+            tot_fast += fast
+            tot_oracle += o
+            tot_time += stall
+            tot_dram += st.dram_time
+        return HostResult(
+            name=h.scenario.name, time=h.time, tenants=out, vmstat=dict(h.vmstat),
+            node_used_bytes=[int(x) for x in (h.node_used + h.node_pgtable) * PAGE_SIZE],
+            node_capacity_bytes=[int(x) for x in h.capacity * PAGE_SIZE],
+            dram_share=tot_fast / tot_acc if tot_acc else 1.0,
+            oracle_share=tot_oracle / tot_acc if tot_acc else 1.0,
+            slowdown=tot_time / tot_dram if tot_dram else 1.0)

@@ -1,0 +1,661 @@
+"""The simulated tiered-memory host: NUMA nodes, tenants' pages, allocation, kernel reclaim with demotion,
+and move_pages().
+
+State is a structure of arrays with one entry per tenant page (a 4 KiB PTE page or a 2 MiB THP), each
+tenant owning a contiguous slice:
+
+    node      int8    the NUMA node the page is on, or NODE_NONE (never faulted) / NODE_SWAP (swapped out)
+    flags     uint8   hardware A/D bits, PG_referenced, PG_active, TLB and pin state (see pageflags)
+    lru_seq   uint32  position on its node's LRU list: larger = inserted (or rotated) more recently
+
+That is 6 bytes per page; the agent's scanner adds its own per-page refs/heat. Capacity is counted in 4 KiB
+base pages per node (`node_used` for tenant memory, `node_pgtable` for page tables, always on DRAM).
+
+Kernel behaviour follows the 2018 PMEM-NUMA RFC and Linux 5.15 (DESIGN.md sections 1 and 2):
+- separate zonelists: ordinary allocations fall back DRAM -> DRAM by distance and never land on a slow node
+  (`zonelist: unified` models stock Linux, where a CPU-less slow node is in the fallback list);
+- first the low watermark on every zonelist node, then kswapd is woken and the min watermark is tried, then
+  direct reclaim on the home node;
+- reclaim ages the anonymous active/inactive LRU even without swap; an inactive page is reclaimed from the
+  tail unless it was referenced: a set Accessed bit activates it if PG_referenced was already set, or sets
+  PG_referenced and rotates it (kernel page_check_references). Where pagetide differs from the kernel: an
+  anonymous page whose only sign of use is PG_referenced (as MPOL_MF_SW_YOUNG leaves it) also gets one
+  rotation instead of being reclaimed -- this is the second chance the RFC's SW_YOUNG flag is for;
+- a reclaimed anonymous page on a DRAM node is migrated to the peer slow node (demotion) when
+  demotion_enabled and the peer has room above its min watermark; otherwise it is swapped out, and if swap
+  is full it goes back on the LRU;
+- TPP's decoupled WMARK_DEMOTE: kswapd on a DRAM node wakes below low + demote_scale_factor and reclaims up
+  to high + demote_scale_factor.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pagetide.agent.idle_pages import Vma
+from pagetide.agent.pageflags import (
+    HPAGE_PMD_NR, NODE_NONE, NODE_SWAP, PAGE_SIZE, PG_ACCESSED, PG_ACTIVE, PG_DIRTY, PG_LAST_DEMOTE,
+    PG_LAST_PROMOTE, PG_PINNED, PG_REFERENCED, PG_TLB_CACHED,
+)
+from pagetide.agent.scenario import Scenario, TenantSpec
+from pagetide.agent.workloads import Workload, make_workload
+
+# move_pages(2) flags (include/uapi/linux/mempolicy.h) and the RFC's SW_YOUNG
+MPOL_MF_MOVE = 1 << 1
+MPOL_MF_MOVE_ALL = 1 << 2
+MPOL_MF_SW_YOUNG = 1 << 7
+MOVE_PAGES_FLAGS = MPOL_MF_MOVE | MPOL_MF_MOVE_ALL | MPOL_MF_SW_YOUNG
+
+SWAP_CLUSTER_MAX = 32          # pages reclaim tries to free at once (mm/vmscan.c)
+RECLAIM_ROUNDS = 8             # scan rounds per shrink_node call before giving up (the priority loop)
+DEF_PRIORITY = 12             # the first round may scan 1/4096 of the list
+LRU_SEQ_LIMIT = (1 << 32) - (1 << 26)
+ALWAYS_KEPT = PG_PINNED | PG_LAST_PROMOTE | PG_LAST_DEMOTE
+
+VMSTAT_COUNTERS = ("pgdemote_kswapd", "pgdemote_direct", "pgpromote_success", "pgmigrate_success",
+                   "pgmigrate_fail", "pswpout", "pswpin", "pgalloc_fail", "pgfault", "pgmajfault")
+
+
+@dataclass
+class TenantStats:
+    """What happened to one tenant, in real accesses and seconds of modelled stall."""
+    nr_nodes: int
+    reads: np.ndarray = None          # accesses served per node
+    writes: np.ndarray = None
+    access_time: float = 0.0          # seconds of memory access latency actually paid
+    dram_time: float = 0.0            # the same accesses, all served by the home DRAM node
+    slow_time: float = 0.0            # the same accesses, all served by the slow tier
+    migration_time: float = 0.0       # move_pages() of its pages: copy + unmap/TLB shootdown
+    reclaim_time: float = 0.0         # direct reclaim stalls in its page faults
+    swapin_time: float = 0.0          # major faults
+    lost_accesses: float = 0.0        # accesses to pages that could not be allocated (OOM)
+    migrated_bytes: int = 0           # by move_pages() and by kernel demotion
+    promoted_pages: int = 0           # base pages moved slow -> fast
+    demoted_pages: int = 0            # base pages moved fast -> slow (kernel or move_pages)
+    pingpong: int = 0                 # migrations that reversed the page's previous migration
+
+    def __post_init__(self):
+        self.reads = np.zeros(self.nr_nodes)
+        self.writes = np.zeros(self.nr_nodes)
+
+    @property
+    def accesses(self) -> float:
+        return float(self.reads.sum() + self.writes.sum())
+
+
+@dataclass
+class Tenant:
+    """A VM or task: a contiguous slice [start, end) of the host's page arrays and one VMA."""
+    index: int
+    spec: TenantSpec
+    start: int
+    vma_start: int
+    workload: Workload
+    pmd_young: np.ndarray | None      # 4 KiB tenants: A bit of each PMD entry pointing at a PTE table
+    stats: TenantStats
+    mapped: int = 0                   # pages ever faulted in (their page-table entries exist)
+    pgtable_pages: int = 0            # base pages of page tables (and EPT for a VM) charged to DRAM
+    pgtable_by_node: np.ndarray = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def npages(self) -> int:
+        return self.spec.npages
+
+    @property
+    def end(self) -> int:
+        return self.start + self.spec.npages
+
+    @property
+    def page_nr(self) -> int:
+        """Base pages per page: 1 for 4 KiB, 512 for a 2 MiB THP."""
+        return self.spec.page_size // PAGE_SIZE
+
+    @property
+    def huge(self) -> bool:
+        return self.page_nr > 1
+
+    @property
+    def vma_end(self) -> int:
+        return self.vma_start + self.spec.footprint
+
+    def pgtable_target(self) -> int:
+        """Page-table pages for what is mapped: one 4 KiB table per 512 entries (8 bytes per entry, 1/512 of
+        mapped memory for 4 KiB pages), doubled for a VM whose guest memory is also mapped by the EPT."""
+        tables = -(-self.mapped // 512)
+        return tables * (2 if self.spec.kind == "vm" else 1)
+
+
+@dataclass
+class MoveResult:
+    status: np.ndarray               # int32 per request: node id or -errno
+    moved_pages: int = 0             # pages (of the tenant's page size) migrated
+    moved_bytes: int = 0
+    time: float = 0.0                # modelled seconds of copy + unmap/TLB shootdown
+
+
+class Host:
+    """One simulated host, built from a validated Scenario."""
+
+    # Each tenant is its own process (a VM: its QEMU), so addresses could coincide; placing the mappings
+    # 1 TiB apart (16..112 TiB, below x86-64's 128 TiB TASK_SIZE) makes a misrouted address fail loudly.
+    VMA_BASE = 16 << 40
+    VMA_STRIDE = 1 << 40
+    VMA_SLOTS = 96
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.k = scenario.kernel
+        nodes = scenario.nodes
+        self.nr_nodes = len(nodes)
+        self.is_fast = np.array([n.is_fast for n in nodes])
+        self.capacity = np.array([n.capacity // PAGE_SIZE for n in nodes], dtype=np.int64)
+        self.read_latency = np.array([n.read_latency for n in nodes])
+        self.write_latency = np.array([n.write_latency for n in nodes])
+        self.read_bw = np.array([n.read_bandwidth for n in nodes])
+        self.write_bw = np.array([n.write_bandwidth for n in nodes])
+        self.peer_node = np.array([n.peer_node for n in nodes], dtype=np.int64)
+        self.distance = np.array(scenario.distances, dtype=np.int64)
+        self.wmark_min = (self.capacity * self.k.wmark_min).astype(np.int64)
+        self.wmark_low = (self.capacity * self.k.wmark_low).astype(np.int64)
+        self.wmark_high = (self.capacity * self.k.wmark_high).astype(np.int64)
+        # TPP: kswapd keeps WMARK_DEMOTE free on top-tier nodes only
+        self.demote_extra = np.where(self.is_fast, (self.capacity * self.k.demote_scale_factor), 0).astype(np.int64)
+        # inactive_ratio = int_sqrt(10 * node GiB), 1 below 1 GiB (mm/vmscan.c inactive_is_low)
+        gib = self.capacity * PAGE_SIZE / (1 << 30)
+        self.inactive_ratio = np.where(gib >= 1, np.floor(np.sqrt(10 * gib)), 1).astype(np.int64)
+        self.demotion_target = np.where(self.is_fast, self.peer_node, -1)
+        self.zonelist = [self._build_zonelist(n, dram_only=self.k.zonelist == "separate")
+                         for n in range(self.nr_nodes)]
+        self.dram_zonelist = [self._build_zonelist(n, dram_only=True) for n in range(self.nr_nodes)]
+
+        self.node_used = np.zeros(self.nr_nodes, dtype=np.int64)
+        self.node_pgtable = np.zeros(self.nr_nodes, dtype=np.int64)
+        self.swap_capacity = self.k.swap // PAGE_SIZE
+        self.swap_used = 0
+        self.vmstat = dict.fromkeys(VMSTAT_COUNTERS, 0)
+        self.kswapd_time = 0.0
+        self.kswapd_wake = np.zeros(self.nr_nodes, dtype=bool)
+
+        self.tenants: list[Tenant] = []
+        start = 0
+        for i, spec in enumerate(scenario.tenants):
+            wl = make_workload(spec.workload, spec.npages, scenario.seed * 1000 + i, scenario.tick)
+            pmd = None if spec.page_size > PAGE_SIZE else np.zeros(-(-spec.npages // HPAGE_PMD_NR), np.uint8)
+            t = Tenant(index=i, spec=spec, start=start, vma_start=self.VMA_BASE + (i % self.VMA_SLOTS) * self.VMA_STRIDE,
+                       workload=wl, pmd_young=pmd, stats=TenantStats(self.nr_nodes),
+                       pgtable_by_node=np.zeros(self.nr_nodes, dtype=np.int64))
+            self.tenants.append(t)
+            start += spec.npages
+        self.nr_pages = start
+        self.by_name = {t.name: t for t in self.tenants}
+        self.tenant_start = np.array([t.start for t in self.tenants], dtype=np.int64)
+        self.tenant_page_nr = np.array([t.page_nr for t in self.tenants], dtype=np.int64)
+
+        self.node = np.full(self.nr_pages, NODE_NONE, dtype=np.int8)
+        self.flags = np.zeros(self.nr_pages, dtype=np.uint8)
+        self.lru_seq = np.zeros(self.nr_pages, dtype=np.uint32)
+        self.lru_clock = 1
+        rng = np.random.default_rng(scenario.seed)
+        for t in self.tenants:
+            n_pin = int(round(t.spec.pinned * t.npages))
+            if n_pin:
+                self.flags[t.start + rng.choice(t.npages, n_pin, replace=False)] |= PG_PINNED
+
+        self.tick_no = 0
+        self.booted = False
+
+    # ---- topology -------------------------------------------------------------------------------------
+    def _build_zonelist(self, nid: int, dram_only: bool) -> list[int]:
+        cand = [n for n in range(self.nr_nodes) if self.is_fast[n] or not dram_only]
+        # nearest first; DRAM before slow nodes at equal distance
+        return sorted(cand, key=lambda n: (not self.is_fast[n], self.distance[nid][n], n))
+
+    @property
+    def time(self) -> float:
+        return self.tick_no * self.scenario.tick
+
+    def free_pages(self, nid: int) -> int:
+        return int(self.capacity[nid] - self.node_used[nid] - self.node_pgtable[nid])
+
+    def free(self) -> np.ndarray:
+        return self.capacity - self.node_used - self.node_pgtable
+
+    def tenant(self, key: int | str) -> Tenant:
+        if isinstance(key, str):
+            if key not in self.by_name:
+                raise KeyError(f"no tenant named {key!r} on this host")
+            return self.by_name[key]
+        if not 0 <= key < len(self.tenants):
+            raise KeyError(f"no tenant with index {key}")
+        return self.tenants[key]
+
+    def owner(self, slots: np.ndarray) -> np.ndarray:
+        """Tenant index of each page slot."""
+        return np.searchsorted(self.tenant_start, slots, side="right") - 1
+
+    def page_weight(self, slots: np.ndarray) -> np.ndarray:
+        return self.tenant_page_nr[self.owner(slots)]
+
+    def vma(self, t: Tenant) -> Vma:
+        """The tenant's anonymous mapping as idle_pages walks it (views into the host's arrays)."""
+        return Vma(start=t.vma_start, huge=t.huge, flags=self.flags[t.start:t.end],
+                   node=self.node[t.start:t.end], pmd_young=t.pmd_young)
+
+    # ---- LRU ------------------------------------------------------------------------------------------
+    def _lru_add(self, slots: np.ndarray) -> None:
+        """Put pages at the head of their LRU list, in the order given."""
+        n = len(slots)
+        if self.lru_clock + n >= LRU_SEQ_LIMIT:
+            order = np.argsort(self.lru_seq, kind="stable")
+            self.lru_seq[order] = np.arange(self.nr_pages, dtype=np.uint32)
+            self.lru_clock = self.nr_pages
+        self.lru_seq[slots] = np.arange(self.lru_clock, self.lru_clock + n, dtype=np.uint32)
+        self.lru_clock += n
+
+    # ---- allocation -----------------------------------------------------------------------------------
+    def _fill(self, zonelist: list[int], out: np.ndarray, done: int, pw: int, wmark: np.ndarray) -> int:
+        for nid in zonelist:
+            if done == len(out):
+                break
+            room = (self.free_pages(nid) - int(wmark[nid])) // pw
+            k = min(len(out) - done, max(room, 0))
+            if k:
+                out[done:done + k] = nid
+                self.node_used[nid] += k * pw
+                done += k
+        return done
+
+    def _alloc(self, t: Tenant, n: int, pw: int, dram_only: bool = False) -> np.ndarray:
+        """Nodes for n new pages of pw base pages each, faulted by tenant t, following the page allocator's
+        slow path; NODE_NONE where even direct reclaim found no room."""
+        out = np.full(n, NODE_NONE, dtype=np.int8)
+        zl = self.dram_zonelist[t.spec.home_node] if dram_only else self.zonelist[t.spec.home_node]
+        done = self._fill(zl, out, 0, pw, self.wmark_low)
+        if done < n:
+            self.kswapd_wake[zl] = True
+            done = self._fill(zl, out, done, pw, self.wmark_min)
+        for nid in zl:
+            if done == n or not self.is_fast[nid]:
+                continue
+            for _ in range(4):
+                got = self._shrink_node(nid, (n - done) * pw + SWAP_CLUSTER_MAX, direct=True, stall=t)
+                done = self._fill(zl, out, done, pw, self.wmark_min)
+                if done == n or got == 0:
+                    break
+        if done < n:
+            self.vmstat["pgalloc_fail"] += (n - done) * pw
+        return out
+
+    def _fault_in(self, t: Tenant, slots: np.ndarray, write: bool = False) -> None:
+        """Fault in not-present pages (never touched or swapped out), in the order given. Faults happen one
+        at a time in reality, each new page joining the LRU where reclaim for later faults can find it: a
+        batch is therefore allocated in steps small against the home node."""
+        step = max(1, int(self.capacity[t.spec.home_node]) // 16 // t.page_nr)
+        for lo in range(0, len(slots), step):
+            self._fault_in_step(t, slots[lo:lo + step], write)
+
+    def _fault_in_step(self, t: Tenant, slots: np.ndarray, write: bool) -> None:
+        pw = t.page_nr
+        was = self.node[slots]
+        swapped = was == NODE_SWAP
+        new = int((~swapped).sum())
+        t.mapped += new
+        pt_need = t.pgtable_target() - t.pgtable_pages
+        if pt_need > 0:
+            pt_nodes = self._alloc(t, pt_need, 1, dram_only=True)
+            ok = pt_nodes[pt_nodes >= 0]
+            np.subtract.at(self.node_used, ok, 1)   # _alloc charged them as tenant memory
+            np.add.at(self.node_pgtable, ok, 1)
+            np.add.at(t.pgtable_by_node, ok, 1)
+            t.pgtable_pages += len(ok)
+        nodes = self._alloc(t, len(slots), pw)
+        ok = nodes >= 0
+        okslots = slots[ok]
+        self.node[okslots] = nodes[ok]
+        keep = self.flags[okslots] & ALWAYS_KEPT
+        # a fault maps the page young (and dirty for a write); new anon pages start on the inactive list
+        self.flags[okslots] = keep | PG_ACCESSED | (PG_DIRTY if write else 0)
+        self._lru_add(okslots)
+        n_swapin = int((swapped & ok).sum())
+        if n_swapin:
+            self.swap_used -= n_swapin * pw
+            self.vmstat["pswpin"] += n_swapin * pw
+            self.vmstat["pgmajfault"] += n_swapin
+            t.stats.swapin_time += n_swapin * self.k.swap_in_latency
+        failed_new = int((~swapped & ~ok).sum())
+        t.mapped -= failed_new
+        self.vmstat["pgfault"] += int(ok.sum())
+
+    def boot(self) -> None:
+        """Prefaulting tenants touch (write) all their memory in address order, round-robin in 64 MiB steps
+        so that no tenant boots first and takes all the DRAM."""
+        if self.booted:
+            return
+        self.booted = True
+        step = (64 << 20) // PAGE_SIZE
+        pos = {t.index: 0 for t in self.tenants if t.spec.prefault}
+        while pos:
+            for i in list(pos):
+                t = self.tenants[i]
+                chunk = max(1, step // t.page_nr)
+                lo = pos[i]
+                hi = min(t.npages, lo + chunk)
+                self._fault_in(t, np.arange(t.start + lo, t.start + hi), write=True)
+                if t.pmd_young is not None:
+                    t.pmd_young[lo // HPAGE_PMD_NR:-(-hi // HPAGE_PMD_NR)] = 1
+                pos[i] = hi
+                if hi == t.npages:
+                    del pos[i]
+            self._kswapd()
+
+    # ---- accesses -------------------------------------------------------------------------------------
+    def access(self, t: Tenant, pages: np.ndarray, is_write: np.ndarray, weight: float) -> np.ndarray:
+        """Apply one tick's sampled accesses of tenant t (page offsets, with repeats); each sample stands for
+        `weight` real accesses. Returns the node that served each sample (NODE_NONE: could not be mapped)."""
+        slots = pages.astype(np.int64) + t.start
+        cur = self.node[slots]
+        missing = cur < 0
+        if missing.any():
+            ms = slots[missing]
+            uniq, first = np.unique(ms, return_index=True)
+            order = uniq[np.argsort(first, kind="stable")]
+            self._fault_in(t, order, write=False)
+            cur = self.node[slots]
+        served = cur >= 0
+        st = t.stats
+        nn = self.nr_nodes
+        r_nodes = cur[served & ~is_write]
+        w_nodes = cur[served & is_write]
+        reads = np.bincount(r_nodes, minlength=nn) * weight
+        writes = np.bincount(w_nodes, minlength=nn) * weight
+        st.reads += reads
+        st.writes += writes
+        st.access_time += float(reads @ self.read_latency + writes @ self.write_latency)
+        home = t.spec.home_node
+        slow = self.slow_node_of(home)
+        nr, nw = reads.sum(), writes.sum()
+        st.dram_time += nr * self.read_latency[home] + nw * self.write_latency[home]
+        st.slow_time += nr * self.read_latency[slow] + nw * self.write_latency[slow]
+        st.lost_accesses += float((~served).sum()) * weight
+        s = slots[served]
+        # hardware sets A (and D on a write) by a page walk; a translation still cached in the TLB since a
+        # scan cleared A does not walk, so A stays clear until the scan's flush
+        f = self.flags[s]
+        walked = (f & PG_TLB_CACHED) == 0
+        self.flags[s[walked]] |= PG_ACCESSED
+        self.flags[s[is_write[served]]] |= PG_DIRTY
+        if t.pmd_young is not None:
+            t.pmd_young[(s[walked] - t.start) // HPAGE_PMD_NR] = 1
+        return cur
+
+    def slow_node_of(self, nid: int) -> int:
+        """The slow node a DRAM node's pages go to: its peer, else the nearest slow node, else itself."""
+        if self.peer_node[nid] >= 0:
+            return int(self.peer_node[nid])
+        slow = [n for n in np.argsort(self.distance[nid], kind="stable") if not self.is_fast[n]]
+        return int(slow[0]) if slow else nid
+
+    # ---- reclaim --------------------------------------------------------------------------------------
+    def _kswapd(self) -> None:
+        """Run kswapd on every node below its wake-up watermark, DRAM nodes first (their demotions may push
+        a slow node below its own)."""
+        free = self.free()
+        for nid in sorted(range(self.nr_nodes), key=lambda n: not self.is_fast[n]):
+            target = int(self.wmark_high[nid] + self.demote_extra[nid])
+            wake = self.kswapd_wake[nid] or free[nid] < self.wmark_low[nid] + self.demote_extra[nid]
+            if wake and self.free_pages(nid) < target:
+                if self.is_fast[nid] or self.swap_capacity > self.swap_used:
+                    self._shrink_node(nid, target - self.free_pages(nid), direct=False)
+            self.kswapd_wake[nid] = False
+
+    def _shrink_node(self, nid: int, nr_to_reclaim: int, direct: bool, stall: Tenant | None = None) -> int:
+        """Reclaim at least nr_to_reclaim base pages from node nid (best effort). Returns base pages freed."""
+        reclaimed = 0
+        for rnd in range(RECLAIM_ROUNDS):
+            if reclaimed >= nr_to_reclaim:
+                break
+            on = np.flatnonzero(self.node == nid)
+            f = self.flags[on]
+            evictable = (f & PG_PINNED) == 0
+            on, f = on[evictable], f[evictable]
+            if on.size == 0:
+                break
+            active = (f & PG_ACTIVE) != 0
+            inact, act = on[~active], on[active]
+            ratio = int(self.inactive_ratio[nid])
+            if inact.size * ratio < act.size:
+                # shrink_active_list: move the oldest active pages to the inactive head; page_referenced()
+                # clears their A bits on the way (anon pages are deactivated even if referenced)
+                k = int(min(act.size, max((act.size - inact.size * ratio) // (ratio + 1), SWAP_CLUSTER_MAX)))
+                victims = act[np.argpartition(self.lru_seq[act], k - 1)[:k]] if k < act.size else act
+                victims = victims[np.argsort(self.lru_seq[victims], kind="stable")]
+                self.flags[victims] &= ~(PG_ACTIVE | PG_ACCESSED | PG_TLB_CACHED)
+                self._lru_add(victims)
+                inact = np.concatenate([inact, victims])
+            if inact.size == 0:
+                continue
+            remaining = nr_to_reclaim - reclaimed
+            w_avg = max(1, int(self.page_weight(inact[:1])[0]))
+            # like the kernel's priority loop, each round may scan a larger part of the list
+            priority = max(0, DEF_PRIORITY - 2 * rnd)
+            k = int(min(inact.size, max(SWAP_CLUSTER_MAX, 2 * -(-remaining // w_avg), inact.size >> priority)))
+            batch = inact[np.argpartition(self.lru_seq[inact], k - 1)[:k]] if k < inact.size else inact
+            batch = batch[np.argsort(self.lru_seq[batch], kind="stable")]
+            reclaimed += self._shrink_inactive(nid, batch, remaining, direct, stall)
+        return reclaimed
+
+    def _shrink_inactive(self, nid: int, batch: np.ndarray, remaining: int, direct: bool,
+                         stall: Tenant | None) -> int:
+        """Scan `batch` (inactive pages, oldest first) until `remaining` base pages are reclaimed."""
+        f = self.flags[batch]
+        referenced_ptes = (f & PG_ACCESSED) != 0
+        referenced_page = (f & PG_REFERENCED) != 0
+        candidate = ~referenced_ptes & ~referenced_page
+        w = self.page_weight(batch)
+        cum = np.cumsum(np.where(candidate, w, 0))
+        stop = int(np.searchsorted(cum, remaining)) + 1       # pages scanned before enough is found
+        batch, f, w = batch[:stop], f[:stop], w[:stop]
+        referenced_ptes, referenced_page, candidate = referenced_ptes[:stop], referenced_page[:stop], candidate[:stop]
+        activate = referenced_ptes & referenced_page
+        keep = ~candidate & ~activate
+        # page_referenced() test-and-clears A (flushing the TLB entry); PG_referenced is test-and-cleared
+        f = f & ~(PG_ACCESSED | PG_TLB_CACHED | PG_REFERENCED)
+        f = np.where(referenced_ptes, f | PG_REFERENCED, f)
+        f = np.where(activate, f | PG_ACTIVE, f)
+        self.flags[batch] = f
+        self._lru_add(batch[activate | keep])
+        victims, vw = batch[candidate], w[candidate]
+        return self._evict(nid, victims, vw, direct, stall)
+
+    def _evict(self, nid: int, victims: np.ndarray, vw: np.ndarray, direct: bool, stall: Tenant | None) -> int:
+        """Demote victims to the peer node where possible, else swap them out, else put them back."""
+        if victims.size == 0:
+            return 0
+        freed = 0
+        done = np.zeros(victims.size, dtype=bool)
+        target = int(self.demotion_target[nid])
+        if self.k.demotion_enabled and target >= 0:
+            room = self.free_pages(target) - int(self.wmark_min[target])
+            ok = np.cumsum(vw) <= room
+            if ok.any():
+                t_time = self._migrate(victims[ok], vw[ok], nid, target)
+                self.vmstat["pgdemote_direct" if direct else "pgdemote_kswapd"] += int(vw[ok].sum())
+                if direct and stall is not None:
+                    stall.stats.reclaim_time += t_time
+                else:
+                    self.kswapd_time += t_time
+                freed += int(vw[ok].sum())
+                done |= ok
+            self.vmstat["pgmigrate_fail"] += int(vw[~ok].sum())
+        rest = ~done
+        if rest.any():
+            room = self.swap_capacity - self.swap_used
+            ok = rest & (np.cumsum(np.where(rest, vw, 0)) <= room)
+            if ok.any():
+                s, sw = victims[ok], vw[ok]
+                self.node[s] = NODE_SWAP
+                self.node_used[nid] -= int(sw.sum())
+                self.flags[s] &= ALWAYS_KEPT
+                self.swap_used += int(sw.sum())
+                self.vmstat["pswpout"] += int(sw.sum())
+                freed += int(sw.sum())
+                done |= ok
+        if not done.all():
+            self._lru_add(victims[~done])   # migration failed and no swap: back on the LRU
+        return freed
+
+    def _migrate(self, slots: np.ndarray, w: np.ndarray, src: int | np.ndarray, dst: int) -> float:
+        """Move pages to node dst (room already checked), keeping their page state; returns modelled time.
+        Used by demotion and move_pages alike."""
+        src = np.broadcast_to(np.asarray(src, dtype=np.int64), slots.shape)
+        np.subtract.at(self.node_used, src, w)
+        self.node_used[dst] += int(w.sum())
+        self.node[slots] = dst
+        promote = ~self.is_fast[src] & self.is_fast[dst]
+        demote = self.is_fast[src] & ~self.is_fast[dst]
+        f = self.flags[slots]
+        pingpong = (promote & ((f & PG_LAST_DEMOTE) != 0)) | (demote & ((f & PG_LAST_PROMOTE) != 0))
+        f = np.where(promote, (f & ~PG_LAST_DEMOTE) | PG_LAST_PROMOTE, f)
+        f = np.where(demote, (f & ~PG_LAST_PROMOTE) | PG_LAST_DEMOTE, f)
+        self.flags[slots] = f.astype(np.uint8)
+        self._lru_add(slots)
+        nbytes = w * PAGE_SIZE
+        bw = np.minimum(self.read_bw[src], self.write_bw[dst])
+        per_page = nbytes / bw + self.k.migration_overhead
+        owner = self.owner(slots)
+        nt = len(self.tenants)
+        by_t_bytes = np.bincount(owner, weights=nbytes, minlength=nt)
+        by_t_prom = np.bincount(owner, weights=np.where(promote, w, 0), minlength=nt)
+        by_t_dem = np.bincount(owner, weights=np.where(demote, w, 0), minlength=nt)
+        by_t_pp = np.bincount(owner, weights=pingpong, minlength=nt)
+        for i in np.flatnonzero(by_t_bytes):
+            st = self.tenants[i].stats
+            st.migrated_bytes += int(by_t_bytes[i])
+            st.promoted_pages += int(by_t_prom[i])
+            st.demoted_pages += int(by_t_dem[i])
+            st.pingpong += int(by_t_pp[i])
+        self.vmstat["pgmigrate_success"] += int(w.sum())
+        return float(per_page.sum())
+
+    # ---- move_pages(2) --------------------------------------------------------------------------------
+    def move_pages(self, tenant: int | str, addresses, nodes, flags: int = MPOL_MF_MOVE) -> MoveResult:
+        """move_pages(pid, count, pages, nodes, status, flags) on tenant's address space. Per-page status is
+        the target node on success or a negative errno: -EINVAL node does not exist, -EFAULT address not in
+        the tenant's mapping, -ENOENT page not present, -EBUSY pinned or already being migrated in this
+        batch, -ENOMEM no room on the target node (above its min watermark). With MPOL_MF_SW_YOUNG a page
+        already on its target node is marked PG_referenced. Raises ValueError (the whole call's EINVAL) for
+        unknown flags or mismatched arrays; KeyError for an unknown tenant."""
+        t = self.tenant(tenant)
+        if flags & ~MOVE_PAGES_FLAGS or (flags & MPOL_MF_MOVE and flags & MPOL_MF_MOVE_ALL):
+            raise ValueError(f"move_pages: invalid flags {flags:#x}")
+        addrs = np.asarray(addresses, dtype=np.uint64).ravel()
+        target = np.asarray(nodes, dtype=np.int64).ravel()
+        if addrs.shape != target.shape:
+            raise ValueError("move_pages: pages and nodes differ in length")
+        n = addrs.size
+        status = np.zeros(n, dtype=np.int32)
+        bad_node = (target < 0) | (target >= self.nr_nodes)
+        inside = (addrs >= np.uint64(t.vma_start)) & (addrs < np.uint64(t.vma_end)) & ~bad_node
+        status[bad_node] = -errno.EINVAL
+        status[~bad_node & ~inside] = -errno.EFAULT
+        idx = np.flatnonzero(inside)
+        off = ((addrs[idx] - np.uint64(t.vma_start)) // np.uint64(t.spec.page_size)).astype(np.int64)
+        slots = off + t.start
+        tgt = target[idx]
+        result = MoveResult(status=status)
+        if idx.size == 0:
+            return result
+        # the kernel migrates runs of consecutive requests for the same node together, in order, so a page
+        # named again in a later run is seen where the earlier run put it
+        run_starts = np.flatnonzero(np.concatenate([[True], tgt[1:] != tgt[:-1]]))
+        for a, b in zip(run_starts, np.append(run_starts[1:], idx.size)):
+            self._move_run(t, idx[a:b], slots[a:b], int(tgt[a]), flags, result)
+        return result
+
+    def _move_run(self, t: Tenant, req: np.ndarray, slots: np.ndarray, dst: int, flags: int,
+                  result: MoveResult) -> None:
+        status = result.status
+        cur = self.node[slots].astype(np.int64)
+        pinned = (self.flags[slots] & PG_PINNED) != 0
+        not_present = cur < 0
+        status[req[not_present]] = -errno.ENOENT
+        status[req[~not_present & pinned]] = -errno.EBUSY
+        live = ~not_present & ~pinned
+        already = live & (cur == dst)
+        status[req[already]] = dst
+        if flags & MPOL_MF_SW_YOUNG:
+            self.flags[slots[already]] |= PG_REFERENCED
+        mv = np.flatnonzero(live & ~already)
+        # a page named twice: the first request isolates it for migration, later ones find it busy
+        _, first = np.unique(slots[mv], return_index=True)
+        dup = np.ones(mv.size, dtype=bool)
+        dup[first] = False
+        status[req[mv[dup]]] = -errno.EBUSY
+        mv = mv[~dup]
+        if mv.size == 0:
+            return
+        pw = t.page_nr
+        room = (self.free_pages(dst) - int(self.wmark_min[dst])) // pw
+        k = int(min(max(room, 0), mv.size))
+        ok, fail = mv[:k], mv[k:]
+        status[req[fail]] = -errno.ENOMEM
+        self.vmstat["pgmigrate_fail"] += fail.size * pw
+        if k == 0:
+            return
+        src = cur[ok]
+        promoted = int((~self.is_fast[src] & self.is_fast[dst]).sum())
+        tm = self._migrate(slots[ok], np.full(k, pw, dtype=np.int64), src, dst)
+        self.vmstat["pgpromote_success"] += promoted * pw
+        t.stats.migration_time += tm
+        result.time += tm
+        result.moved_pages += k
+        result.moved_bytes += k * pw * PAGE_SIZE
+        status[req[ok]] = dst
+
+    # ---- time -----------------------------------------------------------------------------------------
+    def run_tick(self) -> list[np.ndarray]:
+        """Advance one tick: every tenant's sampled accesses, then kswapd. Returns per tenant the sampled
+        slots and their weight via `last_samples` for accounting."""
+        if not self.booted:
+            self.boot()
+        samples = []
+        for t in self.tenants:
+            pages, is_write = t.workload.sample(self.tick_no)
+            self.access(t, pages, is_write, t.workload.accesses_per_sample)
+            samples.append(pages)
+        self._kswapd()
+        self.tick_no += 1
+        return samples
+
+    # ---- checks ---------------------------------------------------------------------------------------
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the model's state is inconsistent: every page on exactly one node, in
+        swap, or never faulted; usage per node matches the pages on it; no node over capacity; page tables
+        only on DRAM; swap within its size."""
+        node = self.node
+        assert ((node >= NODE_SWAP) & (node < self.nr_nodes)).all(), "page on a node that does not exist"
+        used = np.zeros(self.nr_nodes, dtype=np.int64)
+        swapped = 0
+        for t in self.tenants:
+            nd = node[t.start:t.end]
+            used += np.bincount(nd[nd >= 0], minlength=self.nr_nodes) * t.page_nr
+            swapped += int((nd == NODE_SWAP).sum()) * t.page_nr
+            assert t.pgtable_by_node.sum() == t.pgtable_pages
+            assert (t.pgtable_by_node[~self.is_fast] == 0).all(), f"{t.name}: page tables off DRAM"
+            assert t.mapped == int((nd != NODE_NONE).sum()), f"{t.name}: mapped count drifted"
+        assert (used == self.node_used).all(), f"node usage drifted: {used} vs {self.node_used}"
+        assert swapped == self.swap_used, f"swap usage drifted: {swapped} vs {self.swap_used}"
+        assert self.swap_used <= self.swap_capacity, "swap over capacity"
+        assert (self.node_used + self.node_pgtable <= self.capacity).all(), "node over capacity"
+        assert (self.node_pgtable[~self.is_fast] == 0).all(), "page tables on a slow node"
+        assert (self.node_pgtable == sum(t.pgtable_by_node for t in self.tenants)).all()
+
+    def state_bytes_per_page(self) -> float:
+        return (self.node.itemsize + self.flags.itemsize + self.lru_seq.itemsize)

@@ -1,0 +1,47 @@
+"""Text tables of simulation results (the output of `pagetide run`), formatted with `units`."""
+
+from __future__ import annotations
+
+from pagetide.agent.accounting import HostResult
+from pagetide.agent.units import format_ratio, format_size
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _x(v: float) -> str:
+    return f"{v:.3f}x"
+
+
+def host_report(kernel: HostResult, first_touch: HostResult | None = None) -> str:
+    """Per tenant: DRAM-served share under the kernel mode, first-touch and the oracles, and modelled
+    slowdown against all-DRAM."""
+    headers = ["tenant", "workload", "footprint", "DRAM share", "first-touch", "epoch oracle",
+               "static oracle", "slowdown", "ft slowdown", "oracle slowdown", "all-slow", "migrated",
+               "ping-pong"]
+    ft = {t.name: t for t in first_touch.tenants} if first_touch else {}
+    rows = []
+    for t in kernel.tenants:
+        f = ft.get(t.name)
+        rows.append([t.name, t.workload, format_size(t.footprint), format_ratio(t.dram_share),
+                     format_ratio(f.dram_share) if f else "-", format_ratio(t.oracle_share),
+                     format_ratio(t.static_oracle_share), _x(t.slowdown), _x(f.slowdown) if f else "-",
+                     _x(t.oracle_slowdown), _x(t.all_slow_slowdown), format_size(t.migrated_bytes),
+                     str(t.pingpong)])
+    rows.append(["(host)", "", format_size(sum(t.footprint for t in kernel.tenants)),
+                 format_ratio(kernel.dram_share), format_ratio(first_touch.dram_share) if first_touch else "-",
+                 format_ratio(kernel.oracle_share), "", _x(kernel.slowdown),
+                 _x(first_touch.slowdown) if first_touch else "-", "", "",
+                 format_size(sum(t.migrated_bytes for t in kernel.tenants)),
+                 str(sum(t.pingpong for t in kernel.tenants))])
+    out = [f"host {kernel.name}: {kernel.time:.1f} s simulated", table(headers, rows), ""]
+    nodes = ["node", "used", "capacity"]
+    out.append(table(nodes, [[str(i), format_size(u), format_size(c)]
+                             for i, (u, c) in enumerate(zip(kernel.node_used_bytes, kernel.node_capacity_bytes))]))
+    out.append("")
+    out.append("vmstat: " + ", ".join(f"{k} {v}" for k, v in kernel.vmstat.items() if v))
+    return "\n".join(out)

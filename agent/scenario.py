@@ -1,0 +1,360 @@
+"""Scenario files: the YAML description of one simulated host, validated into frozen dataclasses.
+
+A scenario names the host's NUMA nodes (type, capacity, device latencies and bandwidths, peer nodes,
+distances), the kernel's memory-management settings (demotion, zonelists, watermarks, swap) and the tenants
+(VMs and tasks) with their workloads. Every size, duration and ratio is a human unit parsed by `units`.
+Anything unknown or inconsistent is rejected with a `ScenarioError` naming the key and the reason, before
+any state is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pagetide.agent import units
+from pagetide.agent.pageflags import HPAGE_PMD_SIZE, PAGE_SIZE
+from pagetide.agent.workloads import make_workload
+
+NODE_TYPES = ("dram", "pmem", "cxl")
+
+# Idle latency and bandwidth per device type (DESIGN.md section 3). DRAM: common DDR4 figures. PMEM: Optane
+# DC PMM, 6 DIMMs, ~305 ns random read, writes absorbed by ADR (~90 ns), 39.4 GB/s read, 13.9 GB/s write
+# (Izraelevitz et al. 2019; Yang et al. FAST'20). CXL: a real expander ASIC, 271 ns, 26 GB/s (OSDI'25).
+DEVICE_DEFAULTS = {
+    "dram": dict(read_latency=80e-9, write_latency=80e-9, read_bandwidth=100e9, write_bandwidth=100e9),
+    "pmem": dict(read_latency=305e-9, write_latency=90e-9, read_bandwidth=39.4e9, write_bandwidth=13.9e9),
+    "cxl": dict(read_latency=271e-9, write_latency=271e-9, read_bandwidth=26e9, write_bandwidth=26e9),
+}
+
+# SLIT-style distances when the scenario gives none: 10 local, a DRAM node and its peer slow node 17,
+# two DRAM nodes 21, anything else 28.
+LOCAL_DISTANCE, PEER_DISTANCE, REMOTE_DISTANCE, FAR_DISTANCE = 10, 17, 21, 28
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario; the message starts with the dotted key at fault."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    id: int
+    type: str
+    capacity: int            # bytes
+    read_latency: float      # seconds per access
+    write_latency: float
+    read_bandwidth: float    # bytes/s
+    write_bandwidth: float
+    peer_node: int = -1      # DRAM node -> its slow peer (and back); -1 none
+
+    @property
+    def is_fast(self) -> bool:
+        return self.type == "dram"
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    demotion_enabled: bool = True        # /sys/kernel/mm/numa/demotion_enabled
+    zonelist: str = "separate"           # "separate": RFC zonelists, allocations never fall back to slow nodes;
+                                         # "unified": stock Linux, a full DRAM node falls back to slow nodes
+    wmark_min: float = 0.005             # watermarks as fractions of each node's capacity
+    wmark_low: float = 0.01
+    wmark_high: float = 0.015
+    demote_scale_factor: float = 0.0     # TPP's decoupled WMARK_DEMOTE above high (TPP uses 2%); 0 = off
+    swap: int = 16 << 30                 # swap space, bytes
+    swap_in_latency: float = 50e-6       # major fault from an NVMe swap device
+    migration_overhead: float = 2e-6     # unmap + TLB shootdown per migrated page
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    name: str
+    kind: str                # "vm" or "task"
+    footprint: int           # bytes
+    home_node: int
+    page_size: int           # PAGE_SIZE or HPAGE_PMD_SIZE
+    workload: dict[str, Any]
+    prefault: bool = True    # touch all memory in address order at start (guest RAM zeroing / heap init)
+    pinned: float = 0.0      # fraction of pages pinned (VFIO DMA): unevictable, not migratable
+
+    @property
+    def npages(self) -> int:
+        return self.footprint // self.page_size
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    seed: int
+    tick: float              # seconds of simulated time per tick
+    duration: float          # seconds
+    epoch: float             # accounting / per-epoch oracle period, seconds
+    nodes: tuple[NodeSpec, ...]
+    distances: tuple[tuple[int, ...], ...]
+    kernel: KernelSpec
+    tenants: tuple[TenantSpec, ...]
+
+    @property
+    def nr_ticks(self) -> int:
+        return int(round(self.duration / self.tick))
+
+    @property
+    def ticks_per_epoch(self) -> int:
+        return max(1, int(round(self.epoch / self.tick)))
+
+    def node(self, nid: int) -> NodeSpec:
+        return self.nodes[nid]
+
+    def with_kernel(self, **changes) -> "Scenario":
+        return dataclasses.replace(self, kernel=dataclasses.replace(self.kernel, **changes))
+
+
+def _check_keys(d: Any, key: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    if not isinstance(d, dict):
+        raise ScenarioError(key, f"expected a mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ScenarioError(f"{key}.{unknown[0]}" if key else unknown[0],
+                            f"unknown key (valid keys: {', '.join(sorted(allowed))})")
+    missing = sorted(required - set(d))
+    if missing:
+        raise ScenarioError(f"{key}.{missing[0]}" if key else missing[0], "required key is missing")
+    return d
+
+
+def _parse(key: str, parser, value, **kw):
+    try:
+        return parser(value, **kw)
+    except (ValueError, TypeError) as e:
+        raise ScenarioError(key, str(e)) from None
+
+
+def _int(key: str, value, lo: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(key, f"expected an integer, got {value!r}")
+    if lo is not None and value < lo:
+        raise ScenarioError(key, f"must be >= {lo}, got {value}")
+    return value
+
+
+def _bool(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ScenarioError(key, f"expected true or false, got {value!r}")
+    return value
+
+
+def _positive(key: str, value: float) -> float:
+    if not value > 0:
+        raise ScenarioError(key, f"must be positive, got {value!r}")
+    return value
+
+
+def _parse_node(i: int, d: Any) -> NodeSpec:
+    key = f"host.nodes[{i}]"
+    _check_keys(d, key, {"id", "type", "capacity", "peer_node", "read_latency", "write_latency",
+                         "read_bandwidth", "write_bandwidth"}, {"id", "type", "capacity"})
+    nid = _int(f"{key}.id", d["id"], 0)
+    if nid != i:
+        raise ScenarioError(f"{key}.id", f"node ids must be 0..N-1 in order, expected {i}, got {nid}")
+    ntype = d["type"]
+    if ntype not in NODE_TYPES:
+        raise ScenarioError(f"{key}.type", f"unknown node type {ntype!r} (valid: {', '.join(NODE_TYPES)})")
+    capacity = _parse(f"{key}.capacity", units.parse_size, d["capacity"])
+    if capacity <= 0 or capacity % HPAGE_PMD_SIZE:
+        raise ScenarioError(f"{key}.capacity", f"must be a positive multiple of 2MiB, got {d['capacity']!r}")
+    dev = dict(DEVICE_DEFAULTS[ntype])
+    for k in ("read_latency", "write_latency"):
+        if k in d:
+            dev[k] = _positive(f"{key}.{k}", _parse(f"{key}.{k}", units.parse_duration, d[k]))
+    for k in ("read_bandwidth", "write_bandwidth"):
+        if k in d:
+            dev[k] = _positive(f"{key}.{k}", _parse(f"{key}.{k}", units.parse_bandwidth, d[k]))
+    peer = _int(f"{key}.peer_node", d.get("peer_node", -1), -1)
+    return NodeSpec(id=nid, type=ntype, capacity=capacity, peer_node=peer, **dev)
+
+
+def _link_peers(nodes: list[NodeSpec]) -> list[NodeSpec]:
+    """Validate peer_node links and make them symmetric (a slow node's peer is the DRAM node naming it)."""
+    peers = {n.id: n.peer_node for n in nodes}
+    claimed: dict[int, int] = {}
+    for n in nodes:
+        if n.peer_node == -1:
+            continue
+        key = f"host.nodes[{n.id}].peer_node"
+        if n.peer_node >= len(nodes):
+            raise ScenarioError(key, f"node {n.peer_node} does not exist")
+        if n.peer_node == n.id:
+            raise ScenarioError(key, "a node cannot be its own peer")
+        other = nodes[n.peer_node]
+        if n.is_fast == other.is_fast:
+            raise ScenarioError(key, f"the peer of a {n.type} node must be of the other tier, node "
+                                     f"{other.id} is {other.type}")
+        if n.is_fast:
+            if n.peer_node in claimed:
+                raise ScenarioError(key, f"node {n.peer_node} is already the peer of node "
+                                         f"{claimed[n.peer_node]}: a node is never the peer of two nodes")
+            claimed[n.peer_node] = n.id
+        elif peers.get(n.peer_node, -1) not in (-1, n.id):
+            raise ScenarioError(key, f"node {n.peer_node}'s peer is node {peers[n.peer_node]}, not {n.id}")
+    out = []
+    for n in nodes:
+        if not n.is_fast and n.id in claimed:
+            n = dataclasses.replace(n, peer_node=claimed[n.id])
+        out.append(n)
+    return out
+
+
+def _default_distances(nodes: list[NodeSpec]) -> list[list[int]]:
+    def dist(a: NodeSpec, b: NodeSpec) -> int:
+        if a.id == b.id:
+            return LOCAL_DISTANCE
+        if a.peer_node == b.id or b.peer_node == a.id:
+            return PEER_DISTANCE
+        if a.is_fast and b.is_fast:
+            return REMOTE_DISTANCE
+        return FAR_DISTANCE
+    return [[dist(a, b) for b in nodes] for a in nodes]
+
+
+def _parse_distances(d: Any, n: int) -> list[list[int]]:
+    key = "host.distances"
+    if not isinstance(d, list) or len(d) != n or any(not isinstance(r, list) or len(r) != n for r in d):
+        raise ScenarioError(key, f"expected a {n}x{n} matrix (one row per node)")
+    for i, row in enumerate(d):
+        for j, v in enumerate(row):
+            _int(f"{key}[{i}][{j}]", v, 10 if i == j else 11)
+            if i == j and v != LOCAL_DISTANCE:
+                raise ScenarioError(f"{key}[{i}][{j}]", "a node's distance to itself is 10")
+    return d
+
+
+def _parse_kernel(d: Any) -> KernelSpec:
+    key = "host.kernel"
+    _check_keys(d, key, {"demotion_enabled", "zonelist", "watermarks", "demote_scale_factor", "swap",
+                         "swap_in_latency", "migration_overhead"})
+    kw: dict[str, Any] = {}
+    if "demotion_enabled" in d:
+        kw["demotion_enabled"] = _bool(f"{key}.demotion_enabled", d["demotion_enabled"])
+    if "zonelist" in d:
+        if d["zonelist"] not in ("separate", "unified"):
+            raise ScenarioError(f"{key}.zonelist", f"must be 'separate' or 'unified', got {d['zonelist']!r}")
+        kw["zonelist"] = d["zonelist"]
+    if "watermarks" in d:
+        w = _check_keys(d["watermarks"], f"{key}.watermarks", {"min", "low", "high"})
+        for k in ("min", "low", "high"):
+            if k in w:
+                kw[f"wmark_{k}"] = _parse(f"{key}.watermarks.{k}", units.parse_ratio, w[k])
+    if "demote_scale_factor" in d:
+        kw["demote_scale_factor"] = _parse(f"{key}.demote_scale_factor", units.parse_ratio,
+                                           d["demote_scale_factor"])
+    if "swap" in d:
+        kw["swap"] = _parse(f"{key}.swap", units.parse_size, d["swap"])
+    for k in ("swap_in_latency", "migration_overhead"):
+        if k in d:
+            kw[k] = _parse(f"{key}.{k}", units.parse_duration, d[k])
+    k = KernelSpec(**kw)
+    if not k.wmark_min <= k.wmark_low <= k.wmark_high:
+        raise ScenarioError(f"{key}.watermarks", "must satisfy min <= low <= high")
+    if k.wmark_high + k.demote_scale_factor >= 0.5:
+        raise ScenarioError(f"{key}.watermarks", "high watermark plus demote_scale_factor must stay below 50%")
+    return k
+
+
+def _parse_tenant(i: int, d: Any, nodes: list[NodeSpec]) -> TenantSpec:
+    key = f"tenants[{i}]"
+    _check_keys(d, key, {"name", "kind", "footprint", "home_node", "page_size", "workload", "prefault",
+                         "pinned"}, {"name", "footprint", "workload"})
+    name = d["name"]
+    if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise ScenarioError(f"{key}.name", f"must be a non-empty name of letters, digits, - and _, got {name!r}")
+    kind = d.get("kind", "vm")
+    if kind not in ("vm", "task"):
+        raise ScenarioError(f"{key}.kind", f"must be 'vm' or 'task', got {kind!r}")
+    footprint = _parse(f"{key}.footprint", units.parse_size, d["footprint"])
+    page_size = _parse(f"{key}.page_size", units.parse_size, d.get("page_size", PAGE_SIZE))
+    if page_size not in (PAGE_SIZE, HPAGE_PMD_SIZE):
+        raise ScenarioError(f"{key}.page_size", f"must be 4KiB or 2MiB, got {d.get('page_size')!r}")
+    if footprint <= 0 or footprint % page_size:
+        raise ScenarioError(f"{key}.footprint", f"must be a positive multiple of the page size "
+                                                f"({page_size} bytes), got {d['footprint']!r}")
+    total = sum(n.capacity for n in nodes)
+    if footprint > total:
+        raise ScenarioError(f"{key}.footprint", f"{units.format_size(footprint)} is larger than all memory "
+                                                f"of the host ({units.format_size(total)})")
+    fast = [n.id for n in nodes if n.is_fast]
+    home = _int(f"{key}.home_node", d.get("home_node", fast[0] if fast else 0), 0)
+    if home >= len(nodes):
+        raise ScenarioError(f"{key}.home_node", f"node {home} does not exist")
+    if not nodes[home].is_fast:
+        raise ScenarioError(f"{key}.home_node", f"node {home} is a {nodes[home].type} node; a home node is DRAM")
+    prefault = _bool(f"{key}.prefault", d.get("prefault", True))
+    pinned = _parse(f"{key}.pinned", units.parse_ratio, d.get("pinned", 0.0))
+    wl = d["workload"]
+    if not isinstance(wl, dict):
+        raise ScenarioError(f"{key}.workload", "expected a mapping with at least 'type'")
+    try:  # validate the workload spec now so a bad one fails at load time, naming the tenant
+        make_workload(wl, footprint // page_size, 0, 0.1)
+    except ValueError as e:
+        raise ScenarioError(f"{key}.workload", str(e)) from None
+    return TenantSpec(name=name, kind=kind, footprint=footprint, home_node=home, page_size=page_size,
+                      workload=dict(wl), prefault=prefault, pinned=pinned)
+
+
+def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
+    """Validate a scenario mapping (as loaded from YAML) into a Scenario."""
+    _check_keys(d, "", {"name", "seed", "tick", "duration", "epoch", "host", "tenants"}, {"host", "tenants"})
+    seed = _int("seed", d.get("seed", 1), 0)
+    tick = _positive("tick", _parse("tick", units.parse_duration, d.get("tick", "100ms")))
+    duration = _positive("duration", _parse("duration", units.parse_duration, d.get("duration", "60s")))
+    epoch = _positive("epoch", _parse("epoch", units.parse_duration, d.get("epoch", "1s")))
+    if duration < tick:
+        raise ScenarioError("duration", "must be at least one tick")
+    if epoch < tick:
+        raise ScenarioError("epoch", "must be at least one tick")
+    host = _check_keys(d["host"], "host", {"name", "nodes", "distances", "kernel"}, {"nodes"})
+    if not isinstance(host["nodes"], list) or not host["nodes"]:
+        raise ScenarioError("host.nodes", "expected a non-empty list of nodes")
+    nodes = _link_peers([_parse_node(i, n) for i, n in enumerate(host["nodes"])])
+    if not any(n.is_fast for n in nodes):
+        raise ScenarioError("host.nodes", "at least one dram node is required")
+    distances = (_parse_distances(host["distances"], len(nodes)) if "distances" in host
+                 else _default_distances(nodes))
+    kernel = _parse_kernel(host.get("kernel", {}))
+    if not isinstance(d["tenants"], list) or not d["tenants"]:
+        raise ScenarioError("tenants", "expected a non-empty list of tenants")
+    tenants = [_parse_tenant(i, t, nodes) for i, t in enumerate(d["tenants"])]
+    names = [t.name for t in tenants]
+    for i, t in enumerate(names):
+        if t in names[:i]:
+            raise ScenarioError(f"tenants[{i}].name", f"duplicate tenant name {t!r}")
+    total_fp = sum(t.footprint for t in tenants)
+    total_mem = sum(n.capacity for n in nodes) + kernel.swap
+    if total_fp > total_mem:
+        raise ScenarioError("tenants", f"footprints add up to {units.format_size(total_fp)}, more than all "
+                                       f"memory plus swap ({units.format_size(total_mem)})")
+    return Scenario(name=str(d.get("name", host.get("name", name))), seed=seed, tick=tick, duration=duration,
+                    epoch=epoch, nodes=tuple(nodes), distances=tuple(tuple(r) for r in distances),
+                    kernel=kernel, tenants=tuple(tenants))
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ScenarioError(str(path), f"cannot read: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ScenarioError(str(path), f"not valid YAML: {e}") from None
+    return parse_scenario(data, name=path.stem)

@@ -1,0 +1,16 @@
+"""Small scenarios for unit tests (built as dicts, validated by the real parser)."""
+
+from pagetide.agent.scenario import parse_scenario
+
+
+def small_scenario(dram="64MiB", slow="192MiB", tenants=None, kernel=None, **top):
+    d = {
+        "seed": 3, "tick": "100ms", "duration": "2s", "epoch": "500ms",
+        "host": {"nodes": [{"id": 0, "type": "dram", "capacity": dram, "peer_node": 1},
+                           {"id": 1, "type": "pmem", "capacity": slow}],
+                 "kernel": {"swap": "256MiB", **(kernel or {})}},
+        "tenants": tenants or [{"name": "vm0", "footprint": "96MiB",
+                                "workload": {"type": "zipf", "samples": 2048}}],
+    }
+    d.update(top)
+    return parse_scenario(d)
