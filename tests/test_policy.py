@@ -1,0 +1,310 @@
+"""The controller's placement policy (pagetide.controller.policy): pure, so tested with hand-built hosts."""
+
+import numpy as np
+import pytest
+
+from pagetide.controller.policy import (
+    HEAT_BINS, Candidates, HostView, NodeView, PolicyParams, TenantHeat, VmPolicy, heat_bins, plan_host,
+)
+
+KiB, MiB = 1 << 10, 1 << 20
+PAGE = 4 * KiB
+NO_RESERVE = PolicyParams(reserve=0.0)
+
+
+class Machine:
+    """A tiny host for planning: nodes, and per tenant one heat and one node per page. `view()` builds what
+    the agent would report; `apply(plan)` executes the plan's moves, so tests can plan again."""
+
+    def __init__(self, nodes, unowned=None):
+        self.nodes = nodes                  # (id, fast, capacity, wmark_high, peer)
+        self.unowned = unowned or {}        # node id -> bytes held outside the view
+        self.tenants = {}
+
+    def add(self, name, heat, node, page_size=PAGE):
+        heat = np.asarray(heat, dtype=np.uint8)
+        base = np.uint64((len(self.tenants) + 1) << 40)
+        self.tenants[name] = dict(addr=base + np.arange(heat.size, dtype=np.uint64) * np.uint64(page_size),
+                                  heat=heat, node=np.asarray(node, dtype=np.int64).copy(), page_size=page_size)
+        return self.tenants[name]["addr"]
+
+    def used(self, nid):
+        return self.unowned.get(nid, 0) + sum(int((t["node"] == nid).sum()) * t["page_size"]
+                                              for t in self.tenants.values())
+
+    def free(self, nid):
+        cap = next(n[2] for n in self.nodes if n[0] == nid)
+        return cap - self.used(nid)
+
+    def view(self, k=4096, cold_k=None):
+        fast_ids = [n[0] for n in self.nodes if n[1]]
+        nodes = tuple(NodeView(id=i, fast=f, capacity_bytes=c, free_bytes=self.free(i), wmark_high_bytes=w,
+                               peer_node=p) for i, f, c, w, p in self.nodes)
+        tenants = []
+        for name, t in self.tenants.items():
+            on_fast = np.isin(t["node"], fast_ids)
+            hist = {n[0]: np.bincount(heat_bins(t["heat"][t["node"] == n[0]]), minlength=HEAT_BINS)
+                    for n in self.nodes}
+
+            def pick(mask, hottest, k=k):
+                idx = np.flatnonzero(mask)
+                idx = idx[np.argsort(-t["heat"][idx].astype(int) if hottest else t["heat"][idx], kind="stable")][:k]
+                return Candidates(t["addr"][idx], t["heat"][idx], t["node"][idx])
+
+            tenants.append(TenantHeat(name=name, page_size=t["page_size"], hist=hist,
+                                      hot_slow=pick(~on_fast, True), cold_fast=pick(on_fast, False, cold_k or k),
+                                      hot_fast=pick(on_fast, True)))
+        return HostView(host_id="h0", nodes=nodes, tenants=tuple(tenants))
+
+    def apply(self, plan):
+        for b in plan.batches:
+            if b.kind in ("demote", "promote"):
+                t = self.tenants[b.tenant]
+                t["node"][((b.addresses - t["addr"][0]) // np.uint64(t["page_size"])).astype(np.int64)] = b.target_node
+
+
+def one_socket(dram=64 * MiB, wmark=1 * MiB, slow=256 * MiB, unowned=None):
+    return Machine([(0, True, dram, wmark, 1), (1, False, slow, 0, 0)], unowned)
+
+
+def moved(plan, kind):
+    parts = [b.addresses for b in plan.batches if b.kind == kind]
+    return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+
+
+def hot_set_on_pmem():
+    """DRAM (64 MiB, 1 MiB high watermark) is full of vm0's idle pages and only 1 MiB is free; 8 MiB of hot
+    pages (bin 12) and 4 MiB of barely warm pages (bin 1) sit on PMEM."""
+    m = one_socket()
+    cold = 63 * MiB // PAGE
+    heat = np.concatenate([np.zeros(cold), np.full(2048, 200), np.full(1024, 20), np.zeros(4096)])
+    node = np.concatenate([np.zeros(cold), np.ones(2048 + 1024 + 4096)])
+    addr = m.add("vm0", heat, node)
+    return m, addr[cold:cold + 2048]
+
+
+def test_hot_set_on_pmem_is_promoted_and_cold_dram_pages_are_demoted_first_to_make_room():
+    m, hot = hot_set_on_pmem()
+    view = m.view()
+    plan = plan_host(view, {})
+
+    assert set(moved(plan, "promote").tolist()) == set(hot.tolist())
+    # 328 pages bring DRAM back above watermark + 2% reserve, then 2048 are swapped for the hot ones; the
+    # warm bin-1 pages are only one bin above the idle DRAM pages and stay put
+    demoted = moved(plan, "demote")
+    assert demoted.size == 328 + 2048
+    assert set(demoted.tolist()) == set(view.tenants[0].cold_fast.addresses[:328 + 2048].tolist())
+    assert plan.promote_bytes == 8 * MiB and plan.demote_bytes == (328 + 2048) * PAGE
+    assert plan.dram_target_bytes["vm0"] == (64 * MiB - 1 * MiB - int(0.02 * 64 * MiB)) // PAGE * PAGE
+
+    kinds = [b.kind for b in plan.batches]
+    assert kinds.index("promote") > max(i for i, k in enumerate(kinds) if k == "demote")
+    for b in plan.batches:
+        assert b.addresses.dtype == np.uint64 and b.addresses.size * PAGE <= 4 * MiB
+        assert b.target_node == (1 if b.kind == "demote" else 0)
+        assert b.sw_young == (b.kind == "mark")
+
+    m.apply(plan)
+    assert m.free(0) >= 1 * MiB + int(0.02 * 64 * MiB)
+
+
+def test_executing_a_plan_reaches_a_fixed_point_that_moves_nothing():
+    m, _ = hot_set_on_pmem()
+    m.apply(plan_host(m.view(), {}))
+    again = plan_host(m.view(), {})
+    assert again.promote_bytes == 0 and again.demote_bytes == 0
+    assert {b.kind for b in again.batches} <= {"mark"}
+
+
+def split_host(vms, dram_budget=24 * MiB):
+    """All pages start on PMEM; the DRAM budget is exact (1 MiB watermark, no reserve). `vms` maps name ->
+    heat of its 16 MiB hot part; every VM also has 48 MiB of idle pages."""
+    m = one_socket(dram=dram_budget + 1 * MiB)
+    for name, h in vms.items():
+        heat = np.concatenate([np.full(4096, h), np.zeros(12288)])
+        m.add(name, heat, np.ones(heat.size))
+    return m
+
+
+def targets(m, policies=None):
+    return plan_host(m.view(), policies or {}, NO_RESERVE).dram_target_bytes
+
+
+def test_the_vm_with_the_hotter_histogram_gets_more_dram():
+    m = split_host({"hot": 200, "warm": 100})         # bins 12 and 6
+    assert targets(m) == {"hot": 16 * MiB, "warm": 8 * MiB}
+
+
+def test_weights_shift_the_dram_split():
+    m = split_host({"hot": 200, "warm": 100})
+    # weighted marginal utility 3 x 6.5 beats 12.5
+    assert targets(m, {"warm": VmPolicy(weight=3.0)}) == {"hot": 8 * MiB, "warm": 16 * MiB}
+
+
+def test_equally_hot_vms_split_contested_dram_evenly():
+    m = split_host({"a": 200, "b": 200})
+    assert targets(m) == {"a": 12 * MiB, "b": 12 * MiB}
+
+
+def test_max_caps_a_vm_and_dram_no_hot_page_needs_is_left_free():
+    m = split_host({"hot": 200, "warm": 100})
+    # warm has only 16 MiB of accessed pages: 4 MiB of the budget stays free rather than hold idle pages
+    assert targets(m, {"hot": VmPolicy(max_dram_bytes=4 * MiB)}) == {"hot": 4 * MiB, "warm": 16 * MiB}
+
+
+def test_an_idle_vm_gets_its_min_and_nothing_more():
+    m = split_host({"hot": 200, "warm": 100, "idle": 0})
+    assert targets(m)["idle"] == 0
+    assert targets(m, {"idle": VmPolicy(min_dram_bytes=2 * MiB)}) == {"hot": 16 * MiB, "warm": 6 * MiB,
+                                                                      "idle": 2 * MiB}
+
+
+def test_mins_that_overbook_the_host_are_scaled_down_proportionally():
+    m = split_host({"a": 200, "b": 0})
+    got = targets(m, {"a": VmPolicy(min_dram_bytes=30 * MiB), "b": VmPolicy(min_dram_bytes=10 * MiB)})
+    assert got == {"a": 18 * MiB, "b": 6 * MiB}
+
+
+def balanced(slow_heat):
+    """vm0 fills its 16 MiB DRAM budget with bin-5 pages; 16 MiB more sit on PMEM at `slow_heat`."""
+    m = one_socket(dram=17 * MiB)
+    heat = np.concatenate([np.full(4096, 80), np.full(4096, slow_heat)])
+    m.add("vm0", heat, np.concatenate([np.zeros(4096), np.ones(4096)]))
+    return m
+
+
+def test_pages_less_than_the_hysteresis_gap_apart_are_not_swapped():
+    plan = plan_host(balanced(slow_heat=96).view(), {}, PolicyParams(reserve=0.0, sw_young=False))
+    assert plan.batches == () and plan.promote_bytes == 0 and plan.demote_bytes == 0
+    assert plan.dram_target_bytes == {"vm0": 16 * MiB}
+
+
+def test_pages_a_full_gap_apart_are_swapped():
+    plan = plan_host(balanced(slow_heat=112).view(), {}, PolicyParams(reserve=0.0, sw_young=False))
+    assert plan.promote_bytes == plan.demote_bytes == 16 * MiB
+
+
+def test_the_per_round_byte_budget_goes_to_room_making_demotions_then_the_hottest_promotions():
+    m = one_socket()
+    cold = 63 * MiB // PAGE
+    heat = np.concatenate([np.zeros(cold), np.full(1024, 130), np.full(1024, 200)])   # bins 8 and 12
+    addr = m.add("vm0", heat, np.concatenate([np.zeros(cold), np.ones(2048)]))
+    hottest = set(addr[cold + 1024:].tolist())
+
+    plan = plan_host(m.view(), {}, PolicyParams(max_bytes_per_round=2 * MiB))
+    # 328 room-making demotions (1343488 bytes), then 92 swaps of 2 pages each fill the 2 MiB exactly
+    assert plan.demote_bytes == (328 + 92) * PAGE and plan.promote_bytes == 92 * PAGE
+    assert plan.demote_bytes + plan.promote_bytes == 2 * MiB
+    assert set(moved(plan, "promote").tolist()) <= hottest
+
+    tight = plan_host(m.view(), {}, PolicyParams(max_bytes_per_round=1 * MiB))
+    assert tight.demote_bytes == 1 * MiB and tight.promote_bytes == 0
+
+
+def test_promotions_never_exceed_free_dram_plus_what_demotions_free():
+    # 2 MiB of DRAM is free above the watermark; "big" should shrink by 14 MiB for "small"'s hot pages but
+    # reports only 256 cold candidates (1 MiB), so "small" can promote only 3 MiB this round
+    m = one_socket(dram=35 * MiB)
+    m.add("big", np.zeros(8192), np.zeros(8192))                                  # 32 MiB idle on DRAM
+    m.add("small", np.full(4096, 200), np.ones(4096))                              # 16 MiB hot on PMEM
+    plan = plan_host(m.view(cold_k=256), {}, NO_RESERVE)
+    assert plan.dram_target_bytes == {"big": 18 * MiB, "small": 16 * MiB}
+    assert plan.demote_bytes == 1 * MiB
+    assert plan.promote_bytes == 3 * MiB
+    m.apply(plan)
+    assert m.free(0) == 1 * MiB
+
+
+def test_promotions_go_to_the_dram_peer_of_the_slow_node_and_demotions_to_the_peer_pmem():
+    m = Machine([(0, True, 64 * MiB, 1 * MiB, 2), (1, True, 64 * MiB, 1 * MiB, 3),
+                 (2, False, 256 * MiB, 0, 0), (3, False, 256 * MiB, 0, 1)])
+    # 56 MiB of idle pages on each DRAM node, interleaved; 2 MiB of hot pages on each PMEM node
+    heat = np.concatenate([np.full(1024, 200), np.zeros(28672)])
+    node = np.concatenate([np.full(512, 2), np.full(512, 3), np.arange(28672) % 2])
+    addr = m.add("vm0", heat, node)
+    plan = plan_host(m.view(), {"vm0": VmPolicy(max_dram_bytes=100 * MiB)}, NO_RESERVE)
+    # 12 MiB to come down to the 100 MiB max, 4 MiB swapped for the hot pages
+    assert plan.demote_bytes == 16 * MiB and plan.promote_bytes == 4 * MiB
+    assert {b.target_node for b in plan.batches if b.kind == "demote"} == {2, 3}
+    promoted = {b.target_node: set(b.addresses.tolist()) for b in plan.batches if b.kind == "promote"}
+    assert promoted == {0: set(addr[:512].tolist()), 1: set(addr[512:1024].tolist())}
+    for b in plan.batches:
+        if b.kind == "demote":
+            src = m.tenants["vm0"]["node"][((b.addresses - addr[0]) // np.uint64(PAGE)).astype(int)]
+            assert (src == b.target_node - 2).all()
+
+
+def test_sw_young_marks_the_hot_dram_pages_inside_the_vms_share_on_their_own_node():
+    # DRAM budget 8 MiB: vm1's 4 MiB of bin-14 pages and vm0's 4 MiB of bin-10 pages deserve it; vm0's
+    # bin-3 pages are demoted and must not be marked; vm1's promoted pages are not marked either
+    m = one_socket(dram=9 * MiB)
+    vm0 = m.add("vm0", np.concatenate([np.full(1024, 160), np.full(1024, 50)]), np.zeros(2048))
+    m.add("vm1", np.full(1024, 230), np.ones(1024))
+    plan = plan_host(m.view(), {}, NO_RESERVE)
+
+    marks = [b for b in plan.batches if b.kind == "mark"]
+    assert marks and all(b.sw_young and b.target_node == 0 and b.tenant == "vm0" for b in marks)
+    assert set(moved(plan, "mark").tolist()) == set(vm0[:1024].tolist())
+    assert set(moved(plan, "demote").tolist()) == set(vm0[1024:].tolist())
+    assert [b.kind for b in plan.batches][-len(marks):] == ["mark"] * len(marks)
+
+    quiet = plan_host(m.view(), {}, PolicyParams(reserve=0.0, sw_young=False))
+    assert not any(b.kind == "mark" or b.sw_young for b in quiet.batches)
+
+
+def test_huge_pages_are_batched_two_per_4mib_call():
+    m = one_socket(dram=65 * MiB)
+    m.add("thp", np.full(16, 200), np.ones(16), page_size=2 * MiB)
+    plan = plan_host(m.view(), {}, NO_RESERVE)
+    assert plan.promote_bytes == 32 * MiB
+    assert [b.addresses.size for b in plan.batches if b.kind == "promote"] == [2] * 8
+
+
+@pytest.mark.parametrize("policy, message", [
+    (VmPolicy(min_dram_bytes=8 * MiB, max_dram_bytes=4 * MiB), "min_dram_bytes"),
+    (VmPolicy(weight=0.0), "weight"),
+    (VmPolicy(weight=-1.0), "weight"),
+    (VmPolicy(weight=float("nan")), "weight"),
+    (VmPolicy(min_dram_bytes=-1), "negative"),
+])
+def test_an_invalid_vm_policy_raises_naming_the_vm(policy, message):
+    m = split_host({"vm7": 200})
+    with pytest.raises(ValueError, match=rf"'vm7'.*{message}"):
+        plan_host(m.view(), {"vm7": policy})
+
+
+def test_a_policy_for_a_vm_not_on_the_host_raises():
+    m = split_host({"vm7": 200})
+    with pytest.raises(ValueError, match="'ghost'"):
+        plan_host(m.view(), {"ghost": VmPolicy()})
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_hosts_get_plans_within_budget_batch_size_and_dram_room(seed):
+    rng = np.random.default_rng(seed)
+    m = Machine([(0, True, 24 * MiB, 1 * MiB, 2), (1, True, 24 * MiB, 1 * MiB, 3),
+                 (2, False, 128 * MiB, 0, 0), (3, False, 128 * MiB, 0, 1)], unowned={0: 2 * MiB})
+    for i in range(4):
+        n = int(rng.integers(1000, 6000))
+        m.add(f"vm{i}", rng.integers(0, 241, n) * (rng.random(n) < 0.6), rng.choice(4, n, p=[.15, .15, .35, .35]))
+    m.add("thp", rng.integers(0, 241, 8), rng.choice(4, 8), page_size=2 * MiB)
+    params = PolicyParams(max_bytes_per_round=int(rng.integers(1, 32)) * MiB)
+    policies = {"vm0": VmPolicy(weight=2.0), "vm1": VmPolicy(min_dram_bytes=4 * MiB, max_dram_bytes=8 * MiB)}
+    view = m.view(k=2048)
+    plan = plan_host(view, policies, params)
+
+    again = plan_host(view, policies, params)                                 # deterministic
+    assert [(b.kind, b.tenant, b.target_node, b.addresses.tolist()) for b in plan.batches] == \
+        [(b.kind, b.tenant, b.target_node, b.addresses.tolist()) for b in again.batches]
+    assert plan.promote_bytes + plan.demote_bytes <= params.max_bytes_per_round
+    ps = {name: t["page_size"] for name, t in m.tenants.items()}
+    assert all(b.addresses.size * ps[b.tenant] <= params.batch_bytes for b in plan.batches)
+    migrated = np.concatenate([moved(plan, "demote"), moved(plan, "promote"), np.zeros(0, np.uint64)])
+    assert np.unique(migrated).size == migrated.size                          # no page moves twice
+    assert sum(plan.dram_target_bytes.values()) <= 46 * MiB - 2 * MiB - 2 * int(0.02 * 24 * MiB)
+    assert 4 * MiB <= plan.dram_target_bytes["vm1"] <= 8 * MiB
+
+    before = {n: m.free(n) for n in (0, 1)}
+    m.apply(plan)
+    for n in (0, 1):   # promotions only ever use room above watermark + reserve
+        assert m.free(n) >= min(before[n], 1 * MiB + int(0.02 * 24 * MiB))
