@@ -39,7 +39,38 @@ def cmd_bench_host(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from pagetide.agent.runtime import SimHost
+    from pagetide.agent.server import start_server
+
+    hosts = [SimHost(load_scenario(p), nr_scans=args.nr_scans) for p in (args.scenario or [default_scenario_path()])]
+
+    async def main() -> None:
+        server, port, _ = await start_server(hosts, args.listen, realtime=args.clock == "realtime")
+        print(f"pagetide agent: serving {', '.join(h.host_id for h in hosts)} on port {port} "
+              f"({args.clock} clock)", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop(grace=1.0)
+
+    asyncio.run(main())
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("agent", help="serve simulated hosts over gRPC (AgentService, health, reflection)")
+    p.add_argument("--scenario", action="append", help="host scenario YAML; repeat to serve several hosts")
+    p.add_argument("--listen", default="127.0.0.1:50051", help="address:port (port 0 picks a free one)")
+    p.add_argument("--clock", choices=("realtime", "driven"), default="realtime",
+                   help="realtime: time advances with the wall clock; driven: only AdvanceClock advances it")
+    p.add_argument("--nr-scans", type=int, default=5, help="idle_pages scans per period")
+    p.set_defaults(func=cmd_agent)
     p = sub.add_parser("run", help="simulate one host (kernel only) and print its results next to the references")
     p.add_argument("--scenario", help="scenario YAML (default: the built-in default host)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
