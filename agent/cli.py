@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from importlib import resources
 
+from pagetide.agent import units
 from pagetide.agent.scenario import ScenarioError, load_scenario
 
 DEFAULT_SCENARIO = "default.yaml"
@@ -46,7 +47,16 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from pagetide.agent.runtime import SimHost
     from pagetide.agent.server import start_server
 
-    hosts = [SimHost(load_scenario(p), nr_scans=args.nr_scans) for p in (args.scenario or [default_scenario_path()])]
+    if args.fleet:
+        from pagetide.agent.fleet import fleet
+
+        part, parts = (int(x) for x in args.fleet_part.split("/"))
+        memory = units.parse_size(args.fleet_memory) >> 20
+        scenarios = [s for i, s in enumerate(fleet(args.fleet, seed=args.seed, duration=args.duration,
+                                                   memory_mib=memory)) if i % parts == part]
+    else:
+        scenarios = [load_scenario(p) for p in (args.scenario or [default_scenario_path()])]
+    hosts = [SimHost(s, nr_scans=args.nr_scans) for s in scenarios]
 
     async def main() -> None:
         server, port, _ = await start_server(hosts, args.listen, realtime=args.clock == "realtime")
@@ -70,6 +80,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock", choices=("realtime", "driven"), default="realtime",
                    help="realtime: time advances with the wall clock; driven: only AdvanceClock advances it")
     p.add_argument("--nr-scans", type=int, default=5, help="idle_pages scans per period")
+    p.add_argument("--fleet", type=int, default=0, help="serve generated hosts host-00..host-(N-1) instead")
+    p.add_argument("--fleet-part", default="0/1", help="I/K: serve the fleet's hosts j with j %% K == I")
+    p.add_argument("--seed", type=int, default=1, help="fleet seed")
+    p.add_argument("--duration", default="60s", help="fleet hosts' scenario duration")
+    p.add_argument("--fleet-memory", default="2GiB", help="memory of each fleet host, DRAM 1/4 (default 2GiB)")
     p.set_defaults(func=cmd_agent)
     p = sub.add_parser("run", help="simulate one host (kernel only) and print its results next to the references")
     p.add_argument("--scenario", help="scenario YAML (default: the built-in default host)")

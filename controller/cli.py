@@ -9,9 +9,11 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from pagetide.agent import cli as agent_cli
+    from pagetide.controller import sim
 
     p = argparse.ArgumentParser(prog="pagetide", description="Placement controller for tiered memory")
     sub = p.add_subparsers(dest="command", required=True)
+    sim.add_parser(sub)
     agent_cli.add_parsers(sub)
     return p
 

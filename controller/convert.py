@@ -1,0 +1,43 @@
+"""Agent API messages -> the policy's inputs (pure; the controller's only dependency on the agent is the API)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pagetide.controller.policy import Candidates, HostView, NodeView, TenantHeat, VmPolicy
+from pagetide.v1 import agent_pb2, controller_pb2, types_pb2
+
+
+def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeatReportResponse) -> HostView:
+    free = list(report.node_free_bytes)
+    nodes = tuple(NodeView(id=n.id, fast=n.type == types_pb2.NODE_TYPE_DRAM, capacity_bytes=n.capacity_bytes,
+                           free_bytes=free[n.id] if n.id < len(free) else n.free_bytes,
+                           wmark_high_bytes=n.wmark_high_bytes + n.demote_margin_bytes, peer_node=n.peer_node)
+                  for n in topology.nodes)
+    tenants = tuple(TenantHeat(name=t.tenant, page_size=t.page_size_bytes,
+                               hist={h.node: np.array(h.pages, dtype=np.int64) for h in t.histograms},
+                               hot_slow=candidates(t.hot_slow), cold_fast=candidates(t.cold_fast),
+                               hot_fast=candidates(t.hot_fast))
+                    for t in report.tenants)
+    return HostView(host_id=report.host_id, nodes=nodes, tenants=tenants)
+
+
+def candidates(p: agent_pb2.PageList) -> Candidates:
+    return Candidates(addresses=np.array(p.addresses, dtype=np.uint64), heat=np.array(p.heat, dtype=np.uint8),
+                      node=np.array(p.nodes, dtype=np.int64))
+
+
+def vm_policy(p: controller_pb2.VmPolicy) -> VmPolicy:
+    """The policy a user set; raises ValueError for invalid fields (names them)."""
+    weight = p.weight if p.weight != 0 else 1.0
+    if not np.isfinite(weight) or weight <= 0:
+        raise ValueError(f"weight must be > 0, got {p.weight}")
+    max_b = p.max_dram_bytes or None
+    if max_b is not None and p.min_dram_bytes > max_b:
+        raise ValueError(f"min_dram_bytes ({p.min_dram_bytes}) is above max_dram_bytes ({max_b})")
+    return VmPolicy(min_dram_bytes=p.min_dram_bytes, max_dram_bytes=max_b, weight=weight)
+
+
+def vm_policy_pb(host_id: str, vm: str, p: VmPolicy) -> controller_pb2.VmPolicy:
+    return controller_pb2.VmPolicy(host_id=host_id, vm=vm, min_dram_bytes=p.min_dram_bytes,
+                                   max_dram_bytes=p.max_dram_bytes or 0, weight=p.weight)
