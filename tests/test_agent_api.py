@@ -1,0 +1,106 @@
+"""AgentService over a real gRPC server (in-process, on a loopback port): bad input gets a gRPC error or a
+per-page errno and changes nothing."""
+
+import asyncio
+import errno
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pagetide.agent.runtime import SimHost
+from pagetide.agent.server import start_server
+from pagetide.v1 import agent_pb2, agent_pb2_grpc
+
+from helpers import small_scenario
+
+
+def with_agent(test):
+    """Run `test(stub, sim_host)` against a live server serving one small host."""
+    async def main():
+        sh = SimHost(small_scenario(name="h0"))
+        server, port, _ = await start_server([sh], "127.0.0.1:0")
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                await test(agent_pb2_grpc.AgentServiceStub(ch), sh, ch)
+        finally:
+            await server.stop(None)
+    asyncio.run(main())
+
+
+def test_health_and_topology_are_served():
+    async def t(stub, sh, ch):
+        health = health_pb2_grpc.HealthStub(ch)
+        r = await health.Check(health_pb2.HealthCheckRequest(service="pagetide.v1.AgentService"), timeout=5)
+        assert r.status == health_pb2.HealthCheckResponse.SERVING
+        topo = await stub.GetTopology(agent_pb2.GetTopologyRequest(host_id="h0"), timeout=5)
+        assert [n.peer_node for n in topo.nodes] == [1, 0]
+        assert topo.tenants[0].address_start == sh.host.tenants[0].vma_start
+        assert topo.nodes[0].capacity_bytes == 64 << 20
+    with_agent(t)
+
+
+def test_bad_requests_get_grpc_errors_and_change_nothing():
+    async def t(stub, sh, ch):
+        tenant = sh.host.tenants[0]
+        before = (sh.host.node.copy(), dict(sh.host.vmstat))
+        cases = [
+            (stub.GetTopology(agent_pb2.GetTopologyRequest(host_id="nope"), timeout=5), grpc.StatusCode.NOT_FOUND),
+            (stub.MovePages(agent_pb2.MovePagesRequest(host_id="h0", tenant="ghost", addresses=[tenant.vma_start],
+                                                       nodes=[1]), timeout=5), grpc.StatusCode.NOT_FOUND),
+            (stub.MovePages(agent_pb2.MovePagesRequest(host_id="h0", tenant=tenant.name,
+                                                       addresses=[tenant.vma_start + 100], nodes=[1]), timeout=5),
+             grpc.StatusCode.INVALID_ARGUMENT),
+            (stub.MovePages(agent_pb2.MovePagesRequest(
+                host_id="h0", tenant=tenant.name, addresses=[tenant.vma_start + 4096 * i for i in range(1025)],
+                nodes=[1] * 1025), timeout=5), grpc.StatusCode.INVALID_ARGUMENT),
+            (stub.MovePages(agent_pb2.MovePagesRequest(host_id="h0", tenant=tenant.name,
+                                                       addresses=[tenant.vma_start], nodes=[]), timeout=5),
+             grpc.StatusCode.INVALID_ARGUMENT),
+            (stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=10**6), timeout=5),
+             grpc.StatusCode.INVALID_ARGUMENT),
+            (stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=10**7), timeout=5),
+             grpc.StatusCode.INVALID_ARGUMENT),
+        ]
+        for call, code in cases:
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                await call
+            assert e.value.code() == code, e.value.details()
+            assert e.value.details()
+        assert (sh.host.node == before[0]).all() and sh.host.vmstat == before[1]
+        sh.host.check_invariants()
+    with_agent(t)
+
+
+def test_per_page_errors_come_back_as_negative_errnos():
+    async def t(stub, sh, ch):
+        tenant = sh.host.tenants[0]
+        page = tenant.vma_start
+        other = 1 - int(sh.host.node[tenant.start])
+        r = await stub.MovePages(agent_pb2.MovePagesRequest(
+            host_id="h0", tenant=tenant.name, batch_id="x1",
+            addresses=[page, page + 4096, tenant.vma_end, tenant.vma_start - (1 << 30)],
+            nodes=[other, 7, 1, 1]), timeout=5)
+        assert list(r.status) == [other, -errno.EINVAL, -errno.EFAULT, -errno.EFAULT]
+        assert r.moved_pages == 1 and r.moved_bytes == 4096 and r.migration_time_ns > 0
+        again = await stub.MovePages(agent_pb2.MovePagesRequest(
+            host_id="h0", tenant=tenant.name, batch_id="x1", addresses=[page], nodes=[1 - other]), timeout=5)
+        assert list(again.status) == list(r.status)          # a retried batch id is answered, not re-applied
+        assert sh.host.node[tenant.start] == other
+        sh.host.check_invariants()
+    with_agent(t)
+
+
+def test_heat_report_is_bounded_and_describes_the_last_period():
+    async def t(stub, sh, ch):
+        await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
+        r = await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=100), timeout=5)
+        assert r.period == 2 and r.nr_scans == 5
+        th = r.tenants[0]
+        assert len(th.hot_slow.addresses) <= 100 and len(th.cold_fast.addresses) <= 100
+        assert sum(sum(h.pages) for h in th.histograms) == int((sh.host.node >= 0).sum())
+        assert r.ByteSize() < 1 << 20
+        st = await stub.GetStats(agent_pb2.GetStatsRequest(host_id="h0"), timeout=5)
+        assert 0 < st.tenants[0].dram_share <= 1 and st.time_ns == 1_000_000_000
+    with_agent(t)
