@@ -12,6 +12,12 @@ Sampling costs O(samples log npages) per tick: popularity ranks come from a prec
 `np.searchsorted`, and are mapped to pages through the permutation. Construction is O(npages) time and memory
 (an int32 permutation, plus a float64 CDF shared by all workloads of the same size and exponent).
 
+`probabilities(tick)` gives the distribution `sample(tick)` draws from, exactly (a Zipf rank's probability is the
+step of the same CDF the draw searches): the per-epoch oracle ranks pages by it, since a tick's samples are far
+too sparse to rank the cold pages of a large footprint. It is O(npages) per call and returns a fresh float64
+array: ~40 ms at 4M pages for the Zipf-ranked workloads (mostly scattering ranks to pages through the
+permutation), under 10 ms for hotset, scan+hot and phases.
+
 Workloads are built from the scenario's YAML mapping by `make_workload`; values may be human units (`units`).
 A bad spec raises `ValueError` naming the key (`workload.hot_fraction: must be within [0, 1], got 1.5`).
 """
@@ -92,6 +98,17 @@ class _ZipfRanks:
         u.sort()  # sorted keys let searchsorted reuse each answer as the next hint: ~3x faster at 4M ranks
         return np.searchsorted(self.cdf, u, side="right")
 
+    def pmf(self) -> np.ndarray:
+        """P(draw == r) for r = 0..n-1, as `draw` realises it: with u uniform in [0, 1), rank r is drawn when
+        cdf[r-1] <= u < cdf[r], so its probability is the CDF's step there (not the formula's (r+1)**-s / H,
+        which differs by float rounding). A fresh float64 array summing to 1."""
+        if self.cdf is None:
+            return np.full(self.n, 1.0 / self.n)
+        p = np.empty(self.n)
+        p[0] = self.cdf[0]
+        np.subtract(self.cdf[1:], self.cdf[:-1], out=p[1:])
+        return p
+
 
 # ---- parameters --------------------------------------------------------------------------------------------
 
@@ -169,8 +186,8 @@ _COMMON_PARAMS: dict[str, Param] = {
 # ---- the base class ----------------------------------------------------------------------------------------
 
 class Workload:
-    """The accesses of one tenant. Subclasses declare `name`, `PARAMS` and implement `_setup`, `_draw` and
-    `_hot_pages`; parsing, defaults, validation and the write mix live here."""
+    """The accesses of one tenant. Subclasses declare `name`, `PARAMS` and implement `_setup`, `_draw`,
+    `_probabilities` and `_hot_pages`; parsing, defaults, validation and the write mix live here."""
 
     name: ClassVar[str] = ""
     PARAMS: ClassVar[dict[str, Param]] = {}
@@ -240,6 +257,16 @@ class Workload:
         is_write = rng.random(pages.size) < self.write_ratio
         return pages.astype(np.int64, copy=False), is_write
 
+    def probabilities(self, tick: int) -> np.ndarray:
+        """Expected share of this tenant's accesses that each page receives during tick `tick` (float64, length
+        npages, sums to 1): the distribution `sample(tick)` draws from.
+
+        Exact with respect to `sample`: pages `sample` can never return get exactly 0, and where `sample` is
+        deterministic (the scan+hot scan) this is its exact share of the samples. A fresh array the caller may
+        modify; O(npages) time and memory, vectorised."""
+        tick = self._check_tick(tick)
+        return self._probabilities(tick)
+
     def hot_pages(self, tick: int, k: int) -> np.ndarray:
         """The k distinct pages most likely to be accessed around tick `tick`, hottest first (ties in a fixed
         arbitrary order): the ground truth a placement policy tries to find. int64."""
@@ -265,6 +292,10 @@ class Workload:
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         """`self.samples` pages (any integer dtype) for this tick, drawn from `rng` only."""
+        raise NotImplementedError
+
+    def _probabilities(self, tick: int) -> np.ndarray:
+        """A fresh float64 array of npages probabilities: the distribution `_draw(tick, ...)` draws from."""
         raise NotImplementedError
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
@@ -313,6 +344,11 @@ class ZipfWorkload(Workload):
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         return self._rank_to_page[self._ranks.draw(rng, self.samples)]
+
+    def _probabilities(self, tick: int) -> np.ndarray:
+        probs = np.empty(self.npages)
+        probs[self._rank_to_page] = self._ranks.pmf()
+        return probs
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         return self._rank_to_page[:k]
@@ -363,6 +399,13 @@ class HotsetWorkload(Workload):
         pages[in_hot] = hot[rng.integers(0, hot.size, int(np.count_nonzero(in_hot)))]
         return pages
 
+    def _probabilities(self, tick: int) -> np.ndarray:
+        hot_share = self._params["hot_share"]
+        hot = self._hot_set(tick)  # distinct pages
+        probs = np.full(self.npages, (1.0 - hot_share) / self.npages)
+        probs[hot] += hot_share / hot.size
+        return probs
+
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         hot = self._hot_set(tick)
         if k <= hot.size:
@@ -394,6 +437,15 @@ class DriftWorkload(Workload):
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         ranks = self._ranks.draw(rng, self.samples)
         return self._slot_to_page[(ranks - self._offset(tick)) % self.npages]
+
+    def _probabilities(self, tick: int) -> np.ndarray:
+        # rank r lands on slot (r - offset) mod n: ranks offset.. fill slots 0.., ranks 0..offset-1 the last slots
+        split = self.npages - self._offset(tick)
+        pmf = self._ranks.pmf()
+        probs = np.empty(self.npages)
+        probs[self._slot_to_page[:split]] = pmf[self.npages - split:]
+        probs[self._slot_to_page[split:]] = pmf[:self.npages - split]
+        return probs
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         return self._slot_to_page[(np.arange(k) - self._offset(tick)) % self.npages]
@@ -450,6 +502,18 @@ class ScanHotWorkload(Workload):
         hot = self._hot[rng.integers(0, self._hot.size, self._nhot_samples)]
         return np.concatenate([hot, self._cold[self._scan_positions(tick)]])
 
+    def _probabilities(self, tick: int) -> np.ndarray:
+        """Hot pages share the hot samples evenly; each cold page gets the scan samples that land on it this
+        tick. When the pointer passes more pages than it has samples, the pages between samples get 0, exactly
+        as in `sample` (whose samples stand for their neighbours)."""
+        probs = np.zeros(self.npages)
+        if self._nhot_samples:
+            probs[self._hot] = self._nhot_samples / self.samples / self._hot.size
+        if self._scan_offsets.size:
+            positions, counts = np.unique(self._scan_positions(tick), return_counts=True)
+            probs[self._cold[positions]] = counts / self.samples
+        return probs
+
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         """The hot set, then the cold pages in the order the scan reaches them from this tick on."""
         if k <= self._hot.size:
@@ -478,6 +542,11 @@ class IdleVmWorkload(Workload):
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         return self._rank_to_page[self._ranks.draw(rng, self.samples)]
+
+    def _probabilities(self, tick: int) -> np.ndarray:
+        probs = np.zeros(self.npages)
+        probs[self._rank_to_page[:self.nactive]] = self._ranks.pmf()
+        return probs
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         return self._rank_to_page[:k]
@@ -516,6 +585,11 @@ class PhasesWorkload(Workload):
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         return self._set(self.active_set(tick))[self._ranks.draw(rng, self.samples)]
+
+    def _probabilities(self, tick: int) -> np.ndarray:
+        probs = np.zeros(self.npages)
+        probs[self._set(self.active_set(tick))] = self._ranks.pmf()
+        return probs
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         """The active set, then the others in the order they become active, then pages in no set."""

@@ -247,6 +247,186 @@ def test_phases_with_three_sets_cycle_round_robin():
     assert not (sets[0] & sets[1]) and not (sets[1] & sets[2]) and not (sets[0] & sets[2])
 
 
+# ---- probabilities(): the distribution sample() draws from -----------------------------------------------------
+
+def chi_square_fits(pages: np.ndarray, probs: np.ndarray) -> tuple[float, int]:
+    """Pearson's statistic of the sampled pages against probs, and its degrees of freedom; asserts that no page
+    of probability 0 was sampled."""
+    observed = np.bincount(pages, minlength=probs.size)
+    expected = probs * pages.size
+    assert not observed[expected == 0].any(), "sampled a page of probability 0"
+    live = expected > 0
+    chi2 = float((((observed - expected) ** 2)[live] / expected[live]).sum())
+    return chi2, int(np.count_nonzero(live)) - 1
+
+
+def assert_fits(pages: np.ndarray, probs: np.ndarray) -> None:
+    chi2, df = chi_square_fits(pages, probs)
+    # under the null chi2 ~ df +- sqrt(2 df); 5 sigma (the seeds are fixed, so this never flakes)
+    assert abs(chi2 - df) < 5 * np.sqrt(2 * df), f"chi2 {chi2:.0f} for {df} degrees of freedom"
+    tv = 0.5 * np.abs(np.bincount(pages, minlength=probs.size) / pages.size - probs).sum()
+    assert tv < 2 * np.sqrt(probs.size / pages.size)  # total variation: ~0.8 sqrt(n / samples) by chance
+
+
+# workload, footprint, tick length and ticks: each case crosses the moments its distribution changes
+PROBABILITY_CASES = [
+    ({"type": "zipf"}, 1000, 0.1, [0, 7]),
+    ({"type": "zipf", "s": 1.3}, 1000, 0.1, [3]),
+    ({"type": "zipf", "s": 0}, 1000, 0.1, [3]),
+    ({"type": "write-heavy"}, 1000, 0.1, [2]),
+    ({"type": "hotset", "move_every": "5s"}, 1000, 1.0, [0, 4, 5, 12]),
+    ({"type": "hotset", "hot_share": 0}, 1000, 1.0, [1]),
+    ({"type": "drift", "drift": "1%/s"}, 1000, 1.0, [0, 3, 57, 250]),  # offsets 0, 30, 570, 500 ranks
+    ({"type": "idle-vm"}, 1000, 0.1, [0, 9]),
+    ({"type": "idle-vm", "active_fraction": "30%", "s": 0.5}, 1000, 0.1, [4]),
+    ({"type": "phases"}, 1000, 1.0, [0, 19, 20, 45]),
+    ({"type": "phases", "sets": 3, "set_fraction": "30%", "s": 0.99}, 1000, 1.0, [0, 20, 41]),
+]
+
+
+@pytest.mark.parametrize("spec, npages, tick_s, ticks", PROBABILITY_CASES,
+                         ids=[f"{c[0]['type']}-{i}" for i, c in enumerate(PROBABILITY_CASES)])
+def test_sampled_pages_follow_probabilities_tick_by_tick(spec, npages, tick_s, ticks):
+    w = make_workload({**spec, "samples": 200_000}, npages, seed=21, tick_s=tick_s)
+    for tick in ticks:
+        assert_fits(w.sample(tick)[0], w.probabilities(tick))
+    # pooled over ticks, the samples follow the average of the ticks' distributions
+    pooled = np.mean([w.probabilities(t) for t in ticks], axis=0)
+    assert_fits(collect(w, ticks), pooled)
+
+
+def test_the_chi_square_check_catches_small_errors():
+    # Zipf ranks shifted by one
+    w = make_workload({"type": "zipf", "samples": 200_000}, 1000, seed=21, tick_s=0.1)
+    probs = w.probabilities(0)
+    ranked = w.hot_pages(0, 1000)
+    shifted = probs.copy()
+    shifted[ranked[1:]] = probs[ranked[:-1]]
+    shifted[ranked[0]] = probs[ranked[-1]]
+    chi2, df = chi_square_fits(w.sample(0)[0], shifted)
+    assert chi2 > df + 20 * np.sqrt(2 * df)
+    # a hot set that forgets its part of the uniform accesses (0.9 / 100 instead of 0.9 / 100 + 0.1 / 1000),
+    # in as many samples as four ticks of the test above
+    h = make_workload({"type": "hotset", "samples": 800_000}, 1000, seed=21, tick_s=0.1)
+    hot = h.hot_pages(0, 100)
+    wrong = np.full(1000, 0.1 / 900)
+    wrong[hot] = 0.9 / 100
+    chi2, df = chi_square_fits(h.sample(0)[0], wrong)
+    assert chi2 > df + 10 * np.sqrt(2 * df)
+
+
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_probabilities_are_a_float64_distribution_over_the_footprint(kind):
+    w = make_workload({"type": kind}, 3000, seed=1, tick_s=0.1)
+    for tick in (0, 1, 250, 10_000):
+        probs = w.probabilities(tick)
+        assert probs.dtype == np.float64 and probs.shape == (3000,)
+        assert probs.min() >= 0
+        assert probs.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_probabilities_are_deterministic_and_fresh_arrays(kind):
+    spec = {"type": kind, "move_every": "1s"} if kind == "hotset" else {"type": kind}
+    a = make_workload(spec, 4000, seed=3, tick_s=0.5)
+    b = make_workload(spec, 4000, seed=3, tick_s=0.5)
+    first = [a.probabilities(t) for t in range(6)]
+    for t in (4, 0, 5, 2):  # replayed out of order, and by another instance
+        np.testing.assert_array_equal(a.probabilities(t), first[t])
+        np.testing.assert_array_equal(b.probabilities(t), first[t])
+    first[1][:] = 0  # the caller owns the array
+    np.testing.assert_array_equal(a.probabilities(1), b.probabilities(1))
+    other = make_workload(spec, 4000, seed=4, tick_s=0.5)
+    assert not np.array_equal(other.probabilities(0), b.probabilities(0))
+
+
+@pytest.mark.parametrize("kind", ["zipf", "write-heavy", "hotset", "drift", "idle-vm", "phases"])
+def test_hot_pages_are_listed_in_order_of_probability(kind):
+    n = 2000
+    w = make_workload({"type": kind, "move_every": "2s"} if kind == "hotset" else {"type": kind},
+                      n, seed=5, tick_s=1.0)
+    for tick in (0, 3, 25):
+        probs = w.probabilities(tick)[w.hot_pages(tick, n)]
+        assert (np.diff(probs) <= 0).all()
+
+
+def test_zipf_probabilities_follow_the_zipf_formula_through_the_permutation():
+    n, s = 100_000, 0.99
+    w = make_workload({"type": "zipf", "s": s}, n, seed=4, tick_s=0.1)
+    weights = np.arange(1, n + 1, dtype=np.float64) ** -s
+    np.testing.assert_allclose(w.probabilities(0)[w.hot_pages(0, n)], weights / weights.sum(), rtol=1e-9)
+
+
+def test_drift_probabilities_rotate_with_the_ranking():
+    n = 1000
+    w = make_workload({"type": "drift", "drift": "1%/s"}, n, seed=8, tick_s=1.0)
+    p0 = w.probabilities(0)
+    # 3 s at 1%/s of 1000 pages: every page is 30 ranks colder, the 30 coldest became the hottest
+    ranked = w.hot_pages(0, n)
+    np.testing.assert_array_equal(w.probabilities(3)[ranked], np.roll(p0[ranked], -30))
+
+
+def test_hotset_probabilities_are_the_hot_share_over_the_current_hot_set_plus_uniform():
+    n = 1000
+    w = make_workload({"type": "hotset", "move_every": "5s"}, n, seed=6, tick_s=1.0)  # 10% hot, 90%
+    for tick in (0, 4, 5, 31):
+        probs = w.probabilities(tick)
+        hot = w.hot_pages(tick, 100)
+        cold = np.setdiff1d(np.arange(n), hot)
+        np.testing.assert_allclose(probs[hot], 0.9 / 100 + 0.1 / n)
+        np.testing.assert_allclose(probs[cold], 0.1 / n)
+    assert not np.array_equal(w.probabilities(4), w.probabilities(5))
+
+
+def test_idle_vm_and_phases_probabilities_are_zero_outside_the_active_pages():
+    n = 1000
+    idle = make_workload({"type": "idle-vm"}, n, seed=12, tick_s=0.1)
+    active = idle.hot_pages(0, n // 2)
+    for tick in (0, 100):
+        probs = idle.probabilities(tick)
+        assert np.count_nonzero(probs) == n // 2 and probs[active].sum() == pytest.approx(1.0)
+    phases = make_workload({"type": "phases"}, n, seed=14, tick_s=1.0)  # 2 sets of 200 pages, 20 s each
+    for tick in (0, 20, 45):
+        probs = phases.probabilities(tick)
+        np.testing.assert_allclose(probs[phases.hot_pages(tick, 200)], 1 / 200)
+        assert np.count_nonzero(probs) == 200
+
+
+@pytest.mark.parametrize("spec", [
+    {},                                              # 475 pages/s x 0.1 s: 47-48 pages, several samples each
+    {"scan_rate": "100k/s"},                         # 10k pages per tick, 1000 scan samples: 1 page in 10
+    {"hot_share": "33%", "samples": 1001},           # hot_share x samples not a whole number
+    {"hot_share": 0},                                # all scan
+    {"hot_share": 1},                                # no scan
+])
+def test_scan_plus_hot_probabilities_put_the_scan_share_on_the_pages_the_scan_passes(spec):
+    n = 10_000
+    w = make_workload({"type": "scan+hot", "samples": 2000, **spec}, n, seed=10, tick_s=0.1)
+    hot = w.hot_pages(0, 500)
+    cold = np.setdiff1d(np.arange(n), hot)
+    advance = w.describe()["scan_rate"] * 0.1
+    nhot = round(w.describe()["hot_share"] * w.samples)
+    for tick in (0, 1, 57, 199, 200, 2003):  # 199: the last tick of a loop; 200: the wrap
+        probs = w.probabilities(tick)
+        pages = w.sample(tick)[0]
+        is_hot = np.isin(pages, hot)
+        assert probs.sum() == pytest.approx(1.0)
+        # the hot samples spread uniformly over the hot set (a fixed count of them per tick)
+        np.testing.assert_allclose(probs[hot], nhot / w.samples / hot.size)
+        # the scan is deterministic: each cold page gets exactly its share of this tick's scan samples
+        expected = np.bincount(np.searchsorted(cold, pages[~is_hot]), minlength=cold.size) / w.samples
+        np.testing.assert_array_equal(probs[cold], expected)
+        # ... all on the cold pages the pointer passes during the tick
+        passed = np.arange(np.floor(tick * advance), np.ceil((tick + 1) * advance)).astype(np.int64) % cold.size
+        assert probs[cold].sum() == pytest.approx((w.samples - nhot) / w.samples)
+        assert probs[np.setdiff1d(cold, cold[passed])].sum() == 0
+    if nhot:  # and the hot samples are uniform over the hot set indeed
+        pooled = collect(w, range(100))
+        hot_probs = np.zeros(n)
+        hot_probs[hot] = 1 / hot.size
+        assert_fits(pooled[np.isin(pooled, hot)], hot_probs)
+
+
 # ---- bad specs -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec, message", [
