@@ -12,8 +12,12 @@ The oracles share DRAM across the host's tenants (greedy by accesses per base pa
 equal page sizes): DRAM capacity above the min watermarks, less page tables. The first-touch reference
 needs its own run of the model (see `sim.reference_runs`).
 
-Sampled accesses are kept per epoch as (slot, weight) lists -- never a dense per-page array per epoch --
-and folded into one float32 per page for the static oracle.
+The oracles rank pages by their *expected* accesses (each workload's exact sampling distribution,
+`Workload.probabilities`, at the epoch's middle tick) and are credited with the accesses actually sampled
+on the pages they chose. Ranking by the samples themselves would let an oracle exploit sampling noise: with
+a few thousand samples per tick over millions of pages, every page sampled in an epoch fits in DRAM.
+Sampled accesses are kept per epoch as (slot, weight) lists; the static oracle keeps two float32 per page
+(expected and sampled totals): accounting state, separate from the model's 6 bytes per page.
 """
 
 from __future__ import annotations
@@ -71,7 +75,9 @@ class Recorder:
         nt = len(host.tenants)
         self._slots: list[np.ndarray] = []
         self._weights: list[np.ndarray] = []
-        self.total = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
+        self.total_expected = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
+        self.total_sampled = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
+        self._epoch_start = host.tick_no
         self.oracle_hits = np.zeros(nt)
         self._prev_fast = np.zeros(nt)
         self._prev_all = np.zeros(nt)
@@ -92,46 +98,73 @@ class Recorder:
         fast = h.is_fast
         return int((h.capacity[fast] - h.wmark_min[fast] - h.node_pgtable[fast]).sum())
 
-    def _oracle(self, slots: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """Per-tenant accesses served by DRAM when the densest pages fill the DRAM budget."""
+    def _choose(self, expected: np.ndarray) -> np.ndarray:
+        """Mask of the pages a clairvoyant placement keeps in DRAM: densest expected accesses per base page
+        first, within the DRAM budget."""
         h = self.host
-        w = h.page_weight(slots)
-        order = np.argsort(-(counts / w), kind="stable")
-        take = order[np.cumsum(w[order]) <= self.dram_budget()]
-        return np.bincount(h.owner(slots[take]), weights=counts[take], minlength=len(h.tenants))
+        budget = self.dram_budget()
+        chosen = np.zeros(h.nr_pages, dtype=bool)
+        if budget <= 0:
+            return chosen
+        weights = np.concatenate([np.full(t.npages, t.page_nr, dtype=np.int64) for t in h.tenants])
+        density = expected / weights
+        k = min(h.nr_pages, budget)                        # no more pages than base pages of budget
+        cand = np.argpartition(-density, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
+        cand = cand[np.argsort(-density[cand], kind="stable")]
+        chosen[cand[np.cumsum(weights[cand]) <= budget]] = True
+        return chosen
+
+    def _expected(self, n_ticks: int) -> np.ndarray:
+        """Expected accesses per page slot over the n_ticks just recorded (distribution at their middle)."""
+        mid = self._epoch_start + n_ticks // 2
+        exp = np.empty(self.host.nr_pages, dtype=np.float32)
+        for t in self.host.tenants:
+            wl = t.workload
+            exp[t.start:t.end] = wl.probabilities(mid) * (wl.rate * wl.tick_s * n_ticks)
+        return exp
 
     def close_epoch(self) -> None:
         if not self._slots:
             return
         h = self.host
+        n_ticks = h.tick_no - self._epoch_start
         slots = np.concatenate(self._slots)
         weights = np.concatenate(self._weights)
         self._slots, self._weights = [], []
         uniq, inv = np.unique(slots, return_inverse=True)
         counts = np.bincount(inv, weights=weights)
-        hits = self._oracle(uniq, counts)
-        per_tenant = np.bincount(h.owner(uniq), weights=counts, minlength=len(h.tenants))
+        expected = self._expected(n_ticks)
+        self._epoch_start = h.tick_no
+        chosen = self._choose(expected)[uniq]
+        nt = len(h.tenants)
+        owner = h.owner(uniq)
+        hits = np.bincount(owner[chosen], weights=counts[chosen], minlength=nt)
+        per_tenant = np.bincount(owner, weights=counts, minlength=nt)
         self.oracle_hits += hits
-        if self.total is not None:
-            self.total[uniq] += counts.astype(np.float32)
+        if self.total_expected is not None:
+            self.total_expected += expected
+            self.total_sampled[uniq] += counts.astype(np.float32)
         fast_now = np.array([t.stats.reads[h.is_fast].sum() + t.stats.writes[h.is_fast].sum() for t in h.tenants])
         all_now = np.array([t.stats.accesses for t in h.tenants])
         d_fast, d_all = fast_now - self._prev_fast, all_now - self._prev_all
         self._prev_fast, self._prev_all = fast_now, all_now
-        for i in range(len(h.tenants)):
+        for i in range(nt):
             self.series_dram[i].append(float(d_fast[i] / d_all[i]) if d_all[i] else 1.0)
             self.series_oracle[i].append(float(hits[i] / per_tenant[i]) if per_tenant[i] else 1.0)
 
     def static_oracle_hits(self) -> np.ndarray:
-        nz = np.flatnonzero(self.total)
-        return self._oracle(nz, self.total[nz].astype(np.float64))
+        chosen = self._choose(self.total_expected)
+        h = self.host
+        return np.array([self.total_sampled[t.start:t.end][chosen[t.start:t.end]].sum() for t in h.tenants],
+                        dtype=np.float64)
 
     def results(self, final: bool = False) -> HostResult:
         """Results so far; final=True first closes a partial last epoch (at the end of a run)."""
         if final:
             self.close_epoch()
         h = self.host
-        static = self.static_oracle_hits() if self.total is not None else np.full(len(h.tenants), np.nan)
+        static = (self.static_oracle_hits() if final and self.total_expected is not None
+                  else np.full(len(h.tenants), np.nan))
         out = []
         tot_acc = tot_fast = tot_oracle = tot_time = tot_dram = 0.0
         for i, t in enumerate(h.tenants):

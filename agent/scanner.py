@@ -82,8 +82,8 @@ class Scanner:
         node = h.node[t.start:t.end]
         present = node >= 0
         bins = heat >> 4
-        hist = np.zeros((h.nr_nodes, HEAT_BINS), dtype=np.int64)
-        np.add.at(hist, (node[present], bins[present]), 1)
+        hist = np.bincount(node[present].astype(np.int64) * HEAT_BINS + bins[present],
+                           minlength=h.nr_nodes * HEAT_BINS).reshape(h.nr_nodes, HEAT_BINS)
         fast_page = present & h.is_fast[np.maximum(node, 0)]
         slow_page = present & ~fast_page
         return TenantHeat(

@@ -119,6 +119,9 @@ class PolicyParams:
     max_bytes_per_round: int = 256 << 20  # per-host migration budget per round (seed: one_period_migration_size)
     batch_bytes: int = 4 << 20            # pages per move_pages call (the seed daemon's 4 MiB batch)
     sw_young: bool = True                 # emit MPOL_MF_SW_YOUNG mark batches
+    max_mark_pages: int = 4096            # SW_YOUNG marks per host per round, hottest first: each mark costs a
+                                          # page walk in move_pages, and PG_referenced only needs renewing as
+                                          # fast as reclaim clears it
 
 
 # --------------------------------------------------------------------------------------------- outputs
@@ -522,12 +525,17 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
     if params.sw_young:
         # Mark the DRAM pages inside each tenant's utility share (bins at least as hot as the coldest bin
         # its share reaches), so reclaim between rounds demotes the pages pagetide would demote.
+        marks = []
         for v, t in enumerate(view.tenants):
             thr = max(_threshold_bin(bin_bytes[v], util[v]), params.min_promote_bin)
             f_addr, f_bin, f_node = _sorted(t.hot_fast, hottest=True)
             keep = (f_bin >= thr) & ~np.isin(f_addr, dem_addr[dem_tenant == v])
-            n = int(keep.sum())
-            batches += _batches(names, np.full(n, v), f_addr[keep], f_node[keep], np.full(n, page_size[v]),
+            marks.append((np.full(int(keep.sum()), v), f_addr[keep], f_node[keep], f_bin[keep]))
+        m_tenant, m_addr, m_node, m_bin = (np.concatenate(a) for a in zip(*marks)) if marks else ((),) * 4
+        if len(m_addr):
+            top = np.argsort(-m_bin.astype(np.int64), kind="stable")[:params.max_mark_pages]
+            top = np.sort(top)     # keep each tenant's pages together, in the agent's order
+            batches += _batches(names, m_tenant[top], m_addr[top], m_node[top], page_size[m_tenant[top]],
                                 "mark", params.batch_bytes, sw_young=True)
 
     return Plan(host_id=view.host_id,

@@ -172,6 +172,9 @@ def collect(args, ctl, stats, wall, heat_history) -> dict:
         "hosts": hosts, "seed": args.seed, "rounds": len(rounds), "wall_seconds": wall,
         "round_seconds": {"median": secs[len(secs) // 2], "max": secs[-1], "mean": sum(secs) / len(secs)},
         "advance_seconds_mean": sum(r.advance_seconds for r in rounds) / len(rounds),
+        "host_seconds_mean": {k: sum(getattr(x, f"{k}_seconds") for r in rounds for x in r.results)
+                              / sum(len(r.results) for r in rounds) for k in ("report", "plan", "move")},
+        "batches_per_host_round": sum(x.batches for r in rounds for x in r.results) / sum(len(r.results) for r in rounds),
         "report_bytes_per_host_max": max(r.report_bytes for x in rounds for r in x.results),
         "heat_history": heat_history,
     }

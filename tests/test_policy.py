@@ -252,6 +252,17 @@ def test_sw_young_marks_the_hot_dram_pages_inside_the_vms_share_on_their_own_nod
     assert not any(b.kind == "mark" or b.sw_young for b in quiet.batches)
 
 
+def test_sw_young_marks_are_capped_per_round_keeping_the_hottest():
+    m = one_socket(dram=64 * MiB)
+    warm = m.add("warm", np.full(2048, 100), np.zeros(2048))
+    hot = m.add("hot", np.full(1024, 240), np.zeros(1024))
+    plan = plan_host(m.view(), {}, PolicyParams(reserve=0.0, max_mark_pages=1536))
+    marked = moved(plan, "mark")
+    assert marked.size == 1536
+    assert set(hot.tolist()) <= set(marked.tolist())
+    assert np.isin(marked, warm).sum() == 512
+
+
 def test_huge_pages_are_batched_two_per_4mib_call():
     m = one_socket(dram=65 * MiB)
     m.add("thp", np.full(16, 200), np.ones(16), page_size=2 * MiB)
