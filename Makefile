@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sim: $(STAMP)
-	$(VENV)/bin/pagetide run
+	$(VENV)/bin/pagetide sim
 
 test: $(STAMP)
 	PYTHON=$(VENV)/bin/python bash proto/check.sh

@@ -7,6 +7,7 @@ import sys
 import grpc
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from pagetide.controller.controller import Controller, start_controller_server
 from pagetide.controller.sim import SERVING, stop_agents, AgentProcess
@@ -77,13 +78,13 @@ def test_controller_promotes_a_hot_set_that_started_on_pmem(ray_session, tmp_pat
                     if all(t.dram_share_series[-1] >= 0.9 * t.oracle_share_series[-1] for t in hot.values()):
                         break
                 status = await stub.GetStatus(controller_pb2.GetStatusRequest(), timeout=5)
-            return first, hot, status, ctl.rounds
+            return first, hot, status, ctl.rounds, generate_latest(ctl.metrics.registry).decode()
         finally:
             await server.stop(None)
             ctl.shutdown()
 
     try:
-        first, hot, status, rounds = asyncio.run(main())
+        first, hot, status, rounds, scrape = asyncio.run(main())
     finally:
         stop_agents([agent])
     for h, t in hot.items():
@@ -92,3 +93,8 @@ def test_controller_promotes_a_hot_set_that_started_on_pmem(ray_session, tmp_pat
         assert t.dram_share_series[-1] >= 0.9 * t.oracle_share_series[-1], (h, list(t.dram_share_series))
     assert status.rounds == len(rounds) and all(s.promoted_bytes > 0 for s in status.hosts)
     assert max(r.report_bytes for rd in rounds for r in rd.results) < 1 << 20
+    # the metrics a Prometheus scrape would see
+    assert f"pagetide_rounds_total {float(len(rounds))}" in scrape
+    share = f'pagetide_vm_dram_share_ratio{{host="h0",vm="hot"}} {hot["h0"].dram_share}'
+    assert share in scrape
+    assert 'pagetide_migrated_bytes_total{direction="promote",host="h1"}' in scrape
