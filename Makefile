@@ -15,11 +15,11 @@ sim: $(STAMP)
 	$(VENV)/bin/pagetide sim
 
 test: $(STAMP)
-	PYTHON=$(VENV)/bin/python bash proto/check.sh
+	PYTHON=$(CURDIR)/$(VENV)/bin/python bash proto/check.sh
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)
 	$(VENV)/bin/pagetide bench-host
 
 proto: $(STAMP)
-	PYTHON=$(VENV)/bin/python bash proto/generate.sh
+	PYTHON=$(CURDIR)/$(VENV)/bin/python bash proto/generate.sh

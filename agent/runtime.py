@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from pagetide.agent.accounting import HostResult, Recorder
-from pagetide.agent.host import Host, MoveResult
+from pagetide.agent.host import MOVE_PAGES_FLAGS, Host, MoveResult
 from pagetide.agent.scanner import Scanner, TenantHeat
 from pagetide.agent.scenario import Scenario
 
 MAX_MOVE_BYTES = 4 << 20       # one move_pages call moves at most 4 MiB (the seed daemon's batch size)
 REMEMBERED_BATCHES = 1024      # answers kept for retried batch ids
+MAX_CALLS = 64                 # move_pages calls per MovePages request (256 MiB of 4 KiB pages)
 
 
 class BadRequest(ValueError):
@@ -51,7 +52,7 @@ class SimHost:
         # scan after these ticks of each period (1-based offsets), evenly spaced, the last at the period's end
         self.scan_offsets = {int(round(per * (i + 1) / n)) for i in range(n)}
         self.period_time = self.host.time
-        self._batches: OrderedDict[str, MoveResult] = OrderedDict()
+        self._batches: OrderedDict[str, list[MoveResult]] = OrderedDict()
 
     @property
     def time(self) -> float:
@@ -76,35 +77,49 @@ class SimHost:
         return HeatReport(period=self.scanner.period, nr_scans=self.scanner.nr_scans, time=self.period_time,
                           tenants=[self.scanner.tenant_heat(t, max_candidates) for t in self.host.tenants])
 
-    def move_pages(self, tenant: str, addresses: np.ndarray, nodes: np.ndarray, flags: int,
-                   batch_id: str = "") -> MoveResult:
-        """Validate a batch as a whole (unknown tenant, length mismatch, over 4 MiB, bad flags), then apply
-        it with per-page statuses. A batch id seen before returns the first answer without moving again."""
+    def move_calls(self, calls: list[tuple[str, np.ndarray, np.ndarray, int]], batch_id: str = "") -> list[MoveResult]:
+        """Run move_pages calls (tenant, addresses, nodes, flags) in order. The whole sequence is validated
+        first -- unknown tenant, length mismatch, over 4 MiB in a call, unaligned address, bad flags, too
+        many calls -- so a bad request changes nothing. A batch id seen before returns the first answer
+        without moving again."""
         if batch_id and batch_id in self._batches:
             return self._batches[batch_id]
+        if len(calls) > MAX_CALLS:
+            raise BadRequest(f"{len(calls)} calls in one request, at most {MAX_CALLS}")
+        checked = [self._check_call(i, *c) for i, c in enumerate(calls)]
+        try:
+            results = [self.host.move_pages(t.index, a, n, f) for t, a, n, f in checked]
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        if batch_id:
+            self._batches[batch_id] = results
+            while len(self._batches) > REMEMBERED_BATCHES:
+                self._batches.popitem(last=False)
+        return results
+
+    def move_pages(self, tenant: str, addresses, nodes, flags: int, batch_id: str = "") -> MoveResult:
+        """One move_pages call (see move_calls)."""
+        return self.move_calls([(tenant, addresses, nodes, flags)], batch_id)[0]
+
+    def _check_call(self, i: int, tenant: str, addresses, nodes, flags: int):
+        where = f"call {i}: "
         if tenant not in self.host.by_name:
-            raise BadRequest(f"no tenant {tenant!r} on host {self.host_id}", not_found=True)
+            raise BadRequest(f"{where}no tenant {tenant!r} on host {self.host_id}", not_found=True)
         t = self.host.by_name[tenant]
         addresses = np.asarray(addresses, dtype=np.uint64)
         nodes = np.asarray(nodes, dtype=np.int64)
         if addresses.shape != nodes.shape:
-            raise BadRequest(f"{addresses.size} addresses but {nodes.size} target nodes")
+            raise BadRequest(f"{where}{addresses.size} addresses but {nodes.size} target nodes")
         if addresses.size * t.spec.page_size > MAX_MOVE_BYTES:
-            raise BadRequest(f"batch of {addresses.size} pages of {t.spec.page_size} bytes is over the "
-                             f"{MAX_MOVE_BYTES >> 20} MiB limit per call")
+            raise BadRequest(f"{where}{addresses.size} pages of {t.spec.page_size} bytes is over the "
+                             f"{MAX_MOVE_BYTES >> 20} MiB limit per move_pages call")
         unaligned = addresses % np.uint64(t.spec.page_size) != 0
         if unaligned.any():
-            raise BadRequest(f"address {int(addresses[np.argmax(unaligned)]):#x} is not aligned to the "
+            raise BadRequest(f"{where}address {int(addresses[np.argmax(unaligned)]):#x} is not aligned to the "
                              f"tenant's page size ({t.spec.page_size} bytes)")
-        try:
-            res = self.host.move_pages(t.index, addresses, nodes, flags)
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
-        if batch_id:
-            self._batches[batch_id] = res
-            while len(self._batches) > REMEMBERED_BATCHES:
-                self._batches.popitem(last=False)
-        return res
+        if flags & ~MOVE_PAGES_FLAGS:
+            raise BadRequest(f"{where}invalid flags {flags:#x}")
+        return t, addresses, nodes, flags
 
     def results(self) -> HostResult:
         return self.recorder.results()

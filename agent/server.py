@@ -130,13 +130,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                lambda sh: heat_pb(sh, sh.heat_report(request.max_candidates)))
 
     async def MovePages(self, request, context):
-        flags = MPOL_MF_MOVE | (MPOL_MF_SW_YOUNG if request.sw_young else 0)
+        calls = [(c.tenant, np.array(c.addresses, dtype=np.uint64), np.array(c.nodes, dtype=np.int64),
+                  MPOL_MF_MOVE | (MPOL_MF_SW_YOUNG if c.sw_young else 0)) for c in request.calls]
 
         def move(sh: SimHost):
-            r = sh.move_pages(request.tenant, np.array(request.addresses, dtype=np.uint64),
-                              np.array(request.nodes, dtype=np.int64), flags, request.batch_id)
-            return agent_pb2.MovePagesResponse(status=r.status.tolist(), moved_pages=r.moved_pages,
-                                               moved_bytes=r.moved_bytes, migration_time_ns=_ns(r.time))
+            return agent_pb2.MovePagesResponse(results=[
+                agent_pb2.MoveCallResult(status=r.status.tolist(), moved_pages=r.moved_pages,
+                                         moved_bytes=r.moved_bytes, migration_time_ns=_ns(r.time))
+                for r in sh.move_calls(calls, request.batch_id)])
         return await self._run(request.host_id, context, move)
 
     async def AdvanceClock(self, request, context):

@@ -19,6 +19,8 @@ from pagetide.controller.policy import PolicyParams, VmPolicy, plan_host
 from pagetide.v1 import agent_pb2, agent_pb2_grpc
 
 RPC_TIMEOUT = 10.0         # seconds, for reports and moves
+MAX_CALLS = 64             # move_pages calls per MovePages request (the agent's limit)
+PACE_SECONDS = 0.1         # with a bandwidth limit, send about this much wall time's worth per request
 ADVANCE_TIMEOUT = 600.0    # seconds, for AdvanceClock (a big simulated host may take a while)
 
 RETRY_SERVICE_CONFIG = """{"methodConfig": [{"name": [{"service": "pagetide.v1.AgentService"}],
@@ -89,26 +91,34 @@ class HostClient:
         plan = plan_host(host_view(self.topology, report), {k: v for k, v in policies.items() if k in known}, params)
         t2 = time.perf_counter()
         res.dram_target_bytes = dict(plan.dram_target_bytes)
-        for i, b in enumerate(plan.batches):
-            req = agent_pb2.MovePagesRequest(host_id=self.host_id, tenant=b.tenant,
-                                             batch_id=f"{self.host_id}/{report.period}/{self.round_no}/{i}",
-                                             addresses=b.addresses.tolist(), nodes=[b.target_node] * len(b.addresses),
-                                             sw_young=b.sw_young)
+        # one request carries up to MAX_CALLS move_pages calls (each <= 4 MiB); with a bandwidth limit the
+        # requests are paced to it in wall time
+        per_request = MAX_CALLS if not bandwidth else max(1, int(bandwidth * PACE_SECONDS) // params.batch_bytes)
+        batches = plan.batches
+        for r, lo in enumerate(range(0, len(batches), per_request)):
+            chunk = batches[lo:lo + per_request]
+            req = agent_pb2.MovePagesRequest(host_id=self.host_id, batch_id=f"{self.host_id}/{report.period}/"
+                                                                           f"{self.round_no}/{r}",
+                                             calls=[agent_pb2.MoveCall(tenant=b.tenant, addresses=b.addresses.tolist(),
+                                                                       nodes=[b.target_node] * len(b.addresses),
+                                                                       sw_young=b.sw_young) for b in chunk])
             start = time.perf_counter()
             resp = await self.stub.MovePages(req, timeout=RPC_TIMEOUT)
-            res.batches += 1
-            moved = resp.moved_bytes
-            if b.kind == "promote":
-                res.promoted_bytes += moved
-            elif b.kind == "demote":
-                res.demoted_bytes += moved
-            else:
-                res.marked_pages += sum(1 for s in resp.status if s == b.target_node)
-            for s in resp.status:
-                if s < 0:
-                    res.errors[s] = res.errors.get(s, 0) + 1
-            if bandwidth and moved:
-                pause = moved / bandwidth - (time.perf_counter() - start)
+            res.batches += len(chunk)
+            moved_total = 0
+            for b, out in zip(chunk, resp.results):
+                moved_total += out.moved_bytes
+                if b.kind == "promote":
+                    res.promoted_bytes += out.moved_bytes
+                elif b.kind == "demote":
+                    res.demoted_bytes += out.moved_bytes
+                else:
+                    res.marked_pages += sum(1 for s in out.status if s == b.target_node)
+                for s in out.status:
+                    if s < 0:
+                        res.errors[s] = res.errors.get(s, 0) + 1
+            if bandwidth and moved_total:
+                pause = moved_total / bandwidth - (time.perf_counter() - start)
                 if pause > 0:
                     await asyncio.sleep(pause)
         res.report_seconds, res.plan_seconds, res.move_seconds = t1 - t0, t2 - t1, time.perf_counter() - t2

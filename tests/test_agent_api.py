@@ -16,6 +16,11 @@ from pagetide.v1 import agent_pb2, agent_pb2_grpc
 from helpers import small_scenario
 
 
+def move(host_id, *calls, batch_id=""):
+    return agent_pb2.MovePagesRequest(host_id=host_id, batch_id=batch_id, calls=[
+        agent_pb2.MoveCall(tenant=t, addresses=a, nodes=n) for t, a, n in calls])
+
+
 def with_agent(test):
     """Run `test(stub, sim_host)` against a live server serving one small host."""
     async def main():
@@ -44,19 +49,21 @@ def test_health_and_topology_are_served():
 def test_bad_requests_get_grpc_errors_and_change_nothing():
     async def t(stub, sh, ch):
         tenant = sh.host.tenants[0]
+        other = 1 - int(sh.host.node[tenant.start])
         before = (sh.host.node.copy(), dict(sh.host.vmstat))
         cases = [
             (stub.GetTopology(agent_pb2.GetTopologyRequest(host_id="nope"), timeout=5), grpc.StatusCode.NOT_FOUND),
-            (stub.MovePages(agent_pb2.MovePagesRequest(host_id="h0", tenant="ghost", addresses=[tenant.vma_start],
-                                                       nodes=[1]), timeout=5), grpc.StatusCode.NOT_FOUND),
-            (stub.MovePages(agent_pb2.MovePagesRequest(host_id="h0", tenant=tenant.name,
-                                                       addresses=[tenant.vma_start + 100], nodes=[1]), timeout=5),
+            (stub.MovePages(move("h0", ("ghost", [tenant.vma_start], [1])), timeout=5), grpc.StatusCode.NOT_FOUND),
+            (stub.MovePages(move("h0", (tenant.name, [tenant.vma_start + 100], [1])), timeout=5),
              grpc.StatusCode.INVALID_ARGUMENT),
-            (stub.MovePages(agent_pb2.MovePagesRequest(
-                host_id="h0", tenant=tenant.name, addresses=[tenant.vma_start + 4096 * i for i in range(1025)],
-                nodes=[1] * 1025), timeout=5), grpc.StatusCode.INVALID_ARGUMENT),
-            (stub.MovePages(agent_pb2.MovePagesRequest(host_id="h0", tenant=tenant.name,
-                                                       addresses=[tenant.vma_start], nodes=[]), timeout=5),
+            (stub.MovePages(move("h0", (tenant.name, [tenant.vma_start + 4096 * i for i in range(1025)], [1] * 1025)),
+                            timeout=5), grpc.StatusCode.INVALID_ARGUMENT),
+            (stub.MovePages(move("h0", (tenant.name, [tenant.vma_start], [])), timeout=5),
+             grpc.StatusCode.INVALID_ARGUMENT),
+            # a good call followed by a bad one: the request is refused whole, the good call does not run
+            (stub.MovePages(move("h0", (tenant.name, [tenant.vma_start], [other]), ("ghost", [0], [1])), timeout=5),
+             grpc.StatusCode.NOT_FOUND),
+            (stub.MovePages(move("h0", *[(tenant.name, [tenant.vma_start], [other])] * 65), timeout=5),
              grpc.StatusCode.INVALID_ARGUMENT),
             (stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=10**6), timeout=5),
              grpc.StatusCode.INVALID_ARGUMENT),
@@ -78,15 +85,15 @@ def test_per_page_errors_come_back_as_negative_errnos():
         tenant = sh.host.tenants[0]
         page = tenant.vma_start
         other = 1 - int(sh.host.node[tenant.start])
-        r = await stub.MovePages(agent_pb2.MovePagesRequest(
-            host_id="h0", tenant=tenant.name, batch_id="x1",
-            addresses=[page, page + 4096, tenant.vma_end, tenant.vma_start - (1 << 30)],
-            nodes=[other, 7, 1, 1]), timeout=5)
-        assert list(r.status) == [other, -errno.EINVAL, -errno.EFAULT, -errno.EFAULT]
-        assert r.moved_pages == 1 and r.moved_bytes == 4096 and r.migration_time_ns > 0
-        again = await stub.MovePages(agent_pb2.MovePagesRequest(
-            host_id="h0", tenant=tenant.name, batch_id="x1", addresses=[page], nodes=[1 - other]), timeout=5)
-        assert list(again.status) == list(r.status)          # a retried batch id is answered, not re-applied
+        r = await stub.MovePages(move("h0", (tenant.name, [page, page + 4096, tenant.vma_end,
+                                                   tenant.vma_start - (1 << 30)], [other, 7, 1, 1]),
+                                      (tenant.name, [page + 8192], [1]), batch_id="x1"), timeout=5)
+        first = r.results[0]
+        assert list(first.status) == [other, -errno.EINVAL, -errno.EFAULT, -errno.EFAULT]
+        assert first.moved_pages == 1 and first.moved_bytes == 4096 and first.migration_time_ns > 0
+        assert list(r.results[1].status) == [1]
+        again = await stub.MovePages(move("h0", (tenant.name, [page], [1 - other]), batch_id="x1"), timeout=5)
+        assert again == r                                   # a retried batch id is answered, not re-applied
         assert sh.host.node[tenant.start] == other
         sh.host.check_invariants()
     with_agent(t)

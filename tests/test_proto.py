@@ -13,14 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_a_full_move_batch_of_1024_small_pages_serialises_far_below_grpc_limits():
     base = 16 << 40
-    req = agent_pb2.MovePagesRequest(host_id="host-00", tenant="vm0", batch_id="r1-0",
-                                     addresses=[base + 4096 * i for i in range(1024)], nodes=[1] * 1024)
-    assert req.ByteSize() < 16 * 1024       # packed varints: ~7 bytes an address
+    call = agent_pb2.MoveCall(tenant="vm0", addresses=[base + 4096 * i for i in range(1024)], nodes=[1] * 1024)
+    assert call.ByteSize() < 16 * 1024       # packed varints: ~7 bytes an address
+    req = agent_pb2.MovePagesRequest(host_id="host-00", batch_id="r1-0", calls=[call] * 64)
+    assert req.ByteSize() < 1 << 20          # a full request of 64 calls stays under protobuf's advised 1 MB
 
 
 def test_move_statuses_carry_negative_errnos():
-    resp = agent_pb2.MovePagesResponse(status=[1, -2, -14, -16, -12, -22])
-    back = agent_pb2.MovePagesResponse.FromString(resp.SerializeToString())
+    resp = agent_pb2.MoveCallResult(status=[1, -2, -14, -16, -12, -22])
+    back = agent_pb2.MoveCallResult.FromString(resp.SerializeToString())
     assert list(back.status) == [1, -2, -14, -16, -12, -22]
 
 

@@ -101,23 +101,29 @@ class GetHeatReportResponse(_message.Message):
     vmstat: _types_pb2.Vmstat
     def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ...) -> None: ...
 
-class MovePagesRequest(_message.Message):
-    __slots__ = ("host_id", "tenant", "batch_id", "addresses", "nodes", "sw_young")
-    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+class MoveCall(_message.Message):
+    __slots__ = ("tenant", "addresses", "nodes", "sw_young")
     TENANT_FIELD_NUMBER: _ClassVar[int]
-    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     SW_YOUNG_FIELD_NUMBER: _ClassVar[int]
-    host_id: str
     tenant: str
-    batch_id: str
     addresses: _containers.RepeatedScalarFieldContainer[int]
     nodes: _containers.RepeatedScalarFieldContainer[int]
     sw_young: bool
-    def __init__(self, host_id: _Optional[str] = ..., tenant: _Optional[str] = ..., batch_id: _Optional[str] = ..., addresses: _Optional[_Iterable[int]] = ..., nodes: _Optional[_Iterable[int]] = ..., sw_young: _Optional[bool] = ...) -> None: ...
+    def __init__(self, tenant: _Optional[str] = ..., addresses: _Optional[_Iterable[int]] = ..., nodes: _Optional[_Iterable[int]] = ..., sw_young: _Optional[bool] = ...) -> None: ...
 
-class MovePagesResponse(_message.Message):
+class MovePagesRequest(_message.Message):
+    __slots__ = ("host_id", "batch_id", "calls")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    batch_id: str
+    calls: _containers.RepeatedCompositeFieldContainer[MoveCall]
+    def __init__(self, host_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., calls: _Optional[_Iterable[_Union[MoveCall, _Mapping]]] = ...) -> None: ...
+
+class MoveCallResult(_message.Message):
     __slots__ = ("status", "moved_pages", "moved_bytes", "migration_time_ns")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MOVED_PAGES_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +134,12 @@ class MovePagesResponse(_message.Message):
     moved_bytes: int
     migration_time_ns: int
     def __init__(self, status: _Optional[_Iterable[int]] = ..., moved_pages: _Optional[int] = ..., moved_bytes: _Optional[int] = ..., migration_time_ns: _Optional[int] = ...) -> None: ...
+
+class MovePagesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[MoveCallResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[MoveCallResult, _Mapping]]] = ...) -> None: ...
 
 class AdvanceClockRequest(_message.Message):
     __slots__ = ("host_id", "ticks")

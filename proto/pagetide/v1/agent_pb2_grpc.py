@@ -97,7 +97,7 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def MovePages(self, request, context):
-        """Apply one move_pages(2) batch to one tenant; per-page statuses like the syscall.
+        """Apply a sequence of move_pages(2) calls; per-page statuses like the syscall.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
