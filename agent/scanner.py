@@ -94,14 +94,18 @@ class Scanner:
 
 
 def _pick(pages: np.ndarray, heat: np.ndarray, node: np.ndarray, k: int, hottest: bool) -> Candidates:
-    """The k hottest (or coldest) of `pages`, ordered; ties broken by page offset for determinism."""
-    key = heat[pages].astype(np.int64)
-    if hottest:
-        key = -key
+    """The k hottest (or coldest) of `pages`, hottest (coldest) first, ties by page offset. Heat is a byte,
+    so the cut is found with a 256-bin histogram rather than a partition of all pages."""
+    h = heat[pages]
+    key = (255 - h) if hottest else h                     # ascending key = wanted order
     if pages.size > k:
-        part = np.argpartition(key, k - 1)[:k]
-        pages, key = pages[part], key[part]
-    order = np.lexsort((pages, key))
+        counts = np.cumsum(np.bincount(key, minlength=256))
+        cut = int(np.searchsorted(counts, k))             # keys < cut all fit; key == cut partly
+        below = key < cut
+        at = np.flatnonzero(key == cut)[:k - int(counts[cut - 1]) if cut else k]
+        sel = np.sort(np.concatenate([np.flatnonzero(below), at]))
+        pages, key = pages[sel], key[sel]
+    order = np.argsort(key, kind="stable")                # pages are ascending, so ties stay in page order
     pages = pages[order]
     if hottest:
         pages = pages[heat[pages] > 0]

@@ -63,8 +63,9 @@ def topology_pb(sh: SimHost) -> agent_pb2.GetTopologyResponse:
 
 
 def _pages_pb(t, c: Candidates) -> agent_pb2.PageList:
-    addrs = (np.uint64(t.vma_start) + c.pages.astype(np.uint64) * np.uint64(t.spec.page_size))
-    return agent_pb2.PageList(addresses=addrs.tolist(), heat=c.heat.tolist(), nodes=c.node.tolist())
+    addrs = np.uint64(t.vma_start) + c.pages.astype(np.uint64) * np.uint64(t.spec.page_size)
+    return agent_pb2.PageList(count=c.pages.size, addresses=addrs.astype("<u8").tobytes(),
+                              heat=c.heat.astype(np.uint8).tobytes(), nodes=c.node.astype("<i2").tobytes())
 
 
 def heat_pb(sh: SimHost, rep: HeatReport) -> agent_pb2.GetHeatReportResponse:

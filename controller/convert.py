@@ -23,8 +23,16 @@ def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeat
 
 
 def candidates(p: agent_pb2.PageList) -> Candidates:
-    return Candidates(addresses=np.array(p.addresses, dtype=np.uint64), heat=np.array(p.heat, dtype=np.uint8),
-                      node=np.array(p.nodes, dtype=np.int64))
+    """Decode a PageList; ValueError if an array's length does not match its count."""
+    arrays = []
+    for name, dtype in (("addresses", "<u8"), ("heat", np.uint8), ("nodes", "<i2")):
+        raw = getattr(p, name)
+        width = np.dtype(dtype).itemsize
+        if len(raw) != p.count * width:
+            raise ValueError(f"PageList.{name}: {len(raw)} bytes for {p.count} pages of {width} bytes")
+        arrays.append(np.frombuffer(raw, dtype=dtype))
+    addresses, heat, nodes = arrays
+    return Candidates(addresses=addresses.astype(np.uint64), heat=heat, node=nodes.astype(np.int64))
 
 
 def vm_policy(p: controller_pb2.VmPolicy) -> VmPolicy:

@@ -105,7 +105,8 @@ def test_heat_report_is_bounded_and_describes_the_last_period():
         r = await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=100), timeout=5)
         assert r.period == 2 and r.nr_scans == 5
         th = r.tenants[0]
-        assert len(th.hot_slow.addresses) <= 100 and len(th.cold_fast.addresses) <= 100
+        assert th.hot_slow.count <= 100 and th.cold_fast.count <= 100
+        assert len(th.hot_slow.addresses) == 8 * th.hot_slow.count
         assert sum(sum(h.pages) for h in th.histograms) == int((sh.host.node >= 0).sum())
         assert r.ByteSize() < 1 << 20
         st = await stub.GetStats(agent_pb2.GetStatsRequest(host_id="h0"), timeout=5)

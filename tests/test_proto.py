@@ -36,3 +36,17 @@ def test_api_is_lint_clean_and_generated_code_is_fresh():
     r = subprocess.run(["bash", str(ROOT / "proto" / "check.sh")], capture_output=True, text=True,
                        env={**os.environ, "PYTHON": sys.executable})
     assert r.returncode == 0, r.stderr
+
+
+def test_page_lists_round_trip_as_little_endian_arrays_and_bad_lengths_are_refused():
+    import numpy as np
+
+    from pagetide.controller.convert import candidates
+
+    addrs = np.array([16 << 40, (16 << 40) + 4096], dtype=np.uint64)
+    p = agent_pb2.PageList(count=2, addresses=addrs.astype("<u8").tobytes(), heat=bytes([200, 17]),
+                           nodes=np.array([1, 0], "<i2").tobytes())
+    c = candidates(agent_pb2.PageList.FromString(p.SerializeToString()))
+    assert c.addresses.tolist() == addrs.tolist() and c.heat.tolist() == [200, 17] and c.node.tolist() == [1, 0]
+    with pytest.raises(ValueError, match="heat"):
+        candidates(agent_pb2.PageList(count=2, addresses=p.addresses, heat=b"\x01", nodes=p.nodes))

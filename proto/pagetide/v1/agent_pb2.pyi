@@ -24,7 +24,7 @@ class GetTopologyRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class GetTopologyResponse(_message.Message):
-    __slots__ = ("host_id", "nodes", "tenants", "time_ns", "tick_ns", "period_ns", "demotion_enabled")
+    __slots__ = ("host_id", "nodes", "tenants", "time_ns", "tick_ns", "period_ns", "demotion_enabled", "zonelist_mode")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class GetTopologyResponse(_message.Message):
     TICK_NS_FIELD_NUMBER: _ClassVar[int]
     PERIOD_NS_FIELD_NUMBER: _ClassVar[int]
     DEMOTION_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    ZONELIST_MODE_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     nodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Node]
     tenants: _containers.RepeatedCompositeFieldContainer[_types_pb2.Tenant]
@@ -39,7 +40,8 @@ class GetTopologyResponse(_message.Message):
     tick_ns: int
     period_ns: int
     demotion_enabled: bool
-    def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ...) -> None: ...
+    zonelist_mode: _types_pb2.ZonelistMode
+    def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ..., zonelist_mode: _Optional[_Union[_types_pb2.ZonelistMode, str]] = ...) -> None: ...
 
 class GetHeatReportRequest(_message.Message):
     __slots__ = ("host_id", "max_candidates")
@@ -50,14 +52,16 @@ class GetHeatReportRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., max_candidates: _Optional[int] = ...) -> None: ...
 
 class PageList(_message.Message):
-    __slots__ = ("addresses", "heat", "nodes")
+    __slots__ = ("count", "addresses", "heat", "nodes")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     HEAT_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
-    addresses: _containers.RepeatedScalarFieldContainer[int]
-    heat: _containers.RepeatedScalarFieldContainer[int]
-    nodes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, addresses: _Optional[_Iterable[int]] = ..., heat: _Optional[_Iterable[int]] = ..., nodes: _Optional[_Iterable[int]] = ...) -> None: ...
+    count: int
+    addresses: bytes
+    heat: bytes
+    nodes: bytes
+    def __init__(self, count: _Optional[int] = ..., addresses: _Optional[bytes] = ..., heat: _Optional[bytes] = ..., nodes: _Optional[bytes] = ...) -> None: ...
 
 class HeatHistogram(_message.Message):
     __slots__ = ("node", "pages")
@@ -68,20 +72,22 @@ class HeatHistogram(_message.Message):
     def __init__(self, node: _Optional[int] = ..., pages: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TenantHeat(_message.Message):
-    __slots__ = ("tenant", "page_size_bytes", "histograms", "hot_slow", "cold_fast", "hot_fast")
+    __slots__ = ("tenant", "page_size_bytes", "histograms", "hot_slow", "cold_fast", "hot_fast", "accessed_page_scans")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
     HOT_SLOW_FIELD_NUMBER: _ClassVar[int]
     COLD_FAST_FIELD_NUMBER: _ClassVar[int]
     HOT_FAST_FIELD_NUMBER: _ClassVar[int]
+    ACCESSED_PAGE_SCANS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     page_size_bytes: int
     histograms: _containers.RepeatedCompositeFieldContainer[HeatHistogram]
     hot_slow: PageList
     cold_fast: PageList
     hot_fast: PageList
-    def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ...) -> None: ...
+    accessed_page_scans: int
+    def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ..., accessed_page_scans: _Optional[int] = ...) -> None: ...
 
 class GetHeatReportResponse(_message.Message):
     __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat")
@@ -150,14 +156,16 @@ class AdvanceClockRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., ticks: _Optional[int] = ...) -> None: ...
 
 class AdvanceClockResponse(_message.Message):
-    __slots__ = ("time_ns", "period", "wall_time_ns")
+    __slots__ = ("time_ns", "period", "wall_time_ns", "ticks_run")
     TIME_NS_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     WALL_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    TICKS_RUN_FIELD_NUMBER: _ClassVar[int]
     time_ns: int
     period: int
     wall_time_ns: int
-    def __init__(self, time_ns: _Optional[int] = ..., period: _Optional[int] = ..., wall_time_ns: _Optional[int] = ...) -> None: ...
+    ticks_run: int
+    def __init__(self, time_ns: _Optional[int] = ..., period: _Optional[int] = ..., wall_time_ns: _Optional[int] = ..., ticks_run: _Optional[int] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ("host_id",)
@@ -166,7 +174,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class TenantStats(_message.Message):
-    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series")
+    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series", "node_reads", "node_writes", "promoted_bytes", "demoted_bytes")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     FOOTPRINT_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +190,10 @@ class TenantStats(_message.Message):
     RESIDENT_BYTES_FIELD_NUMBER: _ClassVar[int]
     DRAM_SHARE_SERIES_FIELD_NUMBER: _ClassVar[int]
     ORACLE_SHARE_SERIES_FIELD_NUMBER: _ClassVar[int]
+    NODE_READS_FIELD_NUMBER: _ClassVar[int]
+    NODE_WRITES_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DEMOTED_BYTES_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     workload: str
     footprint_bytes: int
@@ -197,10 +209,14 @@ class TenantStats(_message.Message):
     resident_bytes: _containers.RepeatedScalarFieldContainer[int]
     dram_share_series: _containers.RepeatedScalarFieldContainer[float]
     oracle_share_series: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ...) -> None: ...
+    node_reads: _containers.RepeatedScalarFieldContainer[float]
+    node_writes: _containers.RepeatedScalarFieldContainer[float]
+    promoted_bytes: int
+    demoted_bytes: int
+    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown")
+    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_NS_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +224,8 @@ class GetStatsResponse(_message.Message):
     DRAM_SHARE_FIELD_NUMBER: _ClassVar[int]
     ORACLE_SHARE_FIELD_NUMBER: _ClassVar[int]
     SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
+    NODE_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NODE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     time_ns: int
     tenants: _containers.RepeatedCompositeFieldContainer[TenantStats]
@@ -215,4 +233,6 @@ class GetStatsResponse(_message.Message):
     dram_share: float
     oracle_share: float
     slowdown: float
-    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ...) -> None: ...
+    node_used_bytes: _containers.RepeatedScalarFieldContainer[int]
+    node_free_bytes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., node_used_bytes: _Optional[_Iterable[int]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ...) -> None: ...

@@ -26,9 +26,11 @@ if _version_not_supported:
 
 
 class AgentServiceStub:
-    """A per-host agent. One agent process may serve several (simulated) hosts, so every request names its
-    host. Errors: NOT_FOUND for an unknown host or tenant, INVALID_ARGUMENT for a malformed request (which
-    then changes nothing), FAILED_PRECONDITION for simulation-only calls on a real host.
+    """A per-host agent: it tracks page heat with idle_pages scans and applies the controller's move_pages
+    batches. One agent process may serve several (simulated) hosts, so every request names its host.
+    Errors: NOT_FOUND for an unknown host or tenant; INVALID_ARGUMENT for a malformed request, which then
+    changes nothing; FAILED_PRECONDITION for a simulation-only call on a real host. No call has a deadline
+    of its own: clients pass one.
     """
 
     def __init__(self, channel):
@@ -70,9 +72,11 @@ class AgentServiceStub:
 
 
 class AgentServiceServicer:
-    """A per-host agent. One agent process may serve several (simulated) hosts, so every request names its
-    host. Errors: NOT_FOUND for an unknown host or tenant, INVALID_ARGUMENT for a malformed request (which
-    then changes nothing), FAILED_PRECONDITION for simulation-only calls on a real host.
+    """A per-host agent: it tracks page heat with idle_pages scans and applies the controller's move_pages
+    batches. One agent process may serve several (simulated) hosts, so every request names its host.
+    Errors: NOT_FOUND for an unknown host or tenant; INVALID_ARGUMENT for a malformed request, which then
+    changes nothing; FAILED_PRECONDITION for a simulation-only call on a real host. No call has a deadline
+    of its own: clients pass one.
     """
 
     def ListHosts(self, request, context):
@@ -83,7 +87,7 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTopology(self, request, context):
-        """A host's NUMA nodes, tenants and clock.
+        """A host's NUMA nodes, tenants, kernel mode and clock.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,14 +101,16 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def MovePages(self, request, context):
-        """Apply a sequence of move_pages(2) calls; per-page statuses like the syscall.
+        """Apply a sequence of move_pages(2) calls; per-page statuses like the syscall. Idempotent under
+        batch_id, so it may be retried.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AdvanceClock(self, request, context):
-        """Simulation only: advance the host's clock (accesses, scans, kernel reclaim run meanwhile).
+        """Simulation only: advance the host's clock (accesses, scans, kernel reclaim run meanwhile). A real
+        host answers FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,9 +165,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AgentService:
-    """A per-host agent. One agent process may serve several (simulated) hosts, so every request names its
-    host. Errors: NOT_FOUND for an unknown host or tenant, INVALID_ARGUMENT for a malformed request (which
-    then changes nothing), FAILED_PRECONDITION for simulation-only calls on a real host.
+    """A per-host agent: it tracks page heat with idle_pages scans and applies the controller's move_pages
+    batches. One agent process may serve several (simulated) hosts, so every request names its host.
+    Errors: NOT_FOUND for an unknown host or tenant; INVALID_ARGUMENT for a malformed request, which then
+    changes nothing; FAILED_PRECONDITION for a simulation-only call on a real host. No call has a deadline
+    of its own: clients pass one.
     """
 
     @staticmethod

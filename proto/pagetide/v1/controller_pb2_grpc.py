@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class ControllerServiceStub:
-    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy
-    (min above max, weight not positive), NOT_FOUND for an unknown host or VM.
+    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy (see
+    VmPolicy: min above max, weight negative or not finite), which then changes nothing; NOT_FOUND for an
+    unknown host or VM.
     """
 
     def __init__(self, channel):
@@ -59,12 +60,13 @@ class ControllerServiceStub:
 
 
 class ControllerServiceServicer:
-    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy
-    (min above max, weight not positive), NOT_FOUND for an unknown host or VM.
+    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy (see
+    VmPolicy: min above max, weight negative or not finite), which then changes nothing; NOT_FOUND for an
+    unknown host or VM.
     """
 
     def SetVmPolicy(self, request, context):
-        """Set one VM's DRAM policy; applies from the next round.
+        """Set (replace) one VM's DRAM policy; applies from the next round. Idempotent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,8 +125,9 @@ def add_ControllerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ControllerService:
-    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy
-    (min above max, weight not positive), NOT_FOUND for an unknown host or VM.
+    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy (see
+    VmPolicy: min above max, weight negative or not finite), which then changes nothing; NOT_FOUND for an
+    unknown host or VM.
     """
 
     @staticmethod

@@ -2,7 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -19,6 +19,12 @@ class TenantKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TENANT_KIND_UNSPECIFIED: _ClassVar[TenantKind]
     TENANT_KIND_VM: _ClassVar[TenantKind]
     TENANT_KIND_TASK: _ClassVar[TenantKind]
+
+class ZonelistMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ZONELIST_MODE_UNSPECIFIED: _ClassVar[ZonelistMode]
+    ZONELIST_MODE_SEPARATE: _ClassVar[ZonelistMode]
+    ZONELIST_MODE_UNIFIED: _ClassVar[ZonelistMode]
 NODE_TYPE_UNSPECIFIED: NodeType
 NODE_TYPE_DRAM: NodeType
 NODE_TYPE_PMEM: NodeType
@@ -26,6 +32,9 @@ NODE_TYPE_CXL: NodeType
 TENANT_KIND_UNSPECIFIED: TenantKind
 TENANT_KIND_VM: TenantKind
 TENANT_KIND_TASK: TenantKind
+ZONELIST_MODE_UNSPECIFIED: ZonelistMode
+ZONELIST_MODE_SEPARATE: ZonelistMode
+ZONELIST_MODE_UNIFIED: ZonelistMode
 
 class Node(_message.Message):
     __slots__ = ("id", "type", "capacity_bytes", "free_bytes", "used_bytes", "page_table_bytes", "read_latency_ns", "write_latency_ns", "read_bandwidth_bytes_per_second", "write_bandwidth_bytes_per_second", "peer_node", "distances", "wmark_min_bytes", "wmark_low_bytes", "wmark_high_bytes", "demote_margin_bytes")
@@ -64,7 +73,7 @@ class Node(_message.Message):
     def __init__(self, id: _Optional[int] = ..., type: _Optional[_Union[NodeType, str]] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., page_table_bytes: _Optional[int] = ..., read_latency_ns: _Optional[float] = ..., write_latency_ns: _Optional[float] = ..., read_bandwidth_bytes_per_second: _Optional[float] = ..., write_bandwidth_bytes_per_second: _Optional[float] = ..., peer_node: _Optional[int] = ..., distances: _Optional[_Iterable[int]] = ..., wmark_min_bytes: _Optional[int] = ..., wmark_low_bytes: _Optional[int] = ..., wmark_high_bytes: _Optional[int] = ..., demote_margin_bytes: _Optional[int] = ...) -> None: ...
 
 class Tenant(_message.Message):
-    __slots__ = ("name", "kind", "page_size_bytes", "footprint_bytes", "home_node", "address_start", "address_end")
+    __slots__ = ("name", "kind", "page_size_bytes", "footprint_bytes", "home_node", "address_start", "address_end", "scan_ranges")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +81,7 @@ class Tenant(_message.Message):
     HOME_NODE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_START_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_END_FIELD_NUMBER: _ClassVar[int]
+    SCAN_RANGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: TenantKind
     page_size_bytes: int
@@ -79,10 +89,19 @@ class Tenant(_message.Message):
     home_node: int
     address_start: int
     address_end: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TenantKind, str]] = ..., page_size_bytes: _Optional[int] = ..., footprint_bytes: _Optional[int] = ..., home_node: _Optional[int] = ..., address_start: _Optional[int] = ..., address_end: _Optional[int] = ...) -> None: ...
+    scan_ranges: _containers.RepeatedCompositeFieldContainer[AddressRange]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TenantKind, str]] = ..., page_size_bytes: _Optional[int] = ..., footprint_bytes: _Optional[int] = ..., home_node: _Optional[int] = ..., address_start: _Optional[int] = ..., address_end: _Optional[int] = ..., scan_ranges: _Optional[_Iterable[_Union[AddressRange, _Mapping]]] = ...) -> None: ...
+
+class AddressRange(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class Vmstat(_message.Message):
-    __slots__ = ("pgdemote_kswapd", "pgdemote_direct", "pgpromote_success", "pgmigrate_success", "pgmigrate_fail", "pswpout", "pswpin", "pgalloc_fail")
+    __slots__ = ("pgdemote_kswapd", "pgdemote_direct", "pgpromote_success", "pgmigrate_success", "pgmigrate_fail", "pswpout", "pswpin", "pgalloc_fail", "pgfault", "pgmajfault")
     PGDEMOTE_KSWAPD_FIELD_NUMBER: _ClassVar[int]
     PGDEMOTE_DIRECT_FIELD_NUMBER: _ClassVar[int]
     PGPROMOTE_SUCCESS_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +110,8 @@ class Vmstat(_message.Message):
     PSWPOUT_FIELD_NUMBER: _ClassVar[int]
     PSWPIN_FIELD_NUMBER: _ClassVar[int]
     PGALLOC_FAIL_FIELD_NUMBER: _ClassVar[int]
+    PGFAULT_FIELD_NUMBER: _ClassVar[int]
+    PGMAJFAULT_FIELD_NUMBER: _ClassVar[int]
     pgdemote_kswapd: int
     pgdemote_direct: int
     pgpromote_success: int
@@ -99,4 +120,6 @@ class Vmstat(_message.Message):
     pswpout: int
     pswpin: int
     pgalloc_fail: int
-    def __init__(self, pgdemote_kswapd: _Optional[int] = ..., pgdemote_direct: _Optional[int] = ..., pgpromote_success: _Optional[int] = ..., pgmigrate_success: _Optional[int] = ..., pgmigrate_fail: _Optional[int] = ..., pswpout: _Optional[int] = ..., pswpin: _Optional[int] = ..., pgalloc_fail: _Optional[int] = ...) -> None: ...
+    pgfault: int
+    pgmajfault: int
+    def __init__(self, pgdemote_kswapd: _Optional[int] = ..., pgdemote_direct: _Optional[int] = ..., pgpromote_success: _Optional[int] = ..., pgmigrate_success: _Optional[int] = ..., pgmigrate_fail: _Optional[int] = ..., pswpout: _Optional[int] = ..., pswpin: _Optional[int] = ..., pgalloc_fail: _Optional[int] = ..., pgfault: _Optional[int] = ..., pgmajfault: _Optional[int] = ...) -> None: ...
