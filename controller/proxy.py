@@ -21,6 +21,8 @@ from pagetide.v1 import agent_pb2, agent_pb2_grpc
 RPC_TIMEOUT = 10.0         # seconds, for reports and moves
 MAX_CALLS = 64             # move_pages calls per MovePages request (the agent's limit)
 PACE_SECONDS = 0.1         # with a bandwidth limit, send about this much wall time's worth per request
+REPORT_BUDGET = 768 << 10  # bytes a heat report may take: candidate lists shrink on hosts with many VMs
+CANDIDATE_BYTES = 3 * 11   # three lists per tenant, 8 + 1 + 2 bytes per page
 ADVANCE_TIMEOUT = 600.0    # seconds, for AdvanceClock (a big simulated host may take a while)
 
 RETRY_SERVICE_CONFIG = """{"methodConfig": [{"name": [{"service": "pagetide.v1.AgentService"}],
@@ -81,8 +83,10 @@ class HostClient:
         self.round_no += 1
         res = RoundResult(host_id=self.host_id)
         t0 = time.perf_counter()
+        per_tenant = REPORT_BUDGET // (max(1, len(self.topology.tenants)) * CANDIDATE_BYTES)
         report = await self.stub.GetHeatReport(
-            agent_pb2.GetHeatReportRequest(host_id=self.host_id, max_candidates=max_candidates), timeout=RPC_TIMEOUT)
+            agent_pb2.GetHeatReportRequest(host_id=self.host_id, max_candidates=min(max_candidates, per_tenant)),
+            timeout=RPC_TIMEOUT)
         t1 = time.perf_counter()
         res.report_bytes = report.ByteSize()
         for t in report.tenants:
