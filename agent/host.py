@@ -622,7 +622,7 @@ class Host:
     # ---- time -----------------------------------------------------------------------------------------
     def run_tick(self) -> list[np.ndarray]:
         """Advance one tick: every tenant's sampled accesses, then kswapd. Returns per tenant the sampled
-        slots and their weight via `last_samples` for accounting."""
+        page offsets, for accounting."""
         if not self.booted:
             self.boot()
         samples = []

@@ -111,10 +111,12 @@ async def run_sim(args: argparse.Namespace) -> dict:
     ctl = None
     try:
         hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
-        params = PolicyParams(max_bytes_per_round=int(args.bandwidth * args.period))
-        ctl = Controller(hosts, params=params, max_candidates=args.max_candidates,
+        ctl = Controller(hosts, max_candidates=args.max_candidates,
                          bandwidth=args.bandwidth if args.realtime else None)
         await ctl.start()
+        period = next(iter(ctl.topologies.values())).period_ns / 1e9
+        # the per-host bandwidth limit, as a byte budget per round of simulated time
+        ctl.params = PolicyParams(max_bytes_per_round=int(args.bandwidth * period))
         server, port = await start_controller_server(ctl, args.controller_listen)
         print(f"pagetide sim: {len(hosts)} hosts in {len(agents)} agent processes; ControllerService on "
               f"127.0.0.1:{port}", file=sys.stderr)
@@ -279,7 +281,6 @@ def add_parser(sub) -> None:
     p.add_argument("--hosts", type=int, default=4, help="simulated hosts (default 4)")
     p.add_argument("--agents", type=int, default=2, help="agent processes the hosts are packed into (default 2)")
     p.add_argument("--duration", type=parse_seconds, default=60.0, help="simulated time (default 60s)")
-    p.add_argument("--period", type=parse_seconds, default=1.0, help=argparse.SUPPRESS)
     p.add_argument("--host-memory", type=parse_size, default=2 << 30, help="memory per host, DRAM 1/4 (default 2GiB)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bandwidth", type=parse_size, default=256 << 20,
