@@ -49,6 +49,8 @@ class TenantResult:
     demoted_bytes: int
     pingpong: int
     resident_bytes: list[int]       # per node
+    node_reads: list[float]         # accesses served per node
+    node_writes: list[float]
     series_dram_share: list[float] = field(default_factory=list)    # per epoch
     series_oracle_share: list[float] = field(default_factory=list)
 
@@ -115,12 +117,17 @@ class Recorder:
         return chosen
 
     def _expected(self, n_ticks: int) -> np.ndarray:
-        """Expected accesses per page slot over the n_ticks just recorded (distribution at their middle)."""
+        """Expected accesses per page slot over the n_ticks just recorded: the distribution at their middle
+        tick, or the sum over every tick for a workload whose distribution moves each tick."""
         mid = self._epoch_start + n_ticks // 2
         exp = np.empty(self.host.nr_pages, dtype=np.float32)
         for t in self.host.tenants:
             wl = t.workload
-            exp[t.start:t.end] = wl.probabilities(mid) * (wl.rate * wl.tick_s * n_ticks)
+            if wl.MOVES_EVERY_TICK:
+                probs = sum(wl.probabilities(self._epoch_start + i) for i in range(n_ticks))
+            else:
+                probs = wl.probabilities(mid) * n_ticks
+            exp[t.start:t.end] = probs * (wl.rate * wl.tick_s)
         return exp
 
     def close_epoch(self) -> None:
@@ -193,6 +200,7 @@ class Recorder:
                 demoted_bytes=st.demoted_pages * PAGE_SIZE,
                 pingpong=st.pingpong,
                 resident_bytes=[int(x) for x in resident],
+                node_reads=st.reads.tolist(), node_writes=st.writes.tolist(),
                 series_dram_share=self.series_dram[i], series_oracle_share=self.series_oracle[i]))
             tot_acc += acc
             tot_fast += fast

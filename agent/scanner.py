@@ -4,7 +4,8 @@ As the seed's memory-optimizer does, a page's `refs` in a period is the number o
 Accessed bit set (each scan test-and-clears it). At the end of a period refs are folded into `heat`, a
 decaying average (memtierd's idea) so that a burst neither promotes a page nor a short lull demotes it:
 
-    heat <- (heat + HEAT_ONE * refs * 15 / nr_scans) / 2        (fixed point, uint8)
+    heat <- (heat + HEAT_ONE * round(15 * refs / nr_scans)) / 2      (fixed point, uint8; rounded up
+                                                                       while rising, down while falling)
 
 so heat // HEAT_ONE is a page's average share of scans that saw it accessed, on a 0..15 scale whatever
 nr_scans is, and reports bin pages by `heat >> 4` into HEAT_BINS bins. State: one byte of refs and one of
@@ -57,6 +58,7 @@ class Scanner:
         self.scans_in_period = 0
         self.period = 0
         self.pages_scanned = 0
+        self.period_refs = np.zeros(len(host.tenants), dtype=np.int64)   # per tenant, last period
 
     def scan(self) -> None:
         """One scan of every tenant: refs += accessed."""
@@ -71,7 +73,10 @@ class Scanner:
         """Fold this period's refs into heat and start a new period."""
         n = max(1, self.scans_in_period)
         level = (self.refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n          # 0..15 whatever nr_scans is
-        self.heat = ((self.heat.astype(np.uint16) + level * HEAT_ONE) // 2).astype(np.uint8)
+        heat = self.heat.astype(np.uint16)
+        target = level * HEAT_ONE
+        self.heat = ((heat + target + (target > heat)) // 2).astype(np.uint8)
+        self.period_refs = np.array([int(self.refs[t.start:t.end].sum(dtype=np.int64)) for t in self.host.tenants])
         self.refs[:] = 0
         self.scans_in_period = 0
         self.period += 1

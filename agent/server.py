@@ -29,6 +29,7 @@ MAX_CANDIDATES = 16384
 MAX_TICKS = 100_000
 NODE_TYPES = {"dram": types_pb2.NODE_TYPE_DRAM, "pmem": types_pb2.NODE_TYPE_PMEM, "cxl": types_pb2.NODE_TYPE_CXL}
 KINDS = {"vm": types_pb2.TENANT_KIND_VM, "task": types_pb2.TENANT_KIND_TASK}
+ZONELIST_MODES = {"separate": types_pb2.ZONELIST_MODE_SEPARATE, "unified": types_pb2.ZONELIST_MODE_UNIFIED}
 
 
 def _ns(seconds: float) -> int:
@@ -59,7 +60,8 @@ def topology_pb(sh: SimHost) -> agent_pb2.GetTopologyResponse:
                                 address_start=t.vma_start, address_end=t.vma_end) for t in h.tenants]
     return agent_pb2.GetTopologyResponse(
         host_id=sh.host_id, nodes=nodes, tenants=tenants, time_ns=_ns(sh.time), tick_ns=_ns(sh.scenario.tick),
-        period_ns=_ns(sh.scenario.epoch), demotion_enabled=sh.scenario.kernel.demotion_enabled)
+        period_ns=_ns(sh.scenario.epoch), demotion_enabled=sh.scenario.kernel.demotion_enabled,
+        zonelist_mode=ZONELIST_MODES[sh.scenario.kernel.zonelist])
 
 
 def _pages_pb(t, c: Candidates) -> agent_pb2.PageList:
@@ -77,7 +79,7 @@ def heat_pb(sh: SimHost, rep: HeatReport) -> agent_pb2.GetHeatReportResponse:
         tenants.append(agent_pb2.TenantHeat(
             tenant=t.name, page_size_bytes=t.spec.page_size, histograms=hists,
             hot_slow=_pages_pb(t, th.hot_slow), cold_fast=_pages_pb(t, th.cold_fast),
-            hot_fast=_pages_pb(t, th.hot_fast)))
+            hot_fast=_pages_pb(t, th.hot_fast), accessed_page_scans=int(sh.scanner.period_refs[t.index])))
     return agent_pb2.GetHeatReportResponse(
         host_id=sh.host_id, period=rep.period, nr_scans=rep.nr_scans, time_ns=_ns(rep.time), tenants=tenants,
         node_free_bytes=[int(x) * PAGE_SIZE for x in sh.host.free()], vmstat=vmstat_pb(sh.host.vmstat))
@@ -89,10 +91,14 @@ def stats_pb(sh: SimHost, r: HostResult) -> agent_pb2.GetStatsResponse:
         dram_share=t.dram_share, oracle_share=t.oracle_share, static_oracle_share=t.static_oracle_share,
         amat_ns=t.amat_ns, slowdown=t.slowdown, oracle_slowdown=t.oracle_slowdown,
         migrated_bytes=t.migrated_bytes, pingpong=t.pingpong, resident_bytes=t.resident_bytes,
-        dram_share_series=t.series_dram_share, oracle_share_series=t.series_oracle_share) for t in r.tenants]
+        dram_share_series=t.series_dram_share, oracle_share_series=t.series_oracle_share,
+        node_reads=t.node_reads, node_writes=t.node_writes, promoted_bytes=t.promoted_bytes,
+        demoted_bytes=t.demoted_bytes) for t in r.tenants]
     return agent_pb2.GetStatsResponse(host_id=sh.host_id, time_ns=_ns(r.time), tenants=tenants,
                                       vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
-                                      oracle_share=r.oracle_share, slowdown=r.slowdown)
+                                      oracle_share=r.oracle_share, slowdown=r.slowdown,
+                                      node_used_bytes=[int(x) * PAGE_SIZE for x in sh.host.node_used],
+                                      node_free_bytes=[int(x) * PAGE_SIZE for x in sh.host.free()])
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
@@ -150,7 +156,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             t0 = time.perf_counter()
             sh.advance(request.ticks)
             return agent_pb2.AdvanceClockResponse(time_ns=_ns(sh.time), period=sh.scanner.period,
-                                                  wall_time_ns=_ns(time.perf_counter() - t0))
+                                                  wall_time_ns=_ns(time.perf_counter() - t0),
+                                                  ticks_run=request.ticks)
         return await self._run(request.host_id, context, advance)
 
     async def GetStats(self, request, context):

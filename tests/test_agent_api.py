@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pagetide.agent.runtime import SimHost
 from pagetide.agent.server import start_server
-from pagetide.v1 import agent_pb2, agent_pb2_grpc
+from pagetide.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 from helpers import small_scenario
 
@@ -43,6 +43,7 @@ def test_health_and_topology_are_served():
         assert [n.peer_node for n in topo.nodes] == [1, 0]
         assert topo.tenants[0].address_start == sh.host.tenants[0].vma_start
         assert topo.nodes[0].capacity_bytes == 64 << 20
+        assert topo.zonelist_mode == types_pb2.ZONELIST_MODE_SEPARATE and topo.demotion_enabled
     with_agent(t)
 
 
@@ -101,7 +102,8 @@ def test_per_page_errors_come_back_as_negative_errnos():
 
 def test_heat_report_is_bounded_and_describes_the_last_period():
     async def t(stub, sh, ch):
-        await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
+        adv = await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
+        assert adv.ticks_run == 10 and adv.time_ns == 1_000_000_000
         r = await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=100), timeout=5)
         assert r.period == 2 and r.nr_scans == 5
         th = r.tenants[0]
@@ -111,4 +113,11 @@ def test_heat_report_is_bounded_and_describes_the_last_period():
         assert r.ByteSize() < 1 << 20
         st = await stub.GetStats(agent_pb2.GetStatsRequest(host_id="h0"), timeout=5)
         assert 0 < st.tenants[0].dram_share <= 1 and st.time_ns == 1_000_000_000
+        assert th.accessed_page_scans == int(sh.scanner.period_refs[0]) > 0
+        t = st.tenants[0]
+        assert sum(t.node_reads) + sum(t.node_writes) == pytest.approx(t.accesses)
+        assert t.node_reads[0] / (sum(t.node_reads) or 1) == pytest.approx(
+            sh.host.tenants[0].stats.reads[0] / sh.host.tenants[0].stats.reads.sum())
+        assert list(st.node_used_bytes) == [int(x) * 4096 for x in sh.host.node_used]
+        assert list(st.node_free_bytes) == [int(x) * 4096 for x in sh.host.free()]
     with_agent(t)

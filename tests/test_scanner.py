@@ -50,6 +50,22 @@ def test_heat_rises_with_refs_and_decays_when_a_page_goes_idle():
     assert sc.heat[page] == 120 // 2
 
 
+def test_a_page_seen_in_every_scan_reaches_the_top_heat_bin_and_an_idle_one_decays_to_zero():
+    h = busy_host()
+    sc = Scanner(h, nr_scans=2)
+    t = h.tenants[0]
+    hot, cold = t.start + 1, t.start + 2
+    for _ in range(12):
+        for _ in range(2):
+            h.flags[hot] |= 1
+            h.flags[cold] &= ~np.uint8(1)
+            sc.scan()
+        sc.end_period()
+    assert sc.heat[hot] == 240 and sc.heat[hot] >> 4 == HEAT_BINS - 1
+    assert sc.heat[cold] == 0
+    assert sc.period_refs[0] >= 2
+
+
 def test_tenant_heat_histograms_count_every_resident_page_and_candidates_are_ordered():
     h = busy_host()
     sc = Scanner(h)
