@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from pagetide.agent import units
 from pagetide.agent.host import Host
 from pagetide.agent.idle_pages import decode_arrays, scan_fast, scan_stream
@@ -59,7 +57,6 @@ def run_host_bench(size: str | int = "16GiB", repeat: int = 20) -> str:
     t_tick = (time.perf_counter() - t0) / ticks
     host.check_invariants()
     pages = host.nr_pages
-    samples = sum(t.workload.samples for t in host.tenants) if hasattr(host.tenants[0].workload, "samples") else 0
     vmas = [host.vma(t) for t in host.tenants]
 
     t_fast = _timed(lambda: scan_fast(vmas), repeat)

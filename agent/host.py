@@ -31,7 +31,7 @@ Kernel behaviour follows the 2018 PMEM-NUMA RFC and Linux 5.15 (DESIGN.md sectio
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

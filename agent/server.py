@@ -107,6 +107,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if len(self.hosts) != len(hosts):
             raise ValueError("host ids must be unique")
         self.locks = {h: asyncio.Lock() for h in self.hosts}
+        self.clock_task: asyncio.Task | None = None      # the realtime clock, when running
 
     async def _host(self, host_id: str, context) -> SimHost:
         if host_id not in self.hosts:
@@ -193,5 +194,5 @@ async def start_server(hosts: list[SimHost], listen: str = "127.0.0.1:0",
     await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     if realtime:
-        servicer._clock = asyncio.get_running_loop().create_task(servicer.realtime())
+        servicer.clock_task = asyncio.get_running_loop().create_task(servicer.realtime())
     return server, port, servicer

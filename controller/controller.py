@@ -88,7 +88,7 @@ class Controller:
         self.max_candidates = max_candidates
         self.bandwidth = bandwidth
         self.metrics = metrics or Metrics()
-        self.proxies = {h: HostProxy.options(name=None).remote(addr, h) for h, addr in self.addresses.items()}
+        self.proxies = {h: HostProxy.remote(addr, h) for h, addr in self.addresses.items()}
         self.policies: dict[str, dict[str, VmPolicy]] = {h: {} for h in self.addresses}
         self.topologies: dict[str, agent_pb2.GetTopologyResponse] = {}
         self.rounds: list[RoundSummary] = []

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from pagetide.controller.policy import PolicyParams
 

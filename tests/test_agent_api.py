@@ -5,7 +5,6 @@ import asyncio
 import errno
 
 import grpc
-import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 

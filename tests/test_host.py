@@ -5,8 +5,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG, Host
-from pagetide.agent.pageflags import NODE_NONE, NODE_SWAP, PAGE_SIZE, PG_REFERENCED
-from pagetide.agent.scenario import parse_scenario
+from pagetide.agent.pageflags import NODE_SWAP, PAGE_SIZE, PG_REFERENCED
 from pagetide.agent.sim import simulate
 
 from helpers import small_scenario
