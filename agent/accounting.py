@@ -66,6 +66,7 @@ class HostResult:
     dram_share: float
     oracle_share: float
     slowdown: float
+    tiering: str = "none"           # the kernel's promotion mode
 
 
 class Recorder:
@@ -178,7 +179,7 @@ class Recorder:
             st = t.stats
             acc = st.accesses
             fast = float(st.reads[h.is_fast].sum() + st.writes[h.is_fast].sum())
-            stall = st.access_time + st.migration_time + st.reclaim_time + st.swapin_time
+            stall = st.access_time + st.migration_time + st.reclaim_time + st.swapin_time + st.hint_fault_time
             fast_lat = st.dram_time / acc if acc else 0.0
             slow_lat = st.slow_time / acc if acc else 0.0
             o = self.oracle_hits[i]
@@ -213,4 +214,4 @@ class Recorder:
             node_capacity_bytes=[int(x) for x in h.capacity * PAGE_SIZE],
             dram_share=tot_fast / tot_acc if tot_acc else 1.0,
             oracle_share=tot_oracle / tot_acc if tot_acc else 1.0,
-            slowdown=tot_time / tot_dram if tot_dram else 1.0)
+            slowdown=tot_time / tot_dram if tot_dram else 1.0, tiering=h.scenario.kernel.tiering.mode)

@@ -25,7 +25,10 @@ Kernel behaviour follows the 2018 PMEM-NUMA RFC and Linux 5.15 (DESIGN.md sectio
   demotion_enabled and the peer has room above its min watermark; otherwise it is swapped out, and if swap
   is full it goes back on the LRU;
 - TPP's decoupled WMARK_DEMOTE: kswapd on a DRAM node wakes below low + demote_scale_factor and reclaims up
-  to high + demote_scale_factor.
+  to high + demote_scale_factor;
+- promotion is the scenario's kernel tiering mode (`tiering`: none, NUMA-balancing tiering, TPP), called
+  after every tenant's accesses and at the end of every tick; in a tiering mode kswapd balances nodes to
+  WMARK_PROMO (high + the high - low gap, Linux 6.1) instead of high.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pagetide.agent.pageflags import (
     PG_LAST_PROMOTE, PG_PINNED, PG_REFERENCED, PG_TLB_CACHED,
 )
 from pagetide.agent.scenario import Scenario, TenantSpec
+from pagetide.agent.tiering import make_tiering
 from pagetide.agent.workloads import Workload, make_workload
 
 # move_pages(2) flags (include/uapi/linux/mempolicy.h) and the RFC's SW_YOUNG
@@ -56,7 +60,8 @@ LRU_SEQ_LIMIT = (1 << 32) - (1 << 26)
 ALWAYS_KEPT = PG_PINNED | PG_LAST_PROMOTE | PG_LAST_DEMOTE
 
 VMSTAT_COUNTERS = ("pgdemote_kswapd", "pgdemote_direct", "pgpromote_success", "pgmigrate_success",
-                   "pgmigrate_fail", "pswpout", "pswpin", "pgalloc_fail", "pgfault", "pgmajfault")
+                   "pgmigrate_fail", "pswpout", "pswpin", "pgalloc_fail", "pgfault", "pgmajfault",
+                   "pgpromote_candidate", "numa_pte_updates", "numa_hint_faults")
 
 
 @dataclass
@@ -71,6 +76,7 @@ class TenantStats:
     migration_time: float = 0.0       # move_pages() of its pages: copy + unmap/TLB shootdown
     reclaim_time: float = 0.0         # direct reclaim stalls in its page faults
     swapin_time: float = 0.0          # major faults
+    hint_fault_time: float = 0.0      # NUMA hint faults taken for kernel tiering (minor faults)
     lost_accesses: float = 0.0        # accesses to pages that could not be allocated (OOM)
     migrated_bytes: int = 0           # by move_pages() and by kernel demotion
     promoted_pages: int = 0           # base pages moved slow -> fast
@@ -165,6 +171,8 @@ class Host:
         self.wmark_min = (self.capacity * self.k.wmark_min).astype(np.int64)
         self.wmark_low = (self.capacity * self.k.wmark_low).astype(np.int64)
         self.wmark_high = (self.capacity * self.k.wmark_high).astype(np.int64)
+        # WMARK_PROMO = high + the watermarks' spacing (Linux 6.1 setup_per_zone_wmarks)
+        self.wmark_promo = 2 * self.wmark_high - self.wmark_low
         # TPP: kswapd keeps WMARK_DEMOTE free on top-tier nodes only
         self.demote_extra = np.where(self.is_fast, (self.capacity * self.k.demote_scale_factor), 0).astype(np.int64)
         # inactive_ratio = int_sqrt(10 * node GiB), 1 below 1 GiB (mm/vmscan.c inactive_is_low)
@@ -207,6 +215,9 @@ class Host:
             n_pin = int(round(t.spec.pinned * t.npages))
             if n_pin:
                 self.flags[t.start + rng.choice(t.npages, n_pin, replace=False)] |= PG_PINNED
+
+        self.tiering = make_tiering(self)
+        self.wmark_balance = self.wmark_promo if self.tiering.balance_to_promo else self.wmark_high
 
         self.tick_no = 0
         self.booted = False
@@ -393,6 +404,7 @@ class Host:
         self.flags[s[is_write[served]]] |= PG_DIRTY
         if t.pmd_young is not None:
             t.pmd_young[(s[walked] - t.start) // HPAGE_PMD_NR] = 1
+        self.tiering.on_access(self, t, s)
         return cur
 
     def slow_node_of(self, nid: int) -> int:
@@ -408,7 +420,7 @@ class Host:
         a slow node below its own)."""
         free = self.free()
         for nid in sorted(range(self.nr_nodes), key=lambda n: not self.is_fast[n]):
-            target = int(self.wmark_high[nid] + self.demote_extra[nid])
+            target = int(self.wmark_balance[nid] + self.demote_extra[nid])
             wake = self.kswapd_wake[nid] or free[nid] < self.wmark_low[nid] + self.demote_extra[nid]
             if wake and self.free_pages(nid) < target:
                 if self.is_fast[nid] or self.swap_capacity > self.swap_used:
@@ -621,8 +633,8 @@ class Host:
 
     # ---- time -----------------------------------------------------------------------------------------
     def run_tick(self) -> list[np.ndarray]:
-        """Advance one tick: every tenant's sampled accesses, then kswapd. Returns per tenant the sampled
-        page offsets, for accounting."""
+        """Advance one tick: every tenant's sampled accesses, then kswapd, then the tiering mode's periodic
+        work. Returns per tenant the sampled page offsets, for accounting."""
         if not self.booted:
             self.boot()
         samples = []
@@ -631,6 +643,7 @@ class Host:
             self.access(t, pages, is_write, t.workload.accesses_per_sample)
             samples.append(pages)
         self._kswapd()
+        self.tiering.on_tick(self)
         self.tick_no += 1
         return samples
 
@@ -658,4 +671,5 @@ class Host:
         assert (self.node_pgtable == sum(t.pgtable_by_node for t in self.tenants)).all()
 
     def state_bytes_per_page(self) -> float:
-        return (self.node.itemsize + self.flags.itemsize + self.lru_seq.itemsize)
+        return (self.node.itemsize + self.flags.itemsize + self.lru_seq.itemsize
+                + self.tiering.state_bytes_per_page())

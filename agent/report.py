@@ -38,7 +38,8 @@ def host_report(kernel: HostResult, first_touch: HostResult | None = None) -> st
                  _x(first_touch.slowdown) if first_touch else "-", "", "",
                  format_size(sum(t.migrated_bytes for t in kernel.tenants)),
                  str(sum(t.pingpong for t in kernel.tenants))])
-    out = [f"host {kernel.name}: {kernel.time:.1f} s simulated", table(headers, rows), ""]
+    out = [f"host {kernel.name}: {kernel.time:.1f} s simulated, kernel tiering mode {kernel.tiering}",
+           table(headers, rows), ""]
     nodes = ["node", "used", "capacity"]
     out.append(table(nodes, [[str(i), format_size(u), format_size(c)]
                              for i, (u, c) in enumerate(zip(kernel.node_used_bytes, kernel.node_capacity_bytes))]))

@@ -18,6 +18,7 @@ import yaml
 
 from pagetide.agent import units
 from pagetide.agent.pageflags import HPAGE_PMD_SIZE, PAGE_SIZE
+from pagetide.agent.tiering import MODES as TIERING_MODES, TieringSpec
 from pagetide.agent.workloads import make_workload
 
 NODE_TYPES = ("dram", "pmem", "cxl")
@@ -73,6 +74,7 @@ class KernelSpec:
     swap: int = 16 << 30                 # swap space, bytes
     swap_in_latency: float = 50e-6       # major fault from an NVMe swap device
     migration_overhead: float = 2e-6     # unmap + TLB shootdown per migrated page
+    tiering: TieringSpec = TieringSpec()  # promotion mode: none, nbt, tpp (see tiering)
 
 
 @dataclass(frozen=True)
@@ -240,8 +242,13 @@ def _parse_distances(d: Any, n: int) -> list[list[int]]:
 def _parse_kernel(d: Any) -> KernelSpec:
     key = "host.kernel"
     _check_keys(d, key, {"demotion_enabled", "zonelist", "watermarks", "demote_scale_factor", "swap",
-                         "swap_in_latency", "migration_overhead"})
+                         "swap_in_latency", "migration_overhead", "tiering"})
     kw: dict[str, Any] = {}
+    if "tiering" in d:
+        kw["tiering"] = _parse_tiering(d["tiering"])
+        mode_default = TIERING_MODES[kw["tiering"].mode].default_demote_scale_factor
+        if mode_default is not None:
+            kw["demote_scale_factor"] = mode_default
     if "demotion_enabled" in d:
         kw["demotion_enabled"] = _bool(f"{key}.demotion_enabled", d["demotion_enabled"])
     if "zonelist" in d:
@@ -267,6 +274,19 @@ def _parse_kernel(d: Any) -> KernelSpec:
     if k.wmark_high + k.demote_scale_factor >= 0.5:
         raise ScenarioError(f"{key}.watermarks", "high watermark plus demote_scale_factor must stay below 50%")
     return k
+
+
+def _parse_tiering(d: Any) -> TieringSpec:
+    """`tiering: {mode: nbt, scan_period: 2s, ...}`; each mode accepts only its own parameters."""
+    key = "host.kernel.tiering"
+    if not isinstance(d, dict):
+        raise ScenarioError(key, f"expected a mapping with at least 'mode', got {type(d).__name__}")
+    mode = d.get("mode", "none")
+    if mode not in TIERING_MODES:
+        raise ScenarioError(f"{key}.mode", f"unknown tiering mode {mode!r} (valid: {', '.join(TIERING_MODES)})")
+    params = TIERING_MODES[mode].params
+    _check_keys(d, key, {"mode", *params})
+    return TieringSpec(mode=mode, **{k: _parse(f"{key}.{k}", p.parse, d[k]) for k, p in params.items() if k in d})
 
 
 def _parse_tenant(i: int, d: Any, nodes: list[NodeSpec]) -> TenantSpec:

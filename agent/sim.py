@@ -14,6 +14,7 @@ from typing import Callable
 from pagetide.agent.accounting import HostResult, Recorder
 from pagetide.agent.host import Host
 from pagetide.agent.scenario import Scenario
+from pagetide.agent.tiering import TieringSpec
 
 
 def simulate(scenario: Scenario, on_epoch: Callable[[Host], None] | None = None,
@@ -43,12 +44,13 @@ def simulate(scenario: Scenario, on_epoch: Callable[[Host], None] | None = None,
 
 @dataclass
 class ReferenceRuns:
-    kernel: HostResult          # the scenario's own kernel mode (e.g. RFC demotion)
-    first_touch: HostResult     # stock zonelists, no demotion, no migration
+    kernel: HostResult          # the scenario's own kernel mode (RFC demotion, NBT, TPP)
+    first_touch: HostResult     # stock zonelists, no demotion, no promotion, no migration
 
 
 def first_touch_scenario(scenario: Scenario) -> Scenario:
-    return scenario.with_kernel(zonelist="unified", demotion_enabled=False, demote_scale_factor=0.0)
+    return scenario.with_kernel(zonelist="unified", demotion_enabled=False, demote_scale_factor=0.0,
+                                tiering=TieringSpec())
 
 
 def reference_runs(scenario: Scenario, progress: Callable[[int, int], None] | None = None) -> ReferenceRuns:

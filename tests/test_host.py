@@ -252,7 +252,9 @@ settings.load_profile("default")
 
 
 @st.composite
-def scenarios(draw):
+def scenarios(draw, tierings=()):
+    """Random small hosts; with `tierings`, one of those kernel tiering settings, half-second ticks and a run
+    long enough for several NUMA-balancing scans."""
     dram = draw(st.sampled_from([16, 32]))
     slow = draw(st.sampled_from([16, 32, 64]))
     swap = draw(st.sampled_from([0, 16, 128]))
@@ -272,8 +274,12 @@ def scenarios(draw):
     kernel = {"swap": f"{swap}MiB", "zonelist": draw(st.sampled_from(["separate", "unified"])),
               "demotion_enabled": draw(st.booleans()),
               "demote_scale_factor": draw(st.sampled_from(["0%", "2%"]))}
+    timing = {"duration": "1s"}
+    if tierings:
+        kernel["tiering"] = draw(st.sampled_from(tierings))
+        timing = {"tick": "500ms", "epoch": "500ms", "duration": "4s"}
     return small_scenario(dram=f"{dram}MiB", slow=f"{slow}MiB", tenants=tenants, kernel=kernel,
-                          seed=draw(st.integers(0, 1000)), duration="1s")
+                          seed=draw(st.integers(0, 1000)), **timing)
 
 
 @given(scenarios(), st.integers(0, 2**31))
