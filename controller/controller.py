@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from pagetide.controller.baselines import make_policy
 from pagetide.controller.convert import vm_policy, vm_policy_pb
 from pagetide.controller.policy import PolicyParams, VmPolicy
 from pagetide.controller.proxy import HostProxy, RoundResult
@@ -81,14 +82,19 @@ class RoundSummary:
 
 class Controller:
     def __init__(self, hosts: dict[str, str], params: PolicyParams = PolicyParams(), max_candidates: int = 4096,
-                 bandwidth: float | None = None, metrics: Metrics | None = None):
-        """hosts: host id -> agent address. bandwidth: bytes/s of wall time to pace pushes (realtime)."""
+                 bandwidth: float | None = None, metrics: Metrics | None = None, policy: str = "pagetide",
+                 policy_options: dict | None = None):
+        """hosts: host id -> agent address. bandwidth: bytes/s of wall time to pace pushes (realtime).
+        policy: the placement policy's name in baselines.POLICIES, one object per host (ValueError if unknown)."""
+        make_policy(policy, **(policy_options or {}))      # reject a bad name or option here, not in the actors
+        self.policy, self.policy_options = policy, dict(policy_options or {})
         self.addresses = dict(hosts)
         self.params = params
         self.max_candidates = max_candidates
         self.bandwidth = bandwidth
         self.metrics = metrics or Metrics()
-        self.proxies = {h: HostProxy.remote(addr, h) for h, addr in self.addresses.items()}
+        self.proxies = {h: HostProxy.remote(addr, h, policy, self.policy_options)
+                        for h, addr in self.addresses.items()}
         self.policies: dict[str, dict[str, VmPolicy]] = {h: {} for h in self.addresses}
         self.topologies: dict[str, agent_pb2.GetTopologyResponse] = {}
         self.rounds: list[RoundSummary] = []

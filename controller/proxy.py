@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import grpc
 import ray
 
+from pagetide.controller.baselines import PlacementPolicy, make_policy
 from pagetide.controller.convert import host_view
-from pagetide.controller.policy import PolicyParams, VmPolicy, plan_host
+from pagetide.controller.policy import PolicyParams, VmPolicy
 from pagetide.v1 import agent_pb2, agent_pb2_grpc
 
 RPC_TIMEOUT = 10.0         # seconds, for reports and moves
@@ -53,9 +54,13 @@ class RoundResult:
 class HostClient:
     """The controller's view of one host over gRPC (usable without Ray, e.g. in tests)."""
 
-    def __init__(self, address: str, host_id: str):
+    def __init__(self, address: str, host_id: str, policy: str = "pagetide", policy_options: dict | None = None):
+        """policy: a name in baselines.POLICIES; its object is made at the first topology (it needs the
+        host's period) and kept for the run, so a stateful policy sees every round of this host."""
         self.address = address
         self.host_id = host_id
+        self.policy_name, self.policy_options = policy, dict(policy_options or {})
+        self.policy: PlacementPolicy | None = None
         self.channel = grpc.aio.insecure_channel(address, options=[
             ("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1)])
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
@@ -65,6 +70,9 @@ class HostClient:
     async def get_topology(self) -> agent_pb2.GetTopologyResponse:
         self.topology = await self.stub.GetTopology(agent_pb2.GetTopologyRequest(host_id=self.host_id),
                                                     timeout=RPC_TIMEOUT)
+        if self.policy is None:
+            self.policy = make_policy(self.policy_name, period_seconds=self.topology.period_ns / 1e9,
+                                      **self.policy_options)
         return self.topology
 
     async def advance(self, ticks: int) -> agent_pb2.AdvanceClockResponse:
@@ -92,7 +100,8 @@ class HostClient:
         for t in report.tenants:
             res.heat_pages[t.tenant] = [sum(col) for col in zip(*(h.pages for h in t.histograms))]
         known = {t.tenant for t in report.tenants}
-        plan = plan_host(host_view(self.topology, report), {k: v for k, v in policies.items() if k in known}, params)
+        plan = self.policy.plan(host_view(self.topology, report),
+                                {k: v for k, v in policies.items() if k in known}, params)
         t2 = time.perf_counter()
         res.dram_target_bytes = dict(plan.dram_target_bytes)
         # one request carries up to MAX_CALLS move_pages calls (each <= 4 MiB); with a bandwidth limit the
@@ -136,13 +145,14 @@ class HostClient:
 class HostProxy:
     """Ray actor wrapper: the channel is created on the actor's own event loop at the first call."""
 
-    def __init__(self, address: str, host_id: str):
+    def __init__(self, address: str, host_id: str, policy: str = "pagetide", policy_options: dict | None = None):
         self.address, self.host_id = address, host_id
+        self.policy, self.policy_options = policy, policy_options
         self.client: HostClient | None = None
 
     def _c(self) -> HostClient:
         if self.client is None:
-            self.client = HostClient(self.address, self.host_id)
+            self.client = HostClient(self.address, self.host_id, self.policy, self.policy_options)
         return self.client
 
     async def topology(self) -> bytes:

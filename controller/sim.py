@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from pagetide.controller.baselines import POLICIES
 from pagetide.controller.policy import PolicyParams
 
 SERVING = re.compile(r"serving (\S+(?:, \S+)*) on port (\d+)")
@@ -43,6 +44,17 @@ def parse_seconds(text: str) -> float:
     if not m:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 60s, 2min)")
     return float(m.group(1)) * {None: 1, "s": 1, "ms": 1e-3, "min": 60}[m.group(2)]
+
+
+def parse_policy_option(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE a number or a size (256MiB); the policy validates the key."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
+    try:
+        return key.strip(), int(value) if value.strip().lstrip("-").isdigit() else float(value)
+    except ValueError:
+        return key.strip(), parse_size(value)
 
 
 def start_agents(n_hosts: int, n_procs: int, seed: int, memory_mib: int, timeout: float = 300) -> list[AgentProcess]:
@@ -112,7 +124,8 @@ async def run_sim(args: argparse.Namespace) -> dict:
     try:
         hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
         ctl = Controller(hosts, max_candidates=args.max_candidates,
-                         bandwidth=args.bandwidth if args.realtime else None)
+                         bandwidth=args.bandwidth if args.realtime else None,
+                         policy=args.policy, policy_options=dict(args.policy_option))
         await ctl.start()
         period = next(iter(ctl.topologies.values())).period_ns / 1e9
         # the per-host bandwidth limit, as a byte budget per round of simulated time
@@ -171,7 +184,8 @@ def collect(args, ctl, stats, wall, heat_history) -> dict:
                       "vmstat": {f.name: getattr(st.vmstat, f.name) for f in st.vmstat.DESCRIPTOR.fields}})
     secs = sorted(r.seconds for r in rounds)
     return {
-        "hosts": hosts, "seed": args.seed, "rounds": len(rounds), "wall_seconds": wall,
+        "hosts": hosts, "policy": args.policy, "policy_options": dict(args.policy_option), "seed": args.seed,
+        "rounds": len(rounds), "wall_seconds": wall,
         "round_seconds": {"median": secs[len(secs) // 2], "max": secs[-1], "mean": sum(secs) / len(secs)},
         "advance_seconds_mean": sum(r.advance_seconds for r in rounds) / len(rounds),
         "host_seconds_mean": {k: sum(getattr(x, f"{k}_seconds") for r in rounds for x in r.results)
@@ -286,6 +300,10 @@ def add_parser(sub) -> None:
     p.add_argument("--bandwidth", type=parse_size, default=256 << 20,
                    help="per-host migration limit in bytes per second (default 256MiB)")
     p.add_argument("--max-candidates", type=int, default=4096, help="candidate pages per list in heat reports")
+    p.add_argument("--policy", choices=sorted(POLICIES), default="pagetide",
+                   help="placement policy: pagetide's own or a baseline daemon (default pagetide)")
+    p.add_argument("--policy-option", type=parse_policy_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the chosen policy, e.g. dram_percent=25 or heat_max=2 (repeatable)")
     p.add_argument("--realtime", action="store_true", help="one round per period of wall time (for live monitoring)")
     p.add_argument("--stats-every", type=int, default=5, help="fetch accounting every N rounds (metrics)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
