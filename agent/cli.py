@@ -95,6 +95,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="16GiB", help="host memory of 4 KiB pages (default 16GiB)")
     p.add_argument("--repeat", type=int, default=20, help="scans to time")
     p.set_defaults(func=cmd_bench_host)
+    from pagetide.agent import traces
+    traces.add_parser(sub)  # `trace convert {lackey,damo} ...`, `trace info`
 
 
 def run(args: argparse.Namespace) -> int:

@@ -602,3 +602,10 @@ class PhasesWorkload(Workload):
         order = [self._set((first + i) % sets) for i in range(sets)]
         order.append(self._layout[sets * self._set_pages:])
         return np.concatenate(order)[:k]
+
+
+# The `trace` workload (replay of real programs' access counts) lives with its file format in `traces`, which
+# registers it here on import; imported last since it builds on the classes above.
+import importlib  # noqa: E402
+
+importlib.import_module("pagetide.agent.traces")

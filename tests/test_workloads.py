@@ -33,7 +33,7 @@ def zipf_share(k: int, n: int, s: float) -> float:
 # ---- the common contract -------------------------------------------------------------------------------------
 
 def test_the_registry_holds_the_whole_suite():
-    assert sorted(WORKLOADS) == sorted(ALL_TYPES)
+    assert sorted(WORKLOADS) == sorted([*ALL_TYPES, "trace"])  # trace replay: tests/test_traces.py
     for name, cls in WORKLOADS.items():
         assert cls.name == name
 

@@ -1,0 +1,278 @@
+"""Trace replay of real programs (DESIGN.md section 5): lackey and damo logs convert to exact per-page counts in
+bounded memory, and the `trace` workload replays them deterministically."""
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from pagetide.agent import traces
+from pagetide.agent.sim import simulate
+from pagetide.agent.traces import TraceFile, TraceFormatError, TraceWriter, convert_damo, convert_lackey
+from pagetide.agent.workloads import WORKLOADS, make_workload
+
+from helpers import small_scenario
+
+LACKEY = """\
+==4242== Lackey, an example Valgrind tool
+==4242== Command: ./prog
+I  04000a30,3
+ L 00001ff8,8
+ S 00001ffc,8
+ M 00003010,4
+I  04000a33,5
+
+ L 00003020,8
+ M 00005ffe,4
+ S 00001000,1
+==4242== Counted 2 calls to main()
+"""
+# pages touched: 0x1000 (L, S straddling, S), 0x2000 (S straddling), 0x3000 (M, L), 0x5000/0x6000 (M straddling)
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_bytes(text.encode() if isinstance(text, str) else text)
+    return p
+
+
+def test_lackey_loads_stores_and_modifies_become_exact_per_page_reads_and_writes(tmp_path):
+    t = convert_lackey(write(tmp_path, "a.log", LACKEY), tmp_path / "a.pgtrace", epoch_accesses=100)
+    assert t.header["source"] == "valgrind-lackey" and t.nepochs == 1 and t.page_size == 4096
+    # pages renumbered densely in address order; the map keeps each page's address
+    assert t.addresses.tolist() == [0x1000, 0x2000, 0x3000, 0x5000, 0x6000]
+    reads, writes = t.dense_counts()
+    assert reads.tolist() == [[1, 0, 2, 1, 1]]    # M is a read ...
+    assert writes.tolist() == [[2, 1, 1, 1, 1]]   # ... and a write; straddling accesses count on both pages
+    assert (t.header["reads"], t.header["writes"]) == (5, 6)
+
+
+def test_lackey_instruction_fetches_are_skipped_or_counted_as_reads(tmp_path):
+    t = convert_lackey(write(tmp_path, "a.log", LACKEY), tmp_path / "a.pgtrace", instructions="read")
+    assert t.addresses.tolist() == [0x1000, 0x2000, 0x3000, 0x5000, 0x6000, 0x4000000]
+    reads, writes = t.dense_counts()
+    assert reads[0].tolist() == [1, 0, 2, 1, 1, 2] and writes[0, 5] == 0
+
+
+def test_lackey_epochs_are_fixed_numbers_of_accesses_and_the_last_may_be_shorter(tmp_path):
+    t = convert_lackey(write(tmp_path, "a.log", LACKEY), tmp_path / "a.pgtrace", epoch_accesses=2)
+    assert t.header["epoch_length"] == 2 and t.header["epoch_unit"] == "accesses"
+    reads, writes = t.dense_counts()
+    # records: L 1ff8 | S 1ffc | M 3010 | L 3020 | M 5ffe | S 1000 (I lines skipped, not counted)
+    assert reads.tolist() == [[1, 0, 0, 0, 0], [0, 0, 2, 0, 0], [0, 0, 0, 1, 1]]
+    assert writes.tolist() == [[1, 1, 0, 0, 0], [0, 0, 1, 0, 0], [1, 0, 0, 1, 1]]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 13, 64])
+def test_lackey_chunk_boundaries_do_not_change_the_trace(tmp_path, chunk_size):
+    src = write(tmp_path, "a.log", LACKEY * 50)
+    convert_lackey(src, tmp_path / "big.pgtrace", epoch_accesses=7)
+    convert_lackey(src, tmp_path / "small.pgtrace", epoch_accesses=7, chunk_size=chunk_size)
+    assert (tmp_path / "big.pgtrace").read_bytes() == (tmp_path / "small.pgtrace").read_bytes()
+
+
+def test_a_lackey_log_without_a_final_newline_keeps_its_last_access(tmp_path):
+    t = convert_lackey(write(tmp_path, "a.log", " L 00001000,4\n S 00002000,4"), tmp_path / "a.pgtrace")
+    assert t.dense_counts()[1].tolist() == [[0, 1]]
+
+
+@pytest.mark.parametrize("bad", [" X 00001000,4", " L 0000zz00,4", " L 00001000", "hello from the program",
+                                 " S 00001000,-4"])
+def test_malformed_lackey_input_is_an_error_naming_the_line(tmp_path, bad):
+    src = write(tmp_path, "a.log", "==1== hi\n L 00001000,4\n\n" + bad + "\n L 00002000,4\n")
+    with pytest.raises(TraceFormatError, match=r"a\.log:4: malformed lackey line"):
+        convert_lackey(src, tmp_path / "a.pgtrace", chunk_size=5)
+    assert list(tmp_path.iterdir()) == [src]  # no partial output or spool left behind
+
+
+# ---- damo ------------------------------------------------------------------------------------------------
+
+def region(start, end, samples, age=1):
+    return {"start": str(start), "end": str(end), "nr_accesses": {"samples": samples, "percent": None},
+            "age": {"usec": None, "aggr_intervals": str(age)}, "probe_hits": [], "sz_filter_passed": "0"}
+
+
+def damo_record(target_id, snapshots):
+    return {"kdamond_idx": 0, "context_idx": 0,
+            "intervals": {"sample_us": "5000", "aggr_us": "100000", "ops_update_us": "1000000"},
+            "scheme_idx": None, "target_id": target_id, "scheme_filters": [],
+            "snapshots": [{"start_time": str(100_000_000 * i), "end_time": str(100_000_000 * (i + 1)),
+                           "regions": regs, "total_bytes": None, "damos_stats": None, "sample_interval_us": None}
+                          for i, regs in enumerate(snapshots)],
+            "data_source": "unknown"}
+
+
+DAMO = [damo_record(0, [
+    [region(0x10000, 0x12000, 3), region(0x12000, 0x13000, 0), region(0x20000, 0x21000, 20)],
+    [region(0x10000, 0x11000, 1), region(0x11000, 0x13000, 5), region(0x20000, 0x21000, 0)],
+]), damo_record(1, [[region(0x40000, 0x41000, 9)]])]
+
+
+def test_damo_region_accesses_become_per_page_counts_per_snapshot(tmp_path):
+    t = convert_damo(write(tmp_path, "damon.json", json.dumps(DAMO, indent=4)), tmp_path / "d.pgtrace")
+    assert t.header["source"] == "damo" and t.header["epoch_length"] == 100_000 and t.header["epoch_unit"] == "us"
+    # idle regions belong to the footprint too (page 0x12000 was never accessed in snapshot 0)
+    assert t.addresses.tolist() == [0x10000, 0x11000, 0x12000, 0x20000]
+    reads, writes = t.dense_counts()
+    assert reads.tolist() == [[3, 3, 0, 20], [1, 5, 5, 0]]
+    assert not writes.any()  # DAMON does not tell reads from writes
+
+
+def test_damo_snapshots_merge_into_epochs_and_records_are_chosen_by_index(tmp_path):
+    src = write(tmp_path, "damon.json", json.dumps(DAMO))
+    t = convert_damo(src, tmp_path / "d.pgtrace", snapshots_per_epoch=2)
+    assert t.header["epoch_length"] == 200_000 and t.dense_counts()[0].tolist() == [[4, 8, 5, 20]]
+    other = convert_damo(src, tmp_path / "d1.pgtrace", record=1)
+    assert other.addresses.tolist() == [0x40000] and other.dense_counts()[0].tolist() == [[9]]
+    with pytest.raises(TraceFormatError, match="has no record 2"):
+        convert_damo(src, tmp_path / "d2.pgtrace", record=2)
+
+
+def test_damo_compressed_records_and_tiny_chunks_give_the_same_trace(tmp_path):
+    text = json.dumps(DAMO, indent=4)
+    (tmp_path / "z").mkdir()
+    convert_damo(write(tmp_path, "damon.data", text), tmp_path / "a.pgtrace")
+    convert_damo(write(tmp_path, "z/damon.data", zlib.compress(text.encode())), tmp_path / "b.pgtrace", chunk_size=3)
+    assert (tmp_path / "a.pgtrace").read_bytes() == (tmp_path / "b.pgtrace").read_bytes()
+
+
+def test_malformed_damo_input_is_an_error_naming_the_line(tmp_path):
+    text = json.dumps(DAMO, indent=4)
+    truncated = text[:text.index('"nr_accesses"', 800)]
+    with pytest.raises(TraceFormatError, match=r"damon\.json:\d+: invalid JSON"):
+        convert_damo(write(tmp_path, "damon.json", truncated), tmp_path / "d.pgtrace", chunk_size=64)
+    bad = json.loads(text)
+    del bad[0]["snapshots"][1]["regions"][0]["nr_accesses"]
+    lines = json.dumps(bad, indent=4)
+    with pytest.raises(TraceFormatError, match=r"records\[0\]\.snapshots\[1\]\.regions\[0\]: missing nr_accesses"):
+        convert_damo(write(tmp_path, "damon.json", lines), tmp_path / "d.pgtrace")
+    bad[0]["snapshots"][1]["regions"] = [region(0x2000, 0x1000, 1)]
+    with pytest.raises(TraceFormatError, match=r"damon\.json:\d+: .*end 4096 must be greater than start 8192"):
+        convert_damo(write(tmp_path, "damon.json", json.dumps(bad)), tmp_path / "d.pgtrace")
+
+
+# ---- the file format -------------------------------------------------------------------------------------
+
+def test_a_trace_file_round_trips_and_reads_one_epoch_at_a_time(tmp_path):
+    w = TraceWriter(tmp_path / "t.pgtrace", {"source": "test", "page_size": 4096, "epoch_length": 1,
+                                              "epoch_unit": "accesses", "reads": 9, "writes": 1},
+                    np.array([0, 4096, 1 << 40], dtype=np.uint64), nepochs=2)
+    w.add_epoch(np.array([0, 2]), np.array([5, 0]), np.array([0, 1]))
+    w.add_epoch(np.array([1]), np.array([4]), np.array([0]))
+    w.close()
+    t = TraceFile(tmp_path / "t.pgtrace")
+    assert (t.npages, t.nepochs, t.header["version"]) == (3, 2, 1)
+    assert t.addresses.tolist() == [0, 4096, 1 << 40]
+    e = t.epoch(1)
+    assert (e.pages.tolist(), e.reads.tolist(), e.writes.tolist()) == ([1], [4], [0])
+    with pytest.raises(IndexError):
+        t.epoch(2)
+
+
+def test_files_that_are_not_traces_or_of_another_version_are_rejected(tmp_path):
+    with pytest.raises(TraceFormatError, match="not a pagetide trace"):
+        TraceFile(write(tmp_path, "x.pgtrace", "hello"))
+    convert_lackey(write(tmp_path, "a.log", LACKEY), tmp_path / "a.pgtrace")
+    data = bytearray((tmp_path / "a.pgtrace").read_bytes())
+    data[8] = 2
+    with pytest.raises(TraceFormatError, match="version 2"):
+        TraceFile(write(tmp_path, "v2.pgtrace", bytes(data)))
+
+
+# ---- the trace workload ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_trace(tmp_path):
+    """Three epochs over 4 pages; epoch 1 has no accesses."""
+    path = tmp_path / "small.pgtrace"
+    w = TraceWriter(path, {"source": "test", "page_size": 4096, "epoch_length": 10, "epoch_unit": "accesses",
+                           "reads": 14, "writes": 6}, np.arange(4, dtype=np.uint64) * 4096, nepochs=3)
+    w.add_epoch(np.array([0, 3]), np.array([6, 0]), np.array([2, 2]))
+    w.add_epoch(np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+    w.add_epoch(np.array([1, 2]), np.array([4, 4]), np.array([0, 2]))
+    w.close()
+    return str(path)
+
+
+def test_trace_is_a_registered_workload_type_that_needs_a_path(small_trace):
+    assert WORKLOADS["trace"] is traces.TraceWorkload
+    with pytest.raises(ValueError, match="workload.path: missing"):
+        make_workload({"type": "trace"}, 16, 0, 0.1)
+    with pytest.raises(ValueError, match="workload.path: no trace file 'nope'; shipped traces: "):
+        make_workload({"type": "trace", "path": "nope"}, 16, 0, 0.1)
+    with pytest.raises(ValueError, match="touches 4 pages .* the footprint has only 3"):
+        make_workload({"type": "trace", "path": small_trace}, 3, 0, 0.1)
+    with pytest.raises(ValueError, match="workload.loop: expected true or false"):
+        make_workload({"type": "trace", "path": small_trace, "loop": "yes"}, 16, 0, 0.1)
+
+
+def test_trace_probabilities_are_the_epochs_counts_and_extra_pages_are_never_touched(small_trace):
+    w = make_workload({"type": "trace", "path": small_trace, "ticks_per_epoch": 2}, 10, seed=1, tick_s=0.1)
+    np.testing.assert_array_equal(w.probabilities(0), [0.8, 0, 0, 0.2, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(w.probabilities(1), w.probabilities(0))
+    # epoch 1 is empty: epoch 0 holds through it
+    assert [w.trace_epoch(t) for t in range(8)] == [0, 0, 0, 0, 2, 2, 0, 0]
+    np.testing.assert_array_equal(w.probabilities(4)[:4], [0, 0.4, 0.6, 0])
+    assert w.hot_pages(4, 3).tolist() == [2, 1, 0]
+    pages = np.concatenate([w.sample(t)[0] for t in range(12)])
+    assert pages.max() < 4
+
+
+def test_without_loop_the_last_epoch_holds_after_the_trace_ends(small_trace):
+    w = make_workload({"type": "trace", "path": small_trace, "loop": False}, 4, seed=1, tick_s=0.1)
+    assert [w.trace_epoch(t) for t in (0, 2, 3, 1000)] == [0, 2, 2, 2]
+
+
+def test_trace_samples_follow_probabilities_and_the_traces_write_mix(small_trace):
+    w = make_workload({"type": "trace", "path": small_trace, "samples": 20_000}, 4, seed=5, tick_s=0.1)
+    for tick in (0, 2):
+        pages, is_write = w.sample(tick)
+        freq = np.bincount(pages, minlength=4) / pages.size
+        np.testing.assert_allclose(freq, w.probabilities(tick), atol=0.01)
+    pages, is_write = w.sample(0)
+    assert is_write[pages == 3].all()                            # page 3 was only written
+    assert is_write[pages == 0].mean() == pytest.approx(0.25, abs=0.02)  # 2 writes of 8 accesses
+    assert w.write_ratio == pytest.approx(6 / 20)
+
+
+def test_an_explicit_write_ratio_overrides_the_traces_mix(small_trace):
+    w = make_workload({"type": "trace", "path": small_trace, "write_ratio": 0.5, "samples": 20_000}, 4, 5, 0.1)
+    pages, is_write = w.sample(0)
+    assert is_write.mean() == pytest.approx(0.5, abs=0.02)
+    assert w.describe()["write_ratio"] == 0.5
+
+
+def test_trace_replay_is_deterministic_under_its_seed_and_describe_rebuilds_it(small_trace):
+    spec = {"type": "trace", "path": small_trace, "samples": 500}
+    a, b, c = (make_workload(spec, 8, seed, 0.1) for seed in (3, 3, 4))
+    for tick in (5, 0, 2):
+        np.testing.assert_array_equal(a.sample(tick)[0], b.sample(tick)[0])
+        np.testing.assert_array_equal(a.sample(tick)[1], b.sample(tick)[1])
+    assert not np.array_equal(a.sample(0)[0], c.sample(0)[0])
+    again = make_workload(a.describe(), 8, 3, 0.1)
+    assert again.describe() == a.describe() and a.describe()["write_ratio"] is None
+    np.testing.assert_array_equal(again.sample(7)[0], a.sample(7)[0])
+
+
+# ---- the shipped traces ----------------------------------------------------------------------------------
+
+def test_the_project_ships_traces_of_real_programs():
+    assert set(traces.shipped_traces()) >= {"sort", "python-dict", "sqlite-index"}
+    for name in traces.shipped_traces():
+        t = TraceFile(traces.resolve_trace_path(name))
+        assert t.header["source"] == "valgrind-lackey" and t.page_size == 4096
+        assert t.nepochs > 10 and t.npages > 100
+        assert t.path.stat().st_size < 2 << 20
+
+
+def test_a_shipped_trace_replays_in_a_small_host_scenario():
+    # without prefault only the pages the program touches are ever allocated: the trace's 1.5 MiB fit in DRAM
+    s = small_scenario(dram="8MiB", slow="64MiB", tenants=[
+        {"name": "sort", "footprint": "32MiB", "prefault": False,
+         "workload": {"type": "trace", "path": "sort", "samples": 2048}}])
+    r = simulate(s, check=True)
+    t = r.tenants[0]
+    assert t.workload == "trace" and t.accesses == pytest.approx(50e6 * 2)
+    assert 0 < sum(t.resident_bytes) <= TraceFile(traces.resolve_trace_path("sort")).npages * 4096
+    assert t.dram_share == 1.0 and t.oracle_share == 1.0
