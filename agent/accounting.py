@@ -171,7 +171,7 @@ class Recorder:
         if final:
             self.close_epoch()
         h = self.host
-        static = (self.static_oracle_hits() if final and self.total_expected is not None
+        static = (self.static_oracle_hits() if self.total_expected is not None
                   else np.full(len(h.tenants), np.nan))
         out = []
         tot_acc = tot_fast = tot_oracle = tot_time = tot_dram = 0.0

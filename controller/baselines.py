@@ -14,6 +14,7 @@ ignore them (they model daemons that had no such knob).
   `dram_percent` of its scanned memory -- no per-VM utility split, which is the point of the comparison.
 - "memtierd": memtierd's heat policy: a decaying per-page heat, heat classes mapped to nodes, and a mover
   limited to bandwidth x time.
+- "none": no moves at all, for the kernel-only reference runs.
 
 The semantics follow the projects' documentation and published defaults; the code is pagetide's own.
 """
@@ -31,7 +32,8 @@ from pagetide.controller.policy import (
     _threshold_bin, _Topology, _validate_params, _validate_view, plan_host,
 )
 
-__all__ = ["PlacementPolicy", "PagetidePolicy", "MemoryOptimizer", "MemtierdHeat", "POLICIES", "make_policy"]
+__all__ = ["PlacementPolicy", "PagetidePolicy", "MemoryOptimizer", "MemtierdHeat", "NoMigration", "POLICIES",
+           "make_policy"]
 
 MAX_LEVEL = HEAT_BINS - 1        # the agent's refs scale: 15 = accessed in every scan of the period
 
@@ -363,12 +365,25 @@ class MemtierdHeat:
         return _assemble(view, topo, params, tuple(a[:m] for a in down), tuple(a[:k] for a in up))
 
 
+# -------------------------------------------------------------------------------------------- none
+
+class NoMigration:
+    """Moves nothing: the kernel alone places pages (its demotion or tiering mode). The reference runs of
+    `pagetide bench` for the kernel-only modes use it, so the same controller loop measures them."""
+    name = "none"
+
+    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+        _validate_view(view)
+        return _assemble(view, _Topology.of(view.nodes), params, _empty_moves(), _empty_moves())
+
+
 # -------------------------------------------------------------------------------------------- registry
 
 POLICIES: dict[str, type] = {
     PagetidePolicy.name: PagetidePolicy,
     MemoryOptimizer.name: MemoryOptimizer,
     MemtierdHeat.name: MemtierdHeat,
+    NoMigration.name: NoMigration,
 }
 
 

@@ -9,11 +9,12 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from pagetide.agent import cli as agent_cli
-    from pagetide.controller import sim
+    from pagetide.controller import bench, sim
 
     p = argparse.ArgumentParser(prog="pagetide", description="Placement controller for tiered memory")
     sub = p.add_subparsers(dest="command", required=True)
     sim.add_parser(sub)
+    bench.add_parser(sub)
     agent_cli.add_parsers(sub)
     return p
 

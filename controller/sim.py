@@ -57,14 +57,21 @@ def parse_policy_option(text: str) -> tuple[str, object]:
         return key.strip(), parse_size(value)
 
 
+def agent_command(*args: str) -> list[str]:
+    """`pagetide agent` on a free local port with a driven clock, serving what `args` name."""
+    return [sys.executable, "-m", "pagetide.controller.cli", "agent", "--listen", "127.0.0.1:0", "--clock", "driven",
+            *args]
+
+
 def start_agents(n_hosts: int, n_procs: int, seed: int, memory_mib: int, timeout: float = 300) -> list[AgentProcess]:
     """Start agent processes serving the fleet's hosts; wait until each prints its port."""
-    procs = []
-    for i in range(n_procs):
-        cmd = [sys.executable, "-m", "pagetide.controller.cli", "agent", "--listen", "127.0.0.1:0",
-               "--clock", "driven", "--fleet", str(n_hosts), "--fleet-part", f"{i}/{n_procs}", "--seed", str(seed),
-               "--fleet-memory", f"{memory_mib}MiB"]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return launch_agents([agent_command("--fleet", str(n_hosts), "--fleet-part", f"{i}/{n_procs}", "--seed", str(seed),
+                                        "--fleet-memory", f"{memory_mib}MiB") for i in range(n_procs)], timeout)
+
+
+def launch_agents(cmds: list[list[str]], timeout: float = 300) -> list[AgentProcess]:
+    """Start one agent process per command; wait until each prints the hosts it serves and its port."""
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for cmd in cmds]
     out = []
     deadline = time.monotonic() + timeout
     for p in procs:

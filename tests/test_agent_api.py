@@ -120,3 +120,12 @@ def test_heat_report_is_bounded_and_describes_the_last_period():
         assert list(st.node_used_bytes) == [int(x) * 4096 for x in sh.host.node_used]
         assert list(st.node_free_bytes) == [int(x) * 4096 for x in sh.host.free()]
     with_agent(t)
+
+
+def test_stats_carry_the_static_oracle_so_far():
+    async def t(stub, sh, ch):
+        await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
+        st = await stub.GetStats(agent_pb2.GetStatsRequest(host_id="h0"), timeout=5)
+        s = st.tenants[0].static_oracle_share
+        assert 0 < s <= 1 and s <= st.tenants[0].oracle_share * (1 + 1e-6)
+    with_agent(t)

@@ -1,0 +1,146 @@
+"""`pagetide bench`: the suite's hosts, the report, and one quick end-to-end run."""
+
+import json
+import math
+
+import pytest
+import yaml
+
+from pagetide.agent.scenario import parse_scenario
+from pagetide.controller import bench
+from pagetide.controller.cli import build_parser
+
+TRACE_PAGES = {"sort": 377, "python-dict": 2187, "sqlite-index": 547}      # agent/traces/README.md
+MiB = 1 << 20
+
+
+def full_suite():
+    return bench.suite(bench.SuiteConfig(), TRACE_PAGES)
+
+
+def test_the_full_suite_is_every_workload_at_every_share():
+    cases = full_suite()
+    assert {(c.workload, c.share) for c in cases} == {(w, s) for w in bench.WORKLOADS for s in (2, 4, 8)}
+    ids = {c.host_id(run) for c in cases for run in bench.RUNS}
+    assert len(ids) == len(cases) * len(bench.RUNS)                       # host names never collide
+
+
+@pytest.mark.parametrize("case", full_suite(), ids=lambda c: c.host_id(""))
+def test_every_generated_host_is_a_valid_scenario_with_dram_the_given_share_of_the_footprint(case):
+    d = yaml.safe_load(yaml.safe_dump(bench.scenario_for(case, "pagetide")))    # as the agent reads the file
+    sc = parse_scenario(d)
+    assert sc.name == case.host_id("pagetide")
+    footprint = sum(t.footprint for t in sc.tenants)
+    dram, slow = sc.nodes
+    assert dram.type == "dram" and dram.capacity * case.share == footprint
+    assert slow.capacity > footprint - dram.capacity                          # the rest plus headroom
+    assert sc.kernel.tiering.mode == "none" and sc.kernel.demotion_enabled
+
+
+@pytest.mark.parametrize("run", sorted(bench.RUNS))
+def test_each_run_sets_its_kernel_mode(run):
+    sc = parse_scenario(bench.scenario_for(full_suite()[0], run))
+    assert sc.kernel.tiering.mode == bench.RUNS[run][1]["tiering"]["mode"]
+
+
+def test_kernel_only_runs_use_the_none_policy_and_first_touch_falls_back_without_demotion():
+    sc = parse_scenario(bench.scenario_for(full_suite()[0], "first-touch"))
+    assert sc.kernel.zonelist == "unified" and not sc.kernel.demotion_enabled
+    assert {bench.RUNS[r][0] for r in bench.KERNEL_RUNS} == {"none"}
+    assert parse_scenario(bench.scenario_for(full_suite()[0], "tpp")).kernel.tiering.mode == "tpp"
+
+
+def test_trace_hosts_replay_the_shipped_trace_in_copies_of_its_footprint_rounded_to_2mib():
+    sort = {c.share: c for c in full_suite() if c.workload == "sort"}
+    for share, case in sort.items():
+        sc = parse_scenario(bench.scenario_for(case, "pagetide"))
+        assert {t.footprint for t in sc.tenants} == {2 * MiB}                # 377 pages = 1.5 MiB -> 2 MiB
+        assert all(not t.prefault and t.workload["path"] == "sort" for t in sc.tenants)
+        assert len(sc.tenants) == share                                       # 2 MiB / share per copy
+    assert bench.trace_replicas(10 * MiB, 8) == 8 and bench.trace_replicas(256 * MiB, 8) == 1
+
+
+def test_the_mix_host_has_vms_of_different_sizes_and_weights():
+    case = next(c for c in full_suite() if c.workload == "mix")
+    sc = parse_scenario(bench.scenario_for(case, "pagetide"))
+    assert len({t.footprint for t in sc.tenants}) >= 3
+    assert len({t.workload["type"] for t in sc.tenants}) == len(sc.tenants)
+    assert case.weights == {"vm-web": 2.0, "vm-batch": 0.5}
+
+
+def fake_results():
+    hosts = []
+    for run, share_of_oracle in (("pagetide", 0.9), ("demotion", 0.5)):
+        for w in ("zipf", "sort"):
+            hosts.append({"run": run, "workload": w, "share": 4, "host": f"{w}-s4-{run}", "dram_share": 0.8 * share_of_oracle,
+                          "oracle_share": 0.8, "static_oracle_share": float("nan"), "slowdown": 1.5,
+                          "oracle_slowdown": 1.2, "migrated_bytes": 3 << 29, "pingpong": 12345})
+    return {"command": "pagetide bench --quick --out x.md", "rounds": 8, "wall_seconds": 12.3, "hosts": hosts}
+
+
+def test_the_report_has_the_command_a_summary_and_one_table_per_workload_and_share():
+    text = bench.report(fake_results())
+    assert text.startswith("# pagetide benchmark suite\n\nCommand: `pagetide bench --quick --out x.md`")
+    assert "| pagetide | 0.900 |" in text and "| demotion | 0.500 |" in text
+    assert "## zipf, DRAM 1/4" in text and "## sort, DRAM 1/4" in text
+    assert "| pagetide | 72.0% | 0.900 | 1.500x | 1.50 | 12,345 |" in text
+    assert "| *all-DRAM* | 100.0% | 1.250 | 1.000x | 0.00 | 0 |" in text
+    assert "| *per-epoch oracle* | 80.0% | 1.000 | 1.200x | - | - |" in text
+    assert "| *static oracle* | n/a | n/a | n/a | - | - |" in text
+    assert text.index("## zipf") < text.index("## sort")                     # suite order, not alphabetical
+
+
+def test_summary_is_the_mean_ratio_per_run_and_share():
+    assert bench.summary(fake_results()) == {"pagetide": {4: pytest.approx(0.9)}, "demotion": {4: pytest.approx(0.5)}}
+
+
+def test_host_result_weights_tenants_by_accesses():
+    stats = {"dram_share": 0.6, "oracle_share": 0.9, "slowdown": 1.4, "tenants": [
+        {"accesses": 3.0, "static_oracle_share": 0.8, "oracle_slowdown": 1.0, "migrated_bytes": 10, "pingpong": 1},
+        {"accesses": 1.0, "static_oracle_share": 0.4, "oracle_slowdown": 2.0, "migrated_bytes": 5, "pingpong": 2}]}
+    r = bench.host_result(stats)
+    assert r["static_oracle_share"] == pytest.approx(0.7) and r["oracle_slowdown"] == pytest.approx(1.25)
+    assert (r["migrated_bytes"], r["pingpong"], r["dram_share"]) == (15, 3, 0.6)
+
+
+def test_the_command_line_reproduces_the_configuration():
+    args = build_parser().parse_args(["bench", "--quick", "--policies", "pagetide,tpp", "--rounds", "5",
+                                      "--out", "o.md", "--plots", "p"])
+    cfg = bench.config_from_args(args)
+    assert cfg.runs == ("pagetide", "tpp") and cfg.rounds == 5 and cfg.shares == bench.QUICK.shares
+    cmd = bench.command_line(cfg, args.out, args.json, args.plots, args.quick)
+    assert cmd == "pagetide bench --quick --policies pagetide,tpp --rounds 5 --out o.md --plots p"
+    again = bench.config_from_args(build_parser().parse_args(cmd.split()[1:]))
+    assert again == cfg
+
+
+def test_unknown_policies_and_shares_are_rejected():
+    for argv in (["bench", "--policies", "pagetide,nope"], ["bench", "--shares", "3"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+
+
+@pytest.mark.e2e
+def test_quick_bench_runs_two_policies_end_to_end(ray_session, tmp_path):
+    out, js, plots = tmp_path / "suite.md", tmp_path / "suite.json", tmp_path / "plots"
+    args = build_parser().parse_args(["bench", "--quick", "--policies", "pagetide,demotion", "--out", str(out),
+                                      "--json", str(js), "--plots", str(plots)])
+    assert args.func(args) == 0
+    res = json.loads(js.read_text())
+    hosts = res["hosts"]
+    assert {(h["run"], h["workload"]) for h in hosts} == {(r, w) for r in ("pagetide", "demotion")
+                                                            for w in bench.QUICK.workloads}
+    for h in hosts:
+        assert 0 < h["dram_share"] / h["oracle_share"] <= 1.2, h
+        assert h["slowdown"] >= 1.0 and h["oracle_slowdown"] >= 1.0 - 1e-9, h
+        assert h["migrated_bytes"] > 0 or h["run"] == "demotion"
+    demotion = [h for h in hosts if h["run"] == "demotion"]
+    pagetide = [h for h in hosts if h["run"] == "pagetide"]
+    mean = lambda hs, k: sum(h[k] for h in hs) / len(hs)
+    assert mean(demotion, "oracle_share") >= mean(demotion, "dram_share")
+    assert mean(pagetide, "dram_share") > mean(demotion, "dram_share")         # the controller's moves pay off
+    text = out.read_text()
+    assert "Command: `pagetide bench --quick --policies pagetide,demotion" in text
+    assert "## mix, DRAM 1/4" in text
+    assert (plots / "ratio_share_1-4.png").stat().st_size > 0
+    assert not math.isnan(res["hosts"][0]["dram_share"])
