@@ -81,6 +81,7 @@ class Recorder:
         self.total_expected = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
         self.total_sampled = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
         self._epoch_start = host.tick_no
+        self.slot_weights = np.concatenate([np.full(t.npages, t.page_nr, dtype=np.int16) for t in host.tenants])
         self.oracle_hits = np.zeros(nt)
         self._prev_fast = np.zeros(nt)
         self._prev_all = np.zeros(nt)
@@ -109,7 +110,7 @@ class Recorder:
         chosen = np.zeros(h.nr_pages, dtype=bool)
         if budget <= 0:
             return chosen
-        weights = np.concatenate([np.full(t.npages, t.page_nr, dtype=np.int64) for t in h.tenants])
+        weights = self.slot_weights
         density = expected / weights
         k = min(h.nr_pages, budget)                        # no more pages than base pages of budget
         cand = np.argpartition(-density, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
