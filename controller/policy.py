@@ -171,8 +171,11 @@ def _validate_view(view: HostView) -> None:
     ids = [n.id for n in view.nodes]
     if len(set(ids)) != len(ids) or any(i < 0 for i in ids):
         raise ValueError(f"host {view.host_id}: node ids must be distinct and non-negative, got {ids}")
-    fast_ids = np.array([n.id for n in view.nodes if n.fast], dtype=np.int64)
-    slow_ids = np.array([n.id for n in view.nodes if not n.fast], dtype=np.int64)
+    # node id -> tier lookup tables (cheaper than np.isin on every candidate list)
+    is_fast = np.zeros(max(ids, default=-1) + 2, dtype=bool)
+    is_slow = np.zeros_like(is_fast)
+    for n in view.nodes:
+        (is_fast if n.fast else is_slow)[n.id] = True
     names = [t.name for t in view.tenants]
     if len(set(names)) != len(names):
         raise ValueError(f"host {view.host_id}: duplicate tenant names {names}")
@@ -186,12 +189,13 @@ def _validate_view(view: HostView) -> None:
             if h.shape != (HEAT_BINS,) or (h < 0).any():
                 raise ValueError(f"tenant {t.name!r}: node {nid} histogram must be {HEAT_BINS} "
                                  f"non-negative page counts, got shape {h.shape}")
-        for field, allowed in (("hot_slow", slow_ids), ("cold_fast", fast_ids), ("hot_fast", fast_ids)):
+        for field, allowed in (("hot_slow", is_slow), ("cold_fast", is_fast), ("hot_fast", is_fast)):
             c: Candidates = getattr(t, field)
             n = np.asarray(c.addresses).size
             if np.asarray(c.heat).size != n or np.asarray(c.node).size != n:
                 raise ValueError(f"tenant {t.name!r}: {field} arrays differ in length")
-            if n and not np.isin(c.node, allowed).all():
+            node = np.asarray(c.node)
+            if n and not allowed[np.clip(node, -1, allowed.size - 1)].all():
                 tier = "slow" if field == "hot_slow" else "fast"
                 raise ValueError(f"tenant {t.name!r}: {field} lists pages that are not on a {tier} node")
 
@@ -529,7 +533,10 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
         for v, t in enumerate(view.tenants):
             thr = max(_threshold_bin(bin_bytes[v], util[v]), params.min_promote_bin)
             f_addr, f_bin, f_node = _sorted(t.hot_fast, hottest=True)
-            keep = (f_bin >= thr) & ~np.isin(f_addr, dem_addr[dem_tenant == v])
+            keep = f_bin >= thr
+            demoted_here = dem_addr[dem_tenant == v]
+            if demoted_here.size:
+                keep &= ~np.isin(f_addr, demoted_here, kind="sort")
             marks.append((np.full(int(keep.sum()), v), f_addr[keep], f_node[keep], f_bin[keep]))
         m_tenant, m_addr, m_node, m_bin = (np.concatenate(a) for a in zip(*marks)) if marks else ((),) * 4
         if len(m_addr):
