@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from pagetide.controller.sim import parse_size
+
 MiB = 1 << 20
 HUGE = 2 * MiB                  # node capacities and trace footprints are multiples of 2 MiB (the schema's rule)
 PAGE = 4096
@@ -104,11 +106,6 @@ def fmt_mib(b: int) -> str:
     return f"{b // MiB}MiB" if b % MiB == 0 else f"{b // 1024}KiB"
 
 
-def _bytes(size: str) -> int:
-    """The inverse of fmt_mib."""
-    return int(size[:-3]) * {"MiB": MiB, "KiB": 1024}[size[-3:]]
-
-
 # ----------------------------------------------------------------------------------------- suite (pure)
 
 def trace_replicas(footprint: int, share: int) -> int:
@@ -119,7 +116,7 @@ def trace_replicas(footprint: int, share: int) -> int:
 
 def host_scenario(tenants: list[dict], share: int, seed: int, rounds: int) -> dict:
     """A scenario mapping with DRAM = footprint / share and the slow node the rest plus 1/8 headroom."""
-    footprint = sum(_bytes(t["footprint"]) for t in tenants)
+    footprint = sum(parse_size(t["footprint"]) for t in tenants)
     dram = footprint // share
     assert dram % HUGE == 0, (footprint, share)
     slow = round_up(footprint - dram + max(HUGE, footprint // 8), HUGE)
@@ -423,7 +420,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from pagetide.controller.sim import parse_size
 
     p = sub.add_parser("bench", help="benchmark suite: every workload x DRAM share under every policy and kernel mode")
     p.add_argument("--quick", action="store_true",
