@@ -27,10 +27,11 @@ from typing import Protocol
 
 import numpy as np
 
-from pagetide.controller.policy import (
-    HEAT_BINS, HostView, Plan, PolicyParams, VmPolicy, _batches, _place, _resolve_policies, _sorted,
-    _threshold_bin, _Topology, _validate_params, _validate_view, plan_host,
+from pagetide.controller.placement import (
+    HEAT_BINS, HostView, Plan, PolicyParams, Topology, VmPolicy, cut_batches, place, resolve_policies,
+    sorted_candidates, threshold_bin, validate_params, validate_view,
 )
+from pagetide.controller.policy import plan_host
 
 __all__ = ["PlacementPolicy", "PagetidePolicy", "MemoryOptimizer", "MemtierdHeat", "NoMigration", "POLICIES",
            "make_policy"]
@@ -47,11 +48,11 @@ class PlacementPolicy(Protocol):
 
 def _dram_room(view: HostView) -> np.ndarray:
     """Bytes each DRAM node can take before kswapd starts reclaiming (free above the high watermark), in the
-    order of `_Topology.fast_ids`. The daemons know no reserve beyond the kernel's watermark."""
+    order of `Topology.fast_ids`. The daemons know no reserve beyond the kernel's watermark."""
     return np.array([n.free_bytes - n.wmark_high_bytes for n in view.nodes if n.fast], dtype=np.int64)
 
 
-def _tenant_bytes(view: HostView, topo: _Topology) -> tuple[np.ndarray, np.ndarray]:
+def _tenant_bytes(view: HostView, topo: Topology) -> tuple[np.ndarray, np.ndarray]:
     """(pages per heat bin [tenant, bin] over all nodes, bytes on DRAM per tenant)."""
     bins = np.zeros((len(view.tenants), HEAT_BINS), dtype=np.int64)
     dram = np.zeros(len(view.tenants), dtype=np.int64)
@@ -64,7 +65,7 @@ def _tenant_bytes(view: HostView, topo: _Topology) -> tuple[np.ndarray, np.ndarr
     return bins, dram
 
 
-def _assemble(view: HostView, topo: _Topology, params: PolicyParams,
+def _assemble(view: HostView, topo: Topology, params: PolicyParams,
               demote: tuple[np.ndarray, np.ndarray, np.ndarray],
               promote: tuple[np.ndarray, np.ndarray, np.ndarray],
               targets: Mapping[str, int] | None = None) -> Plan:
@@ -84,12 +85,12 @@ def _assemble(view: HostView, topo: _Topology, params: PolicyParams,
     np.add.at(room, topo.fast_pos[d_node], d_size)
     p_tenant, p_addr, p_node = promote
     p_size = page_size[p_tenant]
-    p_target = _place(topo.promote_to[p_node], p_size, topo.fast_ids, room)
+    p_target = place(topo.promote_to[p_node], p_size, topo.fast_ids, room)
     placed = p_target >= 0
     p_tenant, p_addr, p_target, p_size = p_tenant[placed], p_addr[placed], p_target[placed], p_size[placed]
 
-    batches = _batches(names, d_tenant, d_addr, d_target, d_size, "demote", params.batch_bytes)
-    batches += _batches(names, p_tenant, p_addr, p_target, p_size, "promote", params.batch_bytes)
+    batches = cut_batches(names, d_tenant, d_addr, d_target, d_size, "demote", params.batch_bytes)
+    batches += cut_batches(names, p_tenant, p_addr, p_target, p_size, "promote", params.batch_bytes)
     if targets is None:
         _, dram = _tenant_bytes(view, topo)
         dram = dram + np.bincount(p_tenant, p_size, len(names)).astype(np.int64) \
@@ -167,7 +168,7 @@ class MemoryOptimizer:
         """The fraction of its scanned memory every VM may keep in DRAM this round."""
         if self.dram_percent is not None:
             return self.dram_percent / 100
-        topo = _Topology.of(view.nodes)
+        topo = Topology.of(view.nodes)
         bins, dram = _tenant_bytes(view, topo)
         footprint = int((bins.sum(axis=1) * [t.page_size for t in view.tenants]).sum())
         fast = [n for n in view.nodes if n.fast]
@@ -176,10 +177,10 @@ class MemoryOptimizer:
         return min(1.0, usable / footprint) if footprint else 0.0
 
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
-        _validate_view(view)
-        _validate_params(params, view)
-        _resolve_policies(view, policies)          # validated; the daemon has no per-VM policy
-        topo = _Topology.of(view.nodes)
+        validate_view(view)
+        validate_params(params, view)
+        resolve_policies(view, policies)          # validated; the daemon has no per-VM policy
+        topo = Topology.of(view.nodes)
         bins, dram = _tenant_bytes(view, topo)
         fraction = self.dram_fraction(view)
         nt = max(1, len(view.tenants))
@@ -191,15 +192,15 @@ class MemoryOptimizer:
             bin_bytes = bins[v] * ps
             target = int(fraction * int(bin_bytes.sum())) // ps * ps
             targets[t.name] = target
-            floor = max(1, _threshold_bin(bin_bytes, target))
+            floor = max(1, threshold_bin(bin_bytes, target))
             limit = min(self.one_period_migration_size, params.max_bytes_per_round // nt)
             delta = max(-limit, min(limit, target - int(dram[v])))
             n_promote, n_demote = (limit + delta) // 2 // ps, (limit - delta) // 2 // ps
 
-            h_addr, h_lvl, h_node = _sorted(t.hot_slow, hottest=True)
+            h_addr, h_lvl, h_node = sorted_candidates(t.hot_slow, hottest=True)
             keep = h_lvl >= floor
             h_addr, h_lvl, h_node = h_addr[keep], h_lvl[keep], h_node[keep]
-            c_addr, c_lvl, c_node = _sorted(t.cold_fast, hottest=False)
+            c_addr, c_lvl, c_node = sorted_candidates(t.cold_fast, hottest=False)
             if not can_demote:
                 c_addr, c_lvl, c_node = c_addr[:0], c_lvl[:0], c_node[:0]
             n_fill = min(h_addr.size, n_promote, max(delta, 0) // ps)
@@ -316,10 +317,10 @@ class MemtierdHeat:
         self.heatmap[tenant] = (addresses[alive][order], new_heat[alive][order], seen[alive][order])
 
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
-        _validate_view(view)
-        _validate_params(params, view)
-        _resolve_policies(view, policies)           # validated; memtierd has no per-VM policy
-        topo = _Topology.of(view.nodes)
+        validate_view(view)
+        validate_params(params, view)
+        resolve_policies(view, policies)           # validated; memtierd has no per-VM policy
+        topo = Topology.of(view.nodes)
         self.round += 1
         for gone in set(self.heatmap) - {t.name for t in view.tenants}:
             del self.heatmap[gone]
@@ -373,8 +374,8 @@ class NoMigration:
     name = "none"
 
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
-        _validate_view(view)
-        return _assemble(view, _Topology.of(view.nodes), params, _empty_moves(), _empty_moves())
+        validate_view(view)
+        return _assemble(view, Topology.of(view.nodes), params, _empty_moves(), _empty_moves())
 
 
 # -------------------------------------------------------------------------------------------- registry
