@@ -14,6 +14,10 @@ ignore them (they model daemons that had no such knob).
   `dram_percent` of its scanned memory -- no per-VM utility split, which is the point of the comparison.
 - "memtierd": memtierd's heat policy: a decaying per-page heat, heat classes mapped to nodes, and a mover
   limited to bandwidth x time.
+- "hemem": HeMem (SOSP'21): per-page sample counts against fixed hot thresholds, all counts halved whenever
+  one reaches the cooling threshold; hot pages promoted, cold ones demoted only to make room for them.
+- "memtis": MEMTIS (SOSP'23): per-page access counts in 16 log2 bins, the hot bin fitted to the DRAM budget
+  minus a 3% promotion watermark, a warm band below it that stays put, counts halved periodically.
 - "none": no moves at all, for the kernel-only reference runs.
 
 The semantics follow the projects' documentation and published defaults; the code is pagetide's own.
@@ -22,19 +26,20 @@ The semantics follow the projects' documentation and published defaults; the cod
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Mapping
 from typing import Protocol
 
 import numpy as np
 
 from pagetide.controller.placement import (
-    HEAT_BINS, HostView, Plan, PolicyParams, Topology, VmPolicy, cut_batches, place, resolve_policies,
-    sorted_candidates, threshold_bin, validate_params, validate_view,
+    HEAT_BINS, HEAT_SHIFT, HostView, Plan, PolicyParams, TenantHeat, Topology, VmPolicy, cut_batches, place,
+    resolve_policies, sorted_candidates, threshold_bin, validate_params, validate_view,
 )
 from pagetide.controller.policy import plan_host
 
-__all__ = ["PlacementPolicy", "PagetidePolicy", "MemoryOptimizer", "MemtierdHeat", "NoMigration", "POLICIES",
-           "make_policy"]
+__all__ = ["PlacementPolicy", "PagetidePolicy", "MemoryOptimizer", "MemtierdHeat", "HeMem", "Memtis", "NoMigration",
+           "POLICIES", "make_policy"]
 
 MAX_LEVEL = HEAT_BINS - 1        # the agent's refs scale: 15 = accessed in every scan of the period
 
@@ -112,6 +117,100 @@ def _cat(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, n
             np.concatenate(n).astype(np.int64))
 
 
+def _usable_dram(view: HostView, topo: Topology) -> int:
+    """DRAM the host's tenants can hold in all: DRAM capacity above the high watermarks, minus what processes
+    outside the view hold (kernel, page tables, other tasks)."""
+    _, dram = _tenant_bytes(view, topo)
+    fast = [n for n in view.nodes if n.fast]
+    unowned = max(0, sum(n.capacity_bytes - n.free_bytes for n in fast) - int(dram.sum()))
+    return max(0, sum(n.capacity_bytes - n.wmark_high_bytes for n in fast) - unowned)
+
+
+def _listed(t: TenantHeat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(addresses, refs levels 0..15, nodes) of every page in a tenant's candidate lists, once each, in address
+    order."""
+    lists = (t.hot_slow, t.cold_fast, t.hot_fast)
+    addr = np.concatenate([np.asarray(c.addresses, dtype=np.uint64) for c in lists])
+    lvl = np.concatenate([np.asarray(c.heat).astype(np.int64) >> HEAT_SHIFT for c in lists])
+    node = np.concatenate([np.asarray(c.node, dtype=np.int64) for c in lists])
+    addr, first = np.unique(addr, return_index=True)
+    return addr, np.minimum(lvl[first], MAX_LEVEL), node[first]
+
+
+def _fit_promotions(view: HostView, up_size: np.ndarray, down_size: np.ndarray, budget: int) -> tuple[int, int]:
+    """(k, m): the most promotions k, in priority order, that fit in `budget` bytes of migration together with
+    the m demotions (coldest first) that free the DRAM room above the high watermark they lack. (0, 0) always
+    fits; the cost grows with k, so the feasible k are a prefix."""
+    cp = np.concatenate([[0], np.cumsum(up_size)])
+    cd = np.concatenate([[0], np.cumsum(down_size)])
+    need = np.maximum(cp - int(np.maximum(_dram_room(view), 0).sum()), 0)
+    m_need = np.searchsorted(cd, need, side="left")
+    cost = cp + cd[np.minimum(m_need, cd.size - 1)]
+    feasible = (m_need < cd.size) & (cost <= budget)
+    k = int(np.flatnonzero(feasible)[-1])
+    return k, int(m_need[k])
+
+
+def _int_option(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _PageCounts:
+    """Per tenant, a row of sample counters per page reported so far (HeMem's and MEMTIS's per-page access
+    counts), kept as arrays sorted by address so a lookup is one searchsorted. A row whose counters are all
+    zero is dropped -- it holds no information -- so memory stays bounded by the pages with samples."""
+
+    def __init__(self, columns: int):
+        self.columns = columns
+        self.tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # tenant -> (addresses, counts [n, columns])
+
+    def get(self, tenant: str, addresses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(counts [n, columns], known [n]) of addresses; zero where not tracked."""
+        addresses = np.asarray(addresses, dtype=np.uint64)
+        out = np.zeros((addresses.size, self.columns), dtype=np.int64)
+        known = np.zeros(addresses.size, dtype=bool)
+        addr, counts = self.tables.get(tenant, (np.zeros(0, np.uint64), None))
+        if addr.size and addresses.size:
+            i = np.minimum(np.searchsorted(addr, addresses), addr.size - 1)
+            known = addr[i] == addresses
+            out[known] = counts[i[known]]
+        return out, known
+
+    def put(self, tenant: str, addresses: np.ndarray, counts: np.ndarray) -> None:
+        """Set the counters of `addresses` (unique), keeping every other tracked page of the tenant."""
+        addresses = np.asarray(addresses, dtype=np.uint64)
+        old_addr, old_counts = self.tables.get(tenant, (np.zeros(0, np.uint64),
+                                                        np.zeros((0, self.columns), np.int64)))
+        if old_addr.size and addresses.size:
+            srt = np.sort(addresses)
+            i = np.minimum(np.searchsorted(srt, old_addr), srt.size - 1)
+            keep = srt[i] != old_addr
+            old_addr, old_counts = old_addr[keep], old_counts[keep]
+        addr = np.concatenate([old_addr, addresses])
+        counts = np.concatenate([old_counts, np.asarray(counts, dtype=np.int64).reshape(-1, self.columns)])
+        order = np.argsort(addr, kind="stable")
+        self._store(tenant, addr[order], counts[order])
+
+    def halve(self, tenant: str, times: int = 1) -> None:
+        if tenant in self.tables and times > 0:
+            addr, counts = self.tables[tenant]
+            self._store(tenant, addr, counts >> min(times, 63))
+
+    def max(self, tenant: str) -> int:
+        counts = self.tables.get(tenant, (None, np.zeros((0, 1), np.int64)))[1]
+        return int(counts.max()) if counts.size else 0
+
+    def retain(self, tenants: set[str]) -> None:
+        for gone in set(self.tables) - tenants:
+            del self.tables[gone]
+
+    def _store(self, tenant: str, addr: np.ndarray, counts: np.ndarray) -> None:
+        alive = counts.any(axis=1)
+        self.tables[tenant] = (addr[alive], counts[alive])
+
+
 # ---------------------------------------------------------------------------------------------- pagetide
 
 class PagetidePolicy:
@@ -169,12 +268,9 @@ class MemoryOptimizer:
         if self.dram_percent is not None:
             return self.dram_percent / 100
         topo = Topology.of(view.nodes)
-        bins, dram = _tenant_bytes(view, topo)
+        bins, _ = _tenant_bytes(view, topo)
         footprint = int((bins.sum(axis=1) * [t.page_size for t in view.tenants]).sum())
-        fast = [n for n in view.nodes if n.fast]
-        unowned = max(0, sum(n.capacity_bytes - n.free_bytes for n in fast) - int(dram.sum()))
-        usable = max(0, sum(n.capacity_bytes - n.wmark_high_bytes for n in fast) - unowned)
-        return min(1.0, usable / footprint) if footprint else 0.0
+        return min(1.0, _usable_dram(view, topo) / footprint) if footprint else 0.0
 
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         validate_view(view)
@@ -328,12 +424,7 @@ class MemtierdHeat:
 
         ups, downs = [], []
         for v, t in enumerate(view.tenants):
-            lists = (t.hot_slow, t.cold_fast, t.hot_fast)
-            addr = np.concatenate([np.asarray(c.addresses, dtype=np.uint64) for c in lists])
-            lvl = np.concatenate([np.asarray(c.heat).astype(np.int64) >> 4 for c in lists])
-            node = np.concatenate([np.asarray(c.node, dtype=np.int64) for c in lists])
-            addr, first = np.unique(addr, return_index=True)
-            lvl, node = np.minimum(lvl[first], MAX_LEVEL), node[first]
+            addr, lvl, node = _listed(t)
             self._observe(t.name, addr, lvl / MAX_LEVEL)
             h = self.heat(t.name, addr)
             cls = np.minimum((self.heat_classes * h / self.heat_max).astype(np.int64), top)
@@ -353,17 +444,252 @@ class MemtierdHeat:
         if not any(not n.fast for n in view.nodes):
             down = _empty_moves()
         page_size = np.array([t.page_size for t in view.tenants], dtype=np.int64)
-        cp = np.concatenate([[0], np.cumsum(page_size[up[0]])])
-        cd = np.concatenate([[0], np.cumsum(page_size[down[0]])])
         budget = min(self.bytes_per_round, params.max_bytes_per_round)
-        # k promotions need the demotions that free what the room above the watermark lacks
-        need = np.maximum(cp - int(np.maximum(_dram_room(view), 0).sum()), 0)
-        m_need = np.searchsorted(cd, need, side="left")
-        cost = cp + cd[np.minimum(m_need, cd.size - 1)]
-        feasible = (m_need < cd.size) & (cost <= budget)
-        k = int(np.flatnonzero(feasible)[-1])                # k = 0 is always feasible
-        m = max(int(m_need[k]), int(np.searchsorted(cd, budget - cp[k], side="right")) - 1)
+        # k promotions need the demotions that free what the room above the watermark lacks; the rest of the
+        # budget demotes more cold pages
+        k, m_need = _fit_promotions(view, page_size[up[0]], page_size[down[0]], budget)
+        cd = np.concatenate([[0], np.cumsum(page_size[down[0]])])
+        spent = int(page_size[up[0][:k]].sum())
+        m = max(m_need, int(np.searchsorted(cd, budget - spent, side="right")) - 1)
         return _assemble(view, topo, params, tuple(a[:m] for a in down), tuple(a[:k] for a in up))
+
+
+# ------------------------------------------------------------------------------------------------ HeMem
+
+def _ordered_moves(parts: list[tuple], hottest: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tenant, address, node) of per-tenant move lists (tenant, address, node, count), ordered by count --
+    hottest or coldest first -- ties in tenant order, then by address (deterministic)."""
+    tenant, addr, node = _cat([p[:3] for p in parts])
+    count = np.concatenate([p[3] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+    order = np.argsort(-count if hottest else count, kind="stable")
+    return tenant[order], addr[order], node[order]
+
+
+def _hot_and_cold_moves(view: HostView, topo: Topology, params: PolicyParams, ups: list[tuple],
+                        downs: list[tuple]) -> Plan:
+    """HeMem's and MEMTIS's mover: hot slow pages promoted hottest first, each taking free DRAM above the high
+    watermark or, once there is none, the room of a cold DRAM page demoted coldest first; within the host's
+    migration limit. Cold pages are demoted only to make room, never to empty DRAM."""
+    up, down = _ordered_moves(ups, hottest=True), _ordered_moves(downs, hottest=False)
+    if not any(not n.fast for n in view.nodes):
+        down = _empty_moves()
+    page_size = np.array([t.page_size for t in view.tenants], dtype=np.int64)
+    k, m = _fit_promotions(view, page_size[up[0]], page_size[down[0]], params.max_bytes_per_round)
+    return _assemble(view, topo, params, tuple(a[:m] for a in down), tuple(a[:k] for a in up))
+
+
+class HeMem:
+    """HeMem's policy (Raybuck et al., SOSP'21): PEBS samples counted per page, fixed hot thresholds, cooling by
+    halving (DESIGN.md section 4).
+
+    Samples. HeMem counts PEBS samples (about one per 5000 loads/stores) per page; the agent reports A-bit
+    scans instead. A page at refs level L (found accessed in L of 15 scans, 0..15, the agent's heat >> 4)
+    is taken to have yielded `samples_per_level * L` read samples this round, and pages not in the report's
+    candidate lists none. So a page accessed in every scan gets 15 samples a round -- at HeMem's sampling
+    rate that stands for >= 75 000 accesses -- and with the defaults a page at level >= 8 is hot in its first
+    round, one at 4..7 in its second unless cooling intervenes. An A bit saturates at one access per scan, so
+    the mapping keeps the order of pages and how fast counts cross the thresholds, not HeMem's absolute
+    rates. The agent's report carries no dirty bit, so every sample is a read; the write counter and its
+    threshold are kept (see `observe`) for a report that does.
+
+    Per round and VM: counts += samples; while any page's read or write count is >= `cooling_threshold`,
+    every count of the VM is halved (HeMem advances a global cooling clock when a count reaches the
+    threshold and halves counts lazily as pages are next sampled; halving at once gives the same counts at
+    decision time). Then a page is hot at >= `hot_read_threshold` reads or >= `hot_write_threshold` writes.
+    Hot pages on the slow tier are promoted, highest count first; a promotion takes free DRAM above the
+    high watermark or, when there is none, the room of a cold DRAM page, demoted lowest count first --
+    HeMem demotes only when DRAM is needed. HeMem's own migration limit (10 GB per 10 ms) is far above any
+    host's, so `params.max_bytes_per_round` is the limit.
+
+    Defaults are the paper's: hot at 8 read or 4 write samples, cooling at 18.
+
+    Approximations. HeMem is a per-process library: here each VM has its own counters and cooling clock,
+    and the VMs share the host's DRAM and migration limit (promotions hottest first across VMs). HeMem
+    manages 2 MiB pages; here a page is whatever the tenant reports (often 4 KiB), which gives HeMem a finer
+    placement than it had, and each page's samples come from its own level rather than 512 pages' worth.
+    State: per VM, the counters of every page with a non-zero count; one object per host."""
+    name = "hemem"
+
+    def __init__(self, hot_read_threshold: int = 8, hot_write_threshold: int = 4, cooling_threshold: int = 18,
+                 samples_per_level: int = 1):
+        self.hot_read_threshold = _int_option("hot_read_threshold", hot_read_threshold, 1)
+        self.hot_write_threshold = _int_option("hot_write_threshold", hot_write_threshold, 1)
+        self.cooling_threshold = _int_option("cooling_threshold", cooling_threshold, 2)
+        self.samples_per_level = _int_option("samples_per_level", samples_per_level, 1)
+        if self.cooling_threshold <= max(self.hot_read_threshold, self.hot_write_threshold):
+            # counts would be halved before any page could become hot
+            raise ValueError(f"cooling_threshold {cooling_threshold!r} must exceed hot_read_threshold "
+                             f"{hot_read_threshold!r} and hot_write_threshold {hot_write_threshold!r}")
+        self.counts = _PageCounts(2)              # per page: read samples, write samples
+        self.coolings: dict[str, int] = {}        # per VM: how many times its counts were halved
+
+    def samples(self, tenant: str, addresses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(read samples, write samples) of addresses, 0 for pages without samples."""
+        counts, _ = self.counts.get(tenant, addresses)
+        return counts[:, 0], counts[:, 1]
+
+    def is_hot(self, reads: np.ndarray, writes: np.ndarray) -> np.ndarray:
+        return (reads >= self.hot_read_threshold) | (writes >= self.hot_write_threshold)
+
+    def observe(self, tenant: str, addresses: np.ndarray, reads: np.ndarray, writes: np.ndarray) -> None:
+        """Add one round's samples of distinct addresses, then cool the VM's counts while one is at or above
+        the cooling threshold."""
+        counts, _ = self.counts.get(tenant, addresses)
+        counts += np.stack([np.asarray(reads, np.int64), np.asarray(writes, np.int64)], axis=1)
+        self.counts.put(tenant, addresses, counts)
+        top, times = self.counts.max(tenant), 0
+        while top >= self.cooling_threshold:
+            top >>= 1
+            times += 1
+        self.counts.halve(tenant, times)
+        self.coolings[tenant] = self.coolings.get(tenant, 0) + times
+
+    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+        validate_view(view)
+        validate_params(params, view)
+        resolve_policies(view, policies)           # validated; HeMem has no per-VM policy
+        topo = Topology.of(view.nodes)
+        names = {t.name for t in view.tenants}
+        self.counts.retain(names)
+        self.coolings = {k: c for k, c in self.coolings.items() if k in names}
+
+        ups, downs = [], []
+        for v, t in enumerate(view.tenants):
+            addr, lvl, node = _listed(t)
+            self.observe(t.name, addr, lvl * self.samples_per_level, np.zeros(addr.size, np.int64))
+            reads, writes = self.samples(t.name, addr)
+            hot = self.is_hot(reads, writes)
+            on_dram = topo.fast_pos[node] >= 0
+            up, down = ~on_dram & hot, on_dram & ~hot
+            ups.append((np.full(int(up.sum()), v), addr[up], node[up], (reads + writes)[up]))
+            downs.append((np.full(int(down.sum()), v), addr[down], node[down], (reads + writes)[down]))
+        return _hot_and_cold_moves(view, topo, params, ups, downs)
+
+
+# ----------------------------------------------------------------------------------------------- MEMTIS
+
+class Memtis:
+    """MEMTIS's policy (Lee et al., SOSP'23): per-page access counts in a log2 histogram, the hot threshold
+    fitted to the fast tier, a warm band, periodic cooling (DESIGN.md section 4).
+
+    Counts. MEMTIS counts PEBS samples per page; as for `HeMem`, a page at refs level L yields
+    `samples_per_level * L` samples a round. A page's bin is floor(log2(count + 1)), capped at 15: bin 0
+    holds pages never sampled, bin b counts of 2^b - 1 .. 2^(b+1) - 2. Every `cooling_rounds` rounds all
+    counts are halved (MEMTIS cools every 2M samples and adapts its thresholds every 100k, 20 adaptations
+    per cooling; here the thresholds adapt every round, so the default cools every 20 rounds). Between
+    coolings a page at constant level L holds (N + p + 1) * L, N = cooling_rounds, p = rounds since the last
+    cooling, so a page first seen in the report starts there: the agent's heat already carries its history.
+
+    The host's VMs form one memcg (MEMTIS's unit): one histogram, one threshold, one cooling clock. The
+    histogram covers every page of every VM: the report's per-bin page counts give each level's pages the
+    count a page at that level holds, in bytes (VMs may mix 4 KiB and 2 MiB pages). Candidate pages carry
+    their own tracked counts, which lag a change of level until the next cooling, as MEMTIS's do.
+
+    Threshold (MEMTIS's adaptation): walking bins from 15 down, the hot bin is the coldest one such that the
+    bytes in it and above fit in the DRAM budget minus the promotion watermark -- the fast tier MEMTIS keeps
+    free for promotions, `promotion_watermark` (3%) of the budget; the budget is the DRAM the host's tenants
+    can hold (capacity above the high watermarks, minus memory held outside the view). It is never below
+    bin 1 (MEMTIS's minimum hot threshold), never falls between coolings and falls by at most one bin at a
+    cooling. If the hot bytes use less than 75% of what fits, the bin below is the warm band (else there is
+    none): warm pages stay where they are. Pages never sampled (bin 0) are never warm -- without that, a
+    DRAM full of idle pages would block every promotion when everything sampled fits.
+
+    Moves: hot slow pages promoted, highest count first, into free DRAM above the high watermark or into
+    the room of cold DRAM pages demoted lowest count first, within `params.max_bytes_per_round` (MEMTIS
+    migrates every 500 ms at a rate limit; the host's limit stands in for it).
+
+    Not modelled: MEMTIS's huge-page splitting (pages are the tenant's), its sampling-rate control, and
+    the extra cooling on memcg growth. State: the tracked counts, the round, the thresholds; one object
+    per host."""
+    name = "memtis"
+
+    def __init__(self, cooling_rounds: int = 20, promotion_watermark: float = 0.03, samples_per_level: int = 1):
+        self.cooling_rounds = _int_option("cooling_rounds", cooling_rounds, 1)
+        if (isinstance(promotion_watermark, bool) or not isinstance(promotion_watermark, numbers.Real)
+                or not 0 <= promotion_watermark < 1):
+            raise ValueError(f"promotion_watermark must be a fraction in [0, 1), got {promotion_watermark!r}")
+        self.promotion_watermark = float(promotion_watermark)
+        self.samples_per_level = _int_option("samples_per_level", samples_per_level, 1)
+        self.counts = _PageCounts(1)
+        self.round = 0
+        self.coolings = 0
+        self.hot_threshold = 1                     # MEMTIS's active threshold, a bin
+        self.warm_threshold = 1
+        self.hot_budget = 0                        # bytes the hot bins had to fit in, last round
+        self.histogram = np.zeros(HEAT_BINS, dtype=np.int64)   # bytes per count bin, last round
+
+    @staticmethod
+    def count_bin(counts: np.ndarray) -> np.ndarray:
+        """Histogram bin of access counts: floor(log2(count + 1)), at most 15."""
+        _, exp = np.frexp(np.asarray(counts, dtype=np.float64) + 1)
+        return np.minimum(exp.astype(np.int64) - 1, HEAT_BINS - 1)
+
+    def access_counts(self, tenant: str, addresses: np.ndarray) -> np.ndarray:
+        """Tracked access counts of addresses (0 for pages without samples)."""
+        return self.counts.get(tenant, addresses)[0][:, 0]
+
+    def steady_count(self, samples: np.ndarray, phase: int) -> np.ndarray:
+        """The count of a page that has had `samples` a round for ever, `phase` rounds after a cooling."""
+        return (self.cooling_rounds + phase + 1) * np.asarray(samples, dtype=np.int64)
+
+    def fitted_bin(self, bin_bytes: np.ndarray, budget: int) -> tuple[int, int]:
+        """(coldest bin whose bytes and all hotter bins' fit in `budget`, or 15 if even bin 15 does not;
+        the bytes that fit)."""
+        above = np.cumsum(bin_bytes[::-1])[::-1]          # above[b]: bytes in bins >= b
+        fits = np.flatnonzero(above <= budget)
+        if not fits.size:
+            return HEAT_BINS - 1, 0
+        return int(fits[0]), int(above[fits[0]])
+
+    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+        validate_view(view)
+        validate_params(params, view)
+        resolve_policies(view, policies)           # validated; MEMTIS has no per-VM policy
+        topo = Topology.of(view.nodes)
+        self.counts.retain({t.name for t in view.tenants})
+        self.round += 1
+        phase = (self.round - 1) % self.cooling_rounds
+        cooled = self.round > 1 and phase == 0
+        if cooled:
+            for tenant in list(self.counts.tables):
+                self.counts.halve(tenant)
+            self.coolings += 1
+
+        # the histogram over every page: each level's pages at the count a page at that level holds
+        bins, _ = _tenant_bytes(view, topo)       # pages per level [tenant, level]
+        page_size = np.array([t.page_size for t in view.tenants], dtype=np.int64)
+        level_bin = self.count_bin(self.steady_count(np.arange(HEAT_BINS) * self.samples_per_level, phase))
+        self.histogram = np.zeros(HEAT_BINS, dtype=np.int64)
+        np.add.at(self.histogram, level_bin, (bins * page_size[:, None]).sum(axis=0))
+
+        budget = _usable_dram(view, topo)
+        self.hot_budget = budget - int(self.promotion_watermark * budget)
+        fitted, hot_bytes = self.fitted_bin(self.histogram, self.hot_budget)
+        fitted = max(fitted, 1)
+        if cooled:
+            if fitted < self.hot_threshold and self.hot_threshold > 1:
+                self.hot_threshold -= 1
+        elif fitted > self.hot_threshold:
+            self.hot_threshold = fitted
+        need_warm = hot_bytes < 0.75 * self.hot_budget
+        self.warm_threshold = max(1, self.hot_threshold - 1) if need_warm else self.hot_threshold
+
+        ups, downs = [], []
+        for v, t in enumerate(view.tenants):
+            addr, lvl, node = _listed(t)
+            samples = lvl * self.samples_per_level
+            counts, known = self.counts.get(t.name, addr)
+            counts = counts[:, 0]
+            # a page first seen starts where its level would have brought it by the end of the last round
+            counts[~known] = self.steady_count(samples[~known], phase - 1)
+            counts += samples
+            self.counts.put(t.name, addr, counts)
+            b = self.count_bin(counts)
+            on_dram = topo.fast_pos[node] >= 0
+            up, down = ~on_dram & (b >= self.hot_threshold), on_dram & (b < self.warm_threshold)
+            ups.append((np.full(int(up.sum()), v), addr[up], node[up], counts[up]))
+            downs.append((np.full(int(down.sum()), v), addr[down], node[down], counts[down]))
+        return _hot_and_cold_moves(view, topo, params, ups, downs)
 
 
 # -------------------------------------------------------------------------------------------- none
@@ -384,6 +710,8 @@ POLICIES: dict[str, type] = {
     PagetidePolicy.name: PagetidePolicy,
     MemoryOptimizer.name: MemoryOptimizer,
     MemtierdHeat.name: MemtierdHeat,
+    HeMem.name: HeMem,
+    Memtis.name: Memtis,
     NoMigration.name: NoMigration,
 }
 

@@ -4,7 +4,7 @@ interface, tested on the same hand-built hosts as tests/test_policy.py."""
 import numpy as np
 import pytest
 
-from pagetide.controller.baselines import POLICIES, MemoryOptimizer, MemtierdHeat, make_policy
+from pagetide.controller.baselines import POLICIES, HeMem, MemoryOptimizer, MemtierdHeat, Memtis, make_policy
 from pagetide.controller.policy import PolicyParams, heat_bins, plan_host
 from test_policy import Machine, balanced, moved, one_socket
 
@@ -41,7 +41,9 @@ def check_executable(plan, m, params=PolicyParams()):
     assert np.unique(both).size == both.size
 
 
-@pytest.mark.parametrize("name", sorted(set(POLICIES) - {"none"}))
+# MEMTIS is left out: its hot bins are sized to DRAM, so while everything sampled fits it promotes the warm
+# bin-1 pages too (test_memtis_promotes_every_sampled_page_while_all_of_them_fit_in_dram)
+@pytest.mark.parametrize("name", sorted(set(POLICIES) - {"none", "memtis"}))
 def test_every_policy_promotes_a_pmem_hot_set_and_demotes_cold_dram_pages_to_make_room(name):
     m, cold, hot = hot_set_on_pmem()
     plan = make_policy(name).plan(m.view(), {}, PolicyParams())
@@ -195,11 +197,181 @@ def test_memtierd_moves_at_most_bandwidth_times_period_making_room_before_promot
     assert capped.promote_bytes + capped.demote_bytes == 2 * MiB
 
 
+# ------------------------------------------------------------------------------------------- HeMem and MEMTIS
+
+@pytest.mark.parametrize("name", ["hemem", "memtis"])
+def test_hemem_and_memtis_promote_the_hot_set_round_by_round_within_the_migration_limit_and_batch_size(name):
+    m, cold, hot = hot_set_on_pmem()
+    params = PolicyParams(max_bytes_per_round=3 * MiB, batch_bytes=256 * KiB)
+    policy = make_policy(name)
+    waiting = set(hot.tolist())
+    for _ in range(6):                                         # 8 MiB of hot pages, 1.5 MiB (384 pages) a round
+        plan = policy.plan(m.view(), {}, params)
+        up = moved(plan, "promote")
+        # hottest first; HeMem moves only the hot set, MEMTIS fills the rest of the round with the warm pages
+        # that fit in its hot bins too
+        n_hot = min(len(waiting), 384)
+        assert set(up[:n_hot].tolist()) <= waiting
+        assert up.size == (n_hot if name == "hemem" else 384)
+        waiting -= set(up.tolist())
+        # DRAM is full: every promotion takes the room of a demoted cold page
+        assert plan.promote_bytes == plan.demote_bytes == up.size * PAGE
+        assert set(moved(plan, "demote").tolist()) <= set(cold.tolist())
+        check_executable(plan, m, params)
+        m.apply(plan)
+        assert m.free(0) >= 1 * MiB
+    assert not waiting
+
+
+def full_dram_of_hot_and_warm_pages():
+    """DRAM (16 MiB, 1 MiB high watermark) holds 4 MiB of level-15 and 6 MiB of level-12 pages; 6 MiB of
+    level-15 pages wait on PMEM, more than the 5 MiB of room."""
+    m = one_socket(dram=16 * MiB)
+    heat = np.concatenate([np.full(1024, 245), np.full(1536, 200), np.full(1536, 245)])
+    addr = m.add("vm0", heat, np.concatenate([np.zeros(2560), np.ones(1536)]))
+    return m, addr[2560:]
+
+
+@pytest.mark.parametrize("name", ["hemem", "memtis"])
+def test_hemem_and_memtis_never_fill_dram_past_its_high_watermark(name):
+    m, waiting = full_dram_of_hot_and_warm_pages()
+    plan = make_policy(name).plan(m.view(), {}, PolicyParams())
+    # nothing on DRAM is cold (HeMem: >= 8 samples; MEMTIS: the level-12 pages are its warm band), so only
+    # the room above the watermark is filled
+    assert plan.demote_bytes == 0 and plan.promote_bytes == 5 * MiB
+    assert set(moved(plan, "promote").tolist()) <= set(waiting.tolist())
+    m.apply(plan)
+    assert m.free(0) == 1 * MiB
+
+
+def test_hemem_is_hot_at_eight_read_samples_one_level_a_scan():
+    m = one_socket()
+    addr = m.add("vm0", np.repeat([245, 128, 112, 64], 256), np.ones(1024))     # levels 15, 8, 7, 4
+    policy = HeMem()
+    first = policy.plan(m.view(), {}, PolicyParams())
+    assert policy.samples("vm0", addr[::256])[0].tolist() == [15, 8, 7, 4]
+    assert set(moved(first, "promote").tolist()) == set(addr[:512].tolist())
+    assert policy.coolings == {"vm0": 0}
+
+
+def test_hemem_counts_a_page_hot_at_four_write_samples():
+    policy = HeMem()
+    addr = np.array([4096, 8192, 12288], dtype=np.uint64)
+    policy.observe("vm0", addr, np.array([7, 0, 0]), np.array([0, 4, 3]))
+    assert policy.is_hot(*policy.samples("vm0", addr)).tolist() == [False, True, False]
+
+
+def test_hemem_halves_every_count_of_a_vm_once_one_reaches_eighteen():
+    m = one_socket()
+    addr = m.add("vm0", np.repeat([64, 16], 256), np.ones(512))                  # levels 4 and 1, on PMEM
+    other = m.add("vm1", np.full(16, 64), np.ones(16))
+    policy = HeMem()
+    seen, promoted = [], []
+    for _ in range(5):
+        plan = policy.plan(m.view(), {}, PolicyParams())
+        m.apply(plan)
+        seen.append(policy.samples("vm0", addr[[0, -1]])[0].tolist())
+        promoted.append(plan.promote_bytes)
+    # 4, 8, 12, 16, then 20 >= 18: both halved (20 -> 10, 5 -> 2)
+    assert seen == [[4, 1], [8, 2], [12, 3], [16, 4], [10, 2]]
+    assert policy.coolings == {"vm0": 1, "vm1": 1}
+    # level 4 is hot on its second round (8 samples); level 1 never before a cooling
+    assert promoted == [0, (256 + 16) * PAGE, 0, 0, 0]
+    assert policy.samples("vm1", other[:1])[0].tolist() == [10]
+    policy.plan(one_socket().view(), {}, PolicyParams())       # the VMs left: their counters go
+    assert policy.counts.tables == {} and policy.coolings == {}
+
+
+def test_memtis_promotes_every_sampled_page_while_all_of_them_fit_in_dram():
+    m, cold, hot = hot_set_on_pmem()
+    policy = Memtis()
+    plan = policy.plan(m.view(), {}, PolicyParams())
+    # 12 MiB sampled (bins 8 and 4) fit in 61 MiB: the hot threshold drops to its minimum, bin 1
+    assert policy.hot_threshold == 1
+    warm = m.tenants["vm0"]["addr"][cold.size + hot.size:cold.size + hot.size + 1024]
+    assert set(moved(plan, "promote").tolist()) == set(hot.tolist()) | set(warm.tolist())
+    # hottest first: the level-15 pages lead
+    assert set(moved(plan, "promote")[:2048].tolist()) == set(hot.tolist())
+    assert plan.promote_bytes == plan.demote_bytes == 12 * MiB
+    assert set(moved(plan, "demote").tolist()) <= set(cold.tolist())
+    check_executable(plan, m)
+
+
+# the threshold is the bin just above the hottest one that does not fit (the empty bins between count as fitting)
+@pytest.mark.parametrize("middle, watermark, unowned, hot_bin, promoted", [
+    (22 * MiB, 0.03, 0, 7, 40 * MiB),         # 40 + 22 MiB > 63 MiB - 3%: the level-6 pages stay slow
+    (22 * MiB, 0.0, 0, 5, 62 * MiB),          # without the promotion watermark they fit
+    (20 * MiB, 0.03, 0, 5, 60 * MiB),         # 40 + 20 MiB fit in 61.1 MiB
+    (20 * MiB, 0.03, 4 * MiB, 7, 40 * MiB),   # 4 MiB held outside the VMs: 59 MiB - 3% is too little
+])
+def test_memtis_fits_its_hot_threshold_to_the_dram_budget_minus_three_percent(middle, watermark, unowned, hot_bin,
+                                                                              promoted):
+    m = one_socket(unowned={0: unowned})
+    n_mid = middle // PAGE
+    # all on PMEM: 40 MiB at level 15 (count 21 x 15 in the first round: bin 8), the middle at level 6
+    # (bin 6), 20 MiB at level 1 (bin 4)
+    m.add("vm0", np.concatenate([np.full(10240, 245), np.full(n_mid, 96), np.full(5120, 16)]),
+          np.ones(10240 + n_mid + 5120))
+    policy = Memtis(promotion_watermark=watermark)
+    plan = policy.plan(m.view(k=1 << 15), {}, PolicyParams())
+    budget = 63 * MiB - unowned
+    assert policy.hot_budget == budget - int(watermark * budget)
+    assert policy.hot_threshold == hot_bin
+    assert plan.promote_bytes == promoted and plan.demote_bytes == 0
+    assert m.free(0) - promoted >= 1 * MiB
+
+
+def test_memtis_keeps_its_warm_band_in_place_and_demotes_colder_pages_to_make_room():
+    # DRAM (16 MiB, 1 MiB watermark) is full: 4 MiB at level 12 (bin 7), 11 MiB at level 6 (bin 6); PMEM
+    # holds 8 MiB at level 15 (bin 8) and 3 MiB at level 12. Bin 8 fits in 15 MiB - 3%, bin 7 with it
+    # does not: hot bin 8, and as 8 MiB is under 75% of the budget, bin 7 is the warm band
+    m = one_socket(dram=16 * MiB)
+    warm_dram = m.add("dram", np.concatenate([np.full(1024, 200), np.full(2816, 96)]), np.zeros(3840))[:1024]
+    slow = m.add("slow", np.concatenate([np.full(2048, 245), np.full(768, 200)]), np.ones(2816))
+    policy = Memtis()
+    plan = policy.plan(m.view(), {}, PolicyParams())
+    assert (policy.hot_threshold, policy.warm_threshold) == (8, 7)
+    assert set(moved(plan, "promote").tolist()) == set(slow[:2048].tolist())
+    demoted = moved(plan, "demote")
+    assert plan.demote_bytes == 8 * MiB and not np.isin(demoted, warm_dram).any()
+    check_executable(plan, m)
+
+
+def test_memtis_halves_every_count_each_cooling_period():
+    m = one_socket()
+    addr = m.add("vm0", np.full(16, 245), np.zeros(16))                        # level 15, on DRAM
+    policy = Memtis(cooling_rounds=2)
+    seen = []
+    for r in range(7):
+        if r == 3:
+            m.tenants["vm0"]["heat"][:] = 0                                   # no longer accessed
+        policy.plan(m.view(), {}, PolicyParams())
+        seen.append(int(policy.access_counts("vm0", addr[:1])[0]))
+    # first seen at the steady count (2 + 0 + 1) x 15; +15 a round; halved at the start of rounds 3, 5, 7
+    assert seen == [45, 60, 45, 45, 22, 22, 11]
+    assert policy.coolings == 3
+
+
+def test_hemem_and_memtis_reject_invalid_options_naming_them():
+    with pytest.raises(ValueError, match="cooling_threshold 8 must exceed hot_read_threshold 8"):
+        make_policy("hemem", cooling_threshold=8)
+    with pytest.raises(ValueError, match="hot_write_threshold must be an integer >= 1, got 2.5"):
+        make_policy("hemem", hot_write_threshold=2.5)
+    with pytest.raises(ValueError, match="'hemem'.*cooling_rounds.*valid: hot_read_threshold"):
+        make_policy("hemem", cooling_rounds=4)
+    with pytest.raises(ValueError, match="promotion_watermark must be a fraction in \\[0, 1\\), got 3"):
+        make_policy("memtis", promotion_watermark=3)
+    with pytest.raises(ValueError, match="cooling_rounds must be an integer >= 1, got 0"):
+        make_policy("memtis", cooling_rounds=0)
+    assert make_policy("memtis", period_seconds=0.5, cooling_rounds=5).cooling_rounds == 5
+    assert make_policy("hemem", period_seconds=0.5, cooling_threshold=30).cooling_threshold == 30
+
+
 # -------------------------------------------------------------------------------------------------- registry
 
 def test_make_policy_rejects_unknown_names_and_options_listing_the_valid_ones():
-    with pytest.raises(ValueError, match="'hemem'.*memory-optimizer, memtierd, none, pagetide"):
-        make_policy("hemem")
+    with pytest.raises(ValueError, match="'autotiering'.*hemem, memory-optimizer, memtierd, memtis, none, pagetide"):
+        make_policy("autotiering")
     with pytest.raises(ValueError, match="'memtierd'.*heat_max_x.*valid: .*heat_max"):
         make_policy("memtierd", heat_max_x=2.0)
     with pytest.raises(ValueError, match="dram_percent"):
