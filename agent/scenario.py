@@ -74,7 +74,7 @@ class KernelSpec:
     swap: int = 16 << 30                 # swap space, bytes
     swap_in_latency: float = 50e-6       # major fault from an NVMe swap device
     migration_overhead: float = 2e-6     # unmap + TLB shootdown per migrated page
-    tiering: TieringSpec = TieringSpec()  # promotion mode: none, nbt, tpp (see tiering)
+    tiering: TieringSpec = TieringSpec()  # promotion mode: none, nbt, tpp, damos (see tiering)
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,11 @@ def _parse_tiering(d: Any) -> TieringSpec:
         raise ScenarioError(f"{key}.mode", f"unknown tiering mode {mode!r} (valid: {', '.join(TIERING_MODES)})")
     params = TIERING_MODES[mode].params
     _check_keys(d, key, {"mode", *params})
-    return TieringSpec(mode=mode, **{k: _parse(f"{key}.{k}", p.parse, d[k]) for k, p in params.items() if k in d})
+    spec = TieringSpec(mode=mode, **{k: _parse(f"{key}.{k}", p.parse, d[k]) for k, p in params.items() if k in d})
+    problem = TIERING_MODES[mode].check(spec)
+    if problem:
+        raise ScenarioError(f"{key}.{problem[0]}", problem[1])
+    return spec
 
 
 def _parse_tenant(i: int, d: Any, nodes: list[NodeSpec]) -> TenantSpec:

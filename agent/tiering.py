@@ -11,12 +11,74 @@ scenario's `host.kernel.tiering: {mode: ..., ...params}`.
 - `tpp`: NBT plus TPP's filter (ASPLOS'23): a faulting slow page is promoted only if it is on the active
   LRU, else it is activated so its next fault promotes it; and TPP's decoupled demotion watermark
   (`demote_scale_factor` 2% unless the scenario sets it).
-DAMOS-based tiering (Linux 6.11+) is not modelled yet.
+- `damos`: Linux 6.11+ DAMON-based tiering after HMSDK's (SK hynix) setup: one kdamond per DRAM node,
+  monitoring the tenants homed there, with two DAMOS schemes for the node and its slow peer --
+  `migrate_hot` (slow -> DRAM) and `migrate_cold` (DRAM -> slow) -- each under a size quota per quota
+  interval whose effective size is auto-tuned to a DRAM-used goal. Details below.
+
+DAMOS tiering, as modelled (mm/damon/core.c, ops-common.c; DESIGN.md section 2):
+- Regions. Each tenant is a DAMON target whose address space (its one VMA) is tiled by regions, initially
+  `min_nr_regions` equal pieces. Every `sample_interval` each region's sampling address is a new random page
+  of it; at the end of the interval the page's access is checked and the region's `nr_accesses` counts it.
+  Every `aggr_interval`: merge (adjacent regions whose nr_accesses differ by <= max nr_accesses / 10, the
+  result nr_accesses and age being size-weighted averages, no region above total size / min_nr_regions;
+  the threshold doubles while the context has more than `max_nr_regions`), age update (age + 1, or 0 when
+  nr_accesses moved by more than the threshold or between zero and non-zero), schemes, reset
+  (last_nr_accesses = nr_accesses = 0), then split (each region into 2 -- or 3 if the count did not change
+  and is below max / 3 -- random pieces of 10-90%, only while the context has at most max / 2 regions).
+  Region bounds are in the tenant's pages (a 2 MiB THP tenant's region never splits a THP).
+- Access check. DAMON's mkold test-and-clears the sampled PTE's Accessed bit and moves it into the page's
+  PG_young (PG_idle set), which reclaim's page_referenced() still counts; so DAMON never changes what
+  kswapd sees. The model keeps that state inside the mode and leaves `host.flags` alone: reclaim sees what
+  it would see, and the idle_pages scanner is disturbed *less* than on a real kernel, where up to one page
+  per region per sample interval has its PTE A bit cleared under the scanner (DAMON and page-idle tracking
+  are not meant to run together). DAMON's mkold does not flush the TLB; that under-counting is not modelled.
+- Per-sample access probability. The host's tick (100 ms) is far coarser than 5 ms; what is known is how
+  many sampled accesses each page received this tick, each standing for `accesses_per_sample` real ones. A
+  page with a real accesses in a tick of length T is taken as a Poisson process of rate a / T, so a sample
+  interval dt finds it accessed with probability 1 - exp(-a dt / T); every sample of the tick uses the
+  tick's rates (samples straddling ticks are cut at the tick boundary). Pages not present are never young.
+- Schemes. `migrate_hot`: regions with nr_accesses >= `hot_min_accesses` (default 1 of 20 samples, a 5%
+  access rate), any age, to the DRAM node. `migrate_cold`: regions with nr_accesses
+  0 and age >= `cold_min_age`, to the slow peer. A scheme sees a region only through its pages on the
+  scheme's source node and charges their size -- what the per-node physical-address kdamond of HMSDK sees
+  of that range; the model's regions are per tenant virtual address space (DAMON's vaddr operations set)
+  so that one sampled page stands for a tenant's neighbouring pages. Young-page filters are not modelled.
+- Priority under the quota (damos_adjust_quota): scores 0..99 from access frequency (weight 10) and log2
+  age (weight 1; the size weight is ignored by the kernel's scoring), cold score = 99 - hot score; a size
+  histogram by score sets the minimum score whose cumulative size fills the effective quota; regions at or
+  above it are applied in address order until `quota` bytes are charged in the `quota_reset_interval`
+  window; the next window resumes past the last charged page.
+- Quota goals (damos_set_effective_quota, damon_feed_loop_next_input): per window, score = current /
+  target x 10000; esz_bp grows by esz_bp x (10000 - score) / 10000 below the goal, shrinks by as much above
+  it, drops to the minimum (10000 bp = 1 byte) at twice the goal, and starts from that minimum -- so a
+  scheme ramps up over tens of windows, as on a real kernel. migrate_hot's goal is `node_mem_used_bp` of
+  the DRAM node at `dram_used_goal` (99.7%), migrate_cold's is `node_mem_free_bp` at 1 - goal + 0.1% (free
+  0.4%, i.e. used 99.6%): between the two both act, exchanging cold DRAM pages for hot slow ones. esz
+  never exceeds `quota`; unlike the kernel, esz_bp is also capped at quota x 10000 so a long stretch under
+  the goal does not wind the loop up beyond the quota.
+- Migration. Pages move in address order through `Host._migrate` while the destination stays above its
+  min watermark (DAMON allocates with GFP_NOWAIT: no reclaim, kswapd woken below low); pinned pages and
+  pages that do not fit fail (pgmigrate_fail) but stay charged, as the kernel charges the region's size.
+  Promotions count in pgpromote_success (the model's convention, as move_pages); kdamond's copy time is
+  `kdamond_time`, and each scheme keeps the kernel's stats (nr/sz tried and applied, qt_exceeds). NUMA
+  balancing is off in this mode, so kswapd balances to the high watermark.
+- Consequences worth knowing when reading results. (1) The goals are absolute: kswapd keeps a node's free
+  memory near its high watermark, so with pagetide's default watermarks (high 1.5%) DRAM never reaches the
+  99.7% used goal, migrate_hot's quota grows ~1% per window from 1 byte and promotes nothing for minutes,
+  and migrate_cold stays dormant; give a DAMOS scenario watermarks like a large real node (e.g. min 0.1%,
+  low 0.2%, high 0.3%) or a `dram_used_goal` below 1 - high; even then a scheme near its goal grows its
+  quota by only (goal - current) / goal per window, so a run of seconds needs a goal DRAM is far from or a
+  short `quota_reset_interval` (the default scenario promotes nothing in 30 s). (2) DAMON finds hot and
+  cold memory only where it is spatially clustered; the synthetic workloads scatter pages by a random
+  permutation, so at 4 KiB granularity almost every region is mixed and nothing is cold (2 MiB-page
+  tenants fare better).
 
 A mode is a `Tiering` object the host calls at two points: `on_access` with the slots a tenant accessed
 this tick (after the hardware A/D bits are set) and `on_tick` at the end of every tick (after kswapd).
 Promotions go through `Host._migrate`, so node usage, ping-pong and migration counters stay exact.
-Time inside a mode is counted in ticks: a hint-fault latency is (fault tick - scan tick) x tick.
+Time inside NBT/TPP is counted in ticks: a hint-fault latency is (fault tick - scan tick) x tick; DAMOS
+counts DAMON sample intervals.
 """
 
 from __future__ import annotations
@@ -40,6 +102,15 @@ THRESHOLD_ADJUST_STEPS = 16     # ... by 2 x default threshold / 16 (NUMA_MIGRAT
 RATE_LIMIT_WINDOW = 1.0         # promotion rate limit is counted per 1 s window
 FREE_ENOUGH_MIN = 1 << 30       # pgdat_free_space_enough: free > promo wmark + max(1 GiB, node / 16)
 TPP_DEMOTE_SCALE_FACTOR = 0.02  # TPP's WMARK_DEMOTE: 2% of a top-tier node
+
+DAMON_MAX_SUBSCORE = 100        # mm/damon/ops-common.c damon_hot_score(): subscores are 0..100,
+DAMON_MAX_AGE_IN_LOG = 32       # ... age counts as log2(seconds), at most 32,
+DAMOS_MAX_SCORE = 99            # ... and a region's priority score is 0..99
+DAMOS_WEIGHT_NR_ACCESSES = 10   # quota weights (pagetide's choice): access frequency first, age breaks ties;
+DAMOS_WEIGHT_AGE = 1            # the kernel's scoring ignores the size weight
+QUOTA_GOAL_BP = 10000           # damon_feed_loop_next_input(): score at the goal, and the minimum esz_bp
+COLD_GOAL_GAP = 0.001           # migrate_cold's free goal is 0.1 point more than 1 - the used goal (99.6%)
+MIN_NR_REGIONS_LOWEST = 3       # damon_set_attrs() rejects min_nr_regions < 3
 
 
 @dataclass(frozen=True)
@@ -65,6 +136,15 @@ class TieringSpec:
     hot_threshold: float = 1.0           # numa_balancing_hot_threshold_ms (1000)
     promote_rate_limit: float = float(65536 << 20)  # numa_balancing_promote_rate_limit_MBps (65536, MiB/s)
     hint_fault_cost: float = 1e-6        # a NUMA hint fault is a minor fault: ~1 us of the faulting task
+    sample_interval: float = 5e-3        # DAMON monitoring_attrs: sample_us 5000
+    aggr_interval: float = 0.1           # ... aggr_us 100000
+    min_nr_regions: int = 10             # ... nr_regions/min
+    max_nr_regions: int = 1000           # ... nr_regions/max
+    quota: int = 200 << 20               # DAMOS quotas/bytes per reset interval (pagetide's default)
+    quota_reset_interval: float = 1.0    # ... quotas/reset_interval_ms
+    hot_min_accesses: int = 1            # migrate_hot access_pattern nr_accesses/min (5% of 20 samples)
+    cold_min_age: float = 1.0            # migrate_cold access_pattern age/min (10 aggregations)
+    dram_used_goal: float = 0.997        # migrate_hot quota goal node_mem_used_bp 9970 (DESIGN.md section 2)
 
 
 NBT_PARAMS = {
@@ -73,6 +153,23 @@ NBT_PARAMS = {
     "hot_threshold": Param(units.parse_duration, 1e-3, 3600.0, units.format_duration),
     "promote_rate_limit": Param(units.parse_bandwidth, PAGE_SIZE, float(1 << 50), units.format_bandwidth),
     "hint_fault_cost": Param(units.parse_duration, 0.0, 1e-3, units.format_duration),
+}
+
+
+def _format_count(x: float) -> str:
+    return f"{int(x)}"
+
+
+DAMOS_PARAMS = {
+    "sample_interval": Param(units.parse_duration, 1e-4, 1.0, units.format_duration),
+    "aggr_interval": Param(units.parse_duration, 1e-3, 60.0, units.format_duration),
+    "min_nr_regions": Param(units.parse_count, MIN_NR_REGIONS_LOWEST, 1 << 20, _format_count),
+    "max_nr_regions": Param(units.parse_count, MIN_NR_REGIONS_LOWEST, 1 << 20, _format_count),
+    "quota": Param(units.parse_size, PAGE_SIZE, 1 << 50, units.format_size),
+    "quota_reset_interval": Param(units.parse_duration, 1e-3, 3600.0, units.format_duration),
+    "hot_min_accesses": Param(units.parse_count, 1, 1 << 20, _format_count),
+    "cold_min_age": Param(units.parse_duration, 0.0, 86400.0, units.format_duration),
+    "dram_used_goal": Param(units.parse_ratio, 0.01, 0.999, units.format_ratio),
 }
 
 
@@ -91,6 +188,11 @@ class Tiering:
 
     def on_tick(self, host: Host) -> None:
         """End of a tick, after kswapd; host.tick_no is still the tick that ran."""
+
+    @classmethod
+    def check(cls, spec: TieringSpec) -> tuple[str, str] | None:
+        """Consistency of the mode's parameters together: (parameter, reason) of the first problem, or None."""
+        return None
 
     def state_bytes_per_page(self) -> int:
         return 0
@@ -238,7 +340,389 @@ class TppTiering(NumaBalancingTiering):
         return pages[active], latency[active]
 
 
-MODES: dict[str, type[Tiering]] = {cls.name: cls for cls in (Tiering, NumaBalancingTiering, TppTiering)}
+@dataclass
+class DamonTarget:
+    """struct damon_target: one tenant's address space, tiled by regions [start[i], start[i + 1]) of its
+    pages (the last one ends at the tenant's end)."""
+    tenant: Tenant
+    start: np.ndarray             # int64, ascending, start[0] == 0
+    nr_accesses: np.ndarray       # samples that found the region's sampled page young, this aggregation
+    last_nr_accesses: np.ndarray  # nr_accesses of the previous aggregation
+    age: np.ndarray               # aggregations since the region's access frequency last changed
+
+    @property
+    def end(self) -> np.ndarray:
+        return np.append(self.start[1:], self.tenant.npages)
+
+    @property
+    def nr_regions(self) -> int:
+        return self.start.size
+
+    def take(self, start: np.ndarray, parent: np.ndarray) -> None:
+        """Replace the regions by `start`, each inheriting the state of region `parent` (a split)."""
+        self.start = start
+        self.nr_accesses = self.nr_accesses[parent]
+        self.last_nr_accesses = self.last_nr_accesses[parent]
+        self.age = self.age[parent]
+
+
+@dataclass
+class DamosStat:
+    """A scheme's sysfs stats/: regions and bytes it was tried on (charged) and applied to (moved)."""
+    nr_tried: int = 0
+    sz_tried: int = 0
+    nr_applied: int = 0
+    sz_applied: int = 0
+    qt_exceeds: int = 0           # quota windows that ended with the quota used up
+
+
+@dataclass
+class Damos:
+    """One scheme of a context: an access pattern, a migrate action from `src` to `dst`, and its quota
+    with one goal (struct damos, damos_quota, damos_quota_goal)."""
+    action: str                   # "migrate_hot" or "migrate_cold"
+    src: int
+    dst: int
+    min_nr_accesses: int
+    max_nr_accesses: int
+    min_age: int                  # in aggregation intervals
+    goal_metric: str              # "node_mem_used_bp" or "node_mem_free_bp", of node `goal_nid`
+    goal_nid: int
+    goal_bp: int                  # target value, basis points
+    quota_sz: int                 # bytes per reset interval
+    esz_bp: int = 0               # effective quota x 10000, fed back from the goal
+    esz: int = 0                  # effective quota of the current window, bytes
+    charged_sz: int = 0
+    charged_from: int | None = None   # sample count the current window started at
+    resume: tuple[int, int] | None = None   # (target index, page offset) the next window starts from
+    last_score: int = 0           # goal score of the last window (10000 = on the goal)
+    stat: DamosStat = None
+
+    def __post_init__(self):
+        self.stat = DamosStat()
+
+
+@dataclass
+class DamonContext:
+    """One kdamond: the tenants homed on DRAM node `dram` as targets, and the two schemes of the pair."""
+    dram: int
+    slow: int
+    targets: list[DamonTarget]
+    schemes: list[Damos]
+    rng: np.random.Generator
+    last_nr_regions: int = 0      # kdamond_split_regions() remembers the count of its last call
+
+    @property
+    def nr_regions(self) -> int:
+        return sum(tg.nr_regions for tg in self.targets)
+
+
+class DamosTiering(Tiering):
+    """Linux 6.11+ DAMON-based tiering (see the module docstring): DAMON region sampling per tenant, and per
+    DRAM/slow node pair the DAMOS schemes migrate_hot and migrate_cold with goal-tuned quotas."""
+    name = "damos"
+    params = DAMOS_PARAMS
+
+    @classmethod
+    def check(cls, spec: TieringSpec) -> tuple[str, str] | None:
+        if spec.aggr_interval < spec.sample_interval:
+            fmt = units.format_duration
+            return ("aggr_interval", f"must be at least sample_interval ({fmt(spec.sample_interval)}), "
+                    f"got {fmt(spec.aggr_interval)}")
+        if spec.max_nr_regions < spec.min_nr_regions:
+            return ("max_nr_regions", f"must be at least min_nr_regions ({spec.min_nr_regions}), "
+                    f"got {spec.max_nr_regions}")
+        max_acc = cls.samples_per_aggr(spec)
+        if spec.hot_min_accesses > max_acc:
+            return ("hot_min_accesses", f"must be at most aggr_interval / sample_interval = {max_acc} samples, "
+                    f"got {spec.hot_min_accesses}")
+        return None
+
+    @staticmethod
+    def samples_per_aggr(spec: TieringSpec) -> int:
+        return max(1, int(round(spec.aggr_interval / spec.sample_interval)))
+
+    def __init__(self, host: Host, spec: TieringSpec):
+        super().__init__(host, spec)
+        self.tick = host.scenario.tick
+        self.aggr_samples = self.samples_per_aggr(spec)       # damon_max_nr_accesses()
+        self.reset_samples = max(1, int(round(spec.quota_reset_interval / spec.sample_interval)))
+        self.aggr_us = int(round(spec.aggr_interval * 1e6))
+        self.passed_samples = 0
+        self.next_aggr = self.aggr_samples
+        self.kdamond_time = 0.0
+        # real accesses each page received this tick (from the host's sampled accesses)
+        self.tick_accesses = np.zeros(host.nr_pages, dtype=np.float32)
+        self._touched: list[np.ndarray] = []
+        cold_age = int(spec.cold_min_age / spec.aggr_interval + 1e-9)
+        used_bp = int(round(spec.dram_used_goal * QUOTA_GOAL_BP))
+        free_bp = max(1, int(round((1 - spec.dram_used_goal + COLD_GOAL_GAP) * QUOTA_GOAL_BP)))
+        self.contexts: list[DamonContext] = []
+        for dram in np.flatnonzero(host.is_fast):
+            dram = int(dram)
+            slow = host.slow_node_of(dram)
+            tenants = [t for t in host.tenants if t.spec.home_node == dram]
+            if slow == dram or host.is_fast[slow] or not tenants:
+                continue
+            schemes = [
+                # migrate_cold first: it makes the room migrate_hot fills
+                Damos("migrate_cold", src=dram, dst=slow, min_nr_accesses=0, max_nr_accesses=0,
+                      min_age=cold_age, goal_metric="node_mem_free_bp", goal_nid=dram, goal_bp=free_bp,
+                      quota_sz=spec.quota),
+                Damos("migrate_hot", src=slow, dst=dram, min_nr_accesses=spec.hot_min_accesses,
+                      max_nr_accesses=self.aggr_samples, min_age=0, goal_metric="node_mem_used_bp",
+                      goal_nid=dram, goal_bp=used_bp, quota_sz=spec.quota),
+            ]
+            rng = np.random.default_rng([host.scenario.seed, 0xDA305, dram])
+            # damon_va_init_regions() gives every target min_nr_regions; with many targets the model caps the
+            # context's total at max_nr_regions so that it starts within bounds (the kernel's first merge
+            # would bring it there)
+            total = min(len(tenants) * spec.min_nr_regions, spec.max_nr_regions)
+            targets = [self._init_target(t, total // len(tenants) + (i < total % len(tenants)))
+                       for i, t in enumerate(tenants)]
+            self.contexts.append(DamonContext(dram, slow, targets, schemes, rng))
+
+    def state_bytes_per_page(self) -> int:
+        return self.tick_accesses.itemsize
+
+    @staticmethod
+    def _init_target(t: Tenant, nr_pieces: int) -> DamonTarget:
+        """damon_va_evenly_split_region(): the VMA split into nr_pieces equal pieces (the last one takes the
+        remainder); a tenant of fewer pages gets one region per page."""
+        piece = max(1, t.npages // nr_pieces)
+        start = np.arange(min(nr_pieces, t.npages), dtype=np.int64) * piece
+        z = np.zeros(start.size, dtype=np.int64)
+        return DamonTarget(t, start, z.copy(), z.copy(), z.copy())
+
+    # ---- what the host tells the mode --------------------------------------------------------------------
+    def on_access(self, host: Host, t: Tenant, slots: np.ndarray) -> None:
+        if slots.size == 0:
+            return
+        uniq, counts = np.unique(slots, return_counts=True)
+        self.tick_accesses[uniq] += (counts * t.workload.accesses_per_sample).astype(np.float32)
+        self._touched.append(uniq)
+
+    def on_tick(self, host: Host) -> None:
+        """The kdamond's work during the tick that ran: its sample intervals, with an aggregation (merge,
+        schemes, reset, split) at each aggregation boundary."""
+        end = int((host.tick_no + 1) * self.tick / self.spec.sample_interval + 1e-6)
+        while self.passed_samples < end:
+            n = min(end, self.next_aggr) - self.passed_samples
+            for ctx in self.contexts:
+                self._sample(host, ctx, n)
+            self.passed_samples += n
+            if self.passed_samples == self.next_aggr:
+                for ctx in self.contexts:
+                    self._aggregate(host, ctx)
+                self.next_aggr += self.aggr_samples
+        for u in self._touched:
+            self.tick_accesses[u] = 0
+        self._touched.clear()
+
+    # ---- monitoring --------------------------------------------------------------------------------------
+    def _sample(self, host: Host, ctx: DamonContext, n: int) -> None:
+        """n sample intervals: each checks one random page per region (damon_va_prepare_access_checks picks
+        it, damon_va_check_accesses reads it back)."""
+        k = self.spec.sample_interval / self.tick
+        for tg in ctx.targets:
+            t = tg.tenant
+            size = tg.end - tg.start
+            off = tg.start + (ctx.rng.random((n, tg.nr_regions)) * size).astype(np.int64)
+            slots = off + t.start
+            p_young = -np.expm1(-self.tick_accesses[slots].astype(np.float64) * k)
+            young = (ctx.rng.random(slots.shape) < p_young) & (host.node[slots] >= 0)
+            tg.nr_accesses += young.sum(axis=0)
+
+    def _aggregate(self, host: Host, ctx: DamonContext) -> None:
+        max_nr_accesses = max(int(tg.nr_accesses.max()) for tg in ctx.targets)
+        self._merge(ctx, max_nr_accesses // 10)
+        for s in ctx.schemes:
+            self._apply_scheme(host, ctx, s)
+        for tg in ctx.targets:                                   # kdamond_reset_aggregated()
+            tg.last_nr_accesses = tg.nr_accesses
+            tg.nr_accesses = np.zeros_like(tg.nr_accesses)
+        self._split(ctx)
+
+    def _merge(self, ctx: DamonContext, threshold: int) -> None:
+        """kdamond_merge_regions(): merge passes, doubling the threshold while there are too many regions."""
+        total = sum(tg.tenant.spec.footprint for tg in ctx.targets)
+        sz_limit = max(PAGE_SIZE, total // self.spec.min_nr_regions)    # damon_region_sz_limit()
+        while True:
+            for tg in ctx.targets:
+                self._merge_target(tg, threshold, sz_limit)
+            threshold = max(1, threshold * 2)
+            if not (ctx.nr_regions > self.spec.max_nr_regions and threshold // 2 < self.aggr_samples):
+                break
+
+    @staticmethod
+    def _merge_target(tg: DamonTarget, thres: int, sz_limit: int) -> None:
+        """damon_merge_regions_of(): age each region, then merge it into its left neighbour when their
+        nr_accesses differ by at most `thres` and the two fit in sz_limit bytes. The walk is sequential (the
+        left neighbour may already be a merge), so it is a loop per region."""
+        nr, last = tg.nr_accesses, tg.last_nr_accesses
+        changed = (np.abs(nr - last) > thres) | ((nr == 0) != (last == 0))
+        age = np.where(changed, 0, tg.age + 1)
+        psz = tg.tenant.spec.page_size
+        sizes = ((tg.end - tg.start) * psz).tolist()
+        keep = [0]
+        out_nr, out_age, out_sz = [int(nr[0])], [int(age[0])], [sizes[0]]
+        for i, (a, g, z) in enumerate(zip(nr[1:].tolist(), age[1:].tolist(), sizes[1:]), start=1):
+            pa, pz = out_nr[-1], out_sz[-1]
+            if abs(pa - a) <= thres and pz + z <= sz_limit:
+                out_nr[-1] = (pa * pz + a * z) // (pz + z)
+                out_age[-1] = (out_age[-1] * pz + g * z) // (pz + z)
+                out_sz[-1] = pz + z
+            else:
+                keep.append(i)
+                out_nr.append(a)
+                out_age.append(g)
+                out_sz.append(z)
+        keep = np.array(keep, dtype=np.int64)
+        tg.start = tg.start[keep]
+        tg.nr_accesses = np.array(out_nr, dtype=np.int64)
+        tg.last_nr_accesses = tg.last_nr_accesses[keep]      # a merge keeps the left region's
+        tg.age = np.array(out_age, dtype=np.int64)
+
+    def _split(self, ctx: DamonContext) -> None:
+        """kdamond_split_regions(): while the context has at most max / 2 regions, split each region into
+        2 pieces (3 if the count did not change since the last call and is below max / 3), each cut leaving
+        10-90% of the piece on its left; a region of 2 pages or less is not split."""
+        nr = ctx.nr_regions
+        if nr > self.spec.max_nr_regions // 2:
+            return
+        nr_subs = 3 if ctx.last_nr_regions == nr and nr < self.spec.max_nr_regions // 3 else 2
+        for tg in ctx.targets:
+            start, size = tg.start, tg.end - tg.start
+            cuts = [start]
+            for _ in range(nr_subs - 1):
+                sub = ctx.rng.integers(1, 10, size=size.size) * size // 10
+                ok = (size > 2) & (sub > 0) & (sub < size)
+                cuts.append(start[ok] + sub[ok])
+                size = np.where(ok, sub, size)
+            new = np.unique(np.concatenate(cuts))
+            tg.take(new, np.searchsorted(start, new, side="right") - 1)
+        ctx.last_nr_regions = nr
+
+    # ---- schemes -----------------------------------------------------------------------------------------
+    def _hot_score(self, nr_accesses: np.ndarray, age: np.ndarray) -> np.ndarray:
+        """damon_hot_score(): 0..99 from access frequency and log2 of the age in seconds (an idle region's
+        age counts against it)."""
+        freq = nr_accesses * DAMON_MAX_SUBSCORE // self.aggr_samples
+        age_sec = age * self.aggr_us // 1_000_000
+        age_log = np.zeros_like(age_sec)
+        nz = age_sec > 0
+        age_log[nz] = np.minimum(np.floor(np.log2(age_sec[nz])).astype(np.int64) + 1, DAMON_MAX_AGE_IN_LOG)
+        age_log = np.where(freq == 0, -age_log, age_log) + DAMON_MAX_AGE_IN_LOG
+        age_sub = age_log * DAMON_MAX_SUBSCORE // DAMON_MAX_AGE_IN_LOG // 2
+        hot = ((DAMOS_WEIGHT_NR_ACCESSES * freq + DAMOS_WEIGHT_AGE * age_sub)
+               // (DAMOS_WEIGHT_NR_ACCESSES + DAMOS_WEIGHT_AGE))
+        return hot * DAMOS_MAX_SCORE // DAMON_MAX_SUBSCORE
+
+    def _goal_current(self, host: Host, s: Damos) -> int:
+        """damos_get_node_mem_bp(): the goal node's used or free memory in basis points."""
+        cap = int(host.capacity[s.goal_nid])
+        free = host.free_pages(s.goal_nid)
+        value = cap - free if s.goal_metric == "node_mem_used_bp" else free
+        return value * QUOTA_GOAL_BP // cap
+
+    def _set_effective_quota(self, host: Host, s: Damos) -> None:
+        """damos_set_effective_quota() with damon_feed_loop_next_input()."""
+        score = self._goal_current(host, s) * QUOTA_GOAL_BP // s.goal_bp
+        last = max(s.esz_bp, QUOTA_GOAL_BP)
+        if score >= 2 * QUOTA_GOAL_BP:
+            nxt = QUOTA_GOAL_BP
+        elif score > QUOTA_GOAL_BP:
+            nxt = max(last - last * (score - QUOTA_GOAL_BP) // QUOTA_GOAL_BP, QUOTA_GOAL_BP)
+        else:
+            nxt = last + last * (QUOTA_GOAL_BP - score) // QUOTA_GOAL_BP
+        s.esz_bp = min(nxt, s.quota_sz * QUOTA_GOAL_BP)
+        s.esz = min(s.esz_bp // QUOTA_GOAL_BP, s.quota_sz)
+        s.last_score = score
+
+    def _apply_scheme(self, host: Host, ctx: DamonContext, s: Damos) -> None:
+        """damos_adjust_quota() then damon_do_apply_schemes() for one scheme over every target."""
+        if s.charged_from is None or self.passed_samples >= s.charged_from + self.reset_samples:
+            if s.esz and s.charged_sz >= s.esz:
+                s.stat.qt_exceeds += 1
+            s.charged_from, s.charged_sz = self.passed_samples, 0
+            self._set_effective_quota(host, s)
+        if s.charged_sz >= s.esz:
+            return
+        # each target's regions as the scheme sees them: their pages on the source node
+        views = []
+        for tg in ctx.targets:
+            t = tg.tenant
+            on_src = host.node[t.start:t.end] == s.src
+            src_pages = np.add.reduceat(on_src.astype(np.int64), tg.start)
+            valid = ((tg.nr_accesses >= s.min_nr_accesses) & (tg.nr_accesses <= s.max_nr_accesses)
+                     & (tg.age >= s.min_age) & (src_pages > 0))
+            score = self._hot_score(tg.nr_accesses, tg.age)
+            if s.action == "migrate_cold":
+                score = DAMOS_MAX_SCORE - score
+            views.append((on_src, valid, score, src_pages * t.spec.page_size))
+        # the lowest score whose regions, hottest (coldest) first, fill the effective quota
+        hist = np.zeros(DAMOS_MAX_SCORE + 1)
+        for _, valid, score, sz in views:
+            hist += np.bincount(score[valid], weights=sz[valid], minlength=DAMOS_MAX_SCORE + 1)
+        present = np.flatnonzero(hist)
+        if present.size == 0:
+            return
+        cum = np.cumsum(hist[present[-1]::-1])
+        reach = np.flatnonzero(cum >= s.esz)
+        min_score = present[-1] - int(reach[0]) if reach.size else 0
+        for ti, (tg, (on_src, valid, score, _)) in enumerate(zip(ctx.targets, views)):
+            if s.resume is not None and ti < s.resume[0]:
+                continue
+            first = 0
+            if s.resume is not None:
+                # damos_skip_charged_region(): continue past the last charged page, without wrapping; a
+                # resume point in the target's last region skips that region
+                first, s.resume = s.resume[1], None
+                if first >= tg.start[-1]:
+                    continue
+            eligible = valid & (score >= min_score)
+            if not eligible.any():
+                continue
+            page_ok = np.repeat(eligible, tg.end - tg.start) & on_src
+            page_ok[:first] = False
+            if self._migrate_pages(host, ctx, s, ti, tg, np.flatnonzero(page_ok)):
+                break
+
+    def _migrate_pages(self, host: Host, ctx: DamonContext, s: Damos, ti: int, tg: DamonTarget,
+                       offs: np.ndarray) -> bool:
+        """Charge and migrate the pages at tenant offsets `offs` (address order) until the quota is used up;
+        True when it is."""
+        t = tg.tenant
+        psz, pw = t.spec.page_size, t.page_nr
+        room = (s.esz - s.charged_sz) // psz                     # ALIGN_DOWN to the page
+        exhausted = offs.size >= room
+        offs = offs[:room]
+        if offs.size == 0:
+            return exhausted
+        s.charged_sz += offs.size * psz
+        region = np.searchsorted(tg.start, offs, side="right") - 1
+        s.stat.nr_tried += int(np.unique(region).size)
+        s.stat.sz_tried += offs.size * psz
+        if exhausted:
+            s.resume = (ti, int(offs[-1]) + 1)
+        slots = offs + t.start
+        movable = slots[(host.flags[slots] & PG_PINNED) == 0]
+        fit = int(min(movable.size, max(0, (host.free_pages(s.dst) - int(host.wmark_min[s.dst])) // pw)))
+        host.vmstat["pgmigrate_fail"] += (slots.size - fit) * pw
+        if fit:
+            moved = movable[:fit]
+            self.kdamond_time += host._migrate(moved, np.full(fit, pw, dtype=np.int64), s.src, s.dst)
+            if s.action == "migrate_hot":
+                host.vmstat["pgpromote_success"] += fit * pw
+            s.stat.nr_applied += int(np.unique(region[np.isin(slots, moved)]).size)
+            s.stat.sz_applied += fit * psz
+        if host.free_pages(s.dst) < host.wmark_low[s.dst]:
+            host.kswapd_wake[s.dst] = True
+        return exhausted
+
+
+MODES: dict[str, type[Tiering]] = {cls.name: cls for cls in (Tiering, NumaBalancingTiering, TppTiering,
+                                                             DamosTiering)}
 
 
 def make_tiering(host: Host) -> Tiering:
