@@ -26,6 +26,7 @@ The semantics follow the projects' documentation and published defaults; the cod
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 import numbers
 from collections.abc import Mapping
 from typing import Protocol
@@ -214,11 +215,23 @@ class _PageCounts:
 # ---------------------------------------------------------------------------------------------- pagetide
 
 class PagetidePolicy:
-    """pagetide's own policy (controller/policy.py); stateless."""
+    """pagetide's own policy (controller/policy.py); stateless. Its options override the controller's
+    `PolicyParams` of the same name for this host (the migration budget and batch size stay the
+    controller's)."""
     name = "pagetide"
 
+    def __init__(self, reserve: float | None = None, hysteresis_bins: int | None = None,
+                 min_promote_bin: int | None = None, sw_young: bool | None = None,
+                 max_mark_pages: int | None = None):
+        given = dict(reserve=reserve, hysteresis_bins=hysteresis_bins, min_promote_bin=min_promote_bin,
+                     sw_young=sw_young, max_mark_pages=max_mark_pages)
+        self.overrides = {k: v for k, v in given.items() if v is not None}
+        if self.overrides:
+            # validated now, so a bad option fails at start-up rather than in the first round
+            validate_params(replace(PolicyParams(), **self.overrides), HostView("", (), ()))
+
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
-        return plan_host(view, policies, params)
+        return plan_host(view, policies, replace(params, **self.overrides) if self.overrides else params)
 
 
 # -------------------------------------------------------------------------------------- memory-optimizer

@@ -124,6 +124,8 @@ def validate_params(params: PolicyParams, view: HostView) -> None:
         raise ValueError(f"hysteresis_bins must be >= 1, got {params.hysteresis_bins!r}")
     if not 1 <= params.min_promote_bin < HEAT_BINS:
         raise ValueError(f"min_promote_bin must be within 1..{HEAT_BINS - 1}, got {params.min_promote_bin!r}")
+    if params.max_mark_pages < 0:
+        raise ValueError(f"max_mark_pages must not be negative, got {params.max_mark_pages!r}")
     if params.max_bytes_per_round < 0:
         raise ValueError(f"max_bytes_per_round must not be negative, got {params.max_bytes_per_round!r}")
     for t in view.tenants:
@@ -230,9 +232,11 @@ def cut_batches(names: list[str], tenant: np.ndarray, addresses: np.ndarray, tar
     if not addresses.size:
         return out
     key = tenant.astype(np.int64) * (int(target.max()) + 2) + (target.astype(np.int64) + 1)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    for g in np.argsort(first, kind="stable"):
-        idx = np.flatnonzero(inverse.reshape(-1) == g)
+    order = np.argsort(key, kind="stable")            # each group's pages stay in the caller's order
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
+    ends = np.r_[starts[1:], order.size]
+    for g in np.argsort(order[starts], kind="stable"):  # groups by first appearance
+        idx = order[starts[g]:ends[g]]
         v, node = int(tenant[idx[0]]), int(target[idx[0]])
         per = max(1, batch_bytes // int(page_size[idx[0]]))
         for s in range(0, idx.size, per):
@@ -246,9 +250,12 @@ def sorted_candidates(c: Candidates, hottest: bool) -> tuple[np.ndarray, np.ndar
     """(addresses, bins, nodes) hottest or coldest first. The agent already orders them; sorting again
     (stably) makes the plan independent of that promise."""
     heat = np.asarray(c.heat).astype(np.int64)
+    addresses, node = np.asarray(c.addresses).astype(np.uint64), np.asarray(c.node).astype(np.int64)
+    step = np.diff(heat)
+    if (step <= 0).all() if hottest else (step >= 0).all():
+        return addresses, heat_bins(heat), node           # already in order (the usual case): no sort
     order = np.argsort(-heat if hottest else heat, kind="stable")
-    return (np.asarray(c.addresses).astype(np.uint64)[order], heat_bins(heat[order]),
-            np.asarray(c.node).astype(np.int64)[order])
+    return addresses[order], heat_bins(heat[order]), node[order]
 
 
 @dataclass(frozen=True)

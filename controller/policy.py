@@ -188,6 +188,13 @@ def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bo
     return down, moves
 
 
+def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """x in `of`, elementwise (np.isin without its hashing of both arrays: `of` is sorted once)."""
+    s = np.sort(of)
+    i = np.minimum(np.searchsorted(s, x), s.size - 1)
+    return s[i] == x
+
+
 def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams()) -> Plan:
     """The migration plan for one host this round. Raises ValueError on an invalid policy (naming the VM),
     a policy for a tenant not in the view, or inconsistent inputs."""
@@ -278,7 +285,7 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
             keep = f_bin >= thr
             demoted_here = dem_addr[dem_tenant == v]
             if demoted_here.size:
-                keep &= ~np.isin(f_addr, demoted_here, kind="sort")
+                keep &= ~_member(f_addr, demoted_here)
             marks.append((np.full(int(keep.sum()), v), f_addr[keep], f_node[keep], f_bin[keep]))
         m_tenant, m_addr, m_node, m_bin = (np.concatenate(a) for a in zip(*marks)) if marks else ((),) * 4
         if len(m_addr):

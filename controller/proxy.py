@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import grpc
+import numpy as np
 import ray
 
 from pagetide.controller.baselines import PlacementPolicy, make_policy
@@ -125,11 +126,12 @@ class HostClient:
                     res.promoted_bytes += out.moved_bytes
                 elif b.kind == "demote":
                     res.demoted_bytes += out.moved_bytes
-                else:
-                    res.marked_pages += sum(1 for s in out.status if s == b.target_node)
-                for s in out.status:
-                    if s < 0:
-                        res.errors[s] = res.errors.get(s, 0) + 1
+                status = np.array(out.status, dtype=np.int32)
+                if b.kind == "mark":
+                    res.marked_pages += int((status == b.target_node).sum())
+                if (status < 0).any():
+                    for err, n in zip(*np.unique(status[status < 0], return_counts=True)):
+                        res.errors[int(err)] = res.errors.get(int(err), 0) + int(n)
             if bandwidth and moved_total:
                 pause = moved_total / bandwidth - (time.perf_counter() - start)
                 if pause > 0:
