@@ -53,10 +53,16 @@ class SimHost:
         self.scan_offsets = {int(round(per * (i + 1) / n)) for i in range(n)}
         self.period_time = self.host.time
         self._batches: OrderedDict[str, list[MoveResult]] = OrderedDict()
+        self.moves_applied = 0      # move_pages requests run so far (with `host.tick_no`, the state version)
 
     @property
     def time(self) -> float:
         return self.host.time
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever what a heat report shows may have changed (a tick ran or pages moved)."""
+        return self.host.tick_no, self.moves_applied
 
     def advance(self, ticks: int) -> None:
         if ticks < 0:
@@ -91,6 +97,8 @@ class SimHost:
             results = [self.host.move_pages(t.index, a, n, f) for t, a, n, f in checked]
         except ValueError as e:
             raise BadRequest(str(e)) from None
+        finally:
+            self.moves_applied += 1
         if batch_id:
             self._batches[batch_id] = results
             while len(self._batches) > REMEMBERED_BATCHES:

@@ -108,6 +108,17 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             raise ValueError("host ids must be unique")
         self.locks = {h: asyncio.Lock() for h in self.hosts}
         self.clock_task: asyncio.Task | None = None      # the realtime clock, when running
+        # Per host: the last report served, keyed by (max_candidates, host state version). AdvanceClock
+        # builds the next one at the end of its ticks, with the last size asked for, so the controller's
+        # round reads a ready report -- as a real agent reports at the end of its scan period, not on demand.
+        self.reports: dict[str, tuple[tuple, agent_pb2.GetHeatReportResponse]] = {}
+
+    def _report(self, sh: SimHost, max_candidates: int) -> agent_pb2.GetHeatReportResponse:
+        key = (max_candidates, sh.version)
+        cached = self.reports.get(sh.host_id)
+        if cached is None or cached[0] != key:
+            cached = self.reports[sh.host_id] = (key, heat_pb(sh, sh.heat_report(max_candidates)))
+        return cached[1]
 
     async def _host(self, host_id: str, context) -> SimHost:
         if host_id not in self.hosts:
@@ -134,8 +145,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if request.max_candidates > MAX_CANDIDATES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"max_candidates must be at most {MAX_CANDIDATES}, got {request.max_candidates}")
-        return await self._run(request.host_id, context,
-                               lambda sh: heat_pb(sh, sh.heat_report(request.max_candidates)))
+        return await self._run(request.host_id, context, lambda sh: self._report(sh, request.max_candidates))
 
     async def MovePages(self, request, context):
         calls = [(c.tenant, np.array(c.addresses, dtype=np.uint64), np.array(c.nodes, dtype=np.int64),
@@ -156,6 +166,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         def advance(sh: SimHost):
             t0 = time.perf_counter()
             sh.advance(request.ticks)
+            if sh.host_id in self.reports:
+                self._report(sh, self.reports[sh.host_id][0][0])
             return agent_pb2.AdvanceClockResponse(time_ns=_ns(sh.time), period=sh.scanner.period,
                                                   wall_time_ns=_ns(time.perf_counter() - t0),
                                                   ticks_run=request.ticks)

@@ -5,11 +5,12 @@ import asyncio
 import errno
 
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pagetide.agent.runtime import SimHost
-from pagetide.agent.server import start_server
+from pagetide.agent.server import heat_pb, start_server
 from pagetide.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 from helpers import small_scenario
@@ -128,4 +129,33 @@ def test_stats_carry_the_static_oracle_so_far():
         st = await stub.GetStats(agent_pb2.GetStatsRequest(host_id="h0"), timeout=5)
         s = st.tenants[0].static_oracle_share
         assert 0 < s <= 1 and s <= st.tenants[0].oracle_share * (1 + 1e-6)
+    with_agent(t)
+
+
+def test_heat_reports_are_built_at_the_end_of_advance_and_never_stale():
+    async def t(stub, sh, ch):
+        ask = agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=64)
+        await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=sh.scenario.ticks_per_epoch),
+                                timeout=5)
+        first = await stub.GetHeatReport(ask, timeout=5)
+        built = []
+        real = sh.heat_report
+        sh.heat_report = lambda k: built.append(k) or real(k)
+        await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=sh.scenario.ticks_per_epoch),
+                                timeout=5)
+        assert built == [64]                      # the next report was built by the advance, at the last size
+        second = await stub.GetHeatReport(ask, timeout=5)
+        assert built == [64] and second.period == first.period + 1
+        assert second == heat_pb(sh, real(64))    # ... and is what a fresh build gives
+        # a move changes the state: the next report is rebuilt and shows the page on its new node
+        hot = second.tenants[0].hot_slow
+        addr = int(np.frombuffer(hot.addresses, "<u8")[0])
+        dram = [n.id for n in (await stub.GetTopology(agent_pb2.GetTopologyRequest(host_id="h0"),
+                                                       timeout=5)).nodes if n.type == types_pb2.NODE_TYPE_DRAM][0]
+        r = await stub.MovePages(move("h0", (second.tenants[0].tenant, [addr], [dram])), timeout=5)
+        assert list(r.results[0].status) == [dram]
+        third = await stub.GetHeatReport(ask, timeout=5)
+        assert built == [64, 64] and addr not in np.frombuffer(third.tenants[0].hot_slow.addresses, "<u8")
+        assert await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=8),
+                                        timeout=5) != third and built == [64, 64, 8]
     with_agent(t)
