@@ -79,7 +79,8 @@ class VmPolicy:
 @dataclass(frozen=True)
 class PolicyParams:
     reserve: float = 0.02                 # DRAM kept free above the high watermark (TPP's demote margin, 2%)
-    hysteresis_bins: int = 2              # swap only pages >= this many bins apart (the seed's 2-refs gap)
+    hysteresis_bins: int = 3              # swap only pages >= this many bins apart (the seed daemon used 2
+                                          # refs; heat from 5 scans is noisier than that: see BENCHMARKS.md)
     min_promote_bin: int = 1              # never promote pages colder than this bin
     max_bytes_per_round: int = 256 << 20  # per-host migration budget per round (seed: one_period_migration_size)
     batch_bytes: int = 4 << 20            # pages per move_pages call (the seed daemon's 4 MiB batch)

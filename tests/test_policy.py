@@ -174,13 +174,15 @@ def balanced(slow_heat):
 
 
 def test_pages_less_than_the_hysteresis_gap_apart_are_not_swapped():
-    plan = plan_host(balanced(slow_heat=96).view(), {}, PolicyParams(reserve=0.0, sw_young=False))
+    gap = PolicyParams().hysteresis_bins
+    plan = plan_host(balanced(slow_heat=80 + 16 * (gap - 1)).view(), {}, PolicyParams(reserve=0.0, sw_young=False))
     assert plan.batches == () and plan.promote_bytes == 0 and plan.demote_bytes == 0
     assert plan.dram_target_bytes == {"vm0": 16 * MiB}
 
 
 def test_pages_a_full_gap_apart_are_swapped():
-    plan = plan_host(balanced(slow_heat=112).view(), {}, PolicyParams(reserve=0.0, sw_young=False))
+    gap = PolicyParams().hysteresis_bins
+    plan = plan_host(balanced(slow_heat=80 + 16 * gap).view(), {}, PolicyParams(reserve=0.0, sw_young=False))
     assert plan.promote_bytes == plan.demote_bytes == 16 * MiB
 
 
