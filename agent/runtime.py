@@ -77,11 +77,12 @@ class SimHost:
                 self.scanner.end_period()
                 self.period_time = self.host.time
 
-    def heat_report(self, max_candidates: int) -> HeatReport:
-        if max_candidates < 0:
-            raise BadRequest("max_candidates must be >= 0")
+    def heat_report(self, max_candidates: int, max_hot_fast: int | None = None) -> HeatReport:
+        if max_candidates < 0 or (max_hot_fast is not None and max_hot_fast < 0):
+            raise BadRequest("max_candidates and max_hot_fast must be >= 0")
         return HeatReport(period=self.scanner.period, nr_scans=self.scanner.nr_scans, time=self.period_time,
-                          tenants=[self.scanner.tenant_heat(t, max_candidates) for t in self.host.tenants])
+                          tenants=[self.scanner.tenant_heat(t, max_candidates, max_hot_fast)
+                                   for t in self.host.tenants])
 
     def move_calls(self, calls: list[tuple[str, np.ndarray, np.ndarray, int]], batch_id: str = "") -> list[MoveResult]:
         """Run move_pages calls (tenant, addresses, nodes, flags) in order. The whole sequence is validated

@@ -81,7 +81,7 @@ class Scanner:
         self.scans_in_period = 0
         self.period += 1
 
-    def tenant_heat(self, t: Tenant, max_candidates: int) -> TenantHeat:
+    def tenant_heat(self, t: Tenant, max_candidates: int, max_hot_fast: int | None = None) -> TenantHeat:
         h = self.host
         heat = self.heat[t.start:t.end]
         node = h.node[t.start:t.end]
@@ -95,7 +95,9 @@ class Scanner:
             tenant=t, hist=hist,
             hot_slow=_pick(np.flatnonzero(slow_page), heat, node, max_candidates, hottest=True),
             cold_fast=_pick(np.flatnonzero(fast_page), heat, node, max_candidates, hottest=False),
-            hot_fast=_pick(np.flatnonzero(fast_page), heat, node, max_candidates, hottest=True))
+            hot_fast=_pick(np.flatnonzero(fast_page), heat, node,
+                           max_candidates if max_hot_fast is None else min(max_hot_fast, max_candidates),
+                           hottest=True))
 
 
 def _pick(pages: np.ndarray, heat: np.ndarray, node: np.ndarray, k: int, hottest: bool) -> Candidates:

@@ -108,16 +108,16 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             raise ValueError("host ids must be unique")
         self.locks = {h: asyncio.Lock() for h in self.hosts}
         self.clock_task: asyncio.Task | None = None      # the realtime clock, when running
-        # Per host: the last report served, keyed by (max_candidates, host state version). AdvanceClock
+        # Per host: the last report served, keyed by (list sizes, host state version). AdvanceClock
         # builds the next one at the end of its ticks, with the last size asked for, so the controller's
         # round reads a ready report -- as a real agent reports at the end of its scan period, not on demand.
         self.reports: dict[str, tuple[tuple, agent_pb2.GetHeatReportResponse]] = {}
 
-    def _report(self, sh: SimHost, max_candidates: int) -> agent_pb2.GetHeatReportResponse:
-        key = (max_candidates, sh.version)
+    def _report(self, sh: SimHost, sizes: tuple[int, int | None]) -> agent_pb2.GetHeatReportResponse:
+        key = (sizes, sh.version)
         cached = self.reports.get(sh.host_id)
         if cached is None or cached[0] != key:
-            cached = self.reports[sh.host_id] = (key, heat_pb(sh, sh.heat_report(max_candidates)))
+            cached = self.reports[sh.host_id] = (key, heat_pb(sh, sh.heat_report(*sizes)))
         return cached[1]
 
     async def _host(self, host_id: str, context) -> SimHost:
@@ -145,7 +145,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         if request.max_candidates > MAX_CANDIDATES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"max_candidates must be at most {MAX_CANDIDATES}, got {request.max_candidates}")
-        return await self._run(request.host_id, context, lambda sh: self._report(sh, request.max_candidates))
+        sizes = (request.max_candidates, request.max_hot_fast if request.HasField("max_hot_fast") else None)
+        return await self._run(request.host_id, context, lambda sh: self._report(sh, sizes))
 
     async def MovePages(self, request, context):
         calls = [(c.tenant, np.array(c.addresses, dtype=np.uint64), np.array(c.nodes, dtype=np.int64),

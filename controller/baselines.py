@@ -233,6 +233,12 @@ class PagetidePolicy:
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         return plan_host(view, policies, replace(params, **self.overrides) if self.overrides else params)
 
+    def mark_candidates(self, tenants: int, params: PolicyParams) -> int:
+        """hot_fast pages to ask each tenant for: the round marks at most `max_mark_pages` per host, so an
+        equal share of that per tenant (none without marks) rather than full candidate lists."""
+        p = replace(params, **self.overrides) if self.overrides else params
+        return -(-p.max_mark_pages // max(1, tenants)) if p.sw_young else 0
+
 
 # -------------------------------------------------------------------------------------- memory-optimizer
 

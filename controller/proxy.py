@@ -93,9 +93,11 @@ class HostClient:
         res = RoundResult(host_id=self.host_id)
         t0 = time.perf_counter()
         per_tenant = REPORT_BUDGET // (max(1, len(self.topology.tenants)) * CANDIDATE_BYTES)
-        report = await self.stub.GetHeatReport(
-            agent_pb2.GetHeatReportRequest(host_id=self.host_id, max_candidates=min(max_candidates, per_tenant)),
-            timeout=RPC_TIMEOUT)
+        request = agent_pb2.GetHeatReportRequest(host_id=self.host_id, max_candidates=min(max_candidates, per_tenant))
+        marks = getattr(self.policy, "mark_candidates", None)
+        if marks is not None:
+            request.max_hot_fast = marks(len(self.topology.tenants), params)
+        report = await self.stub.GetHeatReport(request, timeout=RPC_TIMEOUT)
         t1 = time.perf_counter()
         res.report_bytes = report.ByteSize()
         for t in report.tenants:

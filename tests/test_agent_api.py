@@ -140,7 +140,7 @@ def test_heat_reports_are_built_at_the_end_of_advance_and_never_stale():
         first = await stub.GetHeatReport(ask, timeout=5)
         built = []
         real = sh.heat_report
-        sh.heat_report = lambda k: built.append(k) or real(k)
+        sh.heat_report = lambda k, marks=None: built.append(k) or real(k, marks)
         await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=sh.scenario.ticks_per_epoch),
                                 timeout=5)
         assert built == [64]                      # the next report was built by the advance, at the last size
@@ -158,4 +158,10 @@ def test_heat_reports_are_built_at_the_end_of_advance_and_never_stale():
         assert built == [64, 64] and addr not in np.frombuffer(third.tenants[0].hot_slow.addresses, "<u8")
         assert await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=8),
                                         timeout=5) != third and built == [64, 64, 8]
+        # a shorter hot_fast list when asked for one; the other lists keep max_candidates
+        few = await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=64,
+                                                                      max_hot_fast=3), timeout=5)
+        assert [t.hot_fast.count for t in few.tenants] == [min(3, t.hot_fast.count) for t in third.tenants]
+        assert [t.cold_fast.count for t in few.tenants] == [t.cold_fast.count for t in third.tenants]
+        assert any(t.hot_fast.count > 3 for t in third.tenants)
     with_agent(t)

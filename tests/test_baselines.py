@@ -412,3 +412,14 @@ def test_every_policy_is_deterministic_and_plans_within_budget_batch_size_and_dr
     m.apply(plan)
     for n in (0, 1):   # promotions only ever use room above the high watermark
         assert m.free(n) >= min(before[n], 1 * MiB)
+
+
+def test_pagetide_options_override_the_controllers_params_and_size_the_mark_candidates():
+    p = make_policy("pagetide", period_seconds=1.0, hysteresis_bins=5, max_mark_pages=1000)
+    assert p.overrides == {"hysteresis_bins": 5, "max_mark_pages": 1000}
+    assert p.mark_candidates(3, PolicyParams()) == 334                 # ceil(1000 / 3) per tenant
+    assert make_policy("pagetide", sw_young=False).mark_candidates(3, PolicyParams()) == 0
+    assert make_policy("pagetide").mark_candidates(4, PolicyParams(max_mark_pages=4096)) == 1024
+    for bad in ({"hysteresis_bins": 0}, {"reserve": 1.5}, {"max_mark_pages": -1}):
+        with pytest.raises(ValueError):
+            make_policy("pagetide", **bad)

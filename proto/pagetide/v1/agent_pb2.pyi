@@ -44,12 +44,14 @@ class GetTopologyResponse(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ..., zonelist_mode: _Optional[_Union[_types_pb2.ZonelistMode, str]] = ...) -> None: ...
 
 class GetHeatReportRequest(_message.Message):
-    __slots__ = ("host_id", "max_candidates")
+    __slots__ = ("host_id", "max_candidates", "max_hot_fast")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOT_FAST_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     max_candidates: int
-    def __init__(self, host_id: _Optional[str] = ..., max_candidates: _Optional[int] = ...) -> None: ...
+    max_hot_fast: int
+    def __init__(self, host_id: _Optional[str] = ..., max_candidates: _Optional[int] = ..., max_hot_fast: _Optional[int] = ...) -> None: ...
 
 class PageList(_message.Message):
     __slots__ = ("count", "addresses", "heat", "nodes")
