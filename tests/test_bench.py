@@ -124,7 +124,7 @@ def test_unknown_policies_and_shares_are_rejected():
 def test_quick_bench_runs_two_policies_end_to_end(ray_session, tmp_path):
     out, js, plots = tmp_path / "suite.md", tmp_path / "suite.json", tmp_path / "plots"
     args = build_parser().parse_args(["bench", "--quick", "--policies", "pagetide,demotion", "--out", str(out),
-                                      "--json", str(js), "--plots", str(plots)])
+                                      "--json", str(js), "--plots", str(plots), "--no-speed"])
     assert args.func(args) == 0
     res = json.loads(js.read_text())
     hosts = res["hosts"]
@@ -143,4 +143,49 @@ def test_quick_bench_runs_two_policies_end_to_end(ray_session, tmp_path):
     assert "Command: `pagetide bench --quick --policies pagetide,demotion" in text
     assert "## mix, DRAM 1/4" in text
     assert (plots / "ratio_share_1-4.png").stat().st_size > 0
+    assert "](plots/ratio_share_1-4.png)" in text                              # linked, relative to the report
     assert not math.isnan(res["hosts"][0]["dram_share"])
+
+
+def test_bench_host_output_is_parsed_for_the_speed_table():
+    from pagetide.agent.bench import run_host_bench
+
+    scan, tick_ms, pages = bench.parse_host_bench(run_host_bench("64MiB", repeat=2))
+    assert pages == 64 * MiB // 4096 and scan > 1e6 and tick_ms > 0
+    with pytest.raises(ValueError, match="unexpected"):
+        bench.parse_host_bench("nothing here")
+
+
+def trend_results():
+    """Two workloads at 1/4 and 1/8 under pagetide, two baselines, the NBT pair, TPP and first-touch."""
+    share_of = {"pagetide": 0.80, "memory-optimizer": 0.82, "memtierd": 0.6, "nbt": 0.5, "nbt-ratelimit": 0.49,
+                "tpp": 0.7, "first-touch": 0.2}
+    migrated = {"nbt": 6 << 30, "nbt-ratelimit": 1 << 30}
+    hosts = []
+    for run, share in share_of.items():
+        for w in ("zipf", "mix"):
+            for s in (4, 8):
+                hosts.append({"run": run, "workload": w, "share": s, "dram_share": share + (0.1 if w == "mix" and
+                              run == "pagetide" else 0), "oracle_share": 0.9, "slowdown": 1.3 if run == "pagetide" else 2.0,
+                              "oracle_slowdown": 1.2, "migrated_bytes": migrated.get(run, 0), "pingpong": 0})
+    return {"hosts": hosts}
+
+
+def test_published_trends_are_marked_reproduced_or_not_with_the_reason():
+    text = "\n".join(bench.trends(trend_results()))
+    assert "24.00 -> 4.00 GiB migrated (6.0x less), DRAM-served share 1.0 points lower" in text
+    rate, tpp, first = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rate.endswith("| yes |")                       # 6x less traffic for 1 point of DRAM share
+    assert "70.0% local" in tpp and tpp.endswith("| no |")  # under the published 72%
+    assert first.endswith("| no |") and "first-touch best on 0 of 2" in first
+    assert bench.WHY_NOT["first-touch"] in text and bench.WHY_NOT["tpp-local"] in text
+    assert bench.WHY_NOT["rate-limit"] not in text
+
+
+def test_targets_compare_pagetide_with_the_best_baseline_per_case():
+    lines = bench.targets(trend_results())
+    assert "| zipf | 1/4 | 0.889 | memory-optimizer | 0.911 | -0.022 |" in lines
+    assert "| mix | 1/4 | 1.000 | memory-optimizer | 0.911 | +0.089 |" in lines
+    assert "pagetide is at or above the best baseline in 2 of 4 cases." in lines
+    assert any("Stable workloads" in x and "0 of 2" in x for x in lines)
+    assert any("pagetide's modelled memory time is 1.300x all-DRAM" in x for x in lines)
