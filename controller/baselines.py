@@ -215,28 +215,40 @@ class _PageCounts:
 # ---------------------------------------------------------------------------------------------- pagetide
 
 class PagetidePolicy:
-    """pagetide's own policy (controller/policy.py); stateless. Its options override the controller's
-    `PolicyParams` of the same name for this host (the migration budget and batch size stay the
-    controller's)."""
+    """pagetide's own policy (controller/policy.py). Its options override the controller's `PolicyParams` of
+    the same name for this host (the migration budget and batch size stay the controller's), and
+    `mark_every` spaces the MPOL_MF_SW_YOUNG marking rounds: PG_referenced stays set until reclaim scans the
+    page, so re-marking the same hot pages every period only costs page walks. The one state kept is the
+    round count."""
     name = "pagetide"
 
     def __init__(self, reserve: float | None = None, hysteresis_bins: int | None = None,
                  min_promote_bin: int | None = None, sw_young: bool | None = None,
-                 max_mark_pages: int | None = None):
+                 max_mark_pages: int | None = None, mark_every: int = 4):
         given = dict(reserve=reserve, hysteresis_bins=hysteresis_bins, min_promote_bin=min_promote_bin,
                      sw_young=sw_young, max_mark_pages=max_mark_pages)
         self.overrides = {k: v for k, v in given.items() if v is not None}
         if self.overrides:
             # validated now, so a bad option fails at start-up rather than in the first round
             validate_params(replace(PolicyParams(), **self.overrides), HostView("", (), ()))
+        if isinstance(mark_every, bool) or not isinstance(mark_every, int) or mark_every < 1:
+            raise ValueError(f"mark_every must be a whole number of rounds >= 1, got {mark_every!r}")
+        self.mark_every = mark_every
+        self.rounds = 0
+
+    def _params(self, params: PolicyParams) -> PolicyParams:
+        p = replace(params, **self.overrides) if self.overrides else params
+        return p if self.rounds % self.mark_every == 0 else replace(p, sw_young=False)
 
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
-        return plan_host(view, policies, replace(params, **self.overrides) if self.overrides else params)
+        plan = plan_host(view, policies, self._params(params))
+        self.rounds += 1
+        return plan
 
     def mark_candidates(self, tenants: int, params: PolicyParams) -> int:
-        """hot_fast pages to ask each tenant for: the round marks at most `max_mark_pages` per host, so an
-        equal share of that per tenant (none without marks) rather than full candidate lists."""
-        p = replace(params, **self.overrides) if self.overrides else params
+        """hot_fast pages to ask each tenant for before this round's plan: an equal share of the round's
+        `max_mark_pages` (none on rounds that do not mark) rather than full candidate lists."""
+        p = self._params(params)
         return -(-p.max_mark_pages // max(1, tenants)) if p.sw_young else 0
 
 

@@ -420,6 +420,19 @@ def test_pagetide_options_override_the_controllers_params_and_size_the_mark_cand
     assert p.mark_candidates(3, PolicyParams()) == 334                 # ceil(1000 / 3) per tenant
     assert make_policy("pagetide", sw_young=False).mark_candidates(3, PolicyParams()) == 0
     assert make_policy("pagetide").mark_candidates(4, PolicyParams(max_mark_pages=4096)) == 1024
-    for bad in ({"hysteresis_bins": 0}, {"reserve": 1.5}, {"max_mark_pages": -1}):
+    for bad in ({"hysteresis_bins": 0}, {"reserve": 1.5}, {"max_mark_pages": -1}, {"mark_every": 0}):
         with pytest.raises(ValueError):
             make_policy("pagetide", **bad)
+
+
+def test_pagetide_marks_hot_dram_pages_every_mark_every_rounds():
+    m = one_socket()
+    m.add("vm0", np.full(256, 200), np.zeros(256))                     # hot pages already on DRAM
+    p = make_policy("pagetide", mark_every=3)
+    asked, marked = [], []
+    for _ in range(7):
+        asked.append(p.mark_candidates(1, PolicyParams()))
+        marked.append(sum(len(b.addresses) for b in p.plan(m.view(), {}, PolicyParams()).batches
+                          if b.kind == "mark"))
+    assert asked == [4096, 0, 0, 4096, 0, 0, 4096]
+    assert marked == [256, 0, 0, 256, 0, 0, 256]
