@@ -125,12 +125,14 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {host_id!r} on this agent")
         return self.hosts[host_id]
 
-    async def _run(self, host_id: str, context, fn):
-        """Run fn(host) under the host's lock in a worker thread; BadRequest -> a gRPC error."""
+    async def _run(self, host_id: str, context, fn, thread: bool = True):
+        """Run fn(host) under the host's lock, in a worker thread unless `thread` is False (work of a few
+        milliseconds at most: the hop to a thread and back through the GIL costs more than it saves when
+        one process serves many hosts); BadRequest -> a gRPC error."""
         sh = await self._host(host_id, context)
         async with self.locks[host_id]:
             try:
-                return await asyncio.to_thread(fn, sh)
+                return await asyncio.to_thread(fn, sh) if thread else fn(sh)
             except BadRequest as e:
                 code = grpc.StatusCode.NOT_FOUND if e.not_found else grpc.StatusCode.INVALID_ARGUMENT
                 await context.abort(code, str(e))
@@ -146,7 +148,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"max_candidates must be at most {MAX_CANDIDATES}, got {request.max_candidates}")
         sizes = (request.max_candidates, request.max_hot_fast if request.HasField("max_hot_fast") else None)
-        return await self._run(request.host_id, context, lambda sh: self._report(sh, sizes))
+        cached = self.reports.get(request.host_id)
+        ready = cached is not None and cached[0] == (sizes, self.hosts[request.host_id].version)
+        return await self._run(request.host_id, context, lambda sh: self._report(sh, sizes), thread=not ready)
 
     async def MovePages(self, request, context):
         calls = [(c.tenant, np.array(c.addresses, dtype=np.uint64), np.array(c.nodes, dtype=np.int64),
@@ -157,7 +161,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 agent_pb2.MoveCallResult(status=r.status.tolist(), moved_pages=r.moved_pages,
                                          moved_bytes=r.moved_bytes, migration_time_ns=_ns(r.time))
                 for r in sh.move_calls(calls, request.batch_id)])
-        return await self._run(request.host_id, context, move)
+        return await self._run(request.host_id, context, move, thread=False)   # <= 64 x 4 MiB: milliseconds
 
     async def AdvanceClock(self, request, context):
         if request.ticks > MAX_TICKS:
