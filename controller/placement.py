@@ -78,7 +78,7 @@ class VmPolicy:
 
 @dataclass(frozen=True)
 class PolicyParams:
-    reserve: float = 0.02                 # DRAM kept free above the high watermark (TPP's demote margin, 2%)
+    reserve: float = 0.005                # DRAM kept free above the high watermark for new allocations
     hysteresis_bins: int = 3              # swap only pages >= this many bins apart (the seed daemon used 2
                                           # refs; heat from 5 scans is noisier than that: see BENCHMARKS.md)
     min_promote_bin: int = 1              # never promote pages colder than this bin
