@@ -86,7 +86,7 @@ def hot_set_on_pmem():
 def test_hot_set_on_pmem_is_promoted_and_cold_dram_pages_are_demoted_first_to_make_room():
     m, hot = hot_set_on_pmem()
     view = m.view()
-    plan = plan_host(view, {})
+    plan = plan_host(view, {}, PolicyParams(reserve=0.02))
 
     assert set(moved(plan, "promote").tolist()) == set(hot.tolist())
     # 328 pages bring DRAM back above watermark + 2% reserve, then 2048 are swapped for the hot ones; the
@@ -193,13 +193,13 @@ def test_the_per_round_byte_budget_goes_to_room_making_demotions_then_the_hottes
     addr = m.add("vm0", heat, np.concatenate([np.zeros(cold), np.ones(2048)]))
     hottest = set(addr[cold + 1024:].tolist())
 
-    plan = plan_host(m.view(), {}, PolicyParams(max_bytes_per_round=2 * MiB))
+    plan = plan_host(m.view(), {}, PolicyParams(reserve=0.02, max_bytes_per_round=2 * MiB))
     # 328 room-making demotions (1343488 bytes), then 92 swaps of 2 pages each fill the 2 MiB exactly
     assert plan.demote_bytes == (328 + 92) * PAGE and plan.promote_bytes == 92 * PAGE
     assert plan.demote_bytes + plan.promote_bytes == 2 * MiB
     assert set(moved(plan, "promote").tolist()) <= hottest
 
-    tight = plan_host(m.view(), {}, PolicyParams(max_bytes_per_round=1 * MiB))
+    tight = plan_host(m.view(), {}, PolicyParams(reserve=0.02, max_bytes_per_round=1 * MiB))
     assert tight.demote_bytes == 1 * MiB and tight.promote_bytes == 0
 
 
@@ -314,10 +314,10 @@ def test_random_hosts_get_plans_within_budget_batch_size_and_dram_room(seed):
     assert all(b.addresses.size * ps[b.tenant] <= params.batch_bytes for b in plan.batches)
     migrated = np.concatenate([moved(plan, "demote"), moved(plan, "promote"), np.zeros(0, np.uint64)])
     assert np.unique(migrated).size == migrated.size                          # no page moves twice
-    assert sum(plan.dram_target_bytes.values()) <= 46 * MiB - 2 * MiB - 2 * int(0.02 * 24 * MiB)
+    assert sum(plan.dram_target_bytes.values()) <= 46 * MiB - 2 * MiB - 2 * int(params.reserve * 24 * MiB)
     assert 4 * MiB <= plan.dram_target_bytes["vm1"] <= 8 * MiB
 
     before = {n: m.free(n) for n in (0, 1)}
     m.apply(plan)
     for n in (0, 1):   # promotions only ever use room above watermark + reserve
-        assert m.free(n) >= min(before[n], 1 * MiB + int(0.02 * 24 * MiB))
+        assert m.free(n) >= min(before[n], 1 * MiB + int(params.reserve * 24 * MiB))
