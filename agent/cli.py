@@ -22,7 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pagetide.agent.report import host_report
     from pagetide.agent.sim import reference_runs
 
-    scenario = load_scenario(args.scenario or default_scenario_path())
+    scenario = load_scenario(args.scenario or default_scenario_path(), tiering=args.tiering)
     if args.seed is not None:
         scenario = type(scenario)(**{**scenario.__dict__, "seed": args.seed})
     refs = reference_runs(scenario)
@@ -53,9 +53,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         part, parts = (int(x) for x in args.fleet_part.split("/"))
         memory = units.parse_size(args.fleet_memory) >> 20
         scenarios = [s for i, s in enumerate(fleet(args.fleet, seed=args.seed, duration=args.duration,
-                                                   memory_mib=memory)) if i % parts == part]
+                                                   memory_mib=memory, tiering=args.tiering)) if i % parts == part]
     else:
-        scenarios = [load_scenario(p) for p in (args.scenario or [default_scenario_path()])]
+        scenarios = [load_scenario(p, tiering=args.tiering) for p in (args.scenario or [default_scenario_path()])]
     hosts = [SimHost(s, nr_scans=args.nr_scans) for s in scenarios]
 
     async def main() -> None:
@@ -73,6 +73,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_tiering_argument(p: argparse.ArgumentParser) -> None:
+    from pagetide.agent.tiering import MODES
+
+    p.add_argument("--tiering", choices=sorted(MODES),
+                   help="kernel tiering mode of every host, replacing the scenario's host.kernel.tiering "
+                        "(with the mode's default parameters)")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("agent", help="serve simulated hosts over gRPC (AgentService, health, reflection)")
     p.add_argument("--scenario", action="append", help="host scenario YAML; repeat to serve several hosts")
@@ -85,11 +93,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="fleet seed")
     p.add_argument("--duration", default="60s", help="fleet hosts' scenario duration")
     p.add_argument("--fleet-memory", default="2GiB", help="memory of each fleet host, DRAM 1/4 (default 2GiB)")
+    add_tiering_argument(p)
     p.set_defaults(func=cmd_agent)
     p = sub.add_parser("run", help="simulate one host (kernel only) and print its results next to the references")
     p.add_argument("--scenario", help="scenario YAML (default: the built-in default host)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--json", help="write the results as JSON to this file")
+    add_tiering_argument(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("bench-host", help="page-scans/s per core and bytes of state per page")
     p.add_argument("--size", default="16GiB", help="host memory of 4 KiB pages (default 16GiB)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagetide.agent.scenario import Scenario, parse_scenario
+from pagetide.agent.scenario import Scenario, parse_scenario, with_tiering
 
 MIX = ("zipf", "hotset", "drift", "scan+hot", "idle-vm", "write-heavy", "phases")
 VM_SIZES_MIB = (128, 192, 256, 384, 512)
@@ -40,5 +40,5 @@ def host_dict(i: int, seed: int, memory_mib: int = 2048, duration: str = "60s", 
     }
 
 
-def fleet(n_hosts: int, seed: int = 1, **kw) -> list[Scenario]:
-    return [parse_scenario(host_dict(i, seed, **kw)) for i in range(n_hosts)]
+def fleet(n_hosts: int, seed: int = 1, tiering: str | None = None, **kw) -> list[Scenario]:
+    return [parse_scenario(with_tiering(host_dict(i, seed, **kw), tiering)) for i in range(n_hosts)]

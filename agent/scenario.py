@@ -370,8 +370,20 @@ def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
                     kernel=kernel, tenants=tuple(tenants))
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file."""
+def with_tiering(data: Any, mode: str | None) -> Any:
+    """The scenario mapping with its host's kernel tiering mode replaced by `mode` (and that mode's default
+    parameters); unchanged when mode is None or the mapping is too malformed to hold one (parsing reports it)."""
+    if mode is None or not isinstance(data, dict):
+        return data
+    host = data.get("host", {})
+    kernel = host.get("kernel", {}) if isinstance(host, dict) else None
+    if not isinstance(kernel, dict):
+        return data
+    return {**data, "host": {**host, "kernel": {**kernel, "tiering": {"mode": mode}}}}
+
+
+def load_scenario(path: str | Path, tiering: str | None = None) -> Scenario:
+    """Read and validate a scenario YAML file; `tiering` overrides its kernel tiering mode."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -381,4 +393,4 @@ def load_scenario(path: str | Path) -> Scenario:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ScenarioError(str(path), f"not valid YAML: {e}") from None
-    return parse_scenario(data, name=path.stem)
+    return parse_scenario(with_tiering(data, tiering), name=path.stem)

@@ -31,6 +31,10 @@ class AgentProcess:
     hosts: list[str]
 
 
+# the agent's kernel tiering modes (agent/tiering.py), named here because the controller imports no agent code;
+# tests/test_scenario.py checks the two lists agree
+KERNEL_MODES = ("none", "nbt", "tpp", "damos")
+
 def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB)?\s*", text)
     if not m:
@@ -63,10 +67,14 @@ def agent_command(*args: str) -> list[str]:
             *args]
 
 
-def start_agents(n_hosts: int, n_procs: int, seed: int, memory_mib: int, timeout: float = 300) -> list[AgentProcess]:
-    """Start agent processes serving the fleet's hosts; wait until each prints its port."""
+def start_agents(n_hosts: int, n_procs: int, seed: int, memory_mib: int, timeout: float = 300,
+                 tiering: str | None = None) -> list[AgentProcess]:
+    """Start agent processes serving the fleet's hosts (with `tiering` as their kernel mode, if given); wait
+    until each prints its port."""
+    extra = ("--tiering", tiering) if tiering else ()
     return launch_agents([agent_command("--fleet", str(n_hosts), "--fleet-part", f"{i}/{n_procs}", "--seed", str(seed),
-                                        "--fleet-memory", f"{memory_mib}MiB") for i in range(n_procs)], timeout)
+                                        "--fleet-memory", f"{memory_mib}MiB", *extra) for i in range(n_procs)],
+                         timeout)
 
 
 def launch_agents(cmds: list[list[str]], timeout: float = 300) -> list[AgentProcess]:
@@ -126,7 +134,8 @@ async def run_sim(args: argparse.Namespace) -> dict:
     from pagetide.controller.controller import Controller, start_controller_server
 
     init_ray()
-    agents = start_agents(args.hosts, min(args.agents, args.hosts), args.seed, args.host_memory >> 20)
+    agents = start_agents(args.hosts, min(args.agents, args.hosts), args.seed, args.host_memory >> 20,
+                          tiering=args.kernel_mode)
     ctl = None
     try:
         hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
@@ -191,7 +200,8 @@ def collect(args, ctl, stats, wall, heat_history) -> dict:
                       "vmstat": {f.name: getattr(st.vmstat, f.name) for f in st.vmstat.DESCRIPTOR.fields}})
     secs = sorted(r.seconds for r in rounds)
     return {
-        "hosts": hosts, "policy": args.policy, "policy_options": dict(args.policy_option), "seed": args.seed,
+        "hosts": hosts, "policy": args.policy, "kernel_mode": args.kernel_mode,
+        "policy_options": dict(args.policy_option), "seed": args.seed,
         "rounds": len(rounds), "wall_seconds": wall,
         "round_seconds": {"median": secs[len(secs) // 2], "max": secs[-1], "mean": sum(secs) / len(secs)},
         "advance_seconds_mean": sum(r.advance_seconds for r in rounds) / len(rounds),
@@ -307,6 +317,9 @@ def add_parser(sub) -> None:
     p.add_argument("--bandwidth", type=parse_size, default=256 << 20,
                    help="per-host migration limit in bytes per second (default 256MiB)")
     p.add_argument("--max-candidates", type=int, default=4096, help="candidate pages per list in heat reports")
+    p.add_argument("--kernel-mode", choices=KERNEL_MODES,
+                   help="the hosts' kernel tiering mode (default: the fleet's, none = demotion only); "
+                        "combine with --policy none to run a kernel mode alone")
     p.add_argument("--policy", choices=sorted(POLICIES), default="pagetide",
                    help="placement policy: pagetide's own or a baseline daemon (default pagetide)")
     p.add_argument("--policy-option", type=parse_policy_option, action="append", default=[], metavar="KEY=VALUE",

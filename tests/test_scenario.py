@@ -95,3 +95,24 @@ def test_the_default_scenario_loads_with_dram_a_quarter_of_memory():
     assert dram * 4 == sum(n.capacity for n in s.nodes)
     assert len(s.tenants) >= 3
     yaml.safe_dump(BASE)  # BASE itself stays plain data
+
+
+def test_a_tiering_override_replaces_the_kernel_mode_with_its_defaults(tmp_path):
+    from pagetide.agent.fleet import fleet
+    from pagetide.agent.scenario import with_tiering
+    from pagetide.agent.tiering import MODES
+    from pagetide.controller.sim import KERNEL_MODES
+
+    assert set(KERNEL_MODES) == set(MODES)                  # the controller's copy of the agent's names
+    d = copy.deepcopy(BASE)
+    d["host"].setdefault("kernel", {})["tiering"] = {"mode": "nbt", "hot_threshold": "2s"}
+    path = tmp_path / "h.yaml"
+    path.write_text(yaml.safe_dump(d))
+    assert load_scenario(path).kernel.tiering.hot_threshold == 2.0
+    sc = load_scenario(path, tiering="tpp")
+    assert sc.kernel.tiering.mode == "tpp" and sc.kernel.tiering.hot_threshold == 1.0
+    assert sc.kernel.demote_scale_factor == 0.02            # TPP's own default watermark comes with it
+    assert {s.kernel.tiering.mode for s in fleet(2, tiering="damos", memory_mib=256)} == {"damos"}
+    assert with_tiering(["not", "a", "mapping"], "nbt") == ["not", "a", "mapping"]   # left for the parser
+    with pytest.raises(ScenarioError, match="unknown tiering mode"):
+        load_scenario(path, tiering="bogus")
