@@ -246,9 +246,10 @@ class PagetidePolicy:
         return plan
 
     def mark_candidates(self, tenants: int, params: PolicyParams) -> int:
-        """hot_fast pages to ask each tenant for before this round's plan: an equal share of the round's
-        `max_mark_pages` (none on rounds that do not mark) rather than full candidate lists."""
-        p = self._params(params)
+        """hot_fast pages to ask each tenant for: an equal share of a marking round's `max_mark_pages` rather
+        than full candidate lists. The same on every round, marking or not, so the report the agent built
+        ahead for the last request is the one asked for (a few KiB per tenant more on other rounds)."""
+        p = replace(params, **self.overrides) if self.overrides else params
         return -(-p.max_mark_pages // max(1, tenants)) if p.sw_young else 0
 
 
