@@ -108,17 +108,26 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             raise ValueError("host ids must be unique")
         self.locks = {h: asyncio.Lock() for h in self.hosts}
         self.clock_task: asyncio.Task | None = None      # the realtime clock, when running
-        # Per host: the last report served, keyed by (list sizes, host state version). AdvanceClock
-        # builds the next one at the end of its ticks, with the last size asked for, so the controller's
-        # round reads a ready report -- as a real agent reports at the end of its scan period, not on demand.
-        self.reports: dict[str, tuple[tuple, agent_pb2.GetHeatReportResponse]] = {}
+        # Per host: the last report served, with the list sizes it was built for and the host state version
+        # it shows. AdvanceClock builds the next one at the end of its ticks, with the last sizes asked for,
+        # so the controller's round reads a ready report -- as a real agent reports at the end of its scan
+        # period, not on demand.
+        self.reports: dict[str, tuple[tuple[int, int | None], tuple[int, int],
+                                      agent_pb2.GetHeatReportResponse]] = {}
+
+    def _ready(self, host_id: str, sizes: tuple[int, int | None]) -> agent_pb2.GetHeatReportResponse | None:
+        """The report built for `sizes` if the host has not changed since; else None."""
+        cached = self.reports.get(host_id)
+        if cached is None or cached[:2] != (sizes, self.hosts[host_id].version):
+            return None
+        return cached[2]
 
     def _report(self, sh: SimHost, sizes: tuple[int, int | None]) -> agent_pb2.GetHeatReportResponse:
-        key = (sizes, sh.version)
-        cached = self.reports.get(sh.host_id)
-        if cached is None or cached[0] != key:
-            cached = self.reports[sh.host_id] = (key, heat_pb(sh, sh.heat_report(*sizes)))
-        return cached[1]
+        ready = self._ready(sh.host_id, sizes)
+        if ready is None:
+            ready = heat_pb(sh, sh.heat_report(*sizes))
+            self.reports[sh.host_id] = (sizes, sh.version, ready)
+        return ready
 
     async def _host(self, host_id: str, context) -> SimHost:
         if host_id not in self.hosts:
@@ -148,9 +157,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"max_candidates must be at most {MAX_CANDIDATES}, got {request.max_candidates}")
         sizes = (request.max_candidates, request.max_hot_fast if request.HasField("max_hot_fast") else None)
-        cached = self.reports.get(request.host_id)
-        ready = cached is not None and cached[0] == (sizes, self.hosts[request.host_id].version)
-        return await self._run(request.host_id, context, lambda sh: self._report(sh, sizes), thread=not ready)
+        ready = self._ready(request.host_id, sizes)
+        return await self._run(request.host_id, context, lambda sh: self._report(sh, sizes), thread=ready is None)
 
     async def MovePages(self, request, context):
         calls = [(c.tenant, np.array(c.addresses, dtype=np.uint64), np.array(c.nodes, dtype=np.int64),
@@ -172,7 +180,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             t0 = time.perf_counter()
             sh.advance(request.ticks)
             if sh.host_id in self.reports:
-                self._report(sh, self.reports[sh.host_id][0][0])
+                self._report(sh, self.reports[sh.host_id][0])
             return agent_pb2.AdvanceClockResponse(time_ns=_ns(sh.time), period=sh.scanner.period,
                                                   wall_time_ns=_ns(time.perf_counter() - t0),
                                                   ticks_run=request.ticks)

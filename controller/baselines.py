@@ -26,9 +26,9 @@ The semantics follow the projects' documentation and published defaults; the cod
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
 import numbers
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -118,10 +118,10 @@ def _cat(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, n
             np.concatenate(n).astype(np.int64))
 
 
-def _usable_dram(view: HostView, topo: Topology) -> int:
+def _usable_dram(view: HostView, dram: np.ndarray) -> int:
     """DRAM the host's tenants can hold in all: DRAM capacity above the high watermarks, minus what processes
-    outside the view hold (kernel, page tables, other tasks)."""
-    _, dram = _tenant_bytes(view, topo)
+    outside the view hold (kernel, page tables, other tasks). `dram`: bytes on DRAM per tenant
+    (`_tenant_bytes`)."""
     fast = [n for n in view.nodes if n.fast]
     unowned = max(0, sum(n.capacity_bytes - n.free_bytes for n in fast) - int(dram.sum()))
     return max(0, sum(n.capacity_bytes - n.wmark_high_bytes for n in fast) - unowned)
@@ -231,13 +231,14 @@ class PagetidePolicy:
         if self.overrides:
             # validated now, so a bad option fails at start-up rather than in the first round
             validate_params(replace(PolicyParams(), **self.overrides), HostView("", (), ()))
-        if isinstance(mark_every, bool) or not isinstance(mark_every, int) or mark_every < 1:
-            raise ValueError(f"mark_every must be a whole number of rounds >= 1, got {mark_every!r}")
-        self.mark_every = mark_every
+        self.mark_every = _int_option("mark_every", mark_every, 1)
         self.rounds = 0
 
+    def _overridden(self, params: PolicyParams) -> PolicyParams:
+        return replace(params, **self.overrides) if self.overrides else params
+
     def _params(self, params: PolicyParams) -> PolicyParams:
-        p = replace(params, **self.overrides) if self.overrides else params
+        p = self._overridden(params)
         return p if self.rounds % self.mark_every == 0 else replace(p, sw_young=False)
 
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
@@ -249,7 +250,7 @@ class PagetidePolicy:
         """hot_fast pages to ask each tenant for: an equal share of a marking round's `max_mark_pages` rather
         than full candidate lists. The same on every round, marking or not, so the report the agent built
         ahead for the last request is the one asked for (a few KiB per tenant more on other rounds)."""
-        p = replace(params, **self.overrides) if self.overrides else params
+        p = self._overridden(params)
         return -(-p.max_mark_pages // max(1, tenants)) if p.sw_young else 0
 
 
@@ -300,9 +301,9 @@ class MemoryOptimizer:
         if self.dram_percent is not None:
             return self.dram_percent / 100
         topo = Topology.of(view.nodes)
-        bins, _ = _tenant_bytes(view, topo)
+        bins, dram = _tenant_bytes(view, topo)
         footprint = int((bins.sum(axis=1) * [t.page_size for t in view.tenants]).sum())
-        return min(1.0, _usable_dram(view, topo) / footprint) if footprint else 0.0
+        return min(1.0, _usable_dram(view, dram) / footprint) if footprint else 0.0
 
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         validate_view(view)
@@ -688,13 +689,13 @@ class Memtis:
             self.coolings += 1
 
         # the histogram over every page: each level's pages at the count a page at that level holds
-        bins, _ = _tenant_bytes(view, topo)       # pages per level [tenant, level]
+        bins, dram = _tenant_bytes(view, topo)    # pages per level [tenant, level], DRAM bytes per tenant
         page_size = np.array([t.page_size for t in view.tenants], dtype=np.int64)
         level_bin = self.count_bin(self.steady_count(np.arange(HEAT_BINS) * self.samples_per_level, phase))
         self.histogram = np.zeros(HEAT_BINS, dtype=np.int64)
         np.add.at(self.histogram, level_bin, (bins * page_size[:, None]).sum(axis=0))
 
-        budget = _usable_dram(view, topo)
+        budget = _usable_dram(view, dram)
         self.hot_budget = budget - int(self.promotion_watermark * budget)
         fitted, hot_bytes = self.fitted_bin(self.histogram, self.hot_budget)
         fitted = max(fitted, 1)
