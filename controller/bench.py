@@ -556,19 +556,17 @@ async def run_suite(cfg: SuiteConfig, progress=None) -> dict:
     traces = [w for w in cfg.workloads if w in TRACES]
     cases = suite(cfg, trace_pages(traces) if traces else {})
     t0 = time.perf_counter()
-    hosts = []
+    hosts, run_seconds = [], {}
     with tempfile.TemporaryDirectory(prefix="pagetide-bench-") as tmp:
         for i, run in enumerate(cfg.runs):
             r0 = time.perf_counter()
-            got = await run_one(run, cases, cfg, tmp)
-            for h in got:
-                h["run_seconds"] = time.perf_counter() - r0
-            hosts += got
+            hosts += await run_one(run, cases, cfg, tmp)
+            run_seconds[run] = time.perf_counter() - r0
             if progress:
                 progress(f"{run}: {len(cases)} hosts x {cfg.rounds} rounds in {time.perf_counter() - r0:.1f} s "
                          f"({i + 1}/{len(cfg.runs)})")
     return {"rounds": cfg.rounds, "seed": cfg.seed, "footprint_mib": cfg.footprint_mib,
-            "wall_seconds": time.perf_counter() - t0, "hosts": hosts}
+            "wall_seconds": time.perf_counter() - t0, "run_seconds": run_seconds, "hosts": hosts}
 
 
 SPEED_HOSTS = (1, 4, 16, 64)
@@ -586,7 +584,7 @@ def parse_host_bench(text: str) -> tuple[float, float, int]:
     return scan, tick_ms, pages
 
 
-def measure_speed(hosts: list[dict], host_counts: tuple[int, ...], quick: bool, progress=None) -> dict:
+def measure_speed(results: dict, host_counts: tuple[int, ...], quick: bool, progress=None) -> dict:
     """Scan speed and page-ticks/s from `pagetide bench-host`, controller round times from `pagetide sim`
     runs with N hosts (both through the CLI, as separate processes), page-ticks/s of the suite's own runs."""
     import ray
@@ -604,14 +602,15 @@ def measure_speed(hosts: list[dict], host_counts: tuple[int, ...], quick: bool, 
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             subprocess.run([sys.executable, "-m", "pagetide.controller.cli", *sim_cmd[1:], "--hosts", str(n),
                             "--json", f.name], capture_output=True, text=True, check=True)
-            r = json.load(open(f.name))
+            with open(f.name) as g:
+                r = json.load(g)
         rounds[str(n)] = {"median": r["round_seconds"]["median"], "max": r["round_seconds"]["max"],
                           "report_bytes": r["report_bytes_per_host_max"]}
         log(f"speed: {n} hosts, round median {r['round_seconds']['median'] * 1e3:.0f} ms")
-    walls = {h["run"]: h["run_seconds"] for h in hosts}
     return {"host_command": shlex.join(host_cmd), "sim_command": shlex.join(sim_cmd), "scan_pages_per_s": scan,
             "host_pages": pages, "page_ticks_per_s": pages / (tick_ms / 1e3),
-            "suite_page_ticks_per_s": sum(h["page_ticks"] for h in hosts) / sum(walls.values()),
+            "suite_page_ticks_per_s": (sum(h["page_ticks"] for h in results["hosts"])
+                                       / sum(results["run_seconds"].values())),
             "rounds": rounds}
 
 
@@ -640,8 +639,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results = asyncio.run(run_suite(cfg, progress=log))
     results["wall_seconds"] = time.perf_counter() - t0
     if not args.no_speed:
-        results["speed"] = measure_speed(results["hosts"], QUICK_SPEED_HOSTS if args.quick else SPEED_HOSTS,
-                                         args.quick, log)
+        results["speed"] = measure_speed(results, QUICK_SPEED_HOSTS if args.quick else SPEED_HOSTS, args.quick,
+                                         log)
     results["command"] = command_line(cfg, args.out, args.json, args.plots, args.quick, args.no_speed)
     if args.plots:
         files = plot(results, args.plots)
@@ -663,7 +662,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-
     p = sub.add_parser("bench", help="benchmark suite: every workload x DRAM share under every policy and kernel mode")
     p.add_argument("--quick", action="store_true",
                    help=f"CI size: {', '.join(QUICK.workloads)} at DRAM 1/{QUICK.shares[0]}, {QUICK.rounds} rounds, "
