@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from pagetide.agent import units
+from pagetide.common import units
 from pagetide.agent.host import Host
 from pagetide.agent.idle_pages import decode_arrays, scan_fast, scan_stream
 from pagetide.agent.pageflags import PAGE_SIZE

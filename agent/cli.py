@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from importlib import resources
 
-from pagetide.agent import units
+from pagetide.common import units
 from pagetide.agent.scenario import ScenarioError, load_scenario
 
 DEFAULT_SCENARIO = "default.yaml"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pagetide.agent.accounting import HostResult
-from pagetide.agent.units import format_ratio, format_size
+from pagetide.common.units import format_ratio, format_size
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from pagetide.agent import units
+from pagetide.common import units
 from pagetide.agent.pageflags import HPAGE_PMD_SIZE, PAGE_SIZE
 from pagetide.agent.tiering import MODES as TIERING_MODES, TieringSpec
 from pagetide.agent.workloads import make_workload

@@ -88,7 +88,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from pagetide.agent import units
+from pagetide.common import units
 from pagetide.agent.pageflags import PAGE_SIZE, PG_ACTIVE, PG_PINNED, PG_TLB_CACHED
 
 if TYPE_CHECKING:

@@ -84,7 +84,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from pagetide.agent import units
+from pagetide.common import units
 from pagetide.agent.workloads import _STREAM_TICK, Param, Workload, _positive_count, _register, _rng
 
 __all__ = ["TraceFormatError", "TraceFile", "TraceWriter", "convert_lackey", "convert_damo", "TraceWorkload",

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pagetide.agent import units
+from pagetide.common import units
 
 __all__ = ["Workload", "WORKLOADS", "make_workload", "zipf_cdf", "ZipfWorkload", "HotsetWorkload",
            "DriftWorkload", "ScanHotWorkload", "IdleVmWorkload", "WriteHeavyWorkload", "PhasesWorkload"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from pagetide.agent import units
+from pagetide.common import units
 from pagetide.agent.host import MPOL_MF_MOVE, Host
 from pagetide.agent.pageflags import PAGE_SIZE, PG_ACTIVE
 from pagetide.agent.scenario import ScenarioError

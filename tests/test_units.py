@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pagetide.agent.units import (format_bandwidth, format_duration, format_rate, format_ratio, format_size,
+from pagetide.common.units import (format_bandwidth, format_duration, format_rate, format_ratio, format_size,
                                   parse_bandwidth, parse_count, parse_duration, parse_number, parse_ratio,
                                   parse_rate, parse_size)
 
