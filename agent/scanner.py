@@ -47,6 +47,10 @@ class TenantHeat:
 
 
 class Scanner:
+    """The idle_pages tracker (agent/backend.py Tracker): refs per period from idle_pages scans, folded into
+    a decaying heat."""
+    name = "idle_pages"
+
     def __init__(self, host: Host, nr_scans: int = 5, open_flags: int = 0):
         if not 1 <= nr_scans <= MAX_LEVEL:
             raise ValueError(f"nr_scans must be within 1..{MAX_LEVEL}, got {nr_scans}")

@@ -1,92 +1,88 @@
-"""The agent's gRPC server: AgentService over one or more simulated hosts, with health checking and
-server reflection.
+"""The agent's gRPC server: AgentService over the hosts an agent serves, SimulationService for simulated ones,
+with health checking and server reflection.
 
-Each host is served under its scenario's name. Calls on one host are serialised by a per-host lock and run
-in a worker thread so that health checks and other hosts stay responsive while a host simulates. In
-`realtime` mode a background task advances every host's clock with the wall clock, so scanning and kernel
-demotion run on their own; in `driven` mode only AdvanceClock moves time (the simulation runs as fast as
-the machine allows).
+The servicers talk to hosts only through the host seam (agent/backend.py): AgentService through
+`HostBackend`, SimulationService through `Simulated`. Calls on one host are serialised by a per-host lock;
+long work runs in a worker thread so that health checks and other hosts stay responsive, and a call whose
+client gave up keeps the lock until its work is done (a cancelled RPC never lets a second one run on the same
+host at once). Clocks: with `driven` only SimulationService.AdvanceClock moves a simulated host's time (as
+fast as the machine allows); with `realtime` a background task advances every simulated host with the wall
+clock and AdvanceClock answers FAILED_PRECONDITION. Whenever a host completes a scan period, its next heat
+report is built at once (with the sizes last asked for) and long polls waiting on the host are woken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from pagetide.agent.accounting import HostResult
+from pagetide.agent.backend import (
+    BadRequest, HeatReport, HostBackend, MoveCall, NotSimulated, PageList, Simulated, SimulationStats, Topology,
+)
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
-from pagetide.agent.pageflags import PAGE_SIZE
-from pagetide.agent.runtime import BadRequest, HeatReport, SimHost
-from pagetide.agent.scanner import Candidates
-from pagetide.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from pagetide.common.limits import MAX_CANDIDATES, MAX_TICKS, MAX_WAIT_SECONDS
+from pagetide.common.serve import start_server
+from pagetide.v1 import agent_pb2, agent_pb2_grpc, simulation_pb2, simulation_pb2_grpc, types_pb2
 
-MAX_CANDIDATES = 16384
-MAX_TICKS = 100_000
 NODE_TYPES = {"dram": types_pb2.NODE_TYPE_DRAM, "pmem": types_pb2.NODE_TYPE_PMEM, "cxl": types_pb2.NODE_TYPE_CXL}
 KINDS = {"vm": types_pb2.TENANT_KIND_VM, "task": types_pb2.TENANT_KIND_TASK}
 ZONELIST_MODES = {"separate": types_pb2.ZONELIST_MODE_SEPARATE, "unified": types_pb2.ZONELIST_MODE_UNIFIED}
+CLOCKS = ("realtime", "driven")
+
+Sizes = tuple[int, "int | None"]
 
 
 def _ns(seconds: float) -> int:
     return int(round(seconds * 1e9))
 
 
+# ---- encoding the seam's values ------------------------------------------------------------------------
+
 def vmstat_pb(vmstat: dict[str, int]) -> types_pb2.Vmstat:
     return types_pb2.Vmstat(**{f.name: int(vmstat.get(f.name, 0)) for f in types_pb2.Vmstat.DESCRIPTOR.fields})
 
 
-def topology_pb(sh: SimHost) -> agent_pb2.GetTopologyResponse:
-    h = sh.host
-    free = h.free()
-    nodes = []
-    for n in sh.scenario.nodes:
-        i = n.id
-        nodes.append(types_pb2.Node(
-            id=i, type=NODE_TYPES[n.type], capacity_bytes=n.capacity, free_bytes=int(free[i]) * PAGE_SIZE,
-            used_bytes=int(h.node_used[i]) * PAGE_SIZE, page_table_bytes=int(h.node_pgtable[i]) * PAGE_SIZE,
-            read_latency_ns=n.read_latency * 1e9, write_latency_ns=n.write_latency * 1e9,
-            read_bandwidth_bytes_per_second=n.read_bandwidth, write_bandwidth_bytes_per_second=n.write_bandwidth,
-            peer_node=n.peer_node, distances=list(sh.scenario.distances[i]),
-            wmark_min_bytes=int(h.wmark_min[i]) * PAGE_SIZE, wmark_low_bytes=int(h.wmark_low[i]) * PAGE_SIZE,
-            wmark_high_bytes=int(h.wmark_high[i]) * PAGE_SIZE,
-            demote_margin_bytes=int(h.demote_extra[i]) * PAGE_SIZE))
-    tenants = [types_pb2.Tenant(name=t.name, kind=KINDS[t.spec.kind], page_size_bytes=t.spec.page_size,
-                                footprint_bytes=t.spec.footprint, home_node=t.spec.home_node,
-                                address_start=t.vma_start, address_end=t.vma_end) for t in h.tenants]
+def topology_pb(t: Topology) -> agent_pb2.GetTopologyResponse:
+    nodes = [types_pb2.Node(
+        id=n.id, type=NODE_TYPES[n.type], capacity_bytes=n.capacity, free_bytes=n.free, used_bytes=n.used,
+        page_table_bytes=n.page_tables, read_latency_ns=n.read_latency * 1e9, write_latency_ns=n.write_latency * 1e9,
+        read_bandwidth_bytes_per_second=n.read_bandwidth, write_bandwidth_bytes_per_second=n.write_bandwidth,
+        peer_node=n.peer_node, distances=list(n.distances), wmark_min_bytes=n.wmark_min, wmark_low_bytes=n.wmark_low,
+        wmark_high_bytes=n.wmark_high, demote_margin_bytes=n.demote_margin) for n in t.nodes]
+    tenants = [types_pb2.Tenant(name=x.name, kind=KINDS[x.kind], page_size_bytes=x.page_size,
+                                footprint_bytes=x.footprint, home_node=x.home_node, address_start=x.address_start,
+                                address_end=x.address_end) for x in t.tenants]
     return agent_pb2.GetTopologyResponse(
-        host_id=sh.host_id, nodes=nodes, tenants=tenants, time_ns=_ns(sh.time), tick_ns=_ns(sh.scenario.tick),
-        period_ns=_ns(sh.scenario.epoch), demotion_enabled=sh.scenario.kernel.demotion_enabled,
-        zonelist_mode=ZONELIST_MODES[sh.scenario.kernel.zonelist])
+        host_id=t.host_id, nodes=nodes, tenants=tenants, time_ns=_ns(t.time), tick_ns=_ns(t.tick),
+        period_ns=_ns(t.period), demotion_enabled=t.demotion_enabled, zonelist_mode=ZONELIST_MODES[t.zonelist],
+        backend=t.backend)
 
 
-def _pages_pb(t, c: Candidates) -> agent_pb2.PageList:
-    addrs = np.uint64(t.vma_start) + c.pages.astype(np.uint64) * np.uint64(t.spec.page_size)
-    return agent_pb2.PageList(count=c.pages.size, addresses=addrs.astype("<u8").tobytes(),
-                              heat=c.heat.astype(np.uint8).tobytes(), nodes=c.node.astype("<i2").tobytes())
+def _pages_pb(p: PageList) -> agent_pb2.PageList:
+    return agent_pb2.PageList(count=p.count, addresses=p.addresses.astype("<u8").tobytes(),
+                              heat=p.heat.astype(np.uint8).tobytes(), nodes=p.nodes.astype("<i2").tobytes())
 
 
-def heat_pb(sh: SimHost, rep: HeatReport) -> agent_pb2.GetHeatReportResponse:
-    tenants = []
-    for th in rep.tenants:
-        t = th.tenant
-        hists = [agent_pb2.HeatHistogram(node=i, pages=row.tolist())
-                 for i, row in enumerate(th.hist) if row.any()]
-        tenants.append(agent_pb2.TenantHeat(
-            tenant=t.name, page_size_bytes=t.spec.page_size, histograms=hists,
-            hot_slow=_pages_pb(t, th.hot_slow), cold_fast=_pages_pb(t, th.cold_fast),
-            hot_fast=_pages_pb(t, th.hot_fast), accessed_page_scans=int(sh.scanner.period_refs[t.index])))
+def heat_pb(host_id: str, rep: HeatReport) -> agent_pb2.GetHeatReportResponse:
+    tenants = [agent_pb2.TenantHeat(
+        tenant=th.tenant.name, page_size_bytes=th.tenant.page_size,
+        histograms=[agent_pb2.HeatHistogram(node=i, pages=row.tolist()) for i, row in enumerate(th.histograms)
+                    if row.any()],
+        hot_slow=_pages_pb(th.hot_slow), cold_fast=_pages_pb(th.cold_fast), hot_fast=_pages_pb(th.hot_fast),
+        accessed_page_scans=th.accessed_page_scans) for th in rep.tenants]
     return agent_pb2.GetHeatReportResponse(
-        host_id=sh.host_id, period=rep.period, nr_scans=rep.nr_scans, time_ns=_ns(rep.time), tenants=tenants,
-        node_free_bytes=[int(x) * PAGE_SIZE for x in sh.host.free()], vmstat=vmstat_pb(sh.host.vmstat))
+        host_id=host_id, period=rep.period, nr_scans=rep.nr_scans, time_ns=_ns(rep.time), tenants=tenants,
+        node_free_bytes=rep.node_free, vmstat=vmstat_pb(rep.vmstat))
 
 
-def stats_pb(sh: SimHost, r: HostResult) -> agent_pb2.GetStatsResponse:
-    tenants = [agent_pb2.TenantStats(
+def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsResponse:
+    r = s.result
+    tenants = [simulation_pb2.TenantStats(
         tenant=t.name, workload=t.workload, footprint_bytes=t.footprint, accesses=t.accesses,
         dram_share=t.dram_share, oracle_share=t.oracle_share, static_oracle_share=t.static_oracle_share,
         amat_ns=t.amat_ns, slowdown=t.slowdown, oracle_slowdown=t.oracle_slowdown,
@@ -94,130 +90,219 @@ def stats_pb(sh: SimHost, r: HostResult) -> agent_pb2.GetStatsResponse:
         dram_share_series=t.series_dram_share, oracle_share_series=t.series_oracle_share,
         node_reads=t.node_reads, node_writes=t.node_writes, promoted_bytes=t.promoted_bytes,
         demoted_bytes=t.demoted_bytes) for t in r.tenants]
-    return agent_pb2.GetStatsResponse(host_id=sh.host_id, time_ns=_ns(r.time), tenants=tenants,
-                                      vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
-                                      oracle_share=r.oracle_share, slowdown=r.slowdown,
-                                      node_used_bytes=[int(x) * PAGE_SIZE for x in sh.host.node_used],
-                                      node_free_bytes=[int(x) * PAGE_SIZE for x in sh.host.free()])
+    return simulation_pb2.GetStatsResponse(
+        host_id=host_id, time_ns=_ns(r.time), tenants=tenants, vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
+        oracle_share=r.oracle_share, slowdown=r.slowdown, node_used_bytes=s.node_used, node_free_bytes=s.node_free)
 
 
-class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, hosts: list[SimHost]):
-        self.hosts = {h.host_id: h for h in hosts}
-        if len(self.hosts) != len(hosts):
-            raise ValueError("host ids must be unique")
-        self.locks = {h: asyncio.Lock() for h in self.hosts}
-        self.clock_task: asyncio.Task | None = None      # the realtime clock, when running
-        # Per host: the last report served, with the list sizes it was built for and the host state version
-        # it shows. AdvanceClock builds the next one at the end of its ticks, with the last sizes asked for,
-        # so the controller's round reads a ready report -- as a real agent reports at the end of its scan
-        # period, not on demand.
-        self.reports: dict[str, tuple[tuple[int, int | None], tuple[int, int],
-                                      agent_pb2.GetHeatReportResponse]] = {}
+def move_calls(request: agent_pb2.MovePagesRequest) -> list[MoveCall]:
+    """Decode the packed arrays of a MovePages request (BadRequest if a field's length is not its count);
+    the mover validates the calls themselves."""
+    calls = []
+    for i, c in enumerate(request.calls):
+        if len(c.addresses) != 8 * c.count or len(c.nodes) != 2 * c.count:
+            raise BadRequest(f"calls[{i}]: count {c.count} needs {8 * c.count} bytes of addresses and "
+                             f"{2 * c.count} of nodes, got {len(c.addresses)} and {len(c.nodes)}")
+        calls.append(MoveCall(tenant=c.tenant, addresses=np.frombuffer(c.addresses, "<u8").astype(np.uint64),
+                              nodes=np.frombuffer(c.nodes, "<i2").astype(np.int64),
+                              flags=MPOL_MF_MOVE | (MPOL_MF_SW_YOUNG if c.sw_young else 0)))
+    return calls
 
-    def _ready(self, host_id: str, sizes: tuple[int, int | None]) -> agent_pb2.GetHeatReportResponse | None:
+
+# ---- serving ---------------------------------------------------------------------------------------------
+
+class HostSlot:
+    """One served host: its backend, the lock serialising calls on it, the condition long polls wait on, and
+    the last heat report served (with the list sizes it was built for and the host state it shows)."""
+
+    def __init__(self, backend: HostBackend):
+        self.backend = backend
+        self.lock = asyncio.Lock()
+        self.changed = asyncio.Condition()
+        self.report: tuple[Sizes, Any, agent_pb2.GetHeatReportResponse] | None = None
+
+    def ready(self, sizes: Sizes) -> agent_pb2.GetHeatReportResponse | None:
         """The report built for `sizes` if the host has not changed since; else None."""
-        cached = self.reports.get(host_id)
-        if cached is None or cached[:2] != (sizes, self.hosts[host_id].version):
+        if self.report is None or self.report[:2] != (sizes, self.backend.version):
             return None
-        return cached[2]
+        return self.report[2]
 
-    def _report(self, sh: SimHost, sizes: tuple[int, int | None]) -> agent_pb2.GetHeatReportResponse:
-        ready = self._ready(sh.host_id, sizes)
+    def build(self, sizes: Sizes) -> agent_pb2.GetHeatReportResponse:
+        ready = self.ready(sizes)
         if ready is None:
-            ready = heat_pb(sh, sh.heat_report(*sizes))
-            self.reports[sh.host_id] = (sizes, sh.version, ready)
+            ready = heat_pb(self.backend.host_id, self.backend.heat_report(*sizes))
+            self.report = (sizes, self.backend.version, ready)
         return ready
 
-    async def _host(self, host_id: str, context) -> SimHost:
-        if host_id not in self.hosts:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {host_id!r} on this agent")
-        return self.hosts[host_id]
+    def rebuild(self) -> None:
+        """After the host changed: build the next report with the sizes last asked for, as a real agent
+        reports at the end of its scan period, not on demand."""
+        if self.report is not None:
+            self.build(self.report[0])
 
-    async def _run(self, host_id: str, context, fn, thread: bool = True):
-        """Run fn(host) under the host's lock, in a worker thread unless `thread` is False (work of a few
-        milliseconds at most: the hop to a thread and back through the GIL costs more than it saves when
-        one process serves many hosts); BadRequest -> a gRPC error."""
-        sh = await self._host(host_id, context)
-        async with self.locks[host_id]:
+    async def run(self, fn: Callable[[], Any], thread: bool = True) -> Any:
+        """fn() under the host's lock, in a worker thread unless `thread` is False (work of a few ms at most:
+        the hop to a thread and back through the GIL costs more than it saves when one process serves many
+        hosts). If the caller is cancelled, the lock is held until the thread's work ends."""
+        async with self.lock:
+            if not thread:
+                return fn()
+            work = asyncio.ensure_future(asyncio.to_thread(fn))
             try:
-                return await asyncio.to_thread(fn, sh) if thread else fn(sh)
-            except BadRequest as e:
-                code = grpc.StatusCode.NOT_FOUND if e.not_found else grpc.StatusCode.INVALID_ARGUMENT
-                await context.abort(code, str(e))
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await asyncio.wait([work])
+                raise
 
+    async def notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def advance(self, ticks: int) -> None:
+        """Simulated hosts: run `ticks` ticks, rebuild the report, wake long polls."""
+        sim: Simulated = self.backend   # type: ignore[assignment]
+
+        def work() -> None:
+            sim.advance(ticks)
+            self.rebuild()
+        await self.run(work)
+        await self.notify()
+
+
+async def _abort(context, e: Exception):
+    if isinstance(e, NotSimulated):
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+    code = grpc.StatusCode.NOT_FOUND if getattr(e, "not_found", False) else grpc.StatusCode.INVALID_ARGUMENT
+    await context.abort(code, str(e))
+
+
+class _Servicer:
+    def __init__(self, slots: dict[str, HostSlot]):
+        self.slots = slots
+
+    async def _slot(self, host_id: str, context) -> HostSlot:
+        if host_id not in self.slots:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {host_id!r} on this agent")
+        return self.slots[host_id]
+
+
+class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
     async def ListHosts(self, request, context):
-        return agent_pb2.ListHostsResponse(host_ids=list(self.hosts))
+        return agent_pb2.ListHostsResponse(host_ids=list(self.slots))
 
     async def GetTopology(self, request, context):
-        return await self._run(request.host_id, context, topology_pb)
+        slot = await self._slot(request.host_id, context)
+        return await slot.run(lambda: topology_pb(slot.backend.topology()))
 
     async def GetHeatReport(self, request, context):
         if request.max_candidates > MAX_CANDIDATES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"max_candidates must be at most {MAX_CANDIDATES}, got {request.max_candidates}")
+        if request.max_wait_ms > MAX_WAIT_SECONDS * 1000:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"max_wait_ms must be at most {int(MAX_WAIT_SECONDS * 1000)}, got {request.max_wait_ms}")
+        slot = await self._slot(request.host_id, context)
+        host = slot.backend
+        if request.HasField("wait_for_period_after"):
+            after = request.wait_for_period_after
+            if host.period == after and request.max_wait_ms:
+                try:
+                    async with slot.changed:
+                        await asyncio.wait_for(slot.changed.wait_for(lambda: host.period != after),
+                                               request.max_wait_ms / 1000)
+                except asyncio.TimeoutError:
+                    pass
+            if host.period == after:
+                return agent_pb2.GetHeatReportResponse(host_id=host.host_id, period=host.period,
+                                                       time_ns=_ns(host.time), waited_out=True)
         sizes = (request.max_candidates, request.max_hot_fast if request.HasField("max_hot_fast") else None)
-        ready = self._ready(request.host_id, sizes)
-        return await self._run(request.host_id, context, lambda sh: self._report(sh, sizes), thread=ready is None)
+        try:
+            return await slot.run(lambda: slot.build(sizes), thread=slot.ready(sizes) is None)
+        except BadRequest as e:
+            await _abort(context, e)
 
     async def MovePages(self, request, context):
-        calls = [(c.tenant, np.array(c.addresses, dtype=np.uint64), np.array(c.nodes, dtype=np.int64),
-                  MPOL_MF_MOVE | (MPOL_MF_SW_YOUNG if c.sw_young else 0)) for c in request.calls]
+        slot = await self._slot(request.host_id, context)
+        try:
+            calls = move_calls(request)
+            results = await slot.run(lambda: slot.backend.move_pages(calls, request.batch_id), thread=False)
+        except BadRequest as e:
+            await _abort(context, e)
+        return agent_pb2.MovePagesResponse(results=[
+            agent_pb2.MoveCallResult(status=r.status.astype("<i2").tobytes(), moved_pages=r.moved_pages,
+                                     moved_bytes=r.moved_bytes, migration_time_ns=_ns(r.time)) for r in results])
 
-        def move(sh: SimHost):
-            return agent_pb2.MovePagesResponse(results=[
-                agent_pb2.MoveCallResult(status=r.status.tolist(), moved_pages=r.moved_pages,
-                                         moved_bytes=r.moved_bytes, migration_time_ns=_ns(r.time))
-                for r in sh.move_calls(calls, request.batch_id)])
-        return await self._run(request.host_id, context, move, thread=False)   # <= 64 x 4 MiB: milliseconds
+
+class SimulationServicer(_Servicer, simulation_pb2_grpc.SimulationServiceServicer):
+    def __init__(self, slots: dict[str, HostSlot], clock: str):
+        super().__init__(slots)
+        self.clock = clock
+
+    async def _simulated(self, host_id: str, context) -> HostSlot:
+        slot = await self._slot(host_id, context)
+        if not isinstance(slot.backend, Simulated):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"host {host_id!r} is a real host ({slot.backend.backend}): nothing to simulate")
+        return slot
 
     async def AdvanceClock(self, request, context):
+        slot = await self._simulated(request.host_id, context)
+        if self.clock != "driven":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"host {request.host_id!r} runs with the wall clock (agent --clock {self.clock})")
         if request.ticks > MAX_TICKS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"ticks must be at most {MAX_TICKS}, got {request.ticks}")
-
-        def advance(sh: SimHost):
-            t0 = time.perf_counter()
-            sh.advance(request.ticks)
-            if sh.host_id in self.reports:
-                self._report(sh, self.reports[sh.host_id][0])
-            return agent_pb2.AdvanceClockResponse(time_ns=_ns(sh.time), period=sh.scanner.period,
-                                                  wall_time_ns=_ns(time.perf_counter() - t0),
-                                                  ticks_run=request.ticks)
-        return await self._run(request.host_id, context, advance)
+        t0 = time.perf_counter()
+        await slot.advance(request.ticks)
+        host = slot.backend
+        return simulation_pb2.AdvanceClockResponse(time_ns=_ns(host.time), period=host.period,
+                                                   wall_time_ns=_ns(time.perf_counter() - t0), ticks_run=request.ticks)
 
     async def GetStats(self, request, context):
-        return await self._run(request.host_id, context, lambda sh: stats_pb(sh, sh.results()))
-
-    async def realtime(self) -> None:
-        """Advance every host's clock with the wall clock, one tick at a time."""
-        start = time.monotonic()
-        while True:
-            for hid, sh in self.hosts.items():
-                due = int((time.monotonic() - start) / sh.scenario.tick)
-                behind = due - sh.host.tick_no
-                if behind > 0:
-                    async with self.locks[hid]:
-                        await asyncio.to_thread(sh.advance, behind)
-            await asyncio.sleep(min(sh.scenario.tick for sh in self.hosts.values()) / 2)
+        slot = await self._simulated(request.host_id, context)
+        return await slot.run(lambda: stats_pb(request.host_id, slot.backend.stats()))
 
 
-async def start_server(hosts: list[SimHost], listen: str = "127.0.0.1:0",
-                       realtime: bool = False) -> tuple[grpc.aio.Server, int, AgentServicer]:
-    """Start an AgentService server (with health and reflection) on `listen`; returns (server, port)."""
-    servicer = AgentServicer(hosts)
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    service = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
-    reflection.enable_server_reflection([service, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
-    await server.start()
-    await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    if realtime:
-        servicer.clock_task = asyncio.get_running_loop().create_task(servicer.realtime())
-    return server, port, servicer
+async def realtime_clock(slots: dict[str, HostSlot]) -> None:
+    """Advance every simulated host with the wall clock, catching up whole ticks."""
+    sims = [s for s in slots.values() if isinstance(s.backend, Simulated)]
+    if not sims:
+        return
+    start = time.monotonic()
+    step = min(s.backend.tick for s in sims) / 2
+    while True:
+        for slot in sims:
+            behind = int((time.monotonic() - start) / slot.backend.tick) - slot.backend.ticks_run
+            if behind > 0:
+                await slot.advance(behind)
+        await asyncio.sleep(step)
+
+
+class AgentServer:
+    """A running agent: its gRPC server, bound port, slots and (realtime) clock task."""
+
+    def __init__(self, server: grpc.aio.Server, port: int, slots: dict[str, HostSlot], clock_task):
+        self.server, self.port, self.slots, self.clock_task = server, port, slots, clock_task
+
+    async def stop(self, grace: float = 1.0) -> None:
+        if self.clock_task is not None:
+            self.clock_task.cancel()
+        await self.server.stop(grace=grace)
+
+
+async def start_agent(hosts: list[HostBackend], listen: str = "127.0.0.1:0", clock: str = "driven") -> AgentServer:
+    """Serve `hosts` on `listen` (AgentService, SimulationService, health, reflection)."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
+    slots = {h.host_id: HostSlot(h) for h in hosts}
+    if len(slots) != len(hosts):
+        raise ValueError("host ids must be unique")
+    agent_name = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+    sim_name = simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name
+    server, port = await start_server([
+        (agent_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(slots), agent_name),
+        (simulation_pb2_grpc.add_SimulationServiceServicer_to_server, SimulationServicer(slots, clock), sim_name),
+    ], listen)
+    task = asyncio.get_running_loop().create_task(realtime_clock(slots)) if clock == "realtime" else None
+    return AgentServer(server, port, slots, task)

@@ -1,27 +1,38 @@
-"""The controller: fans rounds out to one HostProxy actor per host, keeps users' VM policies, serves
-ControllerService, and exports Prometheus metrics.
+"""The controller: reconciles every host on its own through one HostProxy actor per host, keeps users' VM
+policies, and exports Prometheus metrics.
 
-A round is level-triggered: every host reports its heat, the pure policy plans, the proxy pushes the moves.
-In simulation the controller also advances every host's clock by one period before each round.
+Each host has its own loop (level-triggered, like a Kubernetes controller's work queue per object): wait for
+the host's next scan period, report, plan, move, repeat. A slow or dead host never stalls or aborts the
+others. A call that fails or misses its deadline counts as a miss; after `down_after` misses in a row the host
+is marked down, its loop keeps retrying with a capped backoff, and the host is taken back (topology read
+again) at its next answer. State is bounded: per host a window of the last `history` round results and
+running totals, never every round. Time passes by itself: the controller never advances a host's clock, so a
+simulation harness drives simulated hosts and the controller acts on each period as it completes.
+
+Proxy actors are spread over the nodes of the Ray cluster (scheduling strategy SPREAD): on a multi-node
+cluster each node serves a share of the hosts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import grpc
 import ray
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from pagetide.controller.baselines import make_policy
-from pagetide.controller.convert import vm_policy, vm_policy_pb
-from pagetide.controller.policy import PolicyParams, VmPolicy
-from pagetide.controller.proxy import HostProxy, RoundResult
-from pagetide.v1 import agent_pb2, controller_pb2, controller_pb2_grpc
+from pagetide.controller.policies import PolicyParams, VmPolicy, make_policy
+from pagetide.controller.proxy import RPC_TIMEOUT, HostProxy, RoundResult
+from pagetide.v1 import agent_pb2, agent_pb2_grpc
+
+DOWN_AFTER = 3             # misses in a row before a host is marked down
+HISTORY = 64               # round results kept per host
+WAIT_SECONDS = 5.0         # long poll for a host's next period
+MAX_BACKOFF = 2.0          # seconds between retries of a host that does not answer
 
 
 class Metrics:
@@ -30,178 +41,236 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.rounds = Counter("pagetide_rounds", "Controller rounds completed", registry=r)
-        self.round_seconds = Histogram("pagetide_round_seconds", "Wall time of a controller round (report, plan, "
-                                       "moves; all hosts in parallel)", registry=r,
-                                       buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.host_round_seconds = Gauge("pagetide_host_round_seconds", "Last round's time for one host",
-                                        ["host"], registry=r)
+        self.rounds = Counter("pagetide_host_rounds", "Host rounds completed (report, plan, moves)", ["host"],
+                              registry=r)
+        self.round_seconds = Histogram("pagetide_host_round_seconds", "Wall time of one host's round (report "
+                                       "transfer, plan, moves; not the wait for the period)", registry=r,
+                                       buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.report_bytes = Gauge("pagetide_heat_report_bytes", "Serialized size of the last heat report",
                                   ["host"], registry=r)
         self.migrated = Counter("pagetide_migrated_bytes", "Bytes moved by the controller", ["host", "direction"],
                                 registry=r)
         self.move_errors = Counter("pagetide_move_page_errors", "Pages a move_pages call refused, by errno",
                                    ["host", "errno"], registry=r)
-        self.dram_share = Gauge("pagetide_vm_dram_share_ratio", "Share of a VM's accesses served by DRAM so far",
-                                ["host", "vm"], registry=r)
-        self.oracle_share = Gauge("pagetide_vm_oracle_dram_share_ratio", "The per-epoch oracle's DRAM share",
-                                  ["host", "vm"], registry=r)
-        self.slowdown = Gauge("pagetide_vm_slowdown_ratio", "Modelled memory time over all-DRAM", ["host", "vm"],
-                              registry=r)
         self.dram_target = Gauge("pagetide_vm_dram_target_bytes", "DRAM the policy gave the VM last round",
                                  ["host", "vm"], registry=r)
-        self.sim_time = Gauge("pagetide_sim_time_seconds", "Simulated time of the slowest host", registry=r)
+        self.host_up = Gauge("pagetide_host_up", "1 while the host's agent answers, 0 once it is marked down",
+                             ["host"], registry=r)
+        self.missed = Counter("pagetide_host_missed_deadlines", "Calls to a host that failed or missed their "
+                              "deadline", ["host"], registry=r)
 
-    def observe_round(self, seconds: float, results: list[RoundResult]) -> None:
-        self.rounds.inc()
-        self.round_seconds.observe(seconds)
-        for res in results:
-            self.host_round_seconds.labels(res.host_id).set(res.seconds)
-            self.report_bytes.labels(res.host_id).set(res.report_bytes)
-            self.migrated.labels(res.host_id, "promote").inc(res.promoted_bytes)
-            self.migrated.labels(res.host_id, "demote").inc(res.demoted_bytes)
-            for err, n in res.errors.items():
-                self.move_errors.labels(res.host_id, str(-err)).inc(n)
-            for vm, b in res.dram_target_bytes.items():
-                self.dram_target.labels(res.host_id, vm).set(b)
-
-    def observe_stats(self, stats: agent_pb2.GetStatsResponse) -> None:
-        for t in stats.tenants:
-            self.dram_share.labels(stats.host_id, t.tenant).set(t.dram_share)
-            self.oracle_share.labels(stats.host_id, t.tenant).set(t.oracle_share)
-            self.slowdown.labels(stats.host_id, t.tenant).set(t.slowdown)
+    def observe(self, res: RoundResult) -> None:
+        self.rounds.labels(res.host_id).inc()
+        self.round_seconds.observe(res.seconds)
+        self.report_bytes.labels(res.host_id).set(res.report_bytes)
+        self.migrated.labels(res.host_id, "promote").inc(res.promoted_bytes)
+        self.migrated.labels(res.host_id, "demote").inc(res.demoted_bytes)
+        for err, n in res.errors.items():
+            self.move_errors.labels(res.host_id, str(-err)).inc(n)
+        for vm, b in res.dram_target_bytes.items():
+            self.dram_target.labels(res.host_id, vm).set(b)
 
 
 @dataclass
-class RoundSummary:
-    number: int
-    seconds: float                 # controller round: reports + plans + moves, hosts in parallel
-    advance_seconds: float         # simulation: the agents advancing their clocks by one period
-    results: list[RoundResult] = field(default_factory=list)
+class HostState:
+    """What the controller knows of one host: observed, bounded."""
+    host_id: str
+    address: str
+    status: str = "starting"            # starting | up | down
+    misses: int = 0                     # failed calls in a row
+    outages: int = 0
+    rounds: int = 0
+    last_period: int = 0
+    promoted_bytes: int = 0
+    demoted_bytes: int = 0
+    last_error: str = ""
+    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    topology: agent_pb2.GetTopologyResponse | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.status == "up"
+
+
+async def discover(addresses: list[str], timeout: float = 30.0) -> dict[str, str]:
+    """host id -> agent address, asking each agent for the hosts it serves (ListHosts), retrying until
+    `timeout`. Raises TimeoutError naming the agents that never answered, ValueError for a host served twice."""
+    out: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+
+    async def ask(addr: str) -> list[str]:
+        async with grpc.aio.insecure_channel(addr) as ch:
+            stub = agent_pb2_grpc.AgentServiceStub(ch)
+            while True:
+                try:
+                    left = max(0.1, deadline - time.monotonic())
+                    r = await stub.ListHosts(agent_pb2.ListHostsRequest(), timeout=min(RPC_TIMEOUT, left),
+                                             wait_for_ready=True)
+                    return list(r.host_ids)
+                except grpc.aio.AioRpcError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"agent {addr} did not answer ListHosts within {timeout:g} s") from None
+                    await asyncio.sleep(0.5)
+
+    for addr, hosts in zip(addresses, await asyncio.gather(*(ask(a) for a in addresses))):
+        for h in hosts:
+            if h in out:
+                raise ValueError(f"host {h!r} is served by both {out[h]} and {addr}")
+            out[h] = addr
+    return out
 
 
 class Controller:
     def __init__(self, hosts: dict[str, str], params: PolicyParams = PolicyParams(), max_candidates: int = 4096,
-                 bandwidth: float | None = None, metrics: Metrics | None = None, policy: str = "pagetide",
-                 policy_options: dict | None = None):
-        """hosts: host id -> agent address. bandwidth: bytes/s of wall time to pace pushes (realtime).
-        policy: the placement policy's name in baselines.POLICIES, one object per host (ValueError if unknown)."""
+                 bandwidth: float | None = None, pace: bool = False, metrics: Metrics | None = None,
+                 policy: str = "pagetide", policy_options: dict | None = None, down_after: int = DOWN_AFTER,
+                 wait: float = WAIT_SECONDS, on_round: Callable[[RoundResult], None] | None = None):
+        """hosts: host id -> agent address. bandwidth: each host's migration limit in bytes/s: a byte budget of
+        bandwidth x period per round, and with `pace` the pushes are paced to it in wall time. policy: a name
+        in policies.POLICIES, one object per host (ValueError if unknown or an option is invalid).
+        on_round: called with every host round's result (a harness collecting them)."""
         make_policy(policy, **(policy_options or {}))      # reject a bad name or option here, not in the actors
         self.policy, self.policy_options = policy, dict(policy_options or {})
-        self.addresses = dict(hosts)
         self.params = params
         self.max_candidates = max_candidates
         self.bandwidth = bandwidth
+        self.pace = pace
         self.metrics = metrics or Metrics()
-        self.proxies = {h: HostProxy.remote(addr, h, policy, self.policy_options)
-                        for h, addr in self.addresses.items()}
-        self.policies: dict[str, dict[str, VmPolicy]] = {h: {} for h in self.addresses}
-        self.topologies: dict[str, agent_pb2.GetTopologyResponse] = {}
-        self.rounds: list[RoundSummary] = []
-        self.last_stats: dict[str, agent_pb2.GetStatsResponse] = {}
+        self.down_after = down_after
+        self.wait = wait
+        self.on_round = on_round
+        self.hosts = {h: HostState(h, addr) for h, addr in hosts.items()}
+        self.proxies = {h: HostProxy.options(scheduling_strategy="SPREAD").remote(addr, h, policy, self.policy_options)
+                        for h, addr in hosts.items()}
+        self.policies: dict[str, dict[str, VmPolicy]] = {h: {} for h in hosts}
+        self._tasks: list[asyncio.Task] = []
+        self._changed = asyncio.Condition()
+        for h in hosts:
+            self.metrics.host_up.labels(h).set(0)
 
-    async def start(self) -> None:
-        raw = await asyncio.gather(*(p.topology.remote() for p in self.proxies.values()))
-        for h, b in zip(self.proxies, raw):
-            self.topologies[h] = agent_pb2.GetTopologyResponse.FromString(b)
+    @property
+    def topologies(self) -> dict[str, agent_pb2.GetTopologyResponse]:
+        return {h: s.topology for h, s in self.hosts.items() if s.topology is not None}
+
+    async def start(self, timeout: float = 2 * RPC_TIMEOUT) -> None:
+        """Read every host's topology (a host that does not answer in time starts down and is retried by its
+        loop), then start the per-host loops."""
+        async def first(h: str) -> None:
+            try:
+                await self._read_topology(h, timeout)
+                await self._answered(h)
+            except Exception as e:           # noqa: BLE001 -- any failure is the host's, not the controller's
+                await self._missed(h, e)
+        await asyncio.gather(*(first(h) for h in self.hosts))
+        self._tasks = [asyncio.get_running_loop().create_task(self._loop(h), name=f"reconcile {h}")
+                       for h in self.hosts]
+
+    async def _read_topology(self, h: str, timeout: float) -> None:
+        raw = await asyncio.wait_for(self.proxies[h].topology.remote(), timeout)
+        self.hosts[h].topology = agent_pb2.GetTopologyResponse.FromString(raw)
 
     def vms(self, host_id: str) -> set[str]:
-        return {t.name for t in self.topologies[host_id].tenants}
+        t = self.hosts[host_id].topology if host_id in self.hosts else None
+        return {x.name for x in t.tenants} if t is not None else set()
 
     def set_policy(self, host_id: str, vm: str, policy: VmPolicy) -> None:
-        if host_id not in self.topologies:
+        if host_id not in self.hosts or self.hosts[host_id].topology is None:
             raise KeyError(f"no host {host_id!r}")
         if vm not in self.vms(host_id):
             raise KeyError(f"no VM {vm!r} on host {host_id!r}")
         self.policies[host_id][vm] = policy
 
-    async def advance(self, ticks: int) -> float:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(p.advance.remote(ticks) for p in self.proxies.values()))
-        return time.perf_counter() - t0
+    def host_params(self, h: str) -> PolicyParams:
+        t = self.hosts[h].topology
+        if self.bandwidth is None or t is None:
+            return self.params
+        return replace(self.params, max_bytes_per_round=int(self.bandwidth * t.period_ns / 1e9))
 
-    async def round(self, advance_ticks: int = 0) -> RoundSummary:
-        adv = await self.advance(advance_ticks) if advance_ticks else 0.0
-        t0 = time.perf_counter()
-        results = await asyncio.gather(*(p.round.remote(self.policies[h], self.params, self.max_candidates,
-                                                        self.bandwidth)
-                                         for h, p in self.proxies.items()))
-        seconds = time.perf_counter() - t0
-        self.metrics.observe_round(seconds, results)
-        summary = RoundSummary(number=len(self.rounds) + 1, seconds=seconds, advance_seconds=adv, results=results)
-        self.rounds.append(summary)
-        return summary
+    async def _loop(self, h: str) -> None:
+        proxy, state = self.proxies[h], self.hosts[h]
+        while True:
+            try:
+                if not state.up:
+                    await self._read_topology(h, 2 * RPC_TIMEOUT)
+                res = await asyncio.wait_for(
+                    proxy.reconcile.remote(self.policies[h], self.host_params(h), self.max_candidates,
+                                           self.bandwidth if self.pace else None, self.wait),
+                    self.wait + 4 * RPC_TIMEOUT)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:           # noqa: BLE001 -- a dead, stalled or confused host: retried
+                await self._missed(h, e)
+                await asyncio.sleep(min(MAX_BACKOFF, 0.25 * 2 ** min(state.misses, 8)))
+                continue
+            await self._answered(h)
+            if res is not None:
+                await self._record(res)
 
-    async def refresh_stats(self) -> dict[str, agent_pb2.GetStatsResponse]:
-        raw = await asyncio.gather(*(p.stats.remote() for p in self.proxies.values()))
-        for h, b in zip(self.proxies, raw):
-            st = agent_pb2.GetStatsResponse.FromString(b)
-            self.last_stats[h] = st
-            self.metrics.observe_stats(st)
-        if self.last_stats:
-            self.metrics.sim_time.set(min(s.time_ns for s in self.last_stats.values()) / 1e9)
-        return self.last_stats
+    async def _answered(self, h: str) -> None:
+        s = self.hosts[h]
+        s.misses = 0
+        if s.status != "up":
+            s.status = "up"
+            self.metrics.host_up.labels(h).set(1)
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _missed(self, h: str, e: Exception) -> None:
+        s = self.hosts[h]
+        s.misses += 1
+        s.last_error = _reason(e)
+        self.metrics.missed.labels(h).inc()
+        if s.misses >= self.down_after and s.status != "down":
+            s.status = "down"
+            s.outages += 1
+            self.metrics.host_up.labels(h).set(0)
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _record(self, res: RoundResult) -> None:
+        s = self.hosts[res.host_id]
+        s.rounds += 1
+        s.last_period = res.period
+        s.promoted_bytes += res.promoted_bytes
+        s.demoted_bytes += res.demoted_bytes
+        s.history.append(res)
+        self.metrics.observe(res)
+        if self.on_round is not None:
+            self.on_round(res)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_reconciled(self, periods: dict[str, int], timeout: float | None = None) -> bool:
+        """Wait until every named host that is up has acted on its given period (hosts down are not waited
+        for); False if `timeout` passed first."""
+        def done() -> bool:
+            return all(self.hosts[h].last_period >= p or self.hosts[h].status == "down" for h, p in periods.items())
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(done), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def rounds(self) -> int:
+        return sum(s.rounds for s in self.hosts.values())
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     def shutdown(self) -> None:
         for p in self.proxies.values():
             ray.kill(p)
 
 
-class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
-    def __init__(self, controller: Controller):
-        self.c = controller
-
-    async def SetVmPolicy(self, request, context):
-        p = request.policy
-        try:
-            policy = vm_policy(p)
-        except ValueError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{p.host_id}/{p.vm}: {e}")
-        try:
-            self.c.set_policy(p.host_id, p.vm, policy)
-        except KeyError as e:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(e.args[0]))
-        return controller_pb2.SetVmPolicyResponse(policy=vm_policy_pb(p.host_id, p.vm, policy))
-
-    async def GetVmPolicy(self, request, context):
-        if request.host_id not in self.c.topologies or request.vm not in self.c.vms(request.host_id):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no VM {request.vm!r} on host {request.host_id!r}")
-        policy = self.c.policies[request.host_id].get(request.vm, VmPolicy())
-        return controller_pb2.GetVmPolicyResponse(policy=vm_policy_pb(request.host_id, request.vm, policy))
-
-    async def ListVmPolicies(self, request, context):
-        return controller_pb2.ListVmPoliciesResponse(policies=[
-            vm_policy_pb(h, vm, p) for h, ps in self.c.policies.items() for vm, p in sorted(ps.items())])
-
-    async def GetStatus(self, request, context):
-        hosts = []
-        last = self.c.rounds[-1].results if self.c.rounds else []
-        promoted: dict[str, int] = {}
-        demoted: dict[str, int] = {}
-        for r in self.c.rounds:
-            for res in r.results:
-                promoted[res.host_id] = promoted.get(res.host_id, 0) + res.promoted_bytes
-                demoted[res.host_id] = demoted.get(res.host_id, 0) + res.demoted_bytes
-        for res in last:
-            st = self.c.last_stats.get(res.host_id)
-            hosts.append(controller_pb2.HostStatus(
-                host_id=res.host_id, last_round_ns=int(res.seconds * 1e9), last_report_bytes=res.report_bytes,
-                promoted_bytes=promoted[res.host_id], demoted_bytes=demoted[res.host_id],
-                vm_dram_share={t.tenant: t.dram_share for t in st.tenants} if st else {}))
-        return controller_pb2.GetStatusResponse(rounds=len(self.c.rounds), hosts=hosts)
-
-
-async def start_controller_server(controller: Controller, listen: str = "127.0.0.1:0") -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server()
-    controller_pb2_grpc.add_ControllerServiceServicer_to_server(ControllerServicer(controller), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    service = controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name
-    reflection.enable_server_reflection([service, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
-    await server.start()
-    await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return server, port
+def _reason(e: Exception) -> str:
+    """A one-line reason for a failed host call (gRPC status inside Ray's wrapper, or the exception)."""
+    cause = getattr(e, "cause", None) or e
+    if isinstance(cause, grpc.aio.AioRpcError):
+        return f"{cause.code().name}: {cause.details()}"
+    if isinstance(e, asyncio.TimeoutError):
+        return "deadline exceeded"
+    return f"{type(cause).__name__}: {str(cause)[:200]}"

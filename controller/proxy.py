@@ -1,8 +1,11 @@
-"""One async Ray actor per host: it owns the host's gRPC channel, turns heat reports into a plan with the pure
-policy, and pushes the plan's move_pages batches (at most 4 MiB each) within a bandwidth limit.
+"""One async Ray actor per host: it owns the host's gRPC channel, waits for the host's next scan period, turns
+the heat report into a plan with the host's placement policy, and pushes the plan's move_pages batches (at
+most 4 MiB each) within a bandwidth limit.
 
-Every RPC carries a deadline. Level-triggered: a round reads the host's state afresh, so a lost batch or a
-restart is healed by the next round; batch ids make retried MovePages idempotent.
+Level-triggered: a round reads the host's state afresh, so a lost batch or a restart is healed by the next
+round; batch ids make a retried MovePages idempotent. Every RPC carries a deadline. A host whose period goes
+backwards has restarted: its topology is read again. The controller never advances a host's clock: a round
+acts on each completed period once, whoever makes time pass.
 """
 
 from __future__ import annotations
@@ -15,28 +18,29 @@ import grpc
 import numpy as np
 import ray
 
-from pagetide.controller.baselines import PlacementPolicy, make_policy
+from pagetide.common.limits import MAX_CALLS
 from pagetide.controller.convert import host_view
-from pagetide.controller.policy import PolicyParams, VmPolicy
-from pagetide.v1 import agent_pb2, agent_pb2_grpc
+from pagetide.controller.policies import PlacementPolicy, PolicyParams, VmPolicy, make_policy
+from pagetide.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
-RPC_TIMEOUT = 10.0         # seconds, for reports and moves
-MAX_CALLS = 64             # move_pages calls per MovePages request (the agent's limit)
+RPC_TIMEOUT = 10.0         # seconds, for topology, reports and moves
 PACE_SECONDS = 0.1         # with a bandwidth limit, send about this much wall time's worth per request
-REPORT_BUDGET = 768 << 10  # bytes a heat report may take: candidate lists shrink on hosts with many VMs
-CANDIDATE_BYTES = 3 * 11   # three lists per tenant, 8 + 1 + 2 bytes per page
-ADVANCE_TIMEOUT = 600.0    # seconds, for AdvanceClock (a big simulated host may take a while)
 
 RETRY_SERVICE_CONFIG = """{"methodConfig": [{"name": [{"service": "pagetide.v1.AgentService"}],
   "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
                   "retryableStatusCodes": ["UNAVAILABLE"]}}]}"""
+CHANNEL_OPTIONS = [("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1),
+                   # a restarted agent is found again within a second or two, not gRPC's default 2 minutes
+                   ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000),
+                   ("grpc.max_receive_message_length", 16 << 20)]
 
 
 @dataclass
 class RoundResult:
     host_id: str
+    period: int = 0                      # the scan period acted on
     report_bytes: int = 0
-    report_seconds: float = 0.0
+    report_seconds: float = 0.0          # the report's transfer (not the wait for the period)
     plan_seconds: float = 0.0
     move_seconds: float = 0.0
     promoted_bytes: int = 0
@@ -46,6 +50,8 @@ class RoundResult:
     errors: dict[int, int] = field(default_factory=dict)    # -errno -> pages
     dram_target_bytes: dict[str, int] = field(default_factory=dict)
     heat_pages: dict[str, list[int]] = field(default_factory=dict)      # per VM: pages per heat bin
+    dram_resident_share: dict[str, float] = field(default_factory=dict)  # per VM: resident pages on DRAM
+    node_id: str = ""                    # the Ray node that ran the round
 
     @property
     def seconds(self) -> float:
@@ -56,16 +62,16 @@ class HostClient:
     """The controller's view of one host over gRPC (usable without Ray, e.g. in tests)."""
 
     def __init__(self, address: str, host_id: str, policy: str = "pagetide", policy_options: dict | None = None):
-        """policy: a name in baselines.POLICIES; its object is made at the first topology (it needs the
-        host's period) and kept for the run, so a stateful policy sees every round of this host."""
+        """policy: a name in policies.POLICIES; its object is made at the first topology (it needs the host's
+        period) and kept while the host stays the same, so a stateful policy sees every round of this host."""
         self.address = address
         self.host_id = host_id
         self.policy_name, self.policy_options = policy, dict(policy_options or {})
         self.policy: PlacementPolicy | None = None
-        self.channel = grpc.aio.insecure_channel(address, options=[
-            ("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1)])
+        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.topology: agent_pb2.GetTopologyResponse | None = None
+        self.last_period = 0          # the last period acted on (0: none)
         self.round_no = 0
 
     async def get_topology(self) -> agent_pb2.GetTopologyResponse:
@@ -76,35 +82,45 @@ class HostClient:
                                       **self.policy_options)
         return self.topology
 
-    async def advance(self, ticks: int) -> agent_pb2.AdvanceClockResponse:
-        return await self.stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id=self.host_id, ticks=ticks),
-                                            timeout=ADVANCE_TIMEOUT)
-
-    async def stats(self) -> agent_pb2.GetStatsResponse:
-        return await self.stub.GetStats(agent_pb2.GetStatsRequest(host_id=self.host_id), timeout=RPC_TIMEOUT)
-
-    async def round(self, policies: dict[str, VmPolicy], params: PolicyParams, max_candidates: int = 4096,
-                    bandwidth: float | None = None) -> RoundResult:
-        """Observe, decide, act: one heat report, one plan, its batches. With `bandwidth` (bytes/s of wall
-        time) the pushes are paced; in simulated time the plan's byte budget is the limit."""
+    async def reconcile(self, policies: dict[str, VmPolicy], params: PolicyParams, max_candidates: int = 4096,
+                        bandwidth: float | None = None, wait: float = 5.0) -> RoundResult | None:
+        """Wait up to `wait` seconds for a period after the last one acted on, then observe, decide, act: one
+        heat report, one plan, its batches. None if no new period came (the host answered, nothing to do).
+        With `bandwidth` (bytes/s of wall time) the pushes are paced; in simulated time the plan's byte budget
+        is the limit."""
         if self.topology is None:
             await self.get_topology()
-        self.round_no += 1
-        res = RoundResult(host_id=self.host_id)
+        sizes = self.policy.report_request(len(self.topology.tenants), params, max_candidates)
+        request = agent_pb2.GetHeatReportRequest(host_id=self.host_id, max_candidates=sizes.max_candidates,
+                                                 wait_for_period_after=self.last_period,
+                                                 max_wait_ms=int(wait * 1000))
+        if sizes.max_hot_fast is not None:
+            request.max_hot_fast = sizes.max_hot_fast
+        report = await self.stub.GetHeatReport(request, timeout=wait + RPC_TIMEOUT)
         t0 = time.perf_counter()
-        per_tenant = REPORT_BUDGET // (max(1, len(self.topology.tenants)) * CANDIDATE_BYTES)
-        request = agent_pb2.GetHeatReportRequest(host_id=self.host_id, max_candidates=min(max_candidates, per_tenant))
-        marks = getattr(self.policy, "mark_candidates", None)
-        if marks is not None:
-            request.max_hot_fast = marks(len(self.topology.tenants), params)
-        report = await self.stub.GetHeatReport(request, timeout=RPC_TIMEOUT)
-        t1 = time.perf_counter()
+        if report.waited_out:
+            return None
+        if report.period < self.last_period:     # the host restarted: a new boot, maybe other tenants
+            await self.get_topology()
+            self.last_period = report.period
+            return None
+        if report.period == 0:                   # no complete period yet: every heat is 0
+            return None
+        self.last_period = report.period
+        self.round_no += 1
+        res = RoundResult(host_id=self.host_id, period=report.period)
         res.report_bytes = report.ByteSize()
+        fast = {n.id for n in self.topology.nodes if n.type == types_pb2.NODE_TYPE_DRAM}
         for t in report.tenants:
-            res.heat_pages[t.tenant] = [sum(col) for col in zip(*(h.pages for h in t.histograms))]
+            pages = [sum(col) for col in zip(*(h.pages for h in t.histograms))]
+            res.heat_pages[t.tenant] = pages
+            total = sum(pages)
+            res.dram_resident_share[t.tenant] = (sum(sum(h.pages) for h in t.histograms if h.node in fast) / total
+                                                 if total else 0.0)
         known = {t.tenant for t in report.tenants}
-        plan = self.policy.plan(host_view(self.topology, report),
-                                {k: v for k, v in policies.items() if k in known}, params)
+        view = host_view(self.topology, report)
+        t1 = time.perf_counter()
+        plan = self.policy.plan(view, {k: v for k, v in policies.items() if k in known}, params)
         t2 = time.perf_counter()
         res.dram_target_bytes = dict(plan.dram_target_bytes)
         # one request carries up to MAX_CALLS move_pages calls (each <= 4 MiB); with a bandwidth limit the
@@ -113,11 +129,12 @@ class HostClient:
         batches = plan.batches
         for r, lo in enumerate(range(0, len(batches), per_request)):
             chunk = batches[lo:lo + per_request]
-            req = agent_pb2.MovePagesRequest(host_id=self.host_id, batch_id=f"{self.host_id}/{report.period}/"
-                                                                           f"{self.round_no}/{r}",
-                                             calls=[agent_pb2.MoveCall(tenant=b.tenant, addresses=b.addresses.tolist(),
-                                                                       nodes=[b.target_node] * len(b.addresses),
-                                                                       sw_young=b.sw_young) for b in chunk])
+            req = agent_pb2.MovePagesRequest(
+                host_id=self.host_id, batch_id=f"{self.host_id}/{report.period}/{self.round_no}/{r}",
+                calls=[agent_pb2.MoveCall(tenant=b.tenant, count=len(b.addresses),
+                                          addresses=np.asarray(b.addresses, dtype="<u8").tobytes(),
+                                          nodes=np.full(len(b.addresses), b.target_node, dtype="<i2").tobytes(),
+                                          sw_young=b.sw_young) for b in chunk])
             start = time.perf_counter()
             resp = await self.stub.MovePages(req, timeout=RPC_TIMEOUT)
             res.batches += len(chunk)
@@ -128,7 +145,7 @@ class HostClient:
                     res.promoted_bytes += out.moved_bytes
                 elif b.kind == "demote":
                     res.demoted_bytes += out.moved_bytes
-                status = np.array(out.status, dtype=np.int32)
+                status = np.frombuffer(out.status, dtype="<i2")
                 if b.kind == "mark":
                     res.marked_pages += int((status == b.target_node).sum())
                 if (status < 0).any():
@@ -147,27 +164,35 @@ class HostClient:
 
 @ray.remote(num_cpus=0)
 class HostProxy:
-    """Ray actor wrapper: the channel is created on the actor's own event loop at the first call."""
+    """Ray actor around one HostClient: the channel is created on the actor's own event loop at the first
+    call; one round at a time (a round the controller gave up on finishes before the next starts, so no batch
+    is pushed twice at once)."""
 
     def __init__(self, address: str, host_id: str, policy: str = "pagetide", policy_options: dict | None = None):
         self.address, self.host_id = address, host_id
         self.policy, self.policy_options = policy, policy_options
         self.client: HostClient | None = None
+        self.lock: asyncio.Lock | None = None
 
     def _c(self) -> HostClient:
         if self.client is None:
             self.client = HostClient(self.address, self.host_id, self.policy, self.policy_options)
+            self.lock = asyncio.Lock()
         return self.client
 
     async def topology(self) -> bytes:
-        return (await self._c().get_topology()).SerializeToString()
+        c = self._c()
+        async with self.lock:
+            return (await c.get_topology()).SerializeToString()
 
-    async def advance(self, ticks: int) -> bytes:
-        return (await self._c().advance(ticks)).SerializeToString()
+    async def reconcile(self, policies: dict, params: PolicyParams, max_candidates: int, bandwidth: float | None,
+                        wait: float) -> RoundResult | None:
+        c = self._c()
+        async with self.lock:
+            res = await c.reconcile(policies, params, max_candidates, bandwidth, wait)
+        if res is not None:
+            res.node_id = ray.get_runtime_context().get_node_id()
+        return res
 
-    async def round(self, policies: dict, params: PolicyParams, max_candidates: int,
-                    bandwidth: float | None) -> RoundResult:
-        return await self._c().round(policies, params, max_candidates, bandwidth)
-
-    async def stats(self) -> bytes:
-        return (await self._c().stats()).SerializeToString()
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()

@@ -7,10 +7,16 @@ import pytest
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray instance for every end-to-end test of the session."""
+    """One Ray cluster for every end-to-end test of the session: a head and two worker nodes on this machine
+    (ray.cluster_utils.Cluster), so proxies spread over several nodes as on a real cluster."""
     import ray
+    from ray.cluster_utils import Cluster
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 << 20, log_to_driver=False,
-             configure_logging=False)
-    yield ray
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 96 << 20})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1, object_store_memory=96 << 20)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()

@@ -1,5 +1,6 @@
-"""AgentService over a real gRPC server (in-process, on a loopback port): bad input gets a gRPC error or a
-per-page errno and changes nothing."""
+"""AgentService and SimulationService over a real gRPC server (in-process, on a loopback port): bad input gets
+a gRPC error or a per-page errno and changes nothing; long polls wake at the next period; a realtime clock
+refuses to be driven."""
 
 import asyncio
 import errno
@@ -9,28 +10,50 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from pagetide.agent.runtime import SimHost
-from pagetide.agent.server import heat_pb, start_server
-from pagetide.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+from pagetide.agent.server import heat_pb, start_agent
+from pagetide.agent.simhost import SimHost
+from pagetide.v1 import agent_pb2, agent_pb2_grpc, simulation_pb2, simulation_pb2_grpc, types_pb2
 
 from helpers import small_scenario
 
 
 def move(host_id, *calls, batch_id=""):
     return agent_pb2.MovePagesRequest(host_id=host_id, batch_id=batch_id, calls=[
-        agent_pb2.MoveCall(tenant=t, addresses=a, nodes=n) for t, a, n in calls])
+        agent_pb2.MoveCall(tenant=t, count=len(a), addresses=np.array(a, dtype="<u8").tobytes(),
+                           nodes=np.array(n, dtype="<i2").tobytes()) for t, a, n in calls])
 
 
-def with_agent(test):
-    """Run `test(stub, sim_host)` against a live server serving one small host."""
+def status(result) -> list[int]:
+    return np.frombuffer(result.status, dtype="<i2").tolist()
+
+
+class Stubs:
+    """The agent's two services on one channel."""
+
+    def __init__(self, ch):
+        self.agent = agent_pb2_grpc.AgentServiceStub(ch)
+        self.sim = simulation_pb2_grpc.SimulationServiceStub(ch)
+
+    def __getattr__(self, name):
+        return getattr(self.agent, name)
+
+    def AdvanceClock(self, request, **kw):
+        return self.sim.AdvanceClock(request, **kw)
+
+    def GetStats(self, request, **kw):
+        return self.sim.GetStats(request, **kw)
+
+
+def with_agent(test, clock="driven"):
+    """Run `test(stubs, sim_host, channel)` against a live server serving one small host."""
     async def main():
         sh = SimHost(small_scenario(name="h0"))
-        server, port, _ = await start_server([sh], "127.0.0.1:0")
+        agent = await start_agent([sh], "127.0.0.1:0", clock=clock)
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                await test(agent_pb2_grpc.AgentServiceStub(ch), sh, ch)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{agent.port}") as ch:
+                await test(Stubs(ch), sh, ch)
         finally:
-            await server.stop(None)
+            await agent.stop(None)
     asyncio.run(main())
 
 
@@ -68,7 +91,7 @@ def test_bad_requests_get_grpc_errors_and_change_nothing():
              grpc.StatusCode.INVALID_ARGUMENT),
             (stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=10**6), timeout=5),
              grpc.StatusCode.INVALID_ARGUMENT),
-            (stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=10**7), timeout=5),
+            (stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=10**7), timeout=5),
              grpc.StatusCode.INVALID_ARGUMENT),
         ]
         for call, code in cases:
@@ -90,9 +113,9 @@ def test_per_page_errors_come_back_as_negative_errnos():
                                                    tenant.vma_start - (1 << 30)], [other, 7, 1, 1]),
                                       (tenant.name, [page + 8192], [1]), batch_id="x1"), timeout=5)
         first = r.results[0]
-        assert list(first.status) == [other, -errno.EINVAL, -errno.EFAULT, -errno.EFAULT]
+        assert status(first) == [other, -errno.EINVAL, -errno.EFAULT, -errno.EFAULT]
         assert first.moved_pages == 1 and first.moved_bytes == 4096 and first.migration_time_ns > 0
-        assert list(r.results[1].status) == [1]
+        assert status(r.results[1]) == [1]
         again = await stub.MovePages(move("h0", (tenant.name, [page], [1 - other]), batch_id="x1"), timeout=5)
         assert again == r                                   # a retried batch id is answered, not re-applied
         assert sh.host.node[tenant.start] == other
@@ -102,7 +125,7 @@ def test_per_page_errors_come_back_as_negative_errnos():
 
 def test_heat_report_is_bounded_and_describes_the_last_period():
     async def t(stub, sh, ch):
-        adv = await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
+        adv = await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
         assert adv.ticks_run == 10 and adv.time_ns == 1_000_000_000
         r = await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=100), timeout=5)
         assert r.period == 2 and r.nr_scans == 5
@@ -111,9 +134,9 @@ def test_heat_report_is_bounded_and_describes_the_last_period():
         assert len(th.hot_slow.addresses) == 8 * th.hot_slow.count
         assert sum(sum(h.pages) for h in th.histograms) == int((sh.host.node >= 0).sum())
         assert r.ByteSize() < 1 << 20
-        st = await stub.GetStats(agent_pb2.GetStatsRequest(host_id="h0"), timeout=5)
+        st = await stub.GetStats(simulation_pb2.GetStatsRequest(host_id="h0"), timeout=5)
         assert 0 < st.tenants[0].dram_share <= 1 and st.time_ns == 1_000_000_000
-        assert th.accessed_page_scans == int(sh.scanner.period_refs[0]) > 0
+        assert th.accessed_page_scans == int(sh.tracker.period_refs[0]) > 0
         t = st.tenants[0]
         assert sum(t.node_reads) + sum(t.node_writes) == pytest.approx(t.accesses)
         assert t.node_reads[0] / (sum(t.node_reads) or 1) == pytest.approx(
@@ -125,8 +148,8 @@ def test_heat_report_is_bounded_and_describes_the_last_period():
 
 def test_stats_carry_the_static_oracle_so_far():
     async def t(stub, sh, ch):
-        await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
-        st = await stub.GetStats(agent_pb2.GetStatsRequest(host_id="h0"), timeout=5)
+        await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
+        st = await stub.GetStats(simulation_pb2.GetStatsRequest(host_id="h0"), timeout=5)
         s = st.tenants[0].static_oracle_share
         assert 0 < s <= 1 and s <= st.tenants[0].oracle_share * (1 + 1e-6)
     with_agent(t)
@@ -135,25 +158,25 @@ def test_stats_carry_the_static_oracle_so_far():
 def test_heat_reports_are_built_at_the_end_of_advance_and_never_stale():
     async def t(stub, sh, ch):
         ask = agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=64)
-        await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=sh.scenario.ticks_per_epoch),
+        await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=sh.scenario.ticks_per_epoch),
                                 timeout=5)
         first = await stub.GetHeatReport(ask, timeout=5)
         built = []
         real = sh.heat_report
         sh.heat_report = lambda k, marks=None: built.append(k) or real(k, marks)
-        await stub.AdvanceClock(agent_pb2.AdvanceClockRequest(host_id="h0", ticks=sh.scenario.ticks_per_epoch),
+        await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=sh.scenario.ticks_per_epoch),
                                 timeout=5)
         assert built == [64]                      # the next report was built by the advance, at the last size
         second = await stub.GetHeatReport(ask, timeout=5)
         assert built == [64] and second.period == first.period + 1
-        assert second == heat_pb(sh, real(64))    # ... and is what a fresh build gives
+        assert second == heat_pb("h0", real(64))    # ... and is what a fresh build gives
         # a move changes the state: the next report is rebuilt and shows the page on its new node
         hot = second.tenants[0].hot_slow
         addr = int(np.frombuffer(hot.addresses, "<u8")[0])
         dram = [n.id for n in (await stub.GetTopology(agent_pb2.GetTopologyRequest(host_id="h0"),
                                                        timeout=5)).nodes if n.type == types_pb2.NODE_TYPE_DRAM][0]
         r = await stub.MovePages(move("h0", (second.tenants[0].tenant, [addr], [dram])), timeout=5)
-        assert list(r.results[0].status) == [dram]
+        assert status(r.results[0]) == [dram]
         third = await stub.GetHeatReport(ask, timeout=5)
         assert built == [64, 64] and addr not in np.frombuffer(third.tenants[0].hot_slow.addresses, "<u8")
         assert await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=8),
@@ -165,3 +188,55 @@ def test_heat_reports_are_built_at_the_end_of_advance_and_never_stale():
         assert [t.cold_fast.count for t in few.tenants] == [t.cold_fast.count for t in third.tenants]
         assert any(t.hot_fast.count > 3 for t in third.tenants)
     with_agent(t)
+
+
+def test_a_move_whose_arrays_do_not_match_its_count_is_refused_whole():
+    async def t(stub, sh, ch):
+        tenant = sh.host.tenants[0]
+        before = sh.host.node.copy()
+        bad = agent_pb2.MovePagesRequest(host_id="h0", calls=[agent_pb2.MoveCall(
+            tenant=tenant.name, count=2, addresses=np.array([tenant.vma_start], "<u8").tobytes(),
+            nodes=np.array([1], "<i2").tobytes())])
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await stub.MovePages(bad, timeout=5)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "count 2" in e.value.details()
+        assert (sh.host.node == before).all()
+    with_agent(t)
+
+
+def test_a_long_poll_answers_when_the_next_period_completes_and_waits_out_otherwise():
+    async def t(stub, sh, ch):
+        per = sh.scenario.ticks_per_epoch
+        await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=per), timeout=5)
+        ask = agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=16, wait_for_period_after=1,
+                                             max_wait_ms=200)
+        idle = await stub.GetHeatReport(ask, timeout=5)
+        assert idle.waited_out and idle.period == 1 and not idle.tenants
+        ask.max_wait_ms = 10_000
+        waiting = asyncio.ensure_future(stub.GetHeatReport(ask, timeout=15))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=per), timeout=5)
+        woke = await asyncio.wait_for(waiting, 5)
+        assert not woke.waited_out and woke.period == 2 and woke.tenants
+        # a period already past the one named answers at once (a client that missed periods, a restarted host)
+        ask.wait_for_period_after = 7
+        assert (await stub.GetHeatReport(ask, timeout=1)).period == 2
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            ask.max_wait_ms = 10**6
+            await stub.GetHeatReport(ask, timeout=1)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with_agent(t)
+
+
+def test_an_agent_with_a_realtime_clock_refuses_to_be_driven_but_advances_by_itself():
+    async def t(stub, sh, ch):
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=1), timeout=5)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        r = await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(
+            host_id="h0", max_candidates=8, wait_for_period_after=0, max_wait_ms=5000), timeout=10)
+        assert r.period >= 1 and not r.waited_out         # the 500 ms period completed on the wall clock
+        st = await stub.GetStats(simulation_pb2.GetStatsRequest(host_id="h0"), timeout=5)
+        assert st.time_ns >= 500_000_000
+    with_agent(t, clock="realtime")

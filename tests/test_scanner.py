@@ -5,7 +5,8 @@ import pytest
 
 from pagetide.agent.host import Host
 from pagetide.agent.idle_pages import decode_arrays, page_report, scan_stream
-from pagetide.agent.runtime import BadRequest, SimHost
+from pagetide.agent.backend import BadRequest, MoveCall
+from pagetide.agent.simhost import SimHost
 from pagetide.agent.scanner import HEAT_BINS, Scanner
 
 from helpers import small_scenario
@@ -91,28 +92,32 @@ def test_sim_host_scans_on_schedule_and_reports_complete_periods():
     rep = sh.heat_report(16)
     assert rep.period == 1 and rep.nr_scans == 5
     assert rep.time == pytest.approx(sh.scenario.epoch)
-    assert sh.scanner.pages_scanned == 5 * sh.host.nr_pages
+    assert sh.tracker.pages_scanned == 5 * sh.host.nr_pages
 
 
 def test_sim_host_rejects_bad_batches_whole_and_replays_retried_batch_ids():
     sh = SimHost(small_scenario())
+
+    def one(tenant, addresses, nodes, flags, batch_id=""):
+        call = MoveCall(tenant, np.asarray(addresses, dtype=np.uint64), np.asarray(nodes, dtype=np.int64), flags)
+        return sh.move_pages([call], batch_id)[0]
     t = sh.host.tenants[0]
     before = dict(sh.host.vmstat)
     with pytest.raises(BadRequest) as e:
-        sh.move_pages("nobody", [t.vma_start], [1], 2)
+        one("nobody", [t.vma_start], [1], 2)
     assert e.value.not_found
     with pytest.raises(BadRequest, match="not aligned"):
-        sh.move_pages(t.name, [t.vma_start + 8], [1], 2)
+        one(t.name, [t.vma_start + 8], [1], 2)
     with pytest.raises(BadRequest, match="4 MiB"):
-        sh.move_pages(t.name, t.vma_start + 4096 * np.arange(1025, dtype=np.uint64), np.ones(1025), 2)
+        one(t.name, t.vma_start + 4096 * np.arange(1025, dtype=np.uint64), np.ones(1025), 2)
     with pytest.raises(BadRequest, match="target nodes"):
-        sh.move_pages(t.name, [t.vma_start], [1, 1], 2)
+        one(t.name, [t.vma_start], [1, 1], 2)
     with pytest.raises(BadRequest, match="flags"):
-        sh.move_pages(t.name, [t.vma_start], [1], 1 << 12)
+        one(t.name, [t.vma_start], [1], 1 << 12)
     assert sh.host.vmstat == before
     other = 1 - int(sh.host.node[t.start])
-    first = sh.move_pages(t.name, [t.vma_start], [other], 2, batch_id="b1")
-    again = sh.move_pages(t.name, [t.vma_start], [1 - other], 2, batch_id="b1")
+    first = one(t.name, [t.vma_start], [other], 2, batch_id="b1")
+    again = one(t.name, [t.vma_start], [1 - other], 2, batch_id="b1")
     assert again is first and first.status.tolist() == [other]
     assert sh.host.vmstat["pgmigrate_success"] == before["pgmigrate_success"] + 1
     sh.host.check_invariants()

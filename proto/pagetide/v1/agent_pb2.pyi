@@ -24,7 +24,7 @@ class GetTopologyRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class GetTopologyResponse(_message.Message):
-    __slots__ = ("host_id", "nodes", "tenants", "time_ns", "tick_ns", "period_ns", "demotion_enabled", "zonelist_mode")
+    __slots__ = ("host_id", "nodes", "tenants", "time_ns", "tick_ns", "period_ns", "demotion_enabled", "zonelist_mode", "backend")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class GetTopologyResponse(_message.Message):
     PERIOD_NS_FIELD_NUMBER: _ClassVar[int]
     DEMOTION_ENABLED_FIELD_NUMBER: _ClassVar[int]
     ZONELIST_MODE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     nodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Node]
     tenants: _containers.RepeatedCompositeFieldContainer[_types_pb2.Tenant]
@@ -41,17 +42,22 @@ class GetTopologyResponse(_message.Message):
     period_ns: int
     demotion_enabled: bool
     zonelist_mode: _types_pb2.ZonelistMode
-    def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ..., zonelist_mode: _Optional[_Union[_types_pb2.ZonelistMode, str]] = ...) -> None: ...
+    backend: str
+    def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ..., zonelist_mode: _Optional[_Union[_types_pb2.ZonelistMode, str]] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class GetHeatReportRequest(_message.Message):
-    __slots__ = ("host_id", "max_candidates", "max_hot_fast")
+    __slots__ = ("host_id", "max_candidates", "max_hot_fast", "wait_for_period_after", "max_wait_ms")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     MAX_HOT_FAST_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FOR_PERIOD_AFTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     max_candidates: int
     max_hot_fast: int
-    def __init__(self, host_id: _Optional[str] = ..., max_candidates: _Optional[int] = ..., max_hot_fast: _Optional[int] = ...) -> None: ...
+    wait_for_period_after: int
+    max_wait_ms: int
+    def __init__(self, host_id: _Optional[str] = ..., max_candidates: _Optional[int] = ..., max_hot_fast: _Optional[int] = ..., wait_for_period_after: _Optional[int] = ..., max_wait_ms: _Optional[int] = ...) -> None: ...
 
 class PageList(_message.Message):
     __slots__ = ("count", "addresses", "heat", "nodes")
@@ -92,7 +98,7 @@ class TenantHeat(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ..., accessed_page_scans: _Optional[int] = ...) -> None: ...
 
 class GetHeatReportResponse(_message.Message):
-    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat")
+    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     NR_SCANS_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +106,7 @@ class GetHeatReportResponse(_message.Message):
     TENANTS_FIELD_NUMBER: _ClassVar[int]
     NODE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     VMSTAT_FIELD_NUMBER: _ClassVar[int]
+    WAITED_OUT_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     period: int
     nr_scans: int
@@ -107,19 +114,22 @@ class GetHeatReportResponse(_message.Message):
     tenants: _containers.RepeatedCompositeFieldContainer[TenantHeat]
     node_free_bytes: _containers.RepeatedScalarFieldContainer[int]
     vmstat: _types_pb2.Vmstat
-    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ...) -> None: ...
+    waited_out: bool
+    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ...) -> None: ...
 
 class MoveCall(_message.Message):
-    __slots__ = ("tenant", "addresses", "nodes", "sw_young")
+    __slots__ = ("tenant", "count", "addresses", "nodes", "sw_young")
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     SW_YOUNG_FIELD_NUMBER: _ClassVar[int]
     tenant: str
-    addresses: _containers.RepeatedScalarFieldContainer[int]
-    nodes: _containers.RepeatedScalarFieldContainer[int]
+    count: int
+    addresses: bytes
+    nodes: bytes
     sw_young: bool
-    def __init__(self, tenant: _Optional[str] = ..., addresses: _Optional[_Iterable[int]] = ..., nodes: _Optional[_Iterable[int]] = ..., sw_young: _Optional[bool] = ...) -> None: ...
+    def __init__(self, tenant: _Optional[str] = ..., count: _Optional[int] = ..., addresses: _Optional[bytes] = ..., nodes: _Optional[bytes] = ..., sw_young: _Optional[bool] = ...) -> None: ...
 
 class MovePagesRequest(_message.Message):
     __slots__ = ("host_id", "batch_id", "calls")
@@ -137,104 +147,14 @@ class MoveCallResult(_message.Message):
     MOVED_PAGES_FIELD_NUMBER: _ClassVar[int]
     MOVED_BYTES_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_TIME_NS_FIELD_NUMBER: _ClassVar[int]
-    status: _containers.RepeatedScalarFieldContainer[int]
+    status: bytes
     moved_pages: int
     moved_bytes: int
     migration_time_ns: int
-    def __init__(self, status: _Optional[_Iterable[int]] = ..., moved_pages: _Optional[int] = ..., moved_bytes: _Optional[int] = ..., migration_time_ns: _Optional[int] = ...) -> None: ...
+    def __init__(self, status: _Optional[bytes] = ..., moved_pages: _Optional[int] = ..., moved_bytes: _Optional[int] = ..., migration_time_ns: _Optional[int] = ...) -> None: ...
 
 class MovePagesResponse(_message.Message):
     __slots__ = ("results",)
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[MoveCallResult]
     def __init__(self, results: _Optional[_Iterable[_Union[MoveCallResult, _Mapping]]] = ...) -> None: ...
-
-class AdvanceClockRequest(_message.Message):
-    __slots__ = ("host_id", "ticks")
-    HOST_ID_FIELD_NUMBER: _ClassVar[int]
-    TICKS_FIELD_NUMBER: _ClassVar[int]
-    host_id: str
-    ticks: int
-    def __init__(self, host_id: _Optional[str] = ..., ticks: _Optional[int] = ...) -> None: ...
-
-class AdvanceClockResponse(_message.Message):
-    __slots__ = ("time_ns", "period", "wall_time_ns", "ticks_run")
-    TIME_NS_FIELD_NUMBER: _ClassVar[int]
-    PERIOD_FIELD_NUMBER: _ClassVar[int]
-    WALL_TIME_NS_FIELD_NUMBER: _ClassVar[int]
-    TICKS_RUN_FIELD_NUMBER: _ClassVar[int]
-    time_ns: int
-    period: int
-    wall_time_ns: int
-    ticks_run: int
-    def __init__(self, time_ns: _Optional[int] = ..., period: _Optional[int] = ..., wall_time_ns: _Optional[int] = ..., ticks_run: _Optional[int] = ...) -> None: ...
-
-class GetStatsRequest(_message.Message):
-    __slots__ = ("host_id",)
-    HOST_ID_FIELD_NUMBER: _ClassVar[int]
-    host_id: str
-    def __init__(self, host_id: _Optional[str] = ...) -> None: ...
-
-class TenantStats(_message.Message):
-    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series", "node_reads", "node_writes", "promoted_bytes", "demoted_bytes")
-    TENANT_FIELD_NUMBER: _ClassVar[int]
-    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
-    FOOTPRINT_BYTES_FIELD_NUMBER: _ClassVar[int]
-    ACCESSES_FIELD_NUMBER: _ClassVar[int]
-    DRAM_SHARE_FIELD_NUMBER: _ClassVar[int]
-    ORACLE_SHARE_FIELD_NUMBER: _ClassVar[int]
-    STATIC_ORACLE_SHARE_FIELD_NUMBER: _ClassVar[int]
-    AMAT_NS_FIELD_NUMBER: _ClassVar[int]
-    SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
-    ORACLE_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
-    MIGRATED_BYTES_FIELD_NUMBER: _ClassVar[int]
-    PINGPONG_FIELD_NUMBER: _ClassVar[int]
-    RESIDENT_BYTES_FIELD_NUMBER: _ClassVar[int]
-    DRAM_SHARE_SERIES_FIELD_NUMBER: _ClassVar[int]
-    ORACLE_SHARE_SERIES_FIELD_NUMBER: _ClassVar[int]
-    NODE_READS_FIELD_NUMBER: _ClassVar[int]
-    NODE_WRITES_FIELD_NUMBER: _ClassVar[int]
-    PROMOTED_BYTES_FIELD_NUMBER: _ClassVar[int]
-    DEMOTED_BYTES_FIELD_NUMBER: _ClassVar[int]
-    tenant: str
-    workload: str
-    footprint_bytes: int
-    accesses: float
-    dram_share: float
-    oracle_share: float
-    static_oracle_share: float
-    amat_ns: float
-    slowdown: float
-    oracle_slowdown: float
-    migrated_bytes: int
-    pingpong: int
-    resident_bytes: _containers.RepeatedScalarFieldContainer[int]
-    dram_share_series: _containers.RepeatedScalarFieldContainer[float]
-    oracle_share_series: _containers.RepeatedScalarFieldContainer[float]
-    node_reads: _containers.RepeatedScalarFieldContainer[float]
-    node_writes: _containers.RepeatedScalarFieldContainer[float]
-    promoted_bytes: int
-    demoted_bytes: int
-    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ...) -> None: ...
-
-class GetStatsResponse(_message.Message):
-    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes")
-    HOST_ID_FIELD_NUMBER: _ClassVar[int]
-    TIME_NS_FIELD_NUMBER: _ClassVar[int]
-    TENANTS_FIELD_NUMBER: _ClassVar[int]
-    VMSTAT_FIELD_NUMBER: _ClassVar[int]
-    DRAM_SHARE_FIELD_NUMBER: _ClassVar[int]
-    ORACLE_SHARE_FIELD_NUMBER: _ClassVar[int]
-    SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
-    NODE_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
-    NODE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
-    host_id: str
-    time_ns: int
-    tenants: _containers.RepeatedCompositeFieldContainer[TenantStats]
-    vmstat: _types_pb2.Vmstat
-    dram_share: float
-    oracle_share: float
-    slowdown: float
-    node_used_bytes: _containers.RepeatedScalarFieldContainer[int]
-    node_free_bytes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., node_used_bytes: _Optional[_Iterable[int]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ...) -> None: ...

@@ -26,11 +26,12 @@ if _version_not_supported:
 
 
 class AgentServiceStub:
-    """A per-host agent: it tracks page heat with idle_pages scans and applies the controller's move_pages
-    batches. One agent process may serve several (simulated) hosts, so every request names its host.
-    Errors: NOT_FOUND for an unknown host or tenant; INVALID_ARGUMENT for a malformed request, which then
-    changes nothing; FAILED_PRECONDITION for a simulation-only call on a real host. No call has a deadline
-    of its own: clients pass one.
+    """A per-host agent: it tracks page heat on its host (a simulated host model or, later, a real Linux host)
+    and applies the controller's move_pages batches. One agent process may serve several hosts, so every
+    request names its host. Time passes by itself here: nothing in this service advances a clock
+    (simulated hosts are driven through SimulationService). Errors: NOT_FOUND for an unknown host or
+    tenant; INVALID_ARGUMENT for a malformed request, which then changes nothing. No call has a deadline of
+    its own: clients pass one.
     """
 
     def __init__(self, channel):
@@ -59,24 +60,15 @@ class AgentServiceStub:
                 request_serializer=pagetide_dot_v1_dot_agent__pb2.MovePagesRequest.SerializeToString,
                 response_deserializer=pagetide_dot_v1_dot_agent__pb2.MovePagesResponse.FromString,
                 _registered_method=True)
-        self.AdvanceClock = channel.unary_unary(
-                '/pagetide.v1.AgentService/AdvanceClock',
-                request_serializer=pagetide_dot_v1_dot_agent__pb2.AdvanceClockRequest.SerializeToString,
-                response_deserializer=pagetide_dot_v1_dot_agent__pb2.AdvanceClockResponse.FromString,
-                _registered_method=True)
-        self.GetStats = channel.unary_unary(
-                '/pagetide.v1.AgentService/GetStats',
-                request_serializer=pagetide_dot_v1_dot_agent__pb2.GetStatsRequest.SerializeToString,
-                response_deserializer=pagetide_dot_v1_dot_agent__pb2.GetStatsResponse.FromString,
-                _registered_method=True)
 
 
 class AgentServiceServicer:
-    """A per-host agent: it tracks page heat with idle_pages scans and applies the controller's move_pages
-    batches. One agent process may serve several (simulated) hosts, so every request names its host.
-    Errors: NOT_FOUND for an unknown host or tenant; INVALID_ARGUMENT for a malformed request, which then
-    changes nothing; FAILED_PRECONDITION for a simulation-only call on a real host. No call has a deadline
-    of its own: clients pass one.
+    """A per-host agent: it tracks page heat on its host (a simulated host model or, later, a real Linux host)
+    and applies the controller's move_pages batches. One agent process may serve several hosts, so every
+    request names its host. Time passes by itself here: nothing in this service advances a clock
+    (simulated hosts are driven through SimulationService). Errors: NOT_FOUND for an unknown host or
+    tenant; INVALID_ARGUMENT for a malformed request, which then changes nothing. No call has a deadline of
+    its own: clients pass one.
     """
 
     def ListHosts(self, request, context):
@@ -95,6 +87,7 @@ class AgentServiceServicer:
 
     def GetHeatReport(self, request, context):
         """Heat of every tenant over the last complete scan period: histograms and bounded candidate lists.
+        With wait_for_period_after set it is a long poll: it answers once a newer period is complete.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,21 +96,6 @@ class AgentServiceServicer:
     def MovePages(self, request, context):
         """Apply a sequence of move_pages(2) calls; per-page statuses like the syscall. Idempotent under
         batch_id, so it may be retried.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def AdvanceClock(self, request, context):
-        """Simulation only: advance the host's clock (accesses, scans, kernel reclaim run meanwhile). A real
-        host answers FAILED_PRECONDITION.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetStats(self, request, context):
-        """Accounting so far: where accesses were served, modelled slowdown, the oracles, migrations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,16 +124,6 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     request_deserializer=pagetide_dot_v1_dot_agent__pb2.MovePagesRequest.FromString,
                     response_serializer=pagetide_dot_v1_dot_agent__pb2.MovePagesResponse.SerializeToString,
             ),
-            'AdvanceClock': grpc.unary_unary_rpc_method_handler(
-                    servicer.AdvanceClock,
-                    request_deserializer=pagetide_dot_v1_dot_agent__pb2.AdvanceClockRequest.FromString,
-                    response_serializer=pagetide_dot_v1_dot_agent__pb2.AdvanceClockResponse.SerializeToString,
-            ),
-            'GetStats': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetStats,
-                    request_deserializer=pagetide_dot_v1_dot_agent__pb2.GetStatsRequest.FromString,
-                    response_serializer=pagetide_dot_v1_dot_agent__pb2.GetStatsResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'pagetide.v1.AgentService', rpc_method_handlers)
@@ -165,11 +133,12 @@ def add_AgentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AgentService:
-    """A per-host agent: it tracks page heat with idle_pages scans and applies the controller's move_pages
-    batches. One agent process may serve several (simulated) hosts, so every request names its host.
-    Errors: NOT_FOUND for an unknown host or tenant; INVALID_ARGUMENT for a malformed request, which then
-    changes nothing; FAILED_PRECONDITION for a simulation-only call on a real host. No call has a deadline
-    of its own: clients pass one.
+    """A per-host agent: it tracks page heat on its host (a simulated host model or, later, a real Linux host)
+    and applies the controller's move_pages batches. One agent process may serve several hosts, so every
+    request names its host. Time passes by itself here: nothing in this service advances a clock
+    (simulated hosts are driven through SimulationService). Errors: NOT_FOUND for an unknown host or
+    tenant; INVALID_ARGUMENT for a malformed request, which then changes nothing. No call has a deadline of
+    its own: clients pass one.
     """
 
     @staticmethod
@@ -270,60 +239,6 @@ class AgentService:
             '/pagetide.v1.AgentService/MovePages',
             pagetide_dot_v1_dot_agent__pb2.MovePagesRequest.SerializeToString,
             pagetide_dot_v1_dot_agent__pb2.MovePagesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def AdvanceClock(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/pagetide.v1.AgentService/AdvanceClock',
-            pagetide_dot_v1_dot_agent__pb2.AdvanceClockRequest.SerializeToString,
-            pagetide_dot_v1_dot_agent__pb2.AdvanceClockResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetStats(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/pagetide.v1.AgentService/GetStats',
-            pagetide_dot_v1_dot_agent__pb2.GetStatsRequest.SerializeToString,
-            pagetide_dot_v1_dot_agent__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

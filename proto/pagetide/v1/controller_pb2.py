@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpagetide/v1/controller.proto\x12\x0bpagetide.v1\"g\n\x08VmPolicy\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\n\n\x02vm\x18\x02 \x01(\t\x12\x16\n\x0emin_dram_bytes\x18\x03 \x01(\x04\x12\x16\n\x0emax_dram_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06weight\x18\x05 \x01(\x01\";\n\x12SetVmPolicyRequest\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.pagetide.v1.VmPolicy\"<\n\x13SetVmPolicyResponse\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.pagetide.v1.VmPolicy\"1\n\x12GetVmPolicyRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\n\n\x02vm\x18\x02 \x01(\t\"<\n\x13GetVmPolicyResponse\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.pagetide.v1.VmPolicy\"\x17\n\x15ListVmPoliciesRequest\"A\n\x16ListVmPoliciesResponse\x12\'\n\x08policies\x18\x01 \x03(\x0b\x32\x15.pagetide.v1.VmPolicy\"\x12\n\x10GetStatusRequest\"\xf3\x01\n\nHostStatus\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x15\n\rlast_round_ns\x18\x02 \x01(\x04\x12\x19\n\x11last_report_bytes\x18\x03 \x01(\x04\x12\x16\n\x0epromoted_bytes\x18\x04 \x01(\x04\x12\x15\n\rdemoted_bytes\x18\x05 \x01(\x04\x12?\n\rvm_dram_share\x18\x06 \x03(\x0b\x32(.pagetide.v1.HostStatus.VmDramShareEntry\x1a\x32\n\x10VmDramShareEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"K\n\x11GetStatusResponse\x12\x0e\n\x06rounds\x18\x01 \x01(\x04\x12&\n\x05hosts\x18\x02 \x03(\x0b\x32\x17.pagetide.v1.HostStatus2\xde\x02\n\x11\x43ontrollerService\x12P\n\x0bSetVmPolicy\x12\x1f.pagetide.v1.SetVmPolicyRequest\x1a .pagetide.v1.SetVmPolicyResponse\x12P\n\x0bGetVmPolicy\x12\x1f.pagetide.v1.GetVmPolicyRequest\x1a .pagetide.v1.GetVmPolicyResponse\x12Y\n\x0eListVmPolicies\x12\".pagetide.v1.ListVmPoliciesRequest\x1a#.pagetide.v1.ListVmPoliciesResponse\x12J\n\tGetStatus\x12\x1d.pagetide.v1.GetStatusRequest\x1a\x1e.pagetide.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpagetide/v1/controller.proto\x12\x0bpagetide.v1\"g\n\x08VmPolicy\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\n\n\x02vm\x18\x02 \x01(\t\x12\x16\n\x0emin_dram_bytes\x18\x03 \x01(\x04\x12\x16\n\x0emax_dram_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06weight\x18\x05 \x01(\x01\";\n\x12SetVmPolicyRequest\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.pagetide.v1.VmPolicy\"<\n\x13SetVmPolicyResponse\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.pagetide.v1.VmPolicy\"1\n\x12GetVmPolicyRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\n\n\x02vm\x18\x02 \x01(\t\"<\n\x13GetVmPolicyResponse\x12%\n\x06policy\x18\x01 \x01(\x0b\x32\x15.pagetide.v1.VmPolicy\"\x17\n\x15ListVmPoliciesRequest\"A\n\x16ListVmPoliciesResponse\x12\'\n\x08policies\x18\x01 \x03(\x0b\x32\x15.pagetide.v1.VmPolicy\"\x12\n\x10GetStatusRequest\"\xcf\x02\n\nHostStatus\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x15\n\rlast_round_ns\x18\x02 \x01(\x04\x12\x19\n\x11last_report_bytes\x18\x03 \x01(\x04\x12\x16\n\x0epromoted_bytes\x18\x04 \x01(\x04\x12\x15\n\rdemoted_bytes\x18\x05 \x01(\x04\x12?\n\rvm_dram_share\x18\x06 \x03(\x0b\x32(.pagetide.v1.HostStatus.VmDramShareEntry\x12\n\n\x02up\x18\x07 \x01(\x08\x12\x13\n\x0blast_period\x18\x08 \x01(\x04\x12\x0e\n\x06rounds\x18\t \x01(\x04\x12\x18\n\x10missed_deadlines\x18\n \x01(\r\x12\x0f\n\x07outages\x18\x0b \x01(\r\x1a\x32\n\x10VmDramShareEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"K\n\x11GetStatusResponse\x12\x0e\n\x06rounds\x18\x01 \x01(\x04\x12&\n\x05hosts\x18\x02 \x03(\x0b\x32\x17.pagetide.v1.HostStatus2\xde\x02\n\x11\x43ontrollerService\x12P\n\x0bSetVmPolicy\x12\x1f.pagetide.v1.SetVmPolicyRequest\x1a .pagetide.v1.SetVmPolicyResponse\x12P\n\x0bGetVmPolicy\x12\x1f.pagetide.v1.GetVmPolicyRequest\x1a .pagetide.v1.GetVmPolicyResponse\x12Y\n\x0eListVmPolicies\x12\".pagetide.v1.ListVmPoliciesRequest\x1a#.pagetide.v1.ListVmPoliciesResponse\x12J\n\tGetStatus\x12\x1d.pagetide.v1.GetStatusRequest\x1a\x1e.pagetide.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,11 +50,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATUSREQUEST']._serialized_start=478
   _globals['_GETSTATUSREQUEST']._serialized_end=496
   _globals['_HOSTSTATUS']._serialized_start=499
-  _globals['_HOSTSTATUS']._serialized_end=742
-  _globals['_HOSTSTATUS_VMDRAMSHAREENTRY']._serialized_start=692
-  _globals['_HOSTSTATUS_VMDRAMSHAREENTRY']._serialized_end=742
-  _globals['_GETSTATUSRESPONSE']._serialized_start=744
-  _globals['_GETSTATUSRESPONSE']._serialized_end=819
-  _globals['_CONTROLLERSERVICE']._serialized_start=822
-  _globals['_CONTROLLERSERVICE']._serialized_end=1172
+  _globals['_HOSTSTATUS']._serialized_end=834
+  _globals['_HOSTSTATUS_VMDRAMSHAREENTRY']._serialized_start=784
+  _globals['_HOSTSTATUS_VMDRAMSHAREENTRY']._serialized_end=834
+  _globals['_GETSTATUSRESPONSE']._serialized_start=836
+  _globals['_GETSTATUSRESPONSE']._serialized_end=911
+  _globals['_CONTROLLERSERVICE']._serialized_start=914
+  _globals['_CONTROLLERSERVICE']._serialized_end=1264
 # @@protoc_insertion_point(module_scope)

@@ -61,7 +61,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HostStatus(_message.Message):
-    __slots__ = ("host_id", "last_round_ns", "last_report_bytes", "promoted_bytes", "demoted_bytes", "vm_dram_share")
+    __slots__ = ("host_id", "last_round_ns", "last_report_bytes", "promoted_bytes", "demoted_bytes", "vm_dram_share", "up", "last_period", "rounds", "missed_deadlines", "outages")
     class VmDramShareEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,13 +75,23 @@ class HostStatus(_message.Message):
     PROMOTED_BYTES_FIELD_NUMBER: _ClassVar[int]
     DEMOTED_BYTES_FIELD_NUMBER: _ClassVar[int]
     VM_DRAM_SHARE_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    LAST_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    MISSED_DEADLINES_FIELD_NUMBER: _ClassVar[int]
+    OUTAGES_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     last_round_ns: int
     last_report_bytes: int
     promoted_bytes: int
     demoted_bytes: int
     vm_dram_share: _containers.ScalarMap[str, float]
-    def __init__(self, host_id: _Optional[str] = ..., last_round_ns: _Optional[int] = ..., last_report_bytes: _Optional[int] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ..., vm_dram_share: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    up: bool
+    last_period: int
+    rounds: int
+    missed_deadlines: int
+    outages: int
+    def __init__(self, host_id: _Optional[str] = ..., last_round_ns: _Optional[int] = ..., last_report_bytes: _Optional[int] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ..., vm_dram_share: _Optional[_Mapping[str, float]] = ..., up: _Optional[bool] = ..., last_period: _Optional[int] = ..., rounds: _Optional[int] = ..., missed_deadlines: _Optional[int] = ..., outages: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("rounds", "hosts")

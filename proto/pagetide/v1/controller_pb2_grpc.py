@@ -87,7 +87,8 @@ class ControllerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStatus(self, request, context):
-        """The controller's progress: rounds, per-host round times and migrations, per-VM DRAM shares.
+        """The controller's progress: per host whether it is up, its rounds, round times and migrations, and its
+        VMs' DRAM shares.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,5 +40,10 @@ def host_dict(i: int, seed: int, memory_mib: int = 2048, duration: str = "60s", 
     }
 
 
+def fleet_dicts(n_hosts: int, seed: int = 1, tiering: str | None = None, **kw) -> list[dict]:
+    """The fleet's host scenarios as scenario-schema dicts (with `tiering` as every host's kernel mode)."""
+    return [with_tiering(host_dict(i, seed, **kw), tiering) for i in range(n_hosts)]
+
+
 def fleet(n_hosts: int, seed: int = 1, tiering: str | None = None, **kw) -> list[Scenario]:
-    return [parse_scenario(with_tiering(host_dict(i, seed, **kw), tiering)) for i in range(n_hosts)]
+    return [parse_scenario(d) for d in fleet_dicts(n_hosts, seed, tiering, **kw)]

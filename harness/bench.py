@@ -11,8 +11,8 @@ end. Controller policies run on a kernel that only demotes (tiering `none`); the
 definition), the per-epoch oracle and the static oracle.
 
 Suite generation, aggregation and the report are pure functions of plain dicts; `run_suite` is the shell
-that starts processes. Like all controller code this module talks to the agent only through its CLI, its
-documented scenario schema and the gRPC API.
+that starts processes. It drives the agents and the controller as `pagetide sim` does (harness/drive.py):
+the agents through their CLI, the documented scenario schema and SimulationService, the controller in process.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from pagetide.controller.sim import parse_size
+from pagetide.common.units import parse_size
+
 
 MiB = 1 << 20
 HUGE = 2 * MiB                  # node capacities and trace footprints are multiples of 2 MiB (the schema's rule)
@@ -489,9 +490,8 @@ def command_line(cfg: SuiteConfig, out: str, json_path: str | None, plots: str |
 # --------------------------------------------------------------------------------------------- shell
 
 def trace_pages(names: list[str]) -> dict[str, int]:
-    """Pages of shipped traces, from `pagetide trace info` (the agent's CLI; the controller imports no agent
-    code)."""
-    procs = {n: subprocess.Popen([sys.executable, "-m", "pagetide.controller.cli", "trace", "info", n],
+    """Pages of shipped traces, from `pagetide trace info` (in parallel processes)."""
+    procs = {n: subprocess.Popen([sys.executable, "-m", "pagetide.harness.cli", "trace", "info", n],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names}
     out = {}
     for n, p in procs.items():
@@ -506,8 +506,9 @@ def trace_pages(names: list[str]) -> dict[str, int]:
 async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -> list[dict]:
     """Every case of the grid under one policy or kernel mode: one Controller, cfg.rounds rounds."""
     from pagetide.controller.controller import Controller
-    from pagetide.controller.policy import VmPolicy
-    from pagetide.controller.sim import agent_command, launch_agents, stop_agents
+    from pagetide.controller.policies import VmPolicy
+    from pagetide.harness.agents import SimulationClient, launch_agents, scenario_commands, stop_agents
+    from pagetide.harness.drive import drive
 
     files = []
     for c in cases:
@@ -515,24 +516,26 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
         with open(path, "w") as f:
             yaml.safe_dump(scenario_for(c, run), f, sort_keys=False)
         files.append(path)
-    n_procs = max(1, min(cfg.agents, len(files)))
-    cmds = [agent_command(*[a for p in files[i::n_procs] for a in ("--scenario", p)]) for i in range(n_procs)]
-    agents = launch_agents(cmds)
-    ctl = None
+    agents = launch_agents(scenario_commands(files, cfg.agents))
+    ctl = sim = None
     try:
-        ctl = Controller({h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}, policy=RUNS[run][0])
+        hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
+        sim = SimulationClient(hosts)
+        ctl = Controller(hosts, policy=RUNS[run][0])
         await ctl.start()
         for c in cases:
             for vm, w in c.weights.items():
                 ctl.set_policy(c.host_id(run), vm, VmPolicy(weight=w))
         topo = next(iter(ctl.topologies.values()))
         ticks = max(1, round(topo.period_ns / topo.tick_ns))
-        for _ in range(cfg.rounds):
-            await ctl.round(advance_ticks=ticks)
-        stats = await ctl.refresh_stats()
+        await drive(ctl, sim, cfg.rounds, ticks)
+        stats = await sim.stats()
     finally:
         if ctl is not None:
+            await ctl.stop()
             ctl.shutdown()
+        if sim is not None:
+            await sim.close()
         stop_agents(agents)
     out = []
     for c in cases:
@@ -550,7 +553,7 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
 
 
 async def run_suite(cfg: SuiteConfig, progress=None) -> dict:
-    from pagetide.controller.sim import init_ray
+    from pagetide.controller.cluster import init_ray
 
     init_ray()
     traces = [w for w in cfg.workloads if w in TRACES]
@@ -592,7 +595,7 @@ def measure_speed(results: dict, host_counts: tuple[int, ...], quick: bool, prog
     ray.shutdown()              # each `pagetide sim` below starts a Ray instance of its own
     log = progress or (lambda msg: None)
     host_cmd = ["pagetide", "bench-host", "--size", "1GiB" if quick else "4GiB", "--repeat", "5" if quick else "20"]
-    out = subprocess.run([sys.executable, "-m", "pagetide.controller.cli", *host_cmd[1:]], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "pagetide.harness.cli", *host_cmd[1:]], capture_output=True,
                          text=True, check=True).stdout
     scan, tick_ms, pages = parse_host_bench(out)
     duration = "5s" if quick else "20s"
@@ -600,7 +603,7 @@ def measure_speed(results: dict, host_counts: tuple[int, ...], quick: bool, prog
     rounds = {}
     for n in host_counts:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run([sys.executable, "-m", "pagetide.controller.cli", *sim_cmd[1:], "--hosts", str(n),
+            subprocess.run([sys.executable, "-m", "pagetide.harness.cli", *sim_cmd[1:], "--hosts", str(n),
                             "--json", f.name], capture_output=True, text=True, check=True)
             with open(f.name) as g:
                 r = json.load(g)
@@ -632,7 +635,7 @@ def config_from_args(args: argparse.Namespace) -> SuiteConfig:
                        seed=args.seed, agents=args.agents)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     log = lambda msg: print(f"pagetide bench: {msg}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
@@ -661,8 +664,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="benchmark suite: every workload x DRAM share under every policy and kernel mode")
+def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"CI size: {', '.join(QUICK.workloads)} at DRAM 1/{QUICK.shares[0]}, {QUICK.rounds} rounds, "
                         f"{QUICK.footprint_mib} MiB hosts")
@@ -678,4 +680,3 @@ def add_parser(sub) -> None:
     p.add_argument("--plots", help="directory for PNG charts (linked from the report)")
     p.add_argument("--no-speed", action="store_true",
                    help="skip the speed section (bench-host and `pagetide sim` with 1-64 hosts, ~4 min)")
-    p.set_defaults(func=cmd_bench)

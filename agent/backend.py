@@ -1,0 +1,207 @@
+"""The agent's host seam: what an agent needs of a host it serves, whatever the host is.
+
+A host backend offers four things, as memtierd keeps tracker, policy and mover apart:
+- its topology and tenants (`topology()`),
+- heat from a tracker (`heat_report()`, built by the host's `Tracker`: today the idle_pages emulation; later
+  real `/proc/PID/idle_pages`, page_idle + pagemap, soft-dirty),
+- `move_pages()` through a `Mover`, which validates each request once, where it is applied,
+- the kernel's vmstat counters (inside every heat report).
+The gRPC servicer (agent/server.py) talks only to this interface. A backend that is a simulation also offers
+`Simulated` (a clock to advance, accounting with oracles), which only SimulationService calls.
+
+Backends register by name in `BACKENDS`; `pagetide agent --backend NAME` picks one (today "sim", the host
+model in agent/simhost.py; next "linux").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+NODE_TYPES = ("dram", "pmem", "cxl")
+TENANT_KINDS = ("vm", "task")
+
+
+class BadRequest(ValueError):
+    """A request a host refuses as a whole, before changing anything (gRPC INVALID_ARGUMENT, or NOT_FOUND
+    when `not_found`)."""
+
+    def __init__(self, message: str, not_found: bool = False):
+        super().__init__(message)
+        self.not_found = not_found
+
+
+class NotSimulated(RuntimeError):
+    """A simulation-only call on a host that cannot honour it (a real host, or a clock that runs by itself):
+    gRPC FAILED_PRECONDITION."""
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One NUMA node now. Sizes in bytes, latencies in seconds, bandwidths in bytes per second."""
+    id: int
+    type: str                 # one of NODE_TYPES
+    capacity: int
+    free: int
+    used: int                 # tenants' pages
+    page_tables: int
+    read_latency: float
+    write_latency: float
+    read_bandwidth: float
+    write_bandwidth: float
+    peer_node: int            # demotion target (-1: none)
+    distances: tuple[int, ...]
+    wmark_min: int
+    wmark_low: int
+    wmark_high: int
+    demote_margin: int        # TPP's extra free space kept on a DRAM node (0 elsewhere)
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    """A VM or task: one mapping [address_start, address_end) of pages of `page_size` bytes."""
+    name: str
+    kind: str                 # one of TENANT_KINDS
+    page_size: int
+    footprint: int
+    home_node: int
+    address_start: int
+    address_end: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    host_id: str
+    backend: str                   # the name it is registered under in BACKENDS
+    nodes: tuple[NodeInfo, ...]    # indexed by id
+    tenants: tuple[TenantInfo, ...]
+    time: float                    # seconds since the host (model) booted
+    tick: float                    # simulation tick, seconds (0 on a real host)
+    period: float                  # scan period, seconds: heat reports change once per period
+    demotion_enabled: bool
+    zonelist: str                  # "separate" (DRAM allocations stay on DRAM) or "unified"
+
+
+@dataclass
+class PageList:
+    """A bounded list of one tenant's pages: virtual addresses (uint64), heat (uint8, 0..240) and node."""
+    addresses: np.ndarray
+    heat: np.ndarray
+    nodes: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.addresses.size)
+
+
+@dataclass
+class TenantReport:
+    tenant: TenantInfo
+    histograms: np.ndarray        # [nodes, HEAT_BINS] resident pages per node and heat bin
+    hot_slow: PageList            # hottest pages on slow nodes, hottest first
+    cold_fast: PageList           # coldest pages on DRAM nodes, coldest first
+    hot_fast: PageList            # hottest pages on DRAM nodes, hottest first
+    accessed_page_scans: int      # the tenant's refs summed over the reported period
+
+
+@dataclass
+class HeatReport:
+    period: int                   # complete scan periods so far
+    nr_scans: int                 # scans in the reported period
+    time: float                   # seconds at the end of the reported period
+    tenants: list[TenantReport]
+    node_free: list[int]          # bytes per node now
+    vmstat: dict[str, int]
+
+
+@dataclass(frozen=True)
+class MoveCall:
+    """One move_pages(2) call on one tenant: addresses (uint64) and target nodes (int64), same length."""
+    tenant: str
+    addresses: np.ndarray
+    nodes: np.ndarray
+    flags: int
+
+
+class MoveResult(Protocol):
+    """The outcome of one move_pages call (the host model's agent.host.MoveResult is one)."""
+    status: np.ndarray            # per address: node id after the call, or -errno
+    moved_pages: int
+    moved_bytes: int
+    time: float                   # modelled (or measured) seconds of copies and unmaps
+
+
+class Tracker(Protocol):
+    """Where heat comes from: a host's access tracker, folded into per-page heat once per period."""
+    name: str
+    period: int                   # complete periods
+    nr_scans: int
+
+    def tenant_heat(self, tenant: Any, max_candidates: int, max_hot_fast: int | None = None) -> Any: ...
+
+
+class Mover(Protocol):
+    """How pages move: validates a request of move_pages calls as a whole (BadRequest, nothing moved) and
+    applies it; a batch id seen before answers the first result again."""
+    name: str
+
+    def move(self, calls: list[MoveCall], batch_id: str = "") -> list[MoveResult]: ...
+
+
+@runtime_checkable
+class HostBackend(Protocol):
+    host_id: str
+    backend: str
+
+    @property
+    def period(self) -> int:
+        """Complete scan periods so far."""
+
+    @property
+    def version(self) -> Hashable:
+        """Changes whenever what a heat report shows may have changed."""
+
+    def topology(self) -> Topology: ...
+
+    def heat_report(self, max_candidates: int, max_hot_fast: int | None = None) -> HeatReport: ...
+
+    def move_pages(self, calls: list[MoveCall], batch_id: str = "") -> list[MoveResult]: ...
+
+
+@dataclass
+class SimulationStats:
+    """Accounting of a simulated host (agent/accounting.py's HostResult) and its nodes now."""
+    result: Any
+    node_used: list[int] = field(default_factory=list)     # bytes per node
+    node_free: list[int] = field(default_factory=list)
+
+
+@runtime_checkable
+class Simulated(Protocol):
+    """A backend whose time is simulated: only a simulation harness (SimulationService) calls these."""
+    tick: float                   # seconds per tick
+
+    @property
+    def ticks_run(self) -> int: ...
+
+    def advance(self, ticks: int) -> None: ...
+
+    def stats(self) -> SimulationStats: ...
+
+
+BACKENDS: dict[str, str] = {
+    "sim": "pagetide.agent.simhost:SimHost",
+}
+
+
+def backend_class(name: str) -> type:
+    """The class registered as `name` (imported on demand, so a real host never loads the model)."""
+    import importlib
+
+    if name not in BACKENDS:
+        raise ValueError(f"unknown host backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
+    module, _, cls = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)

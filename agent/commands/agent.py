@@ -1,0 +1,51 @@
+"""`pagetide agent`: serve hosts over gRPC (AgentService, SimulationService, health, reflection)."""
+
+from __future__ import annotations
+
+import argparse
+
+from pagetide.agent.commands.scenarios import add_tiering_argument, default_scenario_path, scenario_errors
+
+
+
+def set_argparser(p: argparse.ArgumentParser) -> None:
+    from pagetide.agent.backend import BACKENDS
+    from pagetide.agent.server import CLOCKS
+
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="sim",
+                   help="the hosts served: sim = simulated hosts from scenarios (default)")
+    p.add_argument("--scenario", action="append", help="host scenario YAML; repeat to serve several hosts")
+    p.add_argument("--listen", default="127.0.0.1:50051", help="address:port (port 0 picks a free one)")
+    p.add_argument("--clock", choices=CLOCKS, default="realtime",
+                   help="realtime: simulated time advances with the wall clock; driven: only "
+                        "SimulationService.AdvanceClock advances it (a simulation harness)")
+    p.add_argument("--nr-scans", type=int, default=5, help="idle_pages scans per period")
+    add_tiering_argument(p)
+
+
+@scenario_errors
+def main(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from pagetide.agent.backend import backend_class
+    from pagetide.agent.scenario import load_scenario
+    from pagetide.agent.server import start_agent
+
+    cls = backend_class(args.backend)
+    scenarios = [load_scenario(p, tiering=args.tiering) for p in (args.scenario or [default_scenario_path()])]
+    hosts = [cls(s, nr_scans=args.nr_scans) for s in scenarios]
+
+    async def serve() -> None:
+        agent = await start_agent(hosts, args.listen, clock=args.clock)
+        print(f"pagetide agent: serving {', '.join(h.host_id for h in hosts)} on port {agent.port} "
+              f"({args.clock} clock)", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await agent.stop(grace=1.0)
+
+    asyncio.run(serve())
+    return 0

@@ -1,0 +1,125 @@
+"""The simulated host backend: the host model, its idle_pages tracker on a schedule, accounting, and the
+mover -- one implementation of the agent's host seam (agent/backend.py), plus the `Simulated` clock.
+
+Simulated time advances only through `advance(ticks)`. Within each period (the scenario's epoch) the
+tracker makes `nr_scans` evenly spaced idle_pages scans and folds refs into heat at the period's end, so a
+heat report always describes the last complete period. Kernel reclaim and demotion run inside the ticks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pagetide.agent.accounting import Recorder
+from pagetide.agent.backend import (
+    BadRequest, HeatReport, MoveCall, MoveResult, NodeInfo, PageList, SimulationStats, TenantInfo, TenantReport,
+    Topology,
+)
+from pagetide.agent.host import Host
+from pagetide.agent.mover import BatchMover
+from pagetide.agent.pageflags import PAGE_SIZE
+from pagetide.agent.scanner import Candidates, Scanner
+from pagetide.agent.scenario import Scenario
+
+
+class SimHost:
+    backend = "sim"
+
+    def __init__(self, scenario: Scenario, host_id: str | None = None, nr_scans: int = 5):
+        self.scenario = scenario
+        self.host_id = host_id or scenario.name
+        self.host = Host(scenario)
+        self.tracker = Scanner(self.host, nr_scans)
+        self.recorder = Recorder(self.host)
+        self.host.boot()
+        self.mover = BatchMover(self.host_id, {t.name: t.spec.page_size for t in self.host.tenants},
+                                self.host.move_pages)
+        self.tick = scenario.tick
+        per = scenario.ticks_per_epoch
+        n = min(nr_scans, per)
+        # scan after these ticks of each period (1-based offsets), evenly spaced, the last at the period's end
+        self.scan_offsets = {int(round(per * (i + 1) / n)) for i in range(n)}
+        self.period_time = self.host.time
+        self.tenant_infos = tuple(TenantInfo(
+            name=t.name, kind=t.spec.kind, page_size=t.spec.page_size, footprint=t.spec.footprint,
+            home_node=t.spec.home_node, address_start=t.vma_start, address_end=t.vma_end) for t in self.host.tenants)
+
+    # ---- the host seam ----
+
+    @property
+    def time(self) -> float:
+        return self.host.time
+
+    @property
+    def period(self) -> int:
+        return self.tracker.period
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever what a heat report shows may have changed (a tick ran or pages moved)."""
+        return self.host.tick_no, self.mover.requests
+
+    def topology(self) -> Topology:
+        h, sc = self.host, self.scenario
+        free = h.free()
+        nodes = tuple(NodeInfo(
+            id=n.id, type=n.type, capacity=n.capacity, free=int(free[n.id]) * PAGE_SIZE,
+            used=int(h.node_used[n.id]) * PAGE_SIZE, page_tables=int(h.node_pgtable[n.id]) * PAGE_SIZE,
+            read_latency=n.read_latency, write_latency=n.write_latency, read_bandwidth=n.read_bandwidth,
+            write_bandwidth=n.write_bandwidth, peer_node=n.peer_node, distances=tuple(sc.distances[n.id]),
+            wmark_min=int(h.wmark_min[n.id]) * PAGE_SIZE, wmark_low=int(h.wmark_low[n.id]) * PAGE_SIZE,
+            wmark_high=int(h.wmark_high[n.id]) * PAGE_SIZE, demote_margin=int(h.demote_extra[n.id]) * PAGE_SIZE)
+            for n in sc.nodes)
+        return Topology(host_id=self.host_id, backend=self.backend, nodes=nodes, tenants=self.tenant_infos,
+                        time=self.time, tick=sc.tick, period=sc.epoch, demotion_enabled=sc.kernel.demotion_enabled,
+                        zonelist=sc.kernel.zonelist)
+
+    def heat_report(self, max_candidates: int, max_hot_fast: int | None = None) -> HeatReport:
+        if max_candidates < 0 or (max_hot_fast is not None and max_hot_fast < 0):
+            raise BadRequest("max_candidates and max_hot_fast must be >= 0")
+        tenants = []
+        for t, info in zip(self.host.tenants, self.tenant_infos):
+            th = self.tracker.tenant_heat(t, max_candidates, max_hot_fast)
+            tenants.append(TenantReport(
+                tenant=info, histograms=th.hist, hot_slow=self._pages(t, th.hot_slow),
+                cold_fast=self._pages(t, th.cold_fast), hot_fast=self._pages(t, th.hot_fast),
+                accessed_page_scans=int(self.tracker.period_refs[t.index])))
+        return HeatReport(period=self.tracker.period, nr_scans=self.tracker.nr_scans, time=self.period_time,
+                          tenants=tenants, node_free=[int(x) * PAGE_SIZE for x in self.host.free()],
+                          vmstat=dict(self.host.vmstat))
+
+    @staticmethod
+    def _pages(t, c: Candidates) -> PageList:
+        addrs = np.uint64(t.vma_start) + c.pages.astype(np.uint64) * np.uint64(t.spec.page_size)
+        return PageList(addresses=addrs, heat=c.heat, nodes=c.node)
+
+    def move_pages(self, calls: list[MoveCall], batch_id: str = "") -> list[MoveResult]:
+        return self.mover.move(calls, batch_id)
+
+    # ---- Simulated ----
+
+    @property
+    def ticks_run(self) -> int:
+        return self.host.tick_no
+
+    def advance(self, ticks: int) -> None:
+        if ticks < 0:
+            raise BadRequest("ticks must be >= 0")
+        per = self.scenario.ticks_per_epoch
+        for _ in range(ticks):
+            self.recorder.record(self.host.run_tick())
+            offset = (self.host.tick_no - 1) % per + 1
+            if offset in self.scan_offsets:
+                self.tracker.scan()
+            if offset == per:
+                self.tracker.end_period()
+                self.period_time = self.host.time
+
+    def stats(self) -> SimulationStats:
+        return SimulationStats(result=self.recorder.results(),
+                               node_used=[int(x) * PAGE_SIZE for x in self.host.node_used],
+                               node_free=[int(x) * PAGE_SIZE for x in self.host.free()])
+
+    def results(self):
+        """The accounting so far (agent/accounting.py HostResult)."""
+        return self.recorder.results()

@@ -1,0 +1,247 @@
+"""`pagetide sim`: the multi-host simulation end to end on one machine, a thin harness around the controller.
+
+It writes the fleet's host scenarios, starts K agent processes serving them with a driven clock (several
+simulated hosts per process), starts the same Controller that `pagetide controller` runs (on a local Ray,
+with ControllerService and optionally Prometheus metrics), and advances simulated time one scan period at a
+time through SimulationService while the controller reconciles each host as its period completes. It ends
+with a table per VM and per host from the agents' accounting, and optionally JSON and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+
+from pagetide.common.tables import fmt_bytes, fmt_pct, table
+
+
+
+def set_argparser(p: argparse.ArgumentParser) -> None:
+    from pagetide.agent.tiering import MODES
+    from pagetide.controller.commands.controller import add_policy_arguments, duration_argument, size_argument
+
+    p.add_argument("--hosts", type=int, default=4, help="simulated hosts (default 4)")
+    p.add_argument("--agents", type=int, default=2, help="agent processes the hosts are packed into (default 2)")
+    p.add_argument("--duration", type=duration_argument, default=60.0, help="simulated time (default 60s)")
+    p.add_argument("--host-memory", type=size_argument, default=2 << 30, help="memory per host, DRAM 1/4 (default 2GiB)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--kernel-mode", choices=sorted(MODES),
+                   help="the hosts' kernel tiering mode (default: the fleet's, none = demotion only); "
+                        "combine with --policy none to run a kernel mode alone")
+    add_policy_arguments(p)
+    p.add_argument("--realtime", action="store_true", help="one round per period of wall time (for live monitoring)")
+    p.add_argument("--stats-every", type=int, default=5, help="fetch accounting every N rounds (metrics)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--controller-listen", default="127.0.0.1:0", help="ControllerService address")
+    p.add_argument("--json", help="write results as JSON")
+    p.add_argument("--plot", help="write PNG plots into this directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+class SimMetrics:
+    """Simulation-only figures (from the agents' accounting), on the controller's registry."""
+
+    def __init__(self, registry):
+        from prometheus_client import Gauge
+
+        self.dram_share = Gauge("pagetide_vm_dram_share_ratio", "Simulation only: share of a VM's accesses "
+                                "served by DRAM so far", ["host", "vm"], registry=registry)
+        self.oracle_share = Gauge("pagetide_vm_oracle_dram_share_ratio", "Simulation only: the per-epoch "
+                                  "oracle's DRAM share", ["host", "vm"], registry=registry)
+        self.slowdown = Gauge("pagetide_vm_slowdown_ratio", "Simulation only: modelled memory time over "
+                              "all-DRAM", ["host", "vm"], registry=registry)
+        self.sim_time = Gauge("pagetide_sim_time_seconds", "Simulation only: simulated time of the slowest host",
+                              registry=registry)
+
+    def observe(self, stats: dict) -> None:
+        for st in stats.values():
+            for t in st.tenants:
+                self.dram_share.labels(st.host_id, t.tenant).set(t.dram_share)
+                self.oracle_share.labels(st.host_id, t.tenant).set(t.oracle_share)
+                self.slowdown.labels(st.host_id, t.tenant).set(t.slowdown)
+        if stats:
+            self.sim_time.set(min(s.time_ns for s in stats.values()) / 1e9)
+
+
+def progress(i: int, n: int, extra: str = "") -> None:
+    width = 30
+    done = int(width * i / n)
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n} rounds {extra}")
+    if i == n:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+async def run_sim(args: argparse.Namespace) -> dict:
+    from prometheus_client import start_http_server
+
+    from pagetide.controller.cluster import init_ray
+    from pagetide.controller.controller import Controller
+    from pagetide.controller.service import start_controller_server
+    from pagetide.harness.agents import SimulationClient, launch_agents, scenario_commands, stop_agents, write_scenarios
+    from pagetide.harness.drive import drive
+    from pagetide.harness.fleet import fleet_dicts
+
+    init_ray()
+    per_host: dict[str, list] = {}
+    with tempfile.TemporaryDirectory(prefix="pagetide-sim-") as tmp:
+        paths = write_scenarios(fleet_dicts(args.hosts, seed=args.seed, memory_mib=args.host_memory >> 20,
+                                            tiering=args.kernel_mode), tmp)
+        agents = launch_agents(scenario_commands(paths, args.agents))
+    ctl = sim = server = None
+    try:
+        hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
+        sim = SimulationClient(hosts)
+        ctl = Controller(hosts, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=args.realtime,
+                         policy=args.policy, policy_options=dict(args.policy_option),
+                         on_round=lambda r: per_host.setdefault(r.host_id, []).append(r))
+        await ctl.start()
+        server, port = await start_controller_server(ctl, args.controller_listen)
+        print(f"pagetide sim: {len(hosts)} hosts in {len(agents)} agent processes; ControllerService on "
+              f"{args.controller_listen.rsplit(':', 1)[0]}:{port}", file=sys.stderr)
+        sim_metrics = SimMetrics(ctl.metrics.registry)
+        if args.metrics_port is not None:
+            start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
+            print(f"pagetide sim: metrics on http://127.0.0.1:{args.metrics_port}/metrics", file=sys.stderr)
+        topo = next(iter(ctl.topologies.values()))
+        period = topo.period_ns / 1e9
+        ticks = max(1, round(topo.period_ns / topo.tick_ns))
+        n_rounds = max(1, int(round(args.duration / period)))
+
+        async def after(r) -> None:
+            if r.number % args.stats_every == 0 or r.number == n_rounds:
+                sim_metrics.observe(await sim.stats())
+            if not args.quiet:
+                progress(r.number, n_rounds, f"round {r.seconds * 1e3:.0f} ms")
+
+        t_start = time.perf_counter()
+        rounds = await drive(ctl, sim, n_rounds, ticks, pace=period if args.realtime else None, after_round=after)
+        wall = time.perf_counter() - t_start
+        stats = await sim.stats()
+        sim_metrics.observe(stats)
+        return collect(args, rounds, per_host, stats, wall)
+    finally:
+        if ctl is not None:
+            await ctl.stop()
+            ctl.shutdown()
+        if server is not None:
+            await server.stop(grace=0.5)
+        if sim is not None:
+            await sim.close()
+        stop_agents(agents)
+
+
+def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float) -> dict:
+    hosts = []
+    for h, st in stats.items():
+        results = per_host.get(h, [])
+        vms = [{"vm": t.tenant, "workload": t.workload, "footprint_bytes": t.footprint_bytes,
+                "dram_share": t.dram_share, "oracle_share": t.oracle_share, "slowdown": t.slowdown,
+                "oracle_slowdown": t.oracle_slowdown, "migrated_bytes": t.migrated_bytes, "pingpong": t.pingpong,
+                "dram_share_series": list(t.dram_share_series),
+                "oracle_share_series": list(t.oracle_share_series)} for t in st.tenants]
+        hosts.append({"host": h, "dram_share": st.dram_share, "oracle_share": st.oracle_share,
+                      "slowdown": st.slowdown, "vms": vms, "rounds": len(results),
+                      "promoted_bytes": sum(r.promoted_bytes for r in results),
+                      "demoted_bytes": sum(r.demoted_bytes for r in results),
+                      "report_bytes_max": max((r.report_bytes for r in results), default=0),
+                      "vmstat": {f.name: getattr(st.vmstat, f.name) for f in st.vmstat.DESCRIPTOR.fields}})
+    secs = sorted(r.seconds for r in rounds)
+    every = [r for rs in per_host.values() for r in rs]
+    n = max(1, len(every))
+    heat_history = {f"{h}/{vm}": [r.heat_pages[vm] for r in rs if vm in r.heat_pages]
+                    for h, rs in per_host.items() for vm in (rs[0].heat_pages if rs else {})}
+    return {
+        "hosts": hosts, "policy": args.policy, "kernel_mode": args.kernel_mode,
+        "policy_options": dict(args.policy_option), "seed": args.seed,
+        "rounds": len(rounds), "wall_seconds": wall,
+        "round_seconds": {"median": secs[len(secs) // 2], "max": secs[-1], "mean": sum(secs) / len(secs)},
+        "advance_seconds_mean": sum(r.advance_seconds for r in rounds) / len(rounds),
+        "host_seconds_mean": {k: sum(getattr(x, f"{k}_seconds") for x in every) / n
+                              for k in ("report", "plan", "move")},
+        "batches_per_host_round": sum(x.batches for x in every) / n,
+        "report_bytes_per_host_max": max((x.report_bytes for x in every), default=0),
+        "ray_nodes": len({x.node_id for x in every}),
+        "heat_history": heat_history,
+    }
+
+
+def report(res: dict) -> str:
+    vm_rows, host_rows = [], []
+    for h in res["hosts"]:
+        for v in h["vms"]:
+            vm_rows.append([h["host"], v["vm"], v["workload"], fmt_bytes(v["footprint_bytes"]), fmt_pct(v["dram_share"]),
+                            fmt_pct(v["oracle_share"]),
+                            f"{v['dram_share'] / v['oracle_share']:.3f}" if v["oracle_share"] else "-",
+                            f"{v['slowdown']:.3f}x", f"{v['oracle_slowdown']:.3f}x", fmt_bytes(v["migrated_bytes"]),
+                            str(v["pingpong"])])
+        host_rows.append([h["host"], str(len(h["vms"])), fmt_pct(h["dram_share"]), fmt_pct(h["oracle_share"]),
+                          f"{h['dram_share'] / h['oracle_share']:.3f}" if h["oracle_share"] else "-",
+                          f"{h['slowdown']:.3f}x", fmt_bytes(h.get("promoted_bytes", 0)),
+                          fmt_bytes(h.get("demoted_bytes", 0)),
+                          fmt_bytes(h["vmstat"]["pgdemote_kswapd"] * 4096 + h["vmstat"]["pgdemote_direct"] * 4096),
+                          fmt_bytes(h.get("report_bytes_max", 0))])
+    out = [table(["host", "vm", "workload", "footprint", "DRAM share", "oracle", "ratio", "slowdown",
+                  "oracle slowdown", "migrated", "ping-pong"], vm_rows), "",
+           table(["host", "VMs", "DRAM share", "oracle", "ratio", "slowdown", "promoted", "demoted",
+                  "kernel demoted", "report max"], host_rows), "",
+           f"{res['rounds']} rounds in {res['wall_seconds']:.1f} s; controller round (report+plan+moves, hosts in "
+           f"parallel): median {res['round_seconds']['median'] * 1e3:.0f} ms, max "
+           f"{res['round_seconds']['max'] * 1e3:.0f} ms; agents advancing one period: "
+           f"{res['advance_seconds_mean'] * 1e3:.0f} ms; largest heat report {fmt_bytes(res['report_bytes_per_host_max'])}"]
+    return "\n".join(out)
+
+
+def plot(res: dict, outdir: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    os.makedirs(outdir, exist_ok=True)
+    files = []
+    hosts = res["hosts"]
+    fig, axes = plt.subplots(len(hosts), 1, figsize=(9, 2.6 * len(hosts)), squeeze=False, sharex=True)
+    for ax, h in zip(axes[:, 0], hosts):
+        for v in h["vms"]:
+            line, = ax.plot(v["dram_share_series"], label=v["vm"])
+            ax.plot(v["oracle_share_series"], linestyle=":", color=line.get_color())
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel(f"{h['host']}\nDRAM share")
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
+    axes[-1, 0].set_xlabel("epoch (solid: pagetide, dotted: per-epoch oracle)")
+    fig.tight_layout()
+    files.append(os.path.join(outdir, "dram_share.png"))
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+    key = max(res["heat_history"], key=lambda k: sum(sum(p[1:]) for p in res["heat_history"][k]))
+    hist = np.array(res["heat_history"][key], dtype=float).T
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    im = ax.imshow(np.log10(1 + hist), aspect="auto", origin="lower", cmap="inferno")
+    ax.set_xlabel("round")
+    ax.set_ylabel("heat bin")
+    ax.set_title(f"{key}: pages per heat bin (log10)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    files.append(os.path.join(outdir, "heatmap.png"))
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+    return files
+
+
+def main(args: argparse.Namespace) -> int:
+    res = asyncio.run(run_sim(args))
+    print(report(res))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({k: v for k, v in res.items() if k != "heat_history"}, f, indent=1)
+    if args.plot:
+        for p in plot(res, args.plot):
+            print(f"wrote {p}")
+    return 0
