@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagetide.controller.policy import Candidates, HostView, NodeView, TenantHeat, VmPolicy
+from pagetide.controller.policies import Candidates, HostView, NodeView, TenantHeat, VmPolicy
 from pagetide.v1 import agent_pb2, controller_pb2, types_pb2
 
 
 def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeatReportResponse) -> HostView:
+    """The policies' view of one host's report: validated, with its node tables, once per round (ValueError
+    if the report and the topology disagree)."""
     free = list(report.node_free_bytes)
     nodes = tuple(NodeView(id=n.id, fast=n.type == types_pb2.NODE_TYPE_DRAM, capacity_bytes=n.capacity_bytes,
                            free_bytes=free[n.id] if n.id < len(free) else n.free_bytes,

@@ -1,11 +1,16 @@
-"""The baselines as controller policies (pagetide.controller.baselines): peers of pagetide's policy behind one
-interface, tested on the same hand-built hosts as tests/test_policy.py."""
+"""The baselines as controller policies (pagetide.controller.policies): peers of pagetide's policy behind one
+interface, tested on the same hand-built hosts as tests/test_policy.py; and the registry that makes them."""
 
 import numpy as np
 import pytest
 
-from pagetide.controller.baselines import POLICIES, HeMem, MemoryOptimizer, MemtierdHeat, Memtis, make_policy
-from pagetide.controller.policy import PolicyParams, heat_bins, plan_host
+from pagetide.controller.policies import POLICIES, PolicyParams, ReportRequest, make_policy
+from pagetide.controller.policies.hemem import HeMem
+from pagetide.controller.policies.memory_optimizer import MemoryOptimizer
+from pagetide.controller.policies.memtierd import MemtierdHeat
+from pagetide.controller.policies.memtis import Memtis
+from pagetide.controller.policies.pagetide import plan_host
+from pagetide.controller.policies.view import heat_bins
 from test_policy import Machine, balanced, moved, one_socket
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -355,14 +360,17 @@ def test_memtis_halves_every_count_each_cooling_period():
 def test_hemem_and_memtis_reject_invalid_options_naming_them():
     with pytest.raises(ValueError, match="cooling_threshold 8 must exceed hot_read_threshold 8"):
         make_policy("hemem", cooling_threshold=8)
-    with pytest.raises(ValueError, match="hot_write_threshold must be an integer >= 1, got 2.5"):
+    with pytest.raises(ValueError, match=r"hemem\.hot_write_threshold: must be an integer, got 2\.5"):
         make_policy("hemem", hot_write_threshold=2.5)
-    with pytest.raises(ValueError, match="'hemem'.*cooling_rounds.*valid: hot_read_threshold"):
+    with pytest.raises(ValueError, match=r"hemem\.cooling_rounds: unknown key for policy 'hemem'; "
+                                         r"valid keys: hot_read_threshold"):
         make_policy("hemem", cooling_rounds=4)
-    with pytest.raises(ValueError, match="promotion_watermark must be a fraction in \\[0, 1\\), got 3"):
+    with pytest.raises(ValueError, match=r"memtis\.promotion_watermark: must be within \[0\.0%, 100\.0%\], got 3"):
         make_policy("memtis", promotion_watermark=3)
-    with pytest.raises(ValueError, match="cooling_rounds must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"memtis\.cooling_rounds: must be within \[1, inf\], got 0"):
         make_policy("memtis", cooling_rounds=0)
+    with pytest.raises(ValueError, match=r"memtis\.promotion_watermark: must be below 100%, got 1\.0"):
+        make_policy("memtis", promotion_watermark="100%")
     assert make_policy("memtis", period_seconds=0.5, cooling_rounds=5).cooling_rounds == 5
     assert make_policy("hemem", period_seconds=0.5, cooling_threshold=30).cooling_threshold == 30
 
@@ -372,10 +380,51 @@ def test_hemem_and_memtis_reject_invalid_options_naming_them():
 def test_make_policy_rejects_unknown_names_and_options_listing_the_valid_ones():
     with pytest.raises(ValueError, match="'autotiering'.*hemem, memory-optimizer, memtierd, memtis, none, pagetide"):
         make_policy("autotiering")
-    with pytest.raises(ValueError, match="'memtierd'.*heat_max_x.*valid: .*heat_max"):
+    with pytest.raises(ValueError, match=r"memtierd\.heat_max_x: unknown key for policy 'memtierd'; "
+                                         r"valid keys: .*heat_max"):
         make_policy("memtierd", heat_max_x=2.0)
     with pytest.raises(ValueError, match="dram_percent"):
         make_policy("memory-optimizer", dram_percent=150)
+
+
+def test_make_policy_parses_options_given_as_strings_in_human_units():
+    p = make_policy("pagetide", hysteresis_bins="3", reserve="0.5%", sw_young="off")
+    assert p.overrides == {"reserve": 0.005, "hysteresis_bins": 3, "sw_young": False}
+    m = make_policy("memtierd", period_seconds=0.5, bandwidth="100MB/s", mover_interval="10ms", heat_classes="4")
+    assert (m.bandwidth, m.mover_interval, m.heat_classes, m.period_seconds) == (100e6, 0.01, 4, 0.5)
+    assert m.bytes_per_round == make_policy("memtierd", period_seconds=0.5).bytes_per_round == 50_000_000
+    o = make_policy("memory-optimizer", one_period_migration_size="64MiB", dram_percent="40")
+    assert (o.one_period_migration_size, o.dram_percent) == (64 * MiB, 40.0)
+    assert make_policy("hemem", cooling_threshold="30").cooling_threshold == 30
+
+
+def test_make_policy_rejects_an_unknown_key_or_a_bad_value_naming_the_policy_the_key_and_the_valid_keys():
+    with pytest.raises(ValueError, match=r"^pagetide\.hysteresis: unknown key for policy 'pagetide'; valid keys: "
+                                         r"reserve, hysteresis_bins, min_promote_bin, sw_young, max_mark_pages, "
+                                         r"mark_every$"):
+        make_policy("pagetide", hysteresis="3")
+    with pytest.raises(ValueError, match=r"^none\.mark_every: unknown key for policy 'none'; valid keys: none$"):
+        make_policy("none", mark_every=2)
+    with pytest.raises(ValueError, match=r"^hemem\.hot_read_threshold: must be an integer, got 'eight'$"):
+        make_policy("hemem", hot_read_threshold="eight")
+    with pytest.raises(ValueError, match=r"^memtierd\.bandwidth: invalid bandwidth 'fast'"):
+        make_policy("memtierd", bandwidth="fast")
+
+
+def test_a_policy_asks_for_candidate_lists_that_keep_the_heat_report_within_its_budget():
+    params = PolicyParams()
+    for name in POLICIES:
+        p = make_policy(name)
+        # 768 KiB of report over 33 bytes per page in a tenant's three lists
+        assert p.report_request(0, params, 4096).max_candidates == 4096          # 23831 would fit
+        assert p.report_request(10, params, 4096).max_candidates == 2383
+        assert p.report_request(100, params, 4096).max_candidates == 238
+        assert p.report_request(100, params, 100).max_candidates == 100
+    # the baselines leave hot_fast unset (the agent sends max_candidates); pagetide asks for its marks' share
+    assert make_policy("memtierd").report_request(3, params, 4096) == ReportRequest(4096, None)
+    assert make_policy("pagetide").report_request(3, params, 4096) == ReportRequest(4096, 1366)
+    assert make_policy("pagetide", max_mark_pages=1000).report_request(100, params, 4096) == ReportRequest(238, 10)
+    assert make_policy("pagetide", sw_young=False).report_request(3, params, 4096) == ReportRequest(4096, 0)
 
 
 def test_make_policy_hands_the_period_to_the_policies_that_keep_time():

@@ -1,11 +1,12 @@
-"""The controller's placement policy (pagetide.controller.policy): pure, so tested with hand-built hosts."""
+"""pagetide's own placement policy (pagetide.controller.policies.pagetide): pure, so tested with hand-built
+hosts."""
 
 import numpy as np
 import pytest
 
-from pagetide.controller.policy import (
-    HEAT_BINS, Candidates, HostView, NodeView, PolicyParams, TenantHeat, VmPolicy, heat_bins, plan_host,
-)
+from pagetide.controller.policies import Candidates, HostView, NodeView, PolicyParams, TenantHeat, VmPolicy
+from pagetide.controller.policies.pagetide import plan_host
+from pagetide.controller.policies.view import HEAT_BINS, heat_bins
 
 KiB, MiB = 1 << 10, 1 << 20
 PAGE = 4 * KiB
@@ -271,6 +272,20 @@ def test_huge_pages_are_batched_two_per_4mib_call():
     plan = plan_host(m.view(), {}, NO_RESERVE)
     assert plan.promote_bytes == 32 * MiB
     assert [b.addresses.size for b in plan.batches if b.kind == "promote"] == [2] * 8
+
+
+def test_a_host_view_is_validated_when_built_and_carries_its_node_tables():
+    m = Machine([(0, True, 64 * MiB, 1 * MiB, 3), (1, True, 64 * MiB, 1 * MiB, -1), (3, False, 256 * MiB, 0, 0)])
+    m.add("vm0", np.full(4, 200), [0, 1, 3, 3])
+    topo = m.view().topology
+    assert topo.fast_ids.tolist() == [0, 1] and topo.slow_ids.tolist() == [3]
+    assert topo.fast_pos.tolist() == [0, 1, -1, -1]
+    assert topo.demote_to[[0, 1]].tolist() == [3, 3] and topo.promote_to[3] == 0
+    t = m.view().tenants[0]
+    with pytest.raises(ValueError, match="'vm0': hot_slow lists pages that are not on a slow node"):
+        HostView("h0", m.view().nodes, (TenantHeat("vm0", PAGE, t.hist, t.hot_fast, t.cold_fast, t.hot_fast),))
+    with pytest.raises(ValueError, match="node ids must be distinct"):
+        HostView("h0", m.view().nodes * 2, ())
 
 
 @pytest.mark.parametrize("policy, message", [

@@ -1,0 +1,130 @@
+"""The one interface every placement policy implements, and the values that cross it: the controller's
+per-round knobs (`PolicyParams`), the users' per-VM policies (`VmPolicy`), the plan a policy returns
+(`Plan` of `MoveBatch`es) and the heat report a policy asks for (`ReportRequest`).
+
+A policy is a `PlacementPolicy` with a `name`, its tunables declared once in `OPTIONS` (parsed by
+`pagetide.common.options` when the object is made, so a bad value fails at start-up), and
+`plan(view, policies, params) -> Plan`: pure -- no I/O, no clock. It may keep state between rounds in its own
+object (memtierd's heat map); time comes only as rounds of `period_seconds`, so one object serves one host for
+the whole run. `report_request` says how big a heat report the policy wants each round.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pagetide.common.limits import CANDIDATE_BYTES, MAX_MOVE_BYTES, REPORT_BUDGET
+from pagetide.common.options import Option, OptionError, parse_options
+from pagetide.controller.policies.view import HEAT_BINS, HostView
+
+__all__ = ["VmPolicy", "PolicyParams", "MoveBatch", "Plan", "ReportRequest", "PlacementPolicy", "validate_params"]
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+@dataclass(frozen=True)
+class VmPolicy:
+    """User-set per VM; a tenant without one gets the defaults."""
+    min_dram_bytes: int = 0
+    max_dram_bytes: int | None = None    # None: unlimited
+    weight: float = 1.0                  # multiplies the VM's marginal utility in the DRAM split
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """The controller's knobs for a round. `max_bytes_per_round` and `batch_bytes` bind every policy; the
+    others are pagetide's own and the baselines ignore them (they model daemons that had no such knob)."""
+    reserve: float = 0.005                # DRAM kept free above the high watermark for new allocations
+    hysteresis_bins: int = 3              # swap only pages >= this many bins apart (the seed daemon used 2
+                                          # refs; heat from 5 scans is noisier than that: see BENCHMARKS.md)
+    min_promote_bin: int = 1              # never promote pages colder than this bin
+    max_bytes_per_round: int = 256 << 20  # per-host migration budget per round (seed: one_period_migration_size)
+    batch_bytes: int = MAX_MOVE_BYTES     # pages per move_pages call (the seed daemon's 4 MiB batch)
+    sw_young: bool = True                 # emit MPOL_MF_SW_YOUNG mark batches
+    max_mark_pages: int = 4096            # SW_YOUNG marks per host per round, hottest first: each mark costs a
+                                          # page walk in move_pages, and PG_referenced only needs renewing as
+                                          # fast as reclaim clears it
+
+
+def validate_params(params: PolicyParams, view: HostView) -> None:
+    if not 0.0 <= params.reserve < 1.0:
+        raise ValueError(f"reserve must be a fraction in [0, 1), got {params.reserve!r}")
+    if params.hysteresis_bins < 1:
+        # a gap of 0 would swap pages of equal heat back and forth every round
+        raise ValueError(f"hysteresis_bins must be >= 1, got {params.hysteresis_bins!r}")
+    if not 1 <= params.min_promote_bin < HEAT_BINS:
+        raise ValueError(f"min_promote_bin must be within 1..{HEAT_BINS - 1}, got {params.min_promote_bin!r}")
+    if params.max_mark_pages < 0:
+        raise ValueError(f"max_mark_pages must not be negative, got {params.max_mark_pages!r}")
+    if params.max_bytes_per_round < 0:
+        raise ValueError(f"max_bytes_per_round must not be negative, got {params.max_bytes_per_round!r}")
+    for t in view.tenants:
+        if params.batch_bytes < t.page_size:
+            raise ValueError(f"batch_bytes {params.batch_bytes} cannot hold one {t.page_size}-byte page "
+                             f"of tenant {t.name!r}")
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+@dataclass(frozen=True)
+class MoveBatch:
+    """One move_pages call."""
+    tenant: str
+    target_node: int
+    addresses: np.ndarray        # uint64, at most batch_bytes of pages
+    sw_young: bool               # MPOL_MF_SW_YOUNG marking batch (pages already on target_node)
+    kind: str                    # "demote" | "promote" | "mark"
+
+
+@dataclass(frozen=True)
+class Plan:
+    host_id: str
+    dram_target_bytes: dict[str, int]    # per tenant: DRAM share decided this round
+    batches: tuple[MoveBatch, ...]       # demotions first (make room), then promotions, then SW_YOUNG marks
+    promote_bytes: int
+    demote_bytes: int
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """The heat report a policy asks a host for: candidate pages per list and tenant, and the hot_fast list's
+    own length (None: unset, the agent sends max_candidates)."""
+    max_candidates: int
+    max_hot_fast: int | None = None
+
+
+# ------------------------------------------------------------------------------------------- interface
+
+class PlacementPolicy(ABC):
+    """What the controller calls once per host and round. Subclasses set `name` and `OPTIONS` and read their
+    parsed options from `self.options` after calling this constructor."""
+    name: ClassVar[str]
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        """Parse `options` (numbers, or strings in human units) against `OPTIONS`, defaults filled in. Raises
+        `OptionError` (a ValueError) naming the policy and the key, and for an unknown key the valid ones."""
+        self.options: dict[str, Any] = parse_options(self.OPTIONS, options, where=self.name,
+                                                     owner=f"policy {self.name!r}")
+
+    def invalid(self, rule: str, key: str | None = None) -> OptionError:
+        """The error for an option that parses but breaks a rule of this policy: `key`'s own rule, or (no
+        key) one that relates several options and names them."""
+        return OptionError(f"{self.name}.{key}: {rule}" if key else f"{self.name}: {rule}")
+
+    @abstractmethod
+    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+        """This round's plan for the host. Batches of at most `params.batch_bytes`, one target node each,
+        demotions before promotions, all within `params.max_bytes_per_round`. Raises ValueError on invalid
+        params or a VM policy for a tenant the view does not hold."""
+
+    def report_request(self, n_tenants: int, params: PolicyParams, max_candidates: int) -> ReportRequest:
+        """The report to ask for on a host running `n_tenants`: at most `max_candidates` pages per list, fewer
+        when the host's tenants would take the report past `REPORT_BUDGET`; the hot_fast list unset."""
+        per_tenant = REPORT_BUDGET // (max(1, n_tenants) * CANDIDATE_BYTES)
+        return ReportRequest(max_candidates=min(max_candidates, per_tenant), max_hot_fast=None)

@@ -1,0 +1,361 @@
+"""pagetide's placement policy: one host's heat statistics and the users' VM policies in, a migration plan
+out (DESIGN.md section 7). `plan_host` is the algorithm, a pure function -- no Ray, no gRPC, no clock, no I/O;
+`PagetidePolicy` is the same algorithm as a peer of the baselines behind `PlacementPolicy`: its options, its
+SW_YOUNG marking rounds and the hot_fast list it asks the agent for.
+
+Each round is level-triggered (desired state vs actual state, as a Kubernetes controller does): a plan that
+was cut short by the migration budget, a lost batch or pages that no longer fit are healed by the next
+round, never by special cases here. A host whose placement already matches its targets gets a plan that
+moves zero bytes, so the stable state is a fixed point.
+
+The round, in four steps:
+
+1. Utility curves. A tenant's pages sorted by heat give U_v(k), the accesses served from DRAM if its k
+   hottest bytes sit there. The access rate of a heat bin is its centre on the scanner's 0..15 level scale
+   (`BIN_RATE`); bin 0 counts as never accessed. Sorted by heat, every curve is concave, so greedy by
+   marginal utility is optimal (utility-based partitioning, Qureshi & Patt, MICRO'06).
+2. DRAM split. The host's DRAM budget (fast capacity minus the high watermark, minus a reserve, minus DRAM
+   held by anyone not in the view) goes first to every VM's `min_dram_bytes`, then bin by bin to the highest
+   weighted marginal utility, capped at `max_dram_bytes`. DRAM whose marginal utility is zero is left
+   unassigned: cold pages already there may keep it (moving them would be churn), none are promoted into it.
+3. Per tenant: fill up to the target with the hottest slow pages, demote the coldest DRAM pages down to it,
+   and swap hot slow pages for cold DRAM pages while they differ by at least `hysteresis_bins` (the seed
+   daemon's anti-thrash gap). Promotions never exceed the room above watermark + reserve that free memory and
+   this plan's demotions provide.
+4. Budget. Demotions that bring tenants down to their targets come first (they make the room), then fills
+   and swaps by weighted heat gain per byte moved, within `max_bytes_per_round`. Batches of at most
+   `batch_bytes` and one target node each, in execution order: demotions, promotions, then MPOL_MF_SW_YOUNG
+   marks on hot pages already in DRAM so that kernel reclaim between rounds spares them (the 2018 RFC's
+   flag; newly promoted pages are not marked: they must prove hotness on the LRU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+
+from pagetide.common.options import Option, flag, integer, ratio
+from pagetide.controller.policies.base import (
+    PlacementPolicy, Plan, PolicyParams, ReportRequest, VmPolicy, validate_params,
+)
+from pagetide.controller.policies.placement import (
+    cut_batches, place, resolve_policies, sorted_candidates, threshold_bin,
+)
+from pagetide.controller.policies.view import HEAT_BINS, HostView, TenantHeat
+
+__all__ = ["BIN_RATE", "plan_host", "PagetidePolicy"]
+
+# Estimated access rate of a page in each heat bin, in scanner levels (15 = accessed in every scan): the bin
+# centre. Bin 0 holds pages whose decayed heat is below one level -- a page seen even once in the last
+# period lands in bin >= 1 -- so it is taken as never accessed: the DRAM split stops there instead of filling
+# DRAM with idle memory. The curve only ranks bytes, so any increasing estimate with rate(0) = 0 would do.
+BIN_RATE = np.array([0.0] + [b + 0.5 for b in range(1, HEAT_BINS)])
+BIN_RATE.setflags(write=False)
+
+# Equal weighted slopes compare equal after rounding away float noise (w=2, rate 2.5 vs w=1, rate 5.0 ...)
+_SLOPE_DIGITS = 9
+
+
+# ------------------------------------------------------------------------------------------- DRAM split
+
+def _split_dram(bin_bytes: np.ndarray, page_size: np.ndarray, weight: np.ndarray, lo: list[int],
+                hi: list[int], budget: int) -> list[int]:
+    """Bytes of DRAM per tenant maximising sum w_v * U_v(k_v) within [lo_v, hi_v] and the budget.
+
+    bin_bytes[v, b] is tenant v's resident bytes in heat bin b; lo/hi are already clipped to the footprint
+    and rounded to pages. A tenant's min covers its hottest bytes first, so the greedy continues each
+    curve where its min left it. The loop runs over (tenant, bin) segments -- at most 16 per tenant -- in
+    Python ints, because byte products overflow int64."""
+    nt = len(page_size)
+    ps = [int(p) for p in page_size]
+    lo = [int(x) for x in lo]
+    if sum(lo) > budget:
+        # mins overbook the host: scale them down proportionally, as a guarantee cannot be met in full
+        total = sum(lo)
+        lo = [(x * budget // total) // p * p for x, p in zip(lo, ps)]
+    given = list(lo)
+    remaining = budget - sum(given)
+
+    # bytes of each bin above the min and below the max, walking each curve from the hottest bin down
+    segments = []
+    for v in range(nt):
+        skip, room = given[v], int(hi[v]) - given[v]
+        for b in range(HEAT_BINS - 1, 0, -1):        # bin 0 has no utility: never assigned
+            size = int(bin_bytes[v, b])
+            taken = min(skip, size)
+            skip -= taken
+            avail = min(size - taken, room)
+            room -= avail
+            if avail > 0:
+                slope = round(float(weight[v]) * float(BIN_RATE[b]), _SLOPE_DIGITS)
+                segments.append((slope, v, b, avail))
+    # highest weighted marginal utility first; ties by tenant order then hotter bin (deterministic)
+    segments.sort(key=lambda s: (-s[0], s[1], -s[2]))
+
+    i = 0
+    while i < len(segments) and remaining > 0:
+        j = i
+        while j < len(segments) and segments[j][0] == segments[i][0]:
+            j += 1
+        group = segments[i:j]
+        total = sum(s[3] for s in group)
+        if total <= remaining:
+            for _, v, _, avail in group:
+                given[v] += avail
+            remaining -= total
+        else:
+            # The budget ends inside a group of equal marginal value: split it in proportion to the
+            # segments' sizes (two identical VMs get equal halves, not first-come-first-served), then hand
+            # out whole pages lost to rounding in group order.
+            share = [(avail * remaining // total) // ps[v] * ps[v] for _, v, _, avail in group]
+            left = remaining - sum(share)
+            progress = True
+            while progress:
+                progress = False
+                for k, (_, v, _, avail) in enumerate(group):
+                    if left >= ps[v] and share[k] + ps[v] <= avail:
+                        share[k] += ps[v]
+                        left -= ps[v]
+                        progress = True
+            for k, (_, v, _, _) in enumerate(group):
+                given[v] += share[k]
+            remaining = left
+            break
+        i = j
+    return given
+
+
+def _retain_slack(util: list[int], current: np.ndarray, hi: list[int], page_size: np.ndarray,
+                  budget: int) -> list[int]:
+    """Final targets: the utility share, plus leftover DRAM (budget nobody's hot pages claimed) for tenants
+    already holding more than their share. Demoting idle pages from DRAM that nobody else wants would be
+    churn; under pressure the leftover is small and they are demoted. Capped at max, so a VM above its max
+    is always brought down."""
+    excess = [max(0, min(int(c), int(h)) - u) for u, c, h in zip(util, current, hi)]
+    leftover = budget - sum(util)
+    total = sum(excess)
+    if total <= 0 or leftover <= 0:
+        return list(util)
+    if total <= leftover:
+        return [u + e for u, e in zip(util, excess)]
+    return [u + (e * leftover // total) // int(p) * int(p) for u, e, p in zip(util, excess, page_size)]
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+def _concat(parts: list[dict[str, np.ndarray]], dtypes: dict[str, type]) -> dict[str, np.ndarray]:
+    return {k: (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)).astype(dt)
+            for k, dt in dtypes.items()}
+
+
+_DOWN = {"tenant": np.int64, "addr": np.uint64, "node": np.int64, "loss": np.float64}
+_MOVE = {"tenant": np.int64, "hot_addr": np.uint64, "hot_node": np.int64, "cold_addr": np.uint64,
+         "cold_node": np.int64, "swap": bool, "gain": np.float64}
+
+
+def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bool,
+                  params: PolicyParams) -> tuple[dict, dict]:
+    """What would bring tenant v to its target, before the budget and room limits: demotions down to the
+    target (`gap` < 0), and fills up to it (`gap` > 0) plus hysteresis-guarded swaps."""
+    ps = t.page_size
+    h_addr, h_bin, h_node = sorted_candidates(t.hot_slow, hottest=True)
+    keep = h_bin >= params.min_promote_bin
+    h_addr, h_bin, h_node = h_addr[keep], h_bin[keep], h_node[keep]
+    c_addr, c_bin, c_node = sorted_candidates(t.cold_fast, hottest=False)
+    if not can_demote:
+        c_addr, c_bin, c_node = c_addr[:0], c_bin[:0], c_node[:0]
+    n_fill = min(h_addr.size, max(gap, 0) // ps)
+    n_down = min(c_addr.size, -(-max(-gap, 0) // ps))
+    # pair the hottest remaining slow page with the coldest remaining DRAM page; the bin difference only
+    # shrinks along the pairs, so the swaps are the prefix where it is still >= the hysteresis gap
+    m = min(h_addr.size - n_fill, c_addr.size - n_down)
+    ok = (h_bin[n_fill:n_fill + m] - c_bin[n_down:n_down + m]) >= params.hysteresis_bins
+    n_swap = m if ok.all() else int(np.argmin(ok))
+    hs, cs = slice(n_fill, n_fill + n_swap), slice(n_down, n_down + n_swap)
+    down = dict(tenant=np.full(n_down, v), addr=c_addr[:n_down], node=c_node[:n_down],
+                loss=weight * BIN_RATE[c_bin[:n_down]])
+    moves = dict(
+        tenant=np.full(n_fill + n_swap, v),
+        hot_addr=np.concatenate([h_addr[:n_fill], h_addr[hs]]),
+        hot_node=np.concatenate([h_node[:n_fill], h_node[hs]]),
+        cold_addr=np.concatenate([np.zeros(n_fill, np.uint64), c_addr[cs]]),
+        cold_node=np.concatenate([np.full(n_fill, -1), c_node[cs]]),
+        swap=np.concatenate([np.zeros(n_fill, bool), np.ones(n_swap, bool)]),
+        # weighted heat gain per byte copied: a fill gains the page's rate for one copy, a swap gains the
+        # difference of the two rates for two copies
+        gain=weight * np.concatenate([BIN_RATE[h_bin[:n_fill]], (BIN_RATE[h_bin[hs]] - BIN_RATE[c_bin[cs]]) / 2]),
+    )
+    return down, moves
+
+
+def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """x in `of`, elementwise (np.isin without its hashing of both arrays: `of` is sorted once)."""
+    s = np.sort(of)
+    i = np.minimum(np.searchsorted(s, x), s.size - 1)
+    return s[i] == x
+
+
+def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams()) -> Plan:
+    """The migration plan for one host this round. Raises ValueError on an invalid policy (naming the VM),
+    a policy for a tenant not in the view, or params the view's pages do not fit."""
+    validate_params(params, view)
+    pols = resolve_policies(view, policies)
+    names = [t.name for t in view.tenants]
+    nt = len(view.tenants)
+    topo = view.topology
+    fast = [n for n in view.nodes if n.fast]
+    can_demote = topo.slow_ids.size > 0
+
+    page_size = np.array([t.page_size for t in view.tenants], dtype=np.int64)
+    weight = np.array([p.weight for p in pols], dtype=np.float64)
+    bin_pages = np.zeros((nt, HEAT_BINS), dtype=np.int64)
+    dram_pages = np.zeros(nt, dtype=np.int64)
+    for v, t in enumerate(view.tenants):
+        for nid, h in t.hist.items():
+            h = np.asarray(h, dtype=np.int64)
+            bin_pages[v] += h
+            if topo.fast_pos[nid] >= 0:
+                dram_pages[v] += int(h.sum())
+    bin_bytes = bin_pages * page_size[:, None]
+    footprint = bin_bytes.sum(axis=1)
+    current = dram_pages * page_size
+
+    # --- step 2: the host's DRAM budget and its split
+    reserve = [int(params.reserve * n.capacity_bytes) for n in fast]
+    used = sum(n.capacity_bytes - n.free_bytes for n in fast)
+    unowned = max(0, used - int(current.sum()))       # kernel, page tables, processes outside the view
+    budget = max(0, sum(n.capacity_bytes - n.wmark_high_bytes for n in fast) - sum(reserve) - unowned)
+    # [min, max] per tenant in whole pages, clipped to the footprint: DRAM a VM cannot use is not reserved
+    hi = [int(f) if p.max_dram_bytes is None else min(int(f), p.max_dram_bytes // ps * ps)
+          for p, f, ps in zip(pols, footprint.tolist(), page_size.tolist())]
+    lo = [min(-(-p.min_dram_bytes // ps) * ps, h) for p, h, ps in zip(pols, hi, page_size.tolist())]
+    util = _split_dram(bin_bytes, page_size, weight, lo, hi, budget)
+    target = _retain_slack(util, current, hi, page_size, budget)
+
+    # --- step 3: per tenant, the moves that would bring it to its target
+    parts = [_tenant_moves(v, t, float(weight[v]), target[v] - int(current[v]), can_demote, params)
+             for v, t in enumerate(view.tenants)]
+    down = _concat([p[0] for p in parts], _DOWN)
+    mv = _concat([p[1] for p in parts], _MOVE)
+
+    # --- step 4a: demotions down to target come first -- they make the room -- least weighted loss first
+    # (stable sorts: ties keep tenant order, then the candidate order, so the plan is deterministic)
+    order = np.argsort(down["loss"], kind="stable")
+    down = {k: a[order] for k, a in down.items()}
+    d_size = page_size[down["tenant"]]
+    take = np.cumsum(d_size) <= params.max_bytes_per_round
+    down, d_size = {k: a[take] for k, a in down.items()}, d_size[take]
+    budget_left = params.max_bytes_per_round - int(d_size.sum())
+    # DRAM room above watermark + reserve, per DRAM node, plus what this plan's demotions free there
+    room = np.array([n.free_bytes - n.wmark_high_bytes - r for n, r in zip(fast, reserve)], dtype=np.int64)
+    np.add.at(room, topo.fast_pos[down["node"]], d_size)
+
+    # --- step 4b: fills and swaps by gain per byte copied; fills only into room, swaps bring their own
+    order = np.argsort(-mv["gain"], kind="stable")
+    mv = {k: a[order] for k, a in mv.items()}
+    size = page_size[mv["tenant"]]
+    fill = ~mv["swap"]
+    fits = ~fill | (np.cumsum(np.where(fill, size, 0)) <= int(np.maximum(room, 0).sum()))
+    accepted = np.flatnonzero(fits)
+    accepted = accepted[np.cumsum(np.where(fill, size, 2 * size)[accepted]) <= budget_left]
+    mv, size = {k: a[accepted] for k, a in mv.items()}, size[accepted]
+    swap = mv["swap"]
+    np.add.at(room, topo.fast_pos[mv["cold_node"][swap]], size[swap])
+    # what does not fit on any node (page-size fragmentation) waits for the next round
+    p_target = place(topo.promote_to[mv["hot_node"]], size, topo.fast_ids, room)
+    placed = p_target >= 0
+
+    # --- batches in execution order: demotions, promotions, marks
+    dem_tenant = np.concatenate([down["tenant"], mv["tenant"][swap]])
+    dem_addr = np.concatenate([down["addr"], mv["cold_addr"][swap]])
+    dem_target = topo.demote_to[np.concatenate([down["node"], mv["cold_node"][swap]])]
+    batches = cut_batches(names, dem_tenant, dem_addr, dem_target, page_size[dem_tenant], "demote",
+                       params.batch_bytes)
+    batches += cut_batches(names, mv["tenant"][placed], mv["hot_addr"][placed], p_target[placed], size[placed],
+                        "promote", params.batch_bytes)
+
+    if params.sw_young:
+        # Mark the DRAM pages inside each tenant's utility share (bins at least as hot as the coldest bin
+        # its share reaches), so reclaim between rounds demotes the pages pagetide would demote.
+        marks = []
+        for v, t in enumerate(view.tenants):
+            thr = max(threshold_bin(bin_bytes[v], util[v]), params.min_promote_bin)
+            f_addr, f_bin, f_node = sorted_candidates(t.hot_fast, hottest=True)
+            keep = f_bin >= thr
+            demoted_here = dem_addr[dem_tenant == v]
+            if demoted_here.size:
+                keep &= ~_member(f_addr, demoted_here)
+            marks.append((np.full(int(keep.sum()), v), f_addr[keep], f_node[keep], f_bin[keep]))
+        m_tenant, m_addr, m_node, m_bin = (np.concatenate(a) for a in zip(*marks)) if marks else ((),) * 4
+        if len(m_addr):
+            top = np.argsort(-m_bin.astype(np.int64), kind="stable")[:params.max_mark_pages]
+            top = np.sort(top)     # keep each tenant's pages together, in the agent's order
+            batches += cut_batches(names, m_tenant[top], m_addr[top], m_node[top], page_size[m_tenant[top]],
+                                "mark", params.batch_bytes, sw_young=True)
+
+    return Plan(host_id=view.host_id,
+                dram_target_bytes={name: int(target[v]) for v, name in enumerate(names)},
+                batches=tuple(batches),
+                promote_bytes=int(size[placed].sum()),
+                demote_bytes=int(page_size[dem_tenant].sum()))
+
+
+# ------------------------------------------------------------------------------------- as a policy object
+
+class PagetidePolicy(PlacementPolicy):
+    """pagetide's own policy: `plan_host`. Its options override the controller's `PolicyParams` of the same
+    name for this host (the migration budget and batch size stay the controller's), and `mark_every` spaces
+    the MPOL_MF_SW_YOUNG marking rounds: PG_referenced stays set until reclaim scans the page, so re-marking
+    the same hot pages every period only costs page walks. The one state kept is the round count."""
+    name = "pagetide"
+    OPTIONS = {
+        "reserve": Option(ratio(), None, "DRAM kept free above the high watermark, a fraction of each DRAM node "
+                                         "(default: the controller's)"),
+        "hysteresis_bins": Option(integer(1), None, "swap only pages at least this many heat bins apart "
+                                                    "(default: the controller's)"),
+        "min_promote_bin": Option(integer(1, HEAT_BINS - 1), None, "never promote pages colder than this heat "
+                                                                   "bin (default: the controller's)"),
+        "sw_young": Option(flag(), None, "mark hot DRAM pages with MPOL_MF_SW_YOUNG (default: the controller's)"),
+        "max_mark_pages": Option(integer(0), None, "SW_YOUNG marks per host per marking round "
+                                                   "(default: the controller's)"),
+        "mark_every": Option(integer(1), 4, "mark on every n-th round"),
+    }
+    _PARAMS = ("reserve", "hysteresis_bins", "min_promote_bin", "sw_young", "max_mark_pages")
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.overrides = {k: self.options[k] for k in self._PARAMS if self.options[k] is not None}
+        if self.overrides:
+            # validated now, so a bad option fails at start-up rather than in the first round
+            try:
+                validate_params(replace(PolicyParams(), **self.overrides), HostView("", (), ()))
+            except ValueError as e:
+                raise self.invalid(str(e)) from None
+        self.mark_every = self.options["mark_every"]
+        self.rounds = 0
+
+    def _overridden(self, params: PolicyParams) -> PolicyParams:
+        return replace(params, **self.overrides) if self.overrides else params
+
+    def _params(self, params: PolicyParams) -> PolicyParams:
+        p = self._overridden(params)
+        return p if self.rounds % self.mark_every == 0 else replace(p, sw_young=False)
+
+    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+        plan = plan_host(view, policies, self._params(params))
+        self.rounds += 1
+        return plan
+
+    def mark_candidates(self, tenants: int, params: PolicyParams) -> int:
+        """hot_fast pages to ask each tenant for: an equal share of a marking round's `max_mark_pages` rather
+        than full candidate lists. The same on every round, marking or not, so the report the agent built
+        ahead for the last request is the one asked for (a few KiB per tenant more on other rounds)."""
+        p = self._overridden(params)
+        return -(-p.max_mark_pages // max(1, tenants)) if p.sw_young else 0
+
+    def report_request(self, n_tenants: int, params: PolicyParams, max_candidates: int) -> ReportRequest:
+        """The default report, with the hot_fast list cut to `mark_candidates`."""
+        return replace(super().report_request(n_tenants, params, max_candidates),
+                       max_hot_fast=self.mark_candidates(n_tenants, params))
