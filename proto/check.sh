@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# CI check of the API: `buf lint` (STANDARD + COMMENTS, see buf.yaml) and the committed generated code equal
-# to a fresh proto/generate.sh run. Exit 1 on a lint error or stale generated code.
+# CI check of the API: `buf lint` (STANDARD + COMMENTS, see buf.yaml), `buf breaking` against the committed
+# baseline image proto/api-baseline.binpb (so pagetide.v1 changes only compatibly; after a compatible change,
+# refresh the baseline with `cd proto && buf build -o api-baseline.binpb`), and the committed generated code
+# equal to a fresh proto/generate.sh run. Exit 1 on a lint error, a breaking change or stale generated code.
 # $PYTHON picks the interpreter (default: the repo's .venv/bin/python); buf comes from its scripts
 # directory (pip install buf-bin) or else from PATH.
 set -euo pipefail
@@ -18,6 +20,8 @@ else echo "check.sh: buf not found (pip install buf-bin)" >&2; exit 1
 fi
 
 (cd "$here" && "$buf" lint) || { echo "check.sh: buf lint failed" >&2; exit 1; }
+(cd "$here" && "$buf" breaking --against api-baseline.binpb) || {
+  echo "check.sh: buf breaking: the API changed incompatibly against proto/api-baseline.binpb" >&2; exit 1; }
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -38,4 +42,4 @@ if [ "$stale" -ne 0 ]; then
   echo "generated code is stale: run proto/generate.sh" >&2
   exit 1
 fi
-echo "proto: buf lint clean, generated code fresh"
+echo "proto: buf lint clean, no breaking change, generated code fresh"
