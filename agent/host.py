@@ -26,9 +26,13 @@ Kernel behaviour follows the 2018 PMEM-NUMA RFC and Linux 5.15 (DESIGN.md sectio
   is full it goes back on the LRU;
 - TPP's decoupled WMARK_DEMOTE: kswapd on a DRAM node wakes below low + demote_scale_factor and reclaims up
   to high + demote_scale_factor;
-- promotion is the scenario's kernel tiering mode (`tiering`: none, NUMA-balancing tiering, TPP), called
+- promotion is the scenario's kernel tiering mode (`tiering`: none, NUMA-balancing tiering, TPP, DAMOS), called
   after every tenant's accesses and at the end of every tick; in a tiering mode kswapd balances nodes to
   WMARK_PROMO (high + the high - low gap, Linux 6.1) instead of high.
+
+A tiering mode reads the page arrays, the watermarks and `free_pages`, and acts only through the public
+operations named after the kernel functions they model: `migrate_misplaced_folio` (hint-fault promotion),
+`migrate_pages` (the core of every migration), `folio_activate`, `flush_tlb_pages` and `wakeup_kswapd`.
 """
 
 from __future__ import annotations
@@ -233,9 +237,12 @@ class Host:
         return self.tick_no * self.scenario.tick
 
     def free_pages(self, nid: int) -> int:
+        """Free base pages of node nid: its NR_FREE_PAGES (node_page_state()), what the watermarks
+        (`wmark_min`, `wmark_low`, `wmark_high`, `wmark_promo`, in base pages per node) are compared with."""
         return int(self.capacity[nid] - self.node_used[nid] - self.node_pgtable[nid])
 
     def free(self) -> np.ndarray:
+        """`free_pages` of every node."""
         return self.capacity - self.node_used - self.node_pgtable
 
     def tenant(self, key: int | str) -> Tenant:
@@ -260,6 +267,12 @@ class Host:
                    node=self.node[t.start:t.end], pmd_young=t.pmd_young)
 
     # ---- LRU ------------------------------------------------------------------------------------------
+    def folio_activate(self, slots: np.ndarray) -> None:
+        """mm/swap.c folio_activate(): set PG_active on the pages and move them to the head of their LRU list,
+        in the order given."""
+        self.flags[slots] |= PG_ACTIVE
+        self._lru_add(slots)
+
     def _lru_add(self, slots: np.ndarray) -> None:
         """Put pages at the head of their LRU list, in the order given."""
         n = len(slots)
@@ -290,7 +303,7 @@ class Host:
         zl = self.dram_zonelist[t.spec.home_node] if dram_only else self.zonelist[t.spec.home_node]
         done = self._fill(zl, out, 0, pw, self.wmark_low)
         if done < n:
-            self.kswapd_wake[zl] = True
+            self.wakeup_kswapd(zl)
             done = self._fill(zl, out, done, pw, self.wmark_min)
         for nid in zl:
             if done == n or not self.is_fast[nid]:
@@ -414,7 +427,17 @@ class Host:
         slow = [n for n in np.argsort(self.distance[nid], kind="stable") if not self.is_fast[n]]
         return int(slow[0]) if slow else nid
 
+    def flush_tlb_pages(self, slots: np.ndarray) -> None:
+        """Flush the pages' translations from the TLB, as flush_tlb_range() does after a PTE change (e.g.
+        change_prot_numa()): the next access walks the page table, so it sets the Accessed bit again."""
+        self.flags[slots] &= ~PG_TLB_CACHED
+
     # ---- reclaim --------------------------------------------------------------------------------------
+    def wakeup_kswapd(self, nid: int | np.ndarray | list[int]) -> None:
+        """mm/vmscan.c wakeup_kswapd(): at its next run (after the tenants' accesses of a tick) kswapd
+        reclaims on node(s) nid up to their balance watermark even if they are above the low watermark by then."""
+        self.kswapd_wake[nid] = True
+
     def _kswapd(self) -> None:
         """Run kswapd on every node below its wake-up watermark, DRAM nodes first (their demotions may push
         a slow node below its own)."""
@@ -497,7 +520,7 @@ class Host:
             room = self.free_pages(target) - int(self.wmark_min[target])
             ok = np.cumsum(vw) <= room
             if ok.any():
-                t_time = self._migrate(victims[ok], vw[ok], nid, target)
+                t_time = self.migrate_pages(victims[ok], vw[ok], nid, target)
                 self.vmstat["pgdemote_direct" if direct else "pgdemote_kswapd"] += int(vw[ok].sum())
                 if direct and stall is not None:
                     stall.stats.reclaim_time += t_time
@@ -523,9 +546,13 @@ class Host:
             self._lru_add(victims[~done])   # migration failed and no swap: back on the LRU
         return freed
 
-    def _migrate(self, slots: np.ndarray, w: np.ndarray, src: int | np.ndarray, dst: int) -> float:
-        """Move pages to node dst (room already checked), keeping their page state; returns modelled time.
-        Used by demotion and move_pages alike."""
+    def migrate_pages(self, slots: np.ndarray, w: np.ndarray, src: int | np.ndarray, dst: int) -> float:
+        """mm/migrate.c migrate_pages() (the kernel's, not the migrate_pages(2) call) once the pages are
+        isolated and their new pages allocated: move pages `slots` of `w` base pages each from node(s) src
+        to node dst, keeping their page state, and put them at the head of the LRU. The caller has checked
+        that dst has room and that no page is pinned. Counts pgmigrate_success, each tenant's migrated,
+        promoted and demoted pages and ping-pongs; returns the modelled copy + unmap/TLB-shootdown time.
+        Demotion, move_pages(), NUMA-balancing promotion and DAMOS migrate through it."""
         src = np.broadcast_to(np.asarray(src, dtype=np.int64), slots.shape)
         np.subtract.at(self.node_used, src, w)
         self.node_used[dst] += int(w.sum())
@@ -555,6 +582,24 @@ class Host:
             st.pingpong += int(by_t_pp[i])
         self.vmstat["pgmigrate_success"] += int(w.sum())
         return float(per_page.sum())
+
+    def migrate_misplaced_folio(self, t: Tenant, slots: np.ndarray, nid: int) -> int:
+        """mm/migrate.c migrate_misplaced_folio() for a batch of tenant t's pages that took NUMA hint faults,
+        in order: each moves to node nid while nid stays above its high watermark after the move
+        (numamigrate_isolate_folio's migrate_balanced_pgdat check); the others are not isolated and stay
+        where they are, and kswapd is woken on nid to make room. Counts pgpromote_success; the faulting task
+        copies the pages, so the time is its migration time. Returns the pages moved."""
+        pw = t.page_nr
+        k = int(min(slots.size, max(0, (self.free_pages(nid) - int(self.wmark_high[nid])) // pw)))
+        if k < slots.size:
+            self.wakeup_kswapd(nid)
+        if k == 0:
+            return 0
+        ok = slots[:k]
+        tm = self.migrate_pages(ok, np.full(k, pw, dtype=np.int64), self.node[ok].astype(np.int64), nid)
+        self.vmstat["pgpromote_success"] += k * pw
+        t.stats.migration_time += tm
+        return k
 
     # ---- move_pages(2) --------------------------------------------------------------------------------
     def move_pages(self, tenant: int | str, addresses, nodes, flags: int = MPOL_MF_MOVE) -> MoveResult:
@@ -623,7 +668,7 @@ class Host:
             return
         src = cur[ok]
         promoted = int((~self.is_fast[src] & self.is_fast[dst]).sum())
-        tm = self._migrate(slots[ok], np.full(k, pw, dtype=np.int64), src, dst)
+        tm = self.migrate_pages(slots[ok], np.full(k, pw, dtype=np.int64), src, dst)
         self.vmstat["pgpromote_success"] += promoted * pw
         t.stats.migration_time += tm
         result.time += tm

@@ -2,9 +2,13 @@
 
 A scenario names the host's NUMA nodes (type, capacity, device latencies and bandwidths, peer nodes,
 distances), the kernel's memory-management settings (demotion, zonelists, watermarks, swap) and the tenants
-(VMs and tasks) with their workloads. Every size, duration and ratio is a human unit parsed by `units`.
-Anything unknown or inconsistent is rejected with a `ScenarioError` naming the key and the reason, before
-any state is built.
+(VMs and tasks) with their workloads. Every size, duration and ratio is a human unit parsed by `units`; the
+tunables of a tiering mode and of a workload are the options it declares (`pagetide.common.options`).
+Anything unknown or inconsistent is rejected with a `ScenarioError` naming the dotted key and the reason,
+before any state is built.
+
+A tenant's workload names a type of the workloads registry: the synthetic suite (`workloads`) and trace
+replay (`traces.workload`, imported here so that scenarios can name it).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Any
 
 import yaml
 
+import pagetide.agent.traces.workload  # noqa: F401  (registers the `trace` workload type)
 from pagetide.common import units
+from pagetide.common.options import parse_options
 from pagetide.agent.pageflags import HPAGE_PMD_SIZE, PAGE_SIZE
 from pagetide.agent.tiering import MODES as TIERING_MODES, TieringSpec
 from pagetide.agent.workloads import make_workload
@@ -44,6 +50,16 @@ class ScenarioError(ValueError):
         super().__init__(f"{key}: {reason}")
         self.key = key
         self.reason = reason
+
+    @classmethod
+    def under(cls, where: str, e: ValueError) -> "ScenarioError":
+        """The error of a parser that was told to report under `where` (its message starts with `where` or
+        a key inside it), keyed by the key it names; any other message is keyed by `where` itself."""
+        msg = str(e)
+        key, sep, reason = msg.partition(": ")
+        if sep and (key == where or key.startswith((where + ".", where + "["))):
+            return cls(key, reason)
+        return cls(where, msg)
 
 
 @dataclass(frozen=True)
@@ -277,16 +293,19 @@ def _parse_kernel(d: Any) -> KernelSpec:
 
 
 def _parse_tiering(d: Any) -> TieringSpec:
-    """`tiering: {mode: nbt, scan_period: 2s, ...}`; each mode accepts only its own parameters."""
+    """`tiering: {mode: nbt, scan_period: 2s, ...}`; each mode accepts only its own options."""
     key = "host.kernel.tiering"
     if not isinstance(d, dict):
         raise ScenarioError(key, f"expected a mapping with at least 'mode', got {type(d).__name__}")
     mode = d.get("mode", "none")
     if mode not in TIERING_MODES:
         raise ScenarioError(f"{key}.mode", f"unknown tiering mode {mode!r} (valid: {', '.join(TIERING_MODES)})")
-    params = TIERING_MODES[mode].params
-    _check_keys(d, key, {"mode", *params})
-    spec = TieringSpec(mode=mode, **{k: _parse(f"{key}.{k}", p.parse, d[k]) for k, p in params.items() if k in d})
+    try:
+        values = parse_options(TIERING_MODES[mode].OPTIONS, d, key, owner=f"tiering mode {mode!r}",
+                               defaults=False, ignore=("mode",))
+    except ValueError as e:
+        raise ScenarioError.under(key, e) from None
+    spec = TieringSpec(mode=mode, **values)
     problem = TIERING_MODES[mode].check(spec)
     if problem:
         raise ScenarioError(f"{key}.{problem[0]}", problem[1])
@@ -326,9 +345,9 @@ def _parse_tenant(i: int, d: Any, nodes: list[NodeSpec]) -> TenantSpec:
     if not isinstance(wl, dict):
         raise ScenarioError(f"{key}.workload", "expected a mapping with at least 'type'")
     try:  # validate the workload spec now so a bad one fails at load time, naming the tenant
-        make_workload(wl, footprint // page_size, 0, 0.1)
+        make_workload(wl, footprint // page_size, 0, 0.1, where=f"{key}.workload")
     except ValueError as e:
-        raise ScenarioError(f"{key}.workload", str(e)) from None
+        raise ScenarioError.under(f"{key}.workload", e) from None
     return TenantSpec(name=name, kind=kind, footprint=footprint, home_node=home, page_size=page_size,
                       workload=dict(wl), prefault=prefault, pinned=pinned)
 

@@ -1,5 +1,5 @@
 """Kernel promotion modes of the host model (DESIGN.md sections 2 and 4), registered by name and chosen by a
-scenario's `host.kernel.tiering: {mode: ..., ...params}`.
+scenario's `host.kernel.tiering: {mode: ..., ...options}`.
 
 - `none`: no promotion; the RFC / Linux 5.15 reclaim-time demotion of `host` is all the kernel does.
 - `nbt`: Linux 6.1 NUMA balancing in memory-tiering mode (`kernel.numa_balancing=2`). A per-task scanner
@@ -57,7 +57,7 @@ DAMOS tiering, as modelled (mm/damon/core.c, ops-common.c; DESIGN.md section 2):
   0.4%, i.e. used 99.6%): between the two both act, exchanging cold DRAM pages for hot slow ones. esz
   never exceeds `quota`; unlike the kernel, esz_bp is also capped at quota x 10000 so a long stretch under
   the goal does not wind the loop up beyond the quota.
-- Migration. Pages move in address order through `Host._migrate` while the destination stays above its
+- Migration. Pages move in address order through `Host.migrate_pages` while the destination stays above its
   min watermark (DAMON allocates with GFP_NOWAIT: no reclaim, kswapd woken below low); pinned pages and
   pages that do not fit fail (pgmigrate_fail) but stay charged, as the kernel charges the region's size.
   Promotions count in pgpromote_success (the model's convention, as move_pages); kdamond's copy time is
@@ -75,8 +75,13 @@ DAMOS tiering, as modelled (mm/damon/core.c, ops-common.c; DESIGN.md section 2):
   tenants fare better).
 
 A mode is a `Tiering` object the host calls at two points: `on_access` with the slots a tenant accessed
-this tick (after the hardware A/D bits are set) and `on_tick` at the end of every tick (after kswapd).
-Promotions go through `Host._migrate`, so node usage, ping-pong and migration counters stay exact.
+this tick (after the hardware A/D bits are set) and `on_tick` at the end of every tick (after kswapd). A mode
+reads the host's page arrays, watermarks and free pages, keeps its own per-page state, and acts through the
+host's kernel-named operations only: NBT and TPP promote with `migrate_misplaced_folio`, DAMOS migrates with
+`migrate_pages`, TPP activates with `folio_activate`, the NUMA scan flushes with `flush_tlb_pages`, and a
+full target gets `wakeup_kswapd`. All migrations thus go through `Host.migrate_pages`, so node usage,
+ping-pong and migration counters stay exact. A mode's tunables are its `OPTIONS`, the keys of
+`host.kernel.tiering` besides `mode` (parsed by `pagetide.common.options`); their defaults are TieringSpec's.
 Time inside NBT/TPP is counted in ticks: a hint-fault latency is (fault tick - scan tick) x tick; DAMOS
 counts DAMON sample intervals.
 """
@@ -84,12 +89,13 @@ counts DAMON sample intervals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from pagetide.common import units
-from pagetide.agent.pageflags import PAGE_SIZE, PG_ACTIVE, PG_PINNED, PG_TLB_CACHED
+from pagetide.common.options import Option, bandwidth, count, duration, ratio, size
+from pagetide.agent.pageflags import PAGE_SIZE, PG_ACTIVE, PG_PINNED
 
 if TYPE_CHECKING:
     from pagetide.agent.host import Host, Tenant
@@ -114,22 +120,8 @@ MIN_NR_REGIONS_LOWEST = 3       # damon_set_attrs() rejects min_nr_regions < 3
 
 
 @dataclass(frozen=True)
-class Param:
-    """One tunable of a mode: a `units` parser and the range it must fall in."""
-    parse_unit: Callable
-    lo: float
-    hi: float
-    fmt: Callable[[float], str]
-
-    def parse(self, value) -> float:
-        x = self.parse_unit(value)
-        if not self.lo <= x <= self.hi:
-            raise ValueError(f"must be within [{self.fmt(self.lo)}, {self.fmt(self.hi)}], got {value!r}")
-        return x
-
-
-@dataclass(frozen=True)
 class TieringSpec:
+    """A scenario's `host.kernel.tiering`: the mode and every mode's tunables (a mode reads its own)."""
     mode: str = "none"
     scan_size: int = 256 << 20           # numa_balancing_scan_size_mb: address space armed per scan period
     scan_period: float = 1.0             # numa_balancing_scan_period_min (1 s; the kernel adapts up to 60 s)
@@ -147,36 +139,43 @@ class TieringSpec:
     dram_used_goal: float = 0.997        # migrate_hot quota goal node_mem_used_bp 9970 (DESIGN.md section 2)
 
 
-NBT_PARAMS = {
-    "scan_size": Param(units.parse_size, PAGE_SIZE, 1 << 40, units.format_size),
-    "scan_period": Param(units.parse_duration, 1.0, 60.0, units.format_duration),
-    "hot_threshold": Param(units.parse_duration, 1e-3, 3600.0, units.format_duration),
-    "promote_rate_limit": Param(units.parse_bandwidth, PAGE_SIZE, float(1 << 50), units.format_bandwidth),
-    "hint_fault_cost": Param(units.parse_duration, 0.0, 1e-3, units.format_duration),
+NBT_OPTIONS: dict[str, Option] = {
+    "scan_size": Option(size(PAGE_SIZE, 1 << 40), TieringSpec.scan_size,
+                        "address space armed for hint faults per scan period (numa_balancing_scan_size_mb)"),
+    "scan_period": Option(duration(1.0, 60.0), TieringSpec.scan_period,
+                          "period of a task's NUMA scan (numa_balancing_scan_period_min_ms)"),
+    "hot_threshold": Option(duration(1e-3, 3600.0), TieringSpec.hot_threshold,
+                            "hint-fault latency below which a page is hot, before it adapts "
+                            "(numa_balancing_hot_threshold_ms)"),
+    "promote_rate_limit": Option(bandwidth(PAGE_SIZE, float(1 << 50)), TieringSpec.promote_rate_limit,
+                                 "bytes of promotion candidates per second per node "
+                                 "(numa_balancing_promote_rate_limit_MBps)"),
+    "hint_fault_cost": Option(duration(0.0, 1e-3), TieringSpec.hint_fault_cost,
+                              "time a NUMA hint fault costs the faulting task"),
 }
 
-
-def _format_count(x: float) -> str:
-    return f"{int(x)}"
-
-
-DAMOS_PARAMS = {
-    "sample_interval": Param(units.parse_duration, 1e-4, 1.0, units.format_duration),
-    "aggr_interval": Param(units.parse_duration, 1e-3, 60.0, units.format_duration),
-    "min_nr_regions": Param(units.parse_count, MIN_NR_REGIONS_LOWEST, 1 << 20, _format_count),
-    "max_nr_regions": Param(units.parse_count, MIN_NR_REGIONS_LOWEST, 1 << 20, _format_count),
-    "quota": Param(units.parse_size, PAGE_SIZE, 1 << 50, units.format_size),
-    "quota_reset_interval": Param(units.parse_duration, 1e-3, 3600.0, units.format_duration),
-    "hot_min_accesses": Param(units.parse_count, 1, 1 << 20, _format_count),
-    "cold_min_age": Param(units.parse_duration, 0.0, 86400.0, units.format_duration),
-    "dram_used_goal": Param(units.parse_ratio, 0.01, 0.999, units.format_ratio),
+DAMOS_OPTIONS: dict[str, Option] = {
+    "sample_interval": Option(duration(1e-4, 1.0), TieringSpec.sample_interval, "DAMON sampling interval (sample_us)"),
+    "aggr_interval": Option(duration(1e-3, 60.0), TieringSpec.aggr_interval, "DAMON aggregation interval (aggr_us)"),
+    "min_nr_regions": Option(count(MIN_NR_REGIONS_LOWEST, 1 << 20), TieringSpec.min_nr_regions,
+                             "fewest regions of a context (nr_regions/min)"),
+    "max_nr_regions": Option(count(MIN_NR_REGIONS_LOWEST, 1 << 20), TieringSpec.max_nr_regions,
+                             "most regions of a context (nr_regions/max)"),
+    "quota": Option(size(PAGE_SIZE, 1 << 50), TieringSpec.quota, "bytes a scheme may migrate per reset interval"),
+    "quota_reset_interval": Option(duration(1e-3, 3600.0), TieringSpec.quota_reset_interval,
+                                   "the quota's charge window (quotas/reset_interval_ms)"),
+    "hot_min_accesses": Option(count(1, 1 << 20), TieringSpec.hot_min_accesses,
+                               "migrate_hot: fewest samples per aggregation that found a region accessed"),
+    "cold_min_age": Option(duration(0.0, 86400.0), TieringSpec.cold_min_age, "migrate_cold: how long a region is idle"),
+    "dram_used_goal": Option(ratio(0.01, 0.999), TieringSpec.dram_used_goal,
+                             "migrate_hot's quota goal: the DRAM node's used share (node_mem_used_bp)"),
 }
 
 
 class Tiering:
     """Mode `none`: nothing promotes. The base of every mode."""
     name = "none"
-    params: dict[str, Param] = {}
+    OPTIONS: ClassVar[dict[str, Option]] = {}   # the mode's keys of `host.kernel.tiering`, besides `mode`
     default_demote_scale_factor: float | None = None   # a mode's own default for the kernel setting
     balance_to_promo = False           # kswapd balances nodes to WMARK_PROMO (memory-tiering mode)
 
@@ -203,7 +202,7 @@ class NumaBalancingTiering(Tiering):
     and `scan_time` (tick of arming, mod 2^16); per tenant a scan cursor; per target node the hot
     threshold, rate-limit window and candidate counts (the kernel keeps them in pglist_data)."""
     name = "nbt"
-    params = NBT_PARAMS
+    OPTIONS = NBT_OPTIONS
     balance_to_promo = True
 
     def __init__(self, host: Host, spec: TieringSpec):
@@ -250,7 +249,7 @@ class NumaBalancingTiering(Tiering):
             idx = np.flatnonzero(arm) + lo
             self.prot_none[idx] = True
             self.scan_time[idx] = tick & SCAN_TIME_MASK
-            host.flags[idx] &= ~PG_TLB_CACHED            # change_prot_numa flushes the range from the TLB
+            host.flush_tlb_pages(idx)                    # change_prot_numa flushes the range from the TLB
             host.vmstat["numa_pte_updates"] += idx.size * t.page_nr
             off = hi - t.start if hi < t.end else 0
             if idx.size or off == 0:
@@ -271,7 +270,7 @@ class NumaBalancingTiering(Tiering):
         latency = ((host.tick_no - self.scan_time[pages].astype(np.int64)) & SCAN_TIME_MASK) * host.scenario.tick
         pages, latency = self.promotion_filter(host, pages, latency)
         if pages.size:
-            self._promote(host, t, self._select(host, t, pages, latency))
+            host.migrate_misplaced_folio(t, self._select(host, t, pages, latency), t.spec.home_node)
 
     def promotion_filter(self, host: Host, pages: np.ndarray, latency: np.ndarray):
         """Which faulting slow pages go on to the hot-page test; NBT lets every one through."""
@@ -291,20 +290,6 @@ class NumaBalancingTiering(Tiering):
         self.candidates[dst] += hot.size * pw
         host.vmstat["pgpromote_candidate"] += hot.size * pw
         return np.concatenate([pages[:n_free], hot[in_window < self.rate_limit]])
-
-    def _promote(self, host: Host, t: Tenant, pages: np.ndarray) -> None:
-        """migrate_misplaced_page(): the target must stay above its high watermark (migrate_balanced_pgdat);
-        where it would not, the promotion fails and kswapd is woken to demote."""
-        dst, pw = t.spec.home_node, t.page_nr
-        k = int(min(pages.size, max(0, (host.free_pages(dst) - int(host.wmark_high[dst])) // pw)))
-        if k < pages.size:
-            host.kswapd_wake[dst] = True
-        if k == 0:
-            return
-        ok = pages[:k]
-        tm = host._migrate(ok, np.full(k, pw, dtype=np.int64), host.node[ok].astype(np.int64), dst)
-        host.vmstat["pgpromote_success"] += k * pw
-        t.stats.migration_time += tm                      # the faulting task copies the page
 
     def _adjust_thresholds(self, tick: int) -> None:
         """Every 60 s, step each node's hot threshold by 2 x default / 16 so that the candidates of the last
@@ -335,8 +320,7 @@ class TppTiering(NumaBalancingTiering):
         active = (host.flags[pages] & PG_ACTIVE) != 0
         inactive = pages[~active]
         if inactive.size:
-            host.flags[inactive] |= PG_ACTIVE
-            host._lru_add(inactive)
+            host.folio_activate(inactive)
         return pages[active], latency[active]
 
 
@@ -421,7 +405,7 @@ class DamosTiering(Tiering):
     """Linux 6.11+ DAMON-based tiering (see the module docstring): DAMON region sampling per tenant, and per
     DRAM/slow node pair the DAMOS schemes migrate_hot and migrate_cold with goal-tuned quotas."""
     name = "damos"
-    params = DAMOS_PARAMS
+    OPTIONS = DAMOS_OPTIONS
 
     @classmethod
     def check(cls, spec: TieringSpec) -> tuple[str, str] | None:
@@ -711,13 +695,13 @@ class DamosTiering(Tiering):
         host.vmstat["pgmigrate_fail"] += (slots.size - fit) * pw
         if fit:
             moved = movable[:fit]
-            self.kdamond_time += host._migrate(moved, np.full(fit, pw, dtype=np.int64), s.src, s.dst)
+            self.kdamond_time += host.migrate_pages(moved, np.full(fit, pw, dtype=np.int64), s.src, s.dst)
             if s.action == "migrate_hot":
                 host.vmstat["pgpromote_success"] += fit * pw
             s.stat.nr_applied += int(np.unique(region[np.isin(slots, moved)]).size)
             s.stat.sz_applied += fit * psz
         if host.free_pages(s.dst) < host.wmark_low[s.dst]:
-            host.kswapd_wake[s.dst] = True
+            host.wakeup_kswapd(s.dst)
         return exhausted
 
 

@@ -18,24 +18,31 @@ too sparse to rank the cold pages of a large footprint. It is O(npages) per call
 array: ~40 ms at 4M pages for the Zipf-ranked workloads (mostly scattering ranks to pages through the
 permutation), under 10 ms for hotset, scan+hot and phases.
 
-Workloads are built from the scenario's YAML mapping by `make_workload`; values may be human units (`units`).
-A bad spec raises `ValueError` naming the key (`workload.hot_fraction: must be within [0, 1], got 1.5`).
+Workloads are registered by name in `WORKLOADS` (`@register`) and built from the scenario's YAML mapping by
+`make_workload`. Each declares its tunables once as `OPTIONS` (`pagetide.common.options`), beside the
+`COMMON_OPTIONS` every workload takes; values may be human units. A bad spec raises `ValueError` naming the key
+(`workload.hot_fraction: must be within [0.0%, 100.0%], got 1.5`). Trace replay of real programs, the `trace`
+workload, is a peer that lives with its file format in `pagetide.agent.traces` and registers itself here; the
+scenario parser imports it, so a scenario may name it like any other.
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pagetide.common import units
+from pagetide.common.options import (
+    Option, count, duration, number, parse_options, positive, rate, ratio, ratio_per_second,
+)
 
-__all__ = ["Workload", "WORKLOADS", "make_workload", "zipf_cdf", "ZipfWorkload", "HotsetWorkload",
-           "DriftWorkload", "ScanHotWorkload", "IdleVmWorkload", "WriteHeavyWorkload", "PhasesWorkload"]
+__all__ = ["Workload", "WORKLOADS", "COMMON_OPTIONS", "register", "make_workload", "zipf_cdf", "ZipfWorkload",
+           "HotsetWorkload", "DriftWorkload", "ScanHotWorkload", "IdleVmWorkload", "WriteHeavyWorkload",
+           "PhasesWorkload"]
 
 # Independent random streams of one seed: the layout (permutations, fixed sets) drawn at construction, the
 # samples of each tick, and the sets that change per epoch (hotset moves). SeedSequence entropy is always three
@@ -110,63 +117,7 @@ class _ZipfRanks:
         return p
 
 
-# ---- parameters --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Param:
-    """One key of a workload spec: its parser (value, dotted key) -> parsed value, its default, its meaning."""
-    parse: Callable[[Any, str], Any]
-    default: Any
-    help: str
-
-
-def _positive(x: float, name: str) -> float:
-    if x <= 0:
-        raise ValueError(f"{name}: must be > 0, got {x:g}")
-    return x
-
-
-def _rate(v: Any, name: str) -> float:
-    return _positive(units.parse_rate(v, name=name), name)
-
-
-def _optional_rate(v: Any, name: str) -> float | None:
-    return None if v is None else _rate(v, name)
-
-
-def _positive_count(v: Any, name: str) -> int:
-    n = units.parse_count(v, name=name)
-    if n < 1:
-        raise ValueError(f"{name}: must be at least 1, got {v!r}")
-    return n
-
-
-def _ratio(v: Any, name: str) -> float:
-    return units.parse_ratio(v, name=name)
-
-
-def _fraction(v: Any, name: str) -> float:
-    return _positive(units.parse_ratio(v, name=name), name)
-
-
-def _per_second_fraction(v: Any, name: str) -> float:
-    """A fraction per second: '1%/s', '1%', 0.01."""
-    if isinstance(v, str) and v.rstrip().endswith("/s"):
-        v = v.rstrip()[:-2]
-    return units.parse_ratio(v, name=name)
-
-
-def _exponent(v: Any, name: str) -> float:
-    return units.parse_number(v, min=0.0, name=name)
-
-
-def _duration(v: Any, name: str) -> float:
-    return units.parse_duration(v, name=name)
-
-
-def _positive_duration(v: Any, name: str) -> float:
-    return _positive(units.parse_duration(v, name=name), name)
-
+# ---- arguments and options ------------------------------------------------------------------------------------
 
 def _int_arg(v: Any, what: str, lo: int) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
@@ -176,22 +127,24 @@ def _int_arg(v: Any, what: str, lo: int) -> int:
     return int(v)
 
 
-_COMMON_PARAMS: dict[str, Param] = {
-    "rate": Param(_rate, 50e6, "memory accesses per second"),
-    "samples": Param(_positive_count, 16384, "sampled accesses per tick"),
-    "write_ratio": Param(_ratio, None, "fraction of accesses that are writes (default per workload)"),
+COMMON_OPTIONS: dict[str, Option] = {
+    "rate": Option(positive(rate()), 50e6, "memory accesses per second"),
+    "samples": Option(count(1), 16384, "sampled accesses per tick"),
+    "write_ratio": Option(ratio(), None, "fraction of accesses that are writes (default per workload)"),
 }
 
 
 # ---- the base class ----------------------------------------------------------------------------------------
 
 class Workload:
-    """The accesses of one tenant. Subclasses declare `name`, `PARAMS` and implement `_setup`, `_draw`,
-    `_probabilities` and `_hot_pages`; parsing, defaults, validation and the write mix live here."""
+    """The accesses of one tenant. Subclasses declare `name`, `OPTIONS` and implement `_setup`, `_draw`,
+    `_probabilities` and `_hot_pages` (or `_draw_accesses` instead of `_draw`, to draw the write mix too);
+    parsing, defaults, validation and the write mix live here."""
 
     name: ClassVar[str] = ""
-    PARAMS: ClassVar[dict[str, Param]] = {}
-    DEFAULT_WRITE_RATIO: ClassVar[float] = 0.1
+    OPTIONS: ClassVar[dict[str, Option]] = {}
+    # None: the workload sets `write_ratio` itself in `_setup` unless the spec gives one
+    DEFAULT_WRITE_RATIO: ClassVar[float | None] = 0.1
     # True where the distribution moves materially from one tick to the next (a streaming scan), so an
     # epoch's expected accesses must sum every tick's distribution rather than take the middle one
     MOVES_EVERY_TICK: ClassVar[bool] = False
@@ -203,6 +156,7 @@ class Workload:
     samples: int                  # samples per tick
     write_ratio: float
     accesses_per_sample: float    # real accesses each sample stands for: rate * tick_s / samples
+    options: dict[str, Any]       # the workload's own OPTIONS after defaults, in declaration order
 
     def __init__(self, npages: int, seed: int, tick_s: float, spec: Mapping[str, Any] | None = None, *,
                  where: str = "workload"):
@@ -219,28 +173,18 @@ class Workload:
         wr = values.pop("write_ratio")
         self.write_ratio = self.DEFAULT_WRITE_RATIO if wr is None else wr
         self.accesses_per_sample = self.rate * self.tick_s / self.samples
-        self._params = values  # workload-specific parameters after defaults, in declaration order
+        self.options = values
         self._setup(**values)
 
     @classmethod
     def valid_keys(cls) -> list[str]:
-        return ["type", *_COMMON_PARAMS, *cls.PARAMS]
+        return ["type", *COMMON_OPTIONS, *cls.OPTIONS]
 
     def _parse_spec(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        if "type" in spec and spec["type"] != self.name:
+        if isinstance(spec, Mapping) and "type" in spec and spec["type"] != self.name:
             raise ValueError(f"{self._where}.type: this is a {self.name!r} workload, got type {spec['type']!r}")
-        declared = {**_COMMON_PARAMS, **self.PARAMS}
-        for key in spec:
-            if not isinstance(key, str):
-                raise ValueError(f"{self._where}: keys must be strings, got {key!r}")
-            if key != "type" and key not in declared:
-                raise ValueError(f"{self._where}.{key}: unknown key for workload type {self.name!r}; "
-                                 f"valid keys: {', '.join(self.valid_keys())}")
-        values = {}
-        for key, param in declared.items():
-            raw = spec.get(key, param.default)
-            values[key] = param.default if raw is None else param.parse(raw, f"{self._where}.{key}")
-        return values
+        return parse_options({**COMMON_OPTIONS, **self.OPTIONS}, spec, self._where,
+                             owner=f"workload type {self.name!r}", ignore=("type",))
 
     def _fail(self, key: str, reason: str) -> ValueError:
         return ValueError(f"{self._where}.{key}: {reason}")
@@ -255,9 +199,7 @@ class Workload:
 
         Returns (pages: int64 in [0, npages), with repeats; is_write: bool, same length); `samples` of them."""
         tick = self._check_tick(tick)
-        rng = _rng(self.seed, _STREAM_TICK, tick)
-        pages = self._draw(tick, rng)
-        is_write = rng.random(pages.size) < self.write_ratio
+        pages, is_write = self._draw_accesses(tick, _rng(self.seed, _STREAM_TICK, tick))
         return pages.astype(np.int64, copy=False), is_write
 
     def probabilities(self, tick: int) -> np.ndarray:
@@ -282,7 +224,7 @@ class Workload:
     def describe(self) -> dict[str, Any]:
         """The spec after defaults (plain numbers in SI units); `make_workload` accepts it back."""
         return {"type": self.name, "rate": self.rate, "samples": self.samples, "write_ratio": self.write_ratio,
-                **self._params}
+                **self.options}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "type")
@@ -292,6 +234,12 @@ class Workload:
 
     def _setup(self, **params: Any) -> None:
         raise NotImplementedError
+
+    def _draw_accesses(self, tick: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """This tick's sampled pages and whether each is a write, drawn from `rng` only: `_draw`'s pages, each
+        a write with probability `write_ratio`."""
+        pages = self._draw(tick, rng)
+        return pages, rng.random(pages.size) < self.write_ratio
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         """`self.samples` pages (any integer dtype) for this tick, drawn from `rng` only."""
@@ -308,7 +256,10 @@ class Workload:
 WORKLOADS: dict[str, type[Workload]] = {}
 
 
-def _register(cls: type[Workload]) -> type[Workload]:
+def register(cls: type[Workload]) -> type[Workload]:
+    """Class decorator: make the workload buildable by `make_workload` under its `name`."""
+    if WORKLOADS.get(cls.name, cls) is not cls:
+        raise ValueError(f"workload type {cls.name!r} is registered twice")
     WORKLOADS[cls.name] = cls
     return cls
 
@@ -331,15 +282,15 @@ def make_workload(spec: Mapping[str, Any], npages: int, seed: int, tick_s: float
 
 # ---- the suite ---------------------------------------------------------------------------------------------
 
-_ZIPF_S = Param(_exponent, 0.99, "Zipf exponent: the page of popularity rank r (1-based) gets weight r**-s")
+_ZIPF_S = Option(number(0.0), 0.99, "Zipf exponent: the page of popularity rank r (1-based) gets weight r**-s")
 
 
-@_register
+@register
 class ZipfWorkload(Workload):
     """Static Zipf popularity: a fixed ranking of pages, scattered by the seeded permutation."""
 
     name = "zipf"
-    PARAMS = {"s": _ZIPF_S}
+    OPTIONS = {"s": _ZIPF_S}
 
     def _setup(self, s: float) -> None:
         self._rank_to_page = _permutation(self.seed, self.npages)
@@ -357,7 +308,7 @@ class ZipfWorkload(Workload):
         return self._rank_to_page[:k]
 
 
-@_register
+@register
 class WriteHeavyWorkload(ZipfWorkload):
     """Zipf with mostly writes: stresses slow-tier write bandwidth (Optane writes ~1/3 of its reads)."""
 
@@ -365,17 +316,17 @@ class WriteHeavyWorkload(ZipfWorkload):
     DEFAULT_WRITE_RATIO = 0.7
 
 
-@_register
+@register
 class HotsetWorkload(Workload):
     """GUPS-like: `hot_share` of the accesses go uniformly to a hot set of `hot_fraction` of the pages, the rest
     uniformly to all pages (so the hot set gets hot_share + (1 - hot_share) x hot_fraction of them). Every
     `move_every` seconds the hot set jumps to a fresh random set of pages (0 = never)."""
 
     name = "hotset"
-    PARAMS = {
-        "hot_fraction": Param(_fraction, 0.10, "fraction of the pages in the hot set"),
-        "hot_share": Param(_ratio, 0.90, "fraction of the accesses that target the hot set"),
-        "move_every": Param(_duration, 30.0, "seconds between hot-set moves; 0 = never"),
+    OPTIONS = {
+        "hot_fraction": Option(positive(ratio()), 0.10, "fraction of the pages in the hot set"),
+        "hot_share": Option(ratio(), 0.90, "fraction of the accesses that target the hot set"),
+        "move_every": Option(duration(), 30.0, "seconds between hot-set moves; 0 = never"),
     }
 
     def _setup(self, hot_fraction: float, hot_share: float, move_every: float) -> None:
@@ -384,7 +335,7 @@ class HotsetWorkload(Workload):
         self._cached_hot = np.empty(0, dtype=np.int64)
 
     def _epoch(self, tick: int) -> int:
-        move_every = self._params["move_every"]
+        move_every = self.options["move_every"]
         return 0 if move_every == 0 else _floor(tick * self.tick_s / move_every)
 
     def _hot_set(self, tick: int) -> np.ndarray:
@@ -397,13 +348,13 @@ class HotsetWorkload(Workload):
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         hot = self._hot_set(tick)
-        in_hot = rng.random(self.samples) < self._params["hot_share"]
+        in_hot = rng.random(self.samples) < self.options["hot_share"]
         pages = rng.integers(0, self.npages, self.samples)
         pages[in_hot] = hot[rng.integers(0, hot.size, int(np.count_nonzero(in_hot)))]
         return pages
 
     def _probabilities(self, tick: int) -> np.ndarray:
-        hot_share = self._params["hot_share"]
+        hot_share = self.options["hot_share"]
         hot = self._hot_set(tick)  # distinct pages
         probs = np.full(self.npages, (1.0 - hot_share) / self.npages)
         probs[hot] += hot_share / hot.size
@@ -418,16 +369,16 @@ class HotsetWorkload(Workload):
         return np.concatenate([hot, np.flatnonzero(~is_hot)[:k - hot.size]])
 
 
-@_register
+@register
 class DriftWorkload(Workload):
     """Zipf whose ranking rotates: every second each page moves `drift` x npages ranks colder, and the pages
     falling off the cold end re-enter as the hottest. So new hot pages appear abruptly (a policy must find them
     quickly) and then cool gradually (it must let them go); the top-k set loses drift x npages pages/s."""
 
     name = "drift"
-    PARAMS = {
+    OPTIONS = {
         "s": _ZIPF_S,
-        "drift": Param(_per_second_fraction, 0.01, "fraction of the footprint the ranking shifts per second"),
+        "drift": Option(ratio_per_second(), 0.01, "fraction of the footprint the ranking shifts per second"),
     }
 
     def _setup(self, s: float, drift: float) -> None:
@@ -435,7 +386,7 @@ class DriftWorkload(Workload):
         self._ranks = _ZipfRanks(self.npages, s)
 
     def _offset(self, tick: int) -> int:
-        return _floor(self._params["drift"] * self.npages * tick * self.tick_s) % self.npages
+        return _floor(self.options["drift"] * self.npages * tick * self.tick_s) % self.npages
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         ranks = self._ranks.draw(rng, self.samples)
@@ -457,7 +408,7 @@ class DriftWorkload(Workload):
 _DEFAULT_SCAN_LOOP_S = 20.0  # the default scan sweeps all cold pages once every 20 s
 
 
-@_register
+@register
 class ScanHotWorkload(Workload):
     """Scan resistance: `hot_share` of the accesses go uniformly to a small hot set, the rest to a sequential
     scan that streams through the other (cold) pages in address order at `scan_rate` pages/s and wraps. A
@@ -469,12 +420,12 @@ class ScanHotWorkload(Workload):
 
     name = "scan+hot"
     MOVES_EVERY_TICK = True
-    PARAMS = {
-        "hot_fraction": Param(_fraction, 0.05, "fraction of the pages in the hot set"),
-        "hot_share": Param(_ratio, 0.50, "fraction of the accesses that target the hot set; the rest scan"),
-        "scan_rate": Param(_optional_rate, None,
-                           f"cold pages the scan passes per second; default: one loop every "
-                           f"{_DEFAULT_SCAN_LOOP_S:g} s"),
+    OPTIONS = {
+        "hot_fraction": Option(positive(ratio()), 0.05, "fraction of the pages in the hot set"),
+        "hot_share": Option(ratio(), 0.50, "fraction of the accesses that target the hot set; the rest scan"),
+        "scan_rate": Option(positive(rate()), None,
+                            f"cold pages the scan passes per second; default: one loop every "
+                            f"{_DEFAULT_SCAN_LOOP_S:g} s"),
     }
 
     def _setup(self, hot_fraction: float, hot_share: float, scan_rate: float | None) -> None:
@@ -488,7 +439,7 @@ class ScanHotWorkload(Workload):
         self._cold = np.flatnonzero(~is_hot).astype(layout.dtype)  # ascending: the scan's order
         if scan_rate is None:
             scan_rate = self._cold.size / _DEFAULT_SCAN_LOOP_S
-            self._params["scan_rate"] = scan_rate
+            self.options["scan_rate"] = scan_rate
         self._nhot_samples = round(hot_share * self.samples)
         nscan = self.samples - self._nhot_samples
         self._advance = scan_rate * self.tick_s  # cold pages the pointer passes per tick
@@ -497,7 +448,7 @@ class ScanHotWorkload(Workload):
     @property
     def scan_loop_s(self) -> float:
         """Seconds the scan takes to pass every cold page once."""
-        return self._cold.size / self._params["scan_rate"]
+        return self._cold.size / self.options["scan_rate"]
 
     def _scan_positions(self, tick: int) -> np.ndarray:
         return np.floor(tick * self._advance + self._scan_offsets).astype(np.int64) % self._cold.size
@@ -527,15 +478,15 @@ class ScanHotWorkload(Workload):
         return np.concatenate([self._hot, self._cold[ahead]])
 
 
-@_register
+@register
 class IdleVmWorkload(Workload):
     """A VM that uses only part of its memory: after boot (the host models the boot-time touch of every page)
     only `active_fraction` of the pages is ever accessed, Zipf(s) within that part, scattered over the footprint.
     Azure's Pond: the median VM never touches ~50% of its memory."""
 
     name = "idle-vm"
-    PARAMS = {
-        "active_fraction": Param(_fraction, 0.50, "fraction of the pages accessed after boot"),
+    OPTIONS = {
+        "active_fraction": Option(positive(ratio()), 0.50, "fraction of the pages accessed after boot"),
         "s": _ZIPF_S,
     }
 
@@ -556,18 +507,18 @@ class IdleVmWorkload(Workload):
         return self._rank_to_page[:k]
 
 
-@_register
+@register
 class PhasesWorkload(Workload):
     """Alternating working sets: `sets` disjoint sets of `set_fraction` of the pages each; during each `period`
     one set takes all accesses, then the next one (round robin). Within the active set accesses are uniform by
     default (s = 0: a phase sweeps its whole working set, like a batch job switching tables) or Zipf(s)."""
 
     name = "phases"
-    PARAMS = {
-        "sets": Param(_positive_count, 2, "number of disjoint working sets"),
-        "set_fraction": Param(_fraction, 0.20, "fraction of the pages in each working set"),
-        "period": Param(_positive_duration, 20.0, "seconds each working set stays active"),
-        "s": Param(_exponent, 0.0, "Zipf exponent within the active set; 0 = uniform"),
+    OPTIONS = {
+        "sets": Option(count(1), 2, "number of disjoint working sets"),
+        "set_fraction": Option(positive(ratio()), 0.20, "fraction of the pages in each working set"),
+        "period": Option(positive(duration()), 20.0, "seconds each working set stays active"),
+        "s": Option(number(0.0), 0.0, "Zipf exponent within the active set; 0 = uniform"),
     }
 
     def _setup(self, sets: int, set_fraction: float, period: float, s: float) -> None:
@@ -582,7 +533,7 @@ class PhasesWorkload(Workload):
 
     def active_set(self, tick: int) -> int:
         """Index of the working set that takes the accesses of tick `tick`."""
-        return _floor(self._check_tick(tick) * self.tick_s / self._params["period"]) % self._params["sets"]
+        return _floor(self._check_tick(tick) * self.tick_s / self.options["period"]) % self.options["sets"]
 
     def _set(self, j: int) -> np.ndarray:
         return self._layout[j * self._set_pages:(j + 1) * self._set_pages]
@@ -597,15 +548,9 @@ class PhasesWorkload(Workload):
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         """The active set, then the others in the order they become active, then pages in no set."""
-        sets = self._params["sets"]
+        sets = self.options["sets"]
         first = self.active_set(tick)
         order = [self._set((first + i) % sets) for i in range(sets)]
         order.append(self._layout[sets * self._set_pages:])
         return np.concatenate(order)[:k]
 
-
-# The `trace` workload (replay of real programs' access counts) lives with its file format in `traces`, which
-# registers it here on import; imported last since it builds on the classes above.
-import importlib  # noqa: E402
-
-importlib.import_module("pagetide.agent.traces")

@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from pagetide.agent.cli import default_scenario_path
+from pagetide.agent.commands.scenarios import default_scenario_path
 from pagetide.agent.scenario import ScenarioError, load_scenario, parse_scenario
 
 BASE = {
@@ -50,8 +50,8 @@ def test_peer_links_are_made_symmetric_and_defaults_come_from_the_device_type():
     (("tenants", 0, "footprint"), "8GiB", "tenants[0].footprint", "larger than all memory"),
     (("host", "nodes", 1, "type"), "hbm", "host.nodes[1].type", "unknown node type"),
     (("tenants", 0, "home_node"), 1, "tenants[0].home_node", "home node is DRAM"),
-    (("tenants", 0, "workload"), {"type": "zipf", "s": "fast"}, "tenants[0].workload", "s"),
-    (("tenants", 0, "workload"), {"type": "nope"}, "tenants[0].workload", "nope"),
+    (("tenants", 0, "workload"), {"type": "zipf", "s": "fast"}, "tenants[0].workload.s", "invalid number 'fast'"),
+    (("tenants", 0, "workload"), {"type": "nope"}, "tenants[0].workload.type", "nope"),
     (("tick",), "100 parsecs", "tick", "100 parsecs"),
     (("host", "nodes", 0, "capacity"), "1000KiB", "host.nodes[0].capacity", "multiple of 2MiB"),
     (("host",), KeyError, "host", "required"),
@@ -98,12 +98,9 @@ def test_the_default_scenario_loads_with_dram_a_quarter_of_memory():
 
 
 def test_a_tiering_override_replaces_the_kernel_mode_with_its_defaults(tmp_path):
-    from pagetide.agent.fleet import fleet
     from pagetide.agent.scenario import with_tiering
-    from pagetide.agent.tiering import MODES
-    from pagetide.controller.sim import KERNEL_MODES
+    from pagetide.harness.fleet import fleet
 
-    assert set(KERNEL_MODES) == set(MODES)                  # the controller's copy of the agent's names
     d = copy.deepcopy(BASE)
     d["host"].setdefault("kernel", {})["tiering"] = {"mode": "nbt", "hot_threshold": "2s"}
     path = tmp_path / "h.yaml"

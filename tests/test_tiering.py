@@ -318,7 +318,7 @@ def test_damon_regions_stay_within_min_and_max_and_tile_each_tenant(params):
     (damos(sample_interval="200ms"), "host.kernel.tiering.aggr_interval", "must be at least sample_interval"),
     (damos(hot_min_accesses=21), "host.kernel.tiering.hot_min_accesses",
      "at most aggr_interval / sample_interval = 20 samples"),
-    (damos(dram_used_goal="150%"), "host.kernel.tiering.dram_used_goal", "within [0, 1]"),
+    (damos(dram_used_goal="150%"), "host.kernel.tiering.dram_used_goal", "within [1.0%, 99.9%], got '150%'"),
     (damos(dram_used_goal="100%"), "host.kernel.tiering.dram_used_goal", "within [1.0%, 99.9%]"),
     (damos(quota="lots"), "host.kernel.tiering.quota", "lots"),
     (damos(quota_reset="1s"), "host.kernel.tiering.quota_reset", "unknown key"),

@@ -7,9 +7,12 @@ import zlib
 import numpy as np
 import pytest
 
-from pagetide.agent import traces
 from pagetide.agent.sim import simulate
-from pagetide.agent.traces import TraceFile, TraceFormatError, TraceWriter, convert_damo, convert_lackey
+from pagetide.agent.traces.damo import convert_damo
+from pagetide.agent.traces.format import TraceFile, TraceFormatError, TraceWriter
+from pagetide.agent.traces.lackey import convert_lackey
+from pagetide.agent.traces.shipped import resolve_trace_path, shipped_traces
+from pagetide.agent.traces.workload import TraceWorkload
 from pagetide.agent.workloads import WORKLOADS, make_workload
 
 from helpers import small_scenario
@@ -196,15 +199,15 @@ def small_trace(tmp_path):
 
 
 def test_trace_is_a_registered_workload_type_that_needs_a_path(small_trace):
-    assert WORKLOADS["trace"] is traces.TraceWorkload
+    assert WORKLOADS["trace"] is TraceWorkload
     with pytest.raises(ValueError, match="workload.path: missing"):
         make_workload({"type": "trace"}, 16, 0, 0.1)
     with pytest.raises(ValueError, match="workload.path: no trace file 'nope'; shipped traces: "):
         make_workload({"type": "trace", "path": "nope"}, 16, 0, 0.1)
     with pytest.raises(ValueError, match="touches 4 pages .* the footprint has only 3"):
         make_workload({"type": "trace", "path": small_trace}, 3, 0, 0.1)
-    with pytest.raises(ValueError, match="workload.loop: expected true or false"):
-        make_workload({"type": "trace", "path": small_trace, "loop": "yes"}, 16, 0, 0.1)
+    with pytest.raises(ValueError, match="workload.loop: must be true or false"):
+        make_workload({"type": "trace", "path": small_trace, "loop": "sometimes"}, 16, 0, 0.1)
 
 
 def test_trace_probabilities_are_the_epochs_counts_and_extra_pages_are_never_touched(small_trace):
@@ -258,9 +261,9 @@ def test_trace_replay_is_deterministic_under_its_seed_and_describe_rebuilds_it(s
 # ---- the shipped traces ----------------------------------------------------------------------------------
 
 def test_the_project_ships_traces_of_real_programs():
-    assert set(traces.shipped_traces()) >= {"sort", "python-dict", "sqlite-index"}
-    for name in traces.shipped_traces():
-        t = TraceFile(traces.resolve_trace_path(name))
+    assert set(shipped_traces()) >= {"sort", "python-dict", "sqlite-index"}
+    for name in shipped_traces():
+        t = TraceFile(resolve_trace_path(name))
         assert t.header["source"] == "valgrind-lackey" and t.page_size == 4096
         assert t.nepochs > 10 and t.npages > 100
         assert t.path.stat().st_size < 2 << 20
@@ -274,5 +277,5 @@ def test_a_shipped_trace_replays_in_a_small_host_scenario():
     r = simulate(s, check=True)
     t = r.tenants[0]
     assert t.workload == "trace" and t.accesses == pytest.approx(50e6 * 2)
-    assert 0 < sum(t.resident_bytes) <= TraceFile(traces.resolve_trace_path("sort")).npages * 4096
+    assert 0 < sum(t.resident_bytes) <= TraceFile(resolve_trace_path("sort")).npages * 4096
     assert t.dram_share == 1.0 and t.oracle_share == 1.0

@@ -8,6 +8,7 @@ key, and undeclared keys are listed with the valid ones. Nothing else parses opt
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from pagetide.common import units
 
 __all__ = ["Option", "OptionError", "parse_options", "describe", "size", "duration", "ratio", "count", "integer",
-           "number", "flag", "rate", "bandwidth"]
+           "number", "flag", "rate", "bandwidth", "ratio_per_second", "positive", "text"]
 
 
 class OptionError(ValueError):
@@ -135,4 +136,35 @@ def flag() -> Callable[[Any, str], bool]:
         if isinstance(v, str) and v.strip().lower() in words:
             return words[v.strip().lower()]
         raise OptionError(f"{key}: must be true or false, got {v!r}")
+    return parse
+
+
+def ratio_per_second(lo: float | None = 0.0, hi: float | None = 1.0) -> Callable[[Any, str], float]:
+    """A fraction per second: '1%/s', '1%' or 0.01 (the '/s' is optional)."""
+    def parse_unit(v: Any, name: str) -> float:
+        if isinstance(v, str) and v.rstrip().endswith("/s"):
+            v = v.rstrip()[:-2]
+        return units.parse_ratio(v, name=name, max=float("inf"))
+    return _ranged(parse_unit, lo, hi, lambda x: units.format_ratio(x) + "/s")
+
+
+def positive(parse: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """`parse`, and the value must be above zero: `positive(rate())` for a rate that cannot be nil."""
+    def check(v: Any, key: str) -> Any:
+        x = parse(v, key)
+        if not x > 0:
+            raise OptionError(f"{key}: must be > 0, got {v!r}")
+        return x
+    return check
+
+
+def text(what: str = "a non-empty string") -> Callable[[Any, str], str]:
+    """A non-empty string, such as a name or a path (a path object is taken as its text); `what` names the
+    expected value in the error."""
+    def parse(v: Any, key: str) -> str:
+        if isinstance(v, os.PathLike):
+            v = str(v)
+        if not isinstance(v, str) or not v:
+            raise OptionError(f"{key}: expected {what}, got {v!r}")
+        return v
     return parse
