@@ -40,6 +40,7 @@ class RoundResult:
     host_id: str
     period: int = 0                      # the scan period acted on
     report_bytes: int = 0
+    move_request_bytes: int = 0          # serialized MovePages requests sent
     report_seconds: float = 0.0          # the report's transfer (not the wait for the period)
     plan_seconds: float = 0.0
     move_seconds: float = 0.0
@@ -52,6 +53,7 @@ class RoundResult:
     heat_pages: dict[str, list[int]] = field(default_factory=dict)      # per VM: pages per heat bin
     dram_resident_share: dict[str, float] = field(default_factory=dict)  # per VM: resident pages on DRAM
     node_id: str = ""                    # the Ray node that ran the round
+    cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
 
     @property
     def seconds(self) -> float:
@@ -97,7 +99,7 @@ class HostClient:
         if sizes.max_hot_fast is not None:
             request.max_hot_fast = sizes.max_hot_fast
         report = await self.stub.GetHeatReport(request, timeout=wait + RPC_TIMEOUT)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if report.waited_out:
             return None
         if report.period < self.last_period:     # the host restarted: a new boot, maybe other tenants
@@ -136,6 +138,7 @@ class HostClient:
                                           nodes=np.full(len(b.addresses), b.target_node, dtype="<i2").tobytes(),
                                           sw_young=b.sw_young) for b in chunk])
             start = time.perf_counter()
+            res.move_request_bytes += req.ByteSize()
             resp = await self.stub.MovePages(req, timeout=RPC_TIMEOUT)
             res.batches += len(chunk)
             moved_total = 0
@@ -156,6 +159,7 @@ class HostClient:
                 if pause > 0:
                     await asyncio.sleep(pause)
         res.report_seconds, res.plan_seconds, res.move_seconds = t1 - t0, t2 - t1, time.perf_counter() - t2
+        res.cpu_seconds = time.process_time() - c0
         return res
 
     async def close(self) -> None:

@@ -166,6 +166,9 @@ def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float) -
                               for k in ("report", "plan", "move")},
         "batches_per_host_round": sum(x.batches for x in every) / n,
         "report_bytes_per_host_max": max((x.report_bytes for x in every), default=0),
+        "report_bytes_per_host_mean": sum(x.report_bytes for x in every) / n,
+        "move_request_bytes_per_host_mean": sum(x.move_request_bytes for x in every) / n,
+        "cpu_seconds_per_host_mean": sum(x.cpu_seconds for x in every) / n,
         "ray_nodes": len({x.node_id for x in every}),
         "heat_history": heat_history,
     }

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from pagetide.agent.scenario import parse_scenario
-from pagetide.controller import bench
-from pagetide.controller.cli import build_parser
+from pagetide.harness import bench
+from pagetide.harness.cli import build_parser
 
 TRACE_PAGES = {"sort": 377, "python-dict": 2187, "sqlite-index": 547}      # agent/traces/README.md
 MiB = 1 << 20
