@@ -157,6 +157,10 @@ class HostBackend(Protocol):
     backend: str
 
     @property
+    def time(self) -> float:
+        """Seconds since the host (model) booted."""
+
+    @property
     def period(self) -> int:
         """Complete scan periods so far."""
 
