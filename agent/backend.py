@@ -21,10 +21,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-NODE_TYPES = ("dram", "pmem", "cxl")
-TENANT_KINDS = ("vm", "task")
-
-
 class BadRequest(ValueError):
     """A request a host refuses as a whole, before changing anything (gRPC INVALID_ARGUMENT, or NOT_FOUND
     when `not_found`)."""
@@ -34,16 +30,11 @@ class BadRequest(ValueError):
         self.not_found = not_found
 
 
-class NotSimulated(RuntimeError):
-    """A simulation-only call on a host that cannot honour it (a real host, or a clock that runs by itself):
-    gRPC FAILED_PRECONDITION."""
-
-
 @dataclass(frozen=True)
 class NodeInfo:
     """One NUMA node now. Sizes in bytes, latencies in seconds, bandwidths in bytes per second."""
     id: int
-    type: str                 # one of NODE_TYPES
+    type: str                 # dram, pmem or cxl
     capacity: int
     free: int
     used: int                 # tenants' pages
@@ -64,7 +55,7 @@ class NodeInfo:
 class TenantInfo:
     """A VM or task: one mapping [address_start, address_end) of pages of `page_size` bytes."""
     name: str
-    kind: str                 # one of TENANT_KINDS
+    kind: str                 # vm or task
     page_size: int
     footprint: int
     home_node: int

@@ -22,7 +22,7 @@ import grpc
 import numpy as np
 
 from pagetide.agent.backend import (
-    BadRequest, HeatReport, HostBackend, MoveCall, NotSimulated, PageList, Simulated, SimulationStats, Topology,
+    BadRequest, HeatReport, HostBackend, MoveCall, PageList, Simulated, SimulationStats, Topology,
 )
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
 from pagetide.common.limits import MAX_CANDIDATES, MAX_TICKS, MAX_WAIT_SECONDS
@@ -169,10 +169,8 @@ class HostSlot:
         await self.notify()
 
 
-async def _abort(context, e: Exception):
-    if isinstance(e, NotSimulated):
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
-    code = grpc.StatusCode.NOT_FOUND if getattr(e, "not_found", False) else grpc.StatusCode.INVALID_ARGUMENT
+async def _abort(context, e: BadRequest):
+    code = grpc.StatusCode.NOT_FOUND if e.not_found else grpc.StatusCode.INVALID_ARGUMENT
     await context.abort(code, str(e))
 
 
@@ -200,7 +198,8 @@ class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
                                 f"max_candidates must be at most {MAX_CANDIDATES}, got {request.max_candidates}")
         if request.max_wait_ms > MAX_WAIT_SECONDS * 1000:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"max_wait_ms must be at most {int(MAX_WAIT_SECONDS * 1000)}, got {request.max_wait_ms}")
+                                f"max_wait_ms must be at most {int(MAX_WAIT_SECONDS * 1000)}, "
+                                f"got {request.max_wait_ms}")
         slot = await self._slot(request.host_id, context)
         host = slot.backend
         if request.HasField("wait_for_period_after"):

@@ -119,7 +119,3 @@ class SimHost:
         return SimulationStats(result=self.recorder.results(),
                                node_used=[int(x) * PAGE_SIZE for x in self.host.node_used],
                                node_free=[int(x) * PAGE_SIZE for x in self.host.free()])
-
-    def results(self):
-        """The accounting so far (agent/accounting.py HostResult)."""
-        return self.recorder.results()

@@ -9,10 +9,5 @@ file format, the converters that make them, and the workload that replays them.
     workload   `TraceWorkload`, the `trace` workload type (`{type: trace, path: sort}`)
     cli        `pagetide trace convert|info`
 
-The package's namespace holds only `add_parser`, the `trace` subcommand for a CLI that adds it to its own
-subparsers; import everything else from its module.
+Import each name from its module; the package itself exports nothing.
 """
-
-from pagetide.agent.traces.cli import add_parser
-
-__all__ = ["add_parser"]

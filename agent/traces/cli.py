@@ -1,7 +1,7 @@
 """`pagetide trace`: convert real programs' memory traces into .pgtrace files, and summarise one.
 
 `trace convert {lackey,damo} INPUT OUTPUT [options]` runs a converter (`lackey`, `damo`); `trace info TRACE`
-prints a trace's header summary (a file, or a shipped trace's name). One subcommand module: `HELP`,
+prints a trace's header summary (a file, or a shipped trace's name). One subcommand module:
 `set_argparser(parser)` and `main(args) -> int`; the converters are imported when a command runs.
 """
 
@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["HELP", "set_argparser", "main", "add_parser"]
-
-HELP = "convert real programs' memory traces for the trace workload"
+__all__ = ["set_argparser", "main"]
 
 
 def set_argparser(p: argparse.ArgumentParser) -> None:
@@ -41,14 +39,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"pagetide: trace {args.trace_command}: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """`trace` as a subcommand of `sub`, for a CLI that lists subparsers itself rather than calling
-    `set_argparser` and `main` (the parsed namespace's `func` runs it)."""
-    p = sub.add_parser("trace", help=HELP)
-    set_argparser(p)
-    p.set_defaults(func=main)
 
 
 def _convert(args: argparse.Namespace) -> str:
