@@ -1,1 +1,2 @@
-"""The simulation harness and benchmark suite: what drives agents and the controller together (the only code that imports both sides)."""
+"""The simulation harness and benchmark suite: what drives agents and the controller together (the only code
+that imports both sides)."""

@@ -49,7 +49,8 @@ def write_scenarios(scenarios: list[dict], directory: str) -> list[str]:
     return paths
 
 
-def scenario_commands(paths: list[str], n_procs: int, tiering: str | None = None, clock: str = "driven") -> list[list[str]]:
+def scenario_commands(paths: list[str], n_procs: int, tiering: str | None = None,
+                      clock: str = "driven") -> list[list[str]]:
     """Agent commands packing the scenario files round-robin into `n_procs` processes."""
     n = max(1, min(n_procs, len(paths)))
     extra = ("--tiering", tiering) if tiering else ()

@@ -490,25 +490,18 @@ def command_line(cfg: SuiteConfig, out: str, json_path: str | None, plots: str |
 # --------------------------------------------------------------------------------------------- shell
 
 def trace_pages(names: list[str]) -> dict[str, int]:
-    """Pages of shipped traces, from `pagetide trace info` (in parallel processes)."""
-    procs = {n: subprocess.Popen([sys.executable, "-m", "pagetide.harness.cli", "trace", "info", n],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names}
-    out = {}
-    for n, p in procs.items():
-        stdout, stderr = p.communicate(timeout=120)
-        m = re.search(r": (\d+) pages", stdout)
-        if p.returncode or not m:
-            raise RuntimeError(f"pagetide trace info {n} failed: {stderr.strip() or stdout.strip()}")
-        out[n] = int(m.group(1))
-    return out
+    """Pages of shipped traces, from their headers."""
+    from pagetide.agent.traces.format import TraceFile
+    from pagetide.agent.traces.shipped import resolve_trace_path
+
+    return {n: TraceFile(resolve_trace_path(n)).npages for n in names}
 
 
 async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -> list[dict]:
     """Every case of the grid under one policy or kernel mode: one Controller, cfg.rounds rounds."""
-    from pagetide.controller.controller import Controller
     from pagetide.controller.policies import VmPolicy
-    from pagetide.harness.agents import SimulationClient, launch_agents, scenario_commands, stop_agents
-    from pagetide.harness.drive import drive
+    from pagetide.harness.agents import launch_agents, scenario_commands
+    from pagetide.harness.drive import controlled, drive
 
     files = []
     for c in cases:
@@ -516,13 +509,7 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
         with open(path, "w") as f:
             yaml.safe_dump(scenario_for(c, run), f, sort_keys=False)
         files.append(path)
-    agents = launch_agents(scenario_commands(files, cfg.agents))
-    ctl = sim = None
-    try:
-        hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
-        sim = SimulationClient(hosts)
-        ctl = Controller(hosts, policy=RUNS[run][0])
-        await ctl.start()
+    async with controlled(launch_agents(scenario_commands(files, cfg.agents)), policy=RUNS[run][0]) as (ctl, sim):
         for c in cases:
             for vm, w in c.weights.items():
                 ctl.set_policy(c.host_id(run), vm, VmPolicy(weight=w))
@@ -530,13 +517,6 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
         ticks = max(1, round(topo.period_ns / topo.tick_ns))
         await drive(ctl, sim, cfg.rounds, ticks)
         stats = await sim.stats()
-    finally:
-        if ctl is not None:
-            await ctl.stop()
-            ctl.shutdown()
-        if sim is not None:
-            await sim.close()
-        stop_agents(agents)
     out = []
     for c in cases:
         st = stats[c.host_id(run)]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from pagetide.controller.controller import Controller
-from pagetide.harness.agents import SimulationClient
+from pagetide.harness.agents import AgentProcess, SimulationClient, stop_agents
 
 ROUND_TIMEOUT = 120.0      # seconds a fleet round may take before the harness moves on without a host
 
@@ -22,6 +23,27 @@ class FleetRound:
     seconds: float                 # from the clocks' advance to every host reconciled
     advance_seconds: float         # the agents advancing their clocks by one period
     failed: dict[str, str] = field(default_factory=dict)   # hosts whose agent did not answer the advance
+
+
+@asynccontextmanager
+async def controlled(agents: list[AgentProcess], **options) -> AsyncIterator[tuple[Controller, SimulationClient]]:
+    """A started Controller (built with `options`) over every host the agent processes serve, and the
+    harness's SimulationClient for them. On leaving -- normally or not -- the controller's loops stop, its
+    actors are killed, the clients close and the agent processes end (they belong to the block from here)."""
+    ctl = sim = None
+    try:
+        hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
+        sim = SimulationClient(hosts)
+        ctl = Controller(hosts, **options)
+        await ctl.start()
+        yield ctl, sim
+    finally:
+        if ctl is not None:
+            await ctl.stop()
+            ctl.shutdown()
+        if sim is not None:
+            await sim.close()
+        stop_agents(agents)
 
 
 async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int, pace: float | None = None,

@@ -28,7 +28,8 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hosts", type=int, default=4, help="simulated hosts (default 4)")
     p.add_argument("--agents", type=int, default=2, help="agent processes the hosts are packed into (default 2)")
     p.add_argument("--duration", type=duration_argument, default=60.0, help="simulated time (default 60s)")
-    p.add_argument("--host-memory", type=size_argument, default=2 << 30, help="memory per host, DRAM 1/4 (default 2GiB)")
+    p.add_argument("--host-memory", type=size_argument, default=2 << 30,
+                   help="memory per host, DRAM 1/4 (default 2GiB)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--kernel-mode", choices=sorted(MODES),
                    help="the hosts' kernel tiering mode (default: the fleet's, none = demotion only); "
@@ -81,10 +82,9 @@ async def run_sim(args: argparse.Namespace) -> dict:
     from prometheus_client import start_http_server
 
     from pagetide.controller.cluster import init_ray
-    from pagetide.controller.controller import Controller
     from pagetide.controller.service import start_controller_server
-    from pagetide.harness.agents import SimulationClient, launch_agents, scenario_commands, stop_agents, write_scenarios
-    from pagetide.harness.drive import drive
+    from pagetide.harness.agents import launch_agents, scenario_commands, write_scenarios
+    from pagetide.harness.drive import controlled, drive
     from pagetide.harness.fleet import fleet_dicts
 
     init_ray()
@@ -93,47 +93,36 @@ async def run_sim(args: argparse.Namespace) -> dict:
         paths = write_scenarios(fleet_dicts(args.hosts, seed=args.seed, memory_mib=args.host_memory >> 20,
                                             tiering=args.kernel_mode), tmp)
         agents = launch_agents(scenario_commands(paths, args.agents))
-    ctl = sim = server = None
-    try:
-        hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
-        sim = SimulationClient(hosts)
-        ctl = Controller(hosts, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=args.realtime,
-                         policy=args.policy, policy_options=dict(args.policy_option),
-                         on_round=lambda r: per_host.setdefault(r.host_id, []).append(r))
-        await ctl.start()
+    async with controlled(agents, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=args.realtime,
+                          policy=args.policy, policy_options=dict(args.policy_option),
+                          on_round=lambda r: per_host.setdefault(r.host_id, []).append(r)) as (ctl, sim):
         server, port = await start_controller_server(ctl, args.controller_listen)
-        print(f"pagetide sim: {len(hosts)} hosts in {len(agents)} agent processes; ControllerService on "
-              f"{args.controller_listen.rsplit(':', 1)[0]}:{port}", file=sys.stderr)
-        sim_metrics = SimMetrics(ctl.metrics.registry)
-        if args.metrics_port is not None:
-            start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
-            print(f"pagetide sim: metrics on http://127.0.0.1:{args.metrics_port}/metrics", file=sys.stderr)
-        topo = next(iter(ctl.topologies.values()))
-        period = topo.period_ns / 1e9
-        ticks = max(1, round(topo.period_ns / topo.tick_ns))
-        n_rounds = max(1, int(round(args.duration / period)))
+        try:
+            print(f"pagetide sim: {len(ctl.hosts)} hosts in {len(agents)} agent processes; ControllerService on "
+                  f"{args.controller_listen.rsplit(':', 1)[0]}:{port}", file=sys.stderr)
+            sim_metrics = SimMetrics(ctl.metrics.registry)
+            if args.metrics_port is not None:
+                start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
+                print(f"pagetide sim: metrics on http://127.0.0.1:{args.metrics_port}/metrics", file=sys.stderr)
+            topo = next(iter(ctl.topologies.values()))
+            period = topo.period_ns / 1e9
+            ticks = max(1, round(topo.period_ns / topo.tick_ns))
+            n_rounds = max(1, int(round(args.duration / period)))
 
-        async def after(r) -> None:
-            if r.number % args.stats_every == 0 or r.number == n_rounds:
-                sim_metrics.observe(await sim.stats())
-            if not args.quiet:
-                progress(r.number, n_rounds, f"round {r.seconds * 1e3:.0f} ms")
+            async def after(r) -> None:
+                if r.number % args.stats_every == 0 or r.number == n_rounds:
+                    sim_metrics.observe(await sim.stats())
+                if not args.quiet:
+                    progress(r.number, n_rounds, f"round {r.seconds * 1e3:.0f} ms")
 
-        t_start = time.perf_counter()
-        rounds = await drive(ctl, sim, n_rounds, ticks, pace=period if args.realtime else None, after_round=after)
-        wall = time.perf_counter() - t_start
-        stats = await sim.stats()
-        sim_metrics.observe(stats)
-        return collect(args, rounds, per_host, stats, wall)
-    finally:
-        if ctl is not None:
-            await ctl.stop()
-            ctl.shutdown()
-        if server is not None:
+            t_start = time.perf_counter()
+            rounds = await drive(ctl, sim, n_rounds, ticks, pace=period if args.realtime else None, after_round=after)
+            wall = time.perf_counter() - t_start
+            stats = await sim.stats()
+            sim_metrics.observe(stats)
+            return collect(args, rounds, per_host, stats, wall)
+        finally:
             await server.stop(grace=0.5)
-        if sim is not None:
-            await sim.close()
-        stop_agents(agents)
 
 
 def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float) -> dict:
@@ -193,8 +182,8 @@ def report(res: dict) -> str:
                   "oracle slowdown", "migrated", "ping-pong"], vm_rows), "",
            table(["host", "VMs", "DRAM share", "oracle", "ratio", "slowdown", "promoted", "demoted",
                   "kernel demoted", "report max"], host_rows), "",
-           f"{res['rounds']} rounds in {res['wall_seconds']:.1f} s; controller round (report+plan+moves, hosts in "
-           f"parallel): median {res['round_seconds']['median'] * 1e3:.0f} ms, max "
+           f"{res['rounds']} rounds in {res['wall_seconds']:.1f} s; controller round after the agents' advance (each "
+           f"host reconciled as its period completes): median {res['round_seconds']['median'] * 1e3:.0f} ms, max "
            f"{res['round_seconds']['max'] * 1e3:.0f} ms; agents advancing one period: "
            f"{res['advance_seconds_mean'] * 1e3:.0f} ms; largest heat report {fmt_bytes(res['report_bytes_per_host_max'])}"]
     return "\n".join(out)

@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 from pagetide.controller.controller import Controller
 from pagetide.controller.service import start_controller_server
 from pagetide.harness.agents import SimulationClient, agent_command, launch_agents, stop_agents
-from pagetide.harness.drive import drive
+from pagetide.harness.drive import controlled, drive
 from pagetide.v1 import controller_pb2, controller_pb2_grpc
 
 pytestmark = pytest.mark.e2e
@@ -69,42 +69,33 @@ def test_controller_promotes_a_hot_set_that_started_on_pmem(ray_session, tmp_pat
     results = []
 
     async def main():
-        hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
-        sim = SimulationClient(hosts)
-        ctl = Controller(hosts, on_round=results.append)
-        await ctl.start()
-        server, port = await start_controller_server(ctl)
-        try:
-            # a user's policy client: bad input is refused, a good policy is applied
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                stub = controller_pb2_grpc.ControllerServiceStub(ch)
-                with pytest.raises(grpc.aio.AioRpcError) as e:
-                    await stub.SetVmPolicy(controller_pb2.SetVmPolicyRequest(policy=controller_pb2.VmPolicy(
-                        host_id="h0", vm="hot", min_dram_bytes=2 << 20, max_dram_bytes=1 << 20)), timeout=5)
-                assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-                with pytest.raises(grpc.aio.AioRpcError) as e:
+        async with controlled(agents, on_round=results.append) as (ctl, sim):
+            server, port = await start_controller_server(ctl)
+            try:
+                # a user's policy client: bad input is refused, a good policy is applied
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                    stub = controller_pb2_grpc.ControllerServiceStub(ch)
+                    with pytest.raises(grpc.aio.AioRpcError) as e:
+                        await stub.SetVmPolicy(controller_pb2.SetVmPolicyRequest(policy=controller_pb2.VmPolicy(
+                            host_id="h0", vm="hot", min_dram_bytes=2 << 20, max_dram_bytes=1 << 20)), timeout=5)
+                    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                    with pytest.raises(grpc.aio.AioRpcError) as e:
+                        await stub.SetVmPolicy(controller_pb2.SetVmPolicyRequest(
+                            policy=controller_pb2.VmPolicy(host_id="h0", vm="ghost", weight=1)), timeout=5)
+                    assert e.value.code() == grpc.StatusCode.NOT_FOUND
                     await stub.SetVmPolicy(controller_pb2.SetVmPolicyRequest(
-                        policy=controller_pb2.VmPolicy(host_id="h0", vm="ghost", weight=1)), timeout=5)
-                assert e.value.code() == grpc.StatusCode.NOT_FOUND
-                await stub.SetVmPolicy(controller_pb2.SetVmPolicyRequest(
-                    policy=controller_pb2.VmPolicy(host_id="h1", vm="hot", weight=2)), timeout=5)
-                for _ in range(25):
-                    await drive(ctl, sim, 1, 10)
-                    shares = hot_share(await sim.stats())
-                    if all(last >= 0.9 * oracle for _, last, oracle in shares.values()):
-                        break
-                status = await stub.GetStatus(controller_pb2.GetStatusRequest(), timeout=5)
-            return shares, status, generate_latest(ctl.metrics.registry).decode()
-        finally:
-            await ctl.stop()
-            await server.stop(None)
-            await sim.close()
-            ctl.shutdown()
+                        policy=controller_pb2.VmPolicy(host_id="h1", vm="hot", weight=2)), timeout=5)
+                    for _ in range(25):
+                        await drive(ctl, sim, 1, 10)
+                        shares = hot_share(await sim.stats())
+                        if all(last >= 0.9 * oracle for _, last, oracle in shares.values()):
+                            break
+                    status = await stub.GetStatus(controller_pb2.GetStatusRequest(), timeout=5)
+                return shares, status, generate_latest(ctl.metrics.registry).decode()
+            finally:
+                await server.stop(None)
 
-    try:
-        shares, status, scrape = asyncio.run(main())
-    finally:
-        stop_agents(agents)
+    shares, status, scrape = asyncio.run(main())
     for h, (first, last, oracle) in shares.items():
         assert first < 0.2, "the hot set did not start on PMEM"
         assert oracle > 0.5
@@ -122,8 +113,6 @@ def test_controller_promotes_a_hot_set_that_started_on_pmem(ray_session, tmp_pat
 def test_proxies_are_spread_over_the_nodes_of_the_ray_cluster(ray_session, tmp_path):
     import ray
 
-    from pagetide.controller.controller import Controller
-
     assert len([n for n in ray.nodes() if n["Alive"]]) == 3
     names = [f"s{i}" for i in range(6)]
     files = scenario_files(tmp_path, names)
@@ -131,22 +120,11 @@ def test_proxies_are_spread_over_the_nodes_of_the_ray_cluster(ray_session, tmp_p
     results = []
 
     async def main():
-        hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
-        sim = SimulationClient(hosts)
-        ctl = Controller(hosts, on_round=results.append)
-        await ctl.start()
-        try:
+        async with controlled(agents, on_round=results.append) as (ctl, sim):
             await drive(ctl, sim, 2, 10)
             return await asyncio.gather(*(p.node_id.remote() for p in ctl.proxies.values()))
-        finally:
-            await ctl.stop()
-            await sim.close()
-            ctl.shutdown()
 
-    try:
-        proxy_nodes = asyncio.run(main())
-    finally:
-        stop_agents(agents)
+    proxy_nodes = asyncio.run(main())
     assert len(set(proxy_nodes)) >= 2, proxy_nodes
     assert len({r.node_id for r in results}) >= 2
     assert {r.host_id for r in results} == set(names) and len(results) == 12
