@@ -73,12 +73,14 @@ class HostClient:
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.topology: agent_pb2.GetTopologyResponse | None = None
+        self.dram_nodes: set[int] = set()
         self.last_period = 0          # the last period acted on (0: none)
         self.round_no = 0
 
     async def get_topology(self) -> agent_pb2.GetTopologyResponse:
         self.topology = await self.stub.GetTopology(agent_pb2.GetTopologyRequest(host_id=self.host_id),
                                                     timeout=RPC_TIMEOUT)
+        self.dram_nodes = {n.id for n in self.topology.nodes if n.type == types_pb2.NODE_TYPE_DRAM}
         if self.policy is None:
             self.policy = make_policy(self.policy_name, period_seconds=self.topology.period_ns / 1e9,
                                       **self.policy_options)
@@ -112,13 +114,12 @@ class HostClient:
         self.round_no += 1
         res = RoundResult(host_id=self.host_id, period=report.period)
         res.report_bytes = report.ByteSize()
-        fast = {n.id for n in self.topology.nodes if n.type == types_pb2.NODE_TYPE_DRAM}
         for t in report.tenants:
             pages = [sum(col) for col in zip(*(h.pages for h in t.histograms))]
             res.heat_pages[t.tenant] = pages
             total = sum(pages)
-            res.dram_resident_share[t.tenant] = (sum(sum(h.pages) for h in t.histograms if h.node in fast) / total
-                                                 if total else 0.0)
+            on_dram = sum(sum(h.pages) for h in t.histograms if h.node in self.dram_nodes)
+            res.dram_resident_share[t.tenant] = on_dram / total if total else 0.0
         known = {t.tenant for t in report.tenants}
         view = host_view(self.topology, report)
         t1 = time.perf_counter()
