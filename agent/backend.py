@@ -110,11 +110,14 @@ class HeatReport:
 
 @dataclass(frozen=True)
 class MoveCall:
-    """One move_pages(2) call on one tenant: addresses (uint64) and target nodes (int64), same length."""
+    """One move_pages(2) call on one tenant: addresses (uint64) and target nodes (int64), same length, and
+    optionally the node each page is expected on (int64, same length): a page found elsewhere stays put
+    and reports -EBUSY."""
     tenant: str
     addresses: np.ndarray
     nodes: np.ndarray
     flags: int
+    expected: np.ndarray | None = None
 
 
 class MoveResult(Protocol):
@@ -181,6 +184,10 @@ class Simulated(Protocol):
 
     @property
     def ticks_run(self) -> int: ...
+
+    @property
+    def pages(self) -> int:
+        """Base pages of the model: the cost of one tick grows with it (the AdvanceClock limit)."""
 
     def advance(self, ticks: int) -> None: ...
 

@@ -603,7 +603,8 @@ class Host:
 
     # ---- move_pages(2) --------------------------------------------------------------------------------
     def move_pages(self, tenant: int | str, addresses, nodes, flags: int = MPOL_MF_MOVE) -> MoveResult:
-        """move_pages(pid, count, pages, nodes, status, flags) on tenant's address space. Per-page status is
+        """move_pages(pid, count, pages, nodes, status, flags) on tenant's address space. With nodes None
+        (NULL) nothing moves and status is the node each page is on, as move_pages(2) reports it. Per-page status is
         the target node on success or a negative errno: -EINVAL node does not exist, -EFAULT address not in
         the tenant's mapping, -ENOENT page not present, -EBUSY pinned or already being migrated in this
         batch, -ENOMEM no room on the target node (above its min watermark). With MPOL_MF_SW_YOUNG a page
@@ -613,6 +614,8 @@ class Host:
         if flags & ~MOVE_PAGES_FLAGS or (flags & MPOL_MF_MOVE and flags & MPOL_MF_MOVE_ALL):
             raise ValueError(f"move_pages: invalid flags {flags:#x}")
         addrs = np.asarray(addresses, dtype=np.uint64).ravel()
+        if nodes is None:
+            return self._page_nodes(t, addrs)
         target = np.asarray(nodes, dtype=np.int64).ravel()
         if addrs.shape != target.shape:
             raise ValueError("move_pages: pages and nodes differ in length")
@@ -635,6 +638,16 @@ class Host:
         for a, b in zip(run_starts, np.append(run_starts[1:], idx.size)):
             self._move_run(t, idx[a:b], slots[a:b], int(tgt[a]), flags, result)
         return result
+
+    def _page_nodes(self, t: Tenant, addrs: np.ndarray) -> MoveResult:
+        """move_pages(2) with nodes NULL: per address the node its page is on, -ENOENT if not present,
+        -EFAULT outside the mapping."""
+        inside = (addrs >= np.uint64(t.vma_start)) & (addrs < np.uint64(t.vma_end))
+        status = np.full(addrs.size, -errno.EFAULT, dtype=np.int32)
+        slots = ((addrs[inside] - np.uint64(t.vma_start)) // np.uint64(t.spec.page_size)).astype(np.int64) + t.start
+        cur = self.node[slots].astype(np.int32)
+        status[inside] = np.where(cur >= 0, cur, -errno.ENOENT)
+        return MoveResult(status=status)
 
     def _move_run(self, t: Tenant, req: np.ndarray, slots: np.ndarray, dst: int, flags: int,
                   result: MoveResult) -> None:

@@ -25,7 +25,7 @@ from pagetide.agent.backend import (
     BadRequest, HeatReport, HostBackend, MoveCall, PageList, Simulated, SimulationStats, Topology,
 )
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
-from pagetide.common.limits import MAX_CANDIDATES, MAX_TICKS, MAX_WAIT_SECONDS
+from pagetide.common.limits import MAX_CANDIDATES, MAX_PAGE_TICKS, MAX_QUEUED, MAX_TICKS, MAX_WAIT_SECONDS
 from pagetide.common.serve import start_server
 from pagetide.v1 import agent_pb2, agent_pb2_grpc, simulation_pb2, simulation_pb2_grpc, types_pb2
 
@@ -103,13 +103,26 @@ def move_calls(request: agent_pb2.MovePagesRequest) -> list[MoveCall]:
         if len(c.addresses) != 8 * c.count or len(c.nodes) != 2 * c.count:
             raise BadRequest(f"calls[{i}]: count {c.count} needs {8 * c.count} bytes of addresses and "
                              f"{2 * c.count} of nodes, got {len(c.addresses)} and {len(c.nodes)}")
+        if c.expected_nodes and len(c.expected_nodes) != 2 * c.count:
+            raise BadRequest(f"calls[{i}].expected_nodes: count {c.count} needs {2 * c.count} bytes (or none), "
+                             f"got {len(c.expected_nodes)}")
         calls.append(MoveCall(tenant=c.tenant, addresses=np.frombuffer(c.addresses, "<u8").astype(np.uint64),
                               nodes=np.frombuffer(c.nodes, "<i2").astype(np.int64),
-                              flags=MPOL_MF_MOVE | (MPOL_MF_SW_YOUNG if c.sw_young else 0)))
+                              flags=MPOL_MF_MOVE | (MPOL_MF_SW_YOUNG if c.sw_young else 0),
+                              expected=np.frombuffer(c.expected_nodes, "<i2").astype(np.int64)
+                              if c.expected_nodes else None))
     return calls
 
 
+def max_ticks(sim: Simulated) -> int:
+    """Ticks one AdvanceClock call may run on `sim`: the cost of a tick grows with the host's pages."""
+    return max(1, min(MAX_TICKS, MAX_PAGE_TICKS // max(1, sim.pages)))
+
+
 # ---- serving ---------------------------------------------------------------------------------------------
+
+class Busy(Exception):
+    """More than MAX_QUEUED calls are waiting for one host (RESOURCE_EXHAUSTED)."""
 
 class HostSlot:
     """One served host: its backend, the lock serialising calls on it, the condition long polls wait on, and
@@ -118,6 +131,7 @@ class HostSlot:
     def __init__(self, backend: HostBackend):
         self.backend = backend
         self.lock = asyncio.Lock()
+        self.queued = 0                 # calls waiting for the lock
         self.changed = asyncio.Condition()
         self.report: tuple[Sizes, Any, agent_pb2.GetHeatReportResponse] | None = None
 
@@ -140,11 +154,19 @@ class HostSlot:
         if self.report is not None:
             self.build(self.report[0])
 
-    async def run(self, fn: Callable[[], Any], thread: bool = True) -> Any:
+    async def run(self, fn: Callable[[], Any], thread: bool = True, queue_limit: bool = True) -> Any:
         """fn() under the host's lock, in a worker thread unless `thread` is False (work of a few ms at most:
         the hop to a thread and back through the GIL costs more than it saves when one process serves many
-        hosts). If the caller is cancelled, the lock is held until the thread's work ends."""
-        async with self.lock:
+        hosts). If the caller is cancelled, the lock is held until the thread's work ends. Busy if
+        MAX_QUEUED calls are already waiting for the host."""
+        if queue_limit and self.queued >= MAX_QUEUED:
+            raise Busy(f"host {self.backend.host_id!r} has {self.queued} calls waiting, at most {MAX_QUEUED}")
+        self.queued += 1
+        try:
+            await self.lock.acquire()
+        finally:
+            self.queued -= 1
+        try:
             if not thread:
                 return fn()
             work = asyncio.ensure_future(asyncio.to_thread(fn))
@@ -153,24 +175,29 @@ class HostSlot:
             except asyncio.CancelledError:
                 await asyncio.wait([work])
                 raise
+        finally:
+            self.lock.release()
 
     async def notify(self) -> None:
         async with self.changed:
             self.changed.notify_all()
 
-    async def advance(self, ticks: int) -> None:
+    async def advance(self, ticks: int, queue_limit: bool = True) -> None:
         """Simulated hosts: run `ticks` ticks, rebuild the report, wake long polls."""
         sim: Simulated = self.backend   # type: ignore[assignment]
 
         def work() -> None:
             sim.advance(ticks)
             self.rebuild()
-        await self.run(work)
+        await self.run(work, queue_limit=queue_limit)
         await self.notify()
 
 
-async def _abort(context, e: BadRequest):
-    code = grpc.StatusCode.NOT_FOUND if e.not_found else grpc.StatusCode.INVALID_ARGUMENT
+async def _abort(context, e: BadRequest | Busy):
+    if isinstance(e, Busy):
+        code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    else:
+        code = grpc.StatusCode.NOT_FOUND if e.not_found else grpc.StatusCode.INVALID_ARGUMENT
     await context.abort(code, str(e))
 
 
@@ -190,7 +217,10 @@ class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
 
     async def GetTopology(self, request, context):
         slot = await self._slot(request.host_id, context)
-        return await slot.run(lambda: topology_pb(slot.backend.topology()))
+        try:
+            return await slot.run(lambda: topology_pb(slot.backend.topology()))
+        except Busy as e:
+            await _abort(context, e)
 
     async def GetHeatReport(self, request, context):
         if request.max_candidates > MAX_CANDIDATES:
@@ -217,7 +247,7 @@ class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
         sizes = (request.max_candidates, request.max_hot_fast if request.HasField("max_hot_fast") else None)
         try:
             return await slot.run(lambda: slot.build(sizes), thread=slot.ready(sizes) is None)
-        except BadRequest as e:
+        except (BadRequest, Busy) as e:
             await _abort(context, e)
 
     async def MovePages(self, request, context):
@@ -225,7 +255,7 @@ class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
         try:
             calls = move_calls(request)
             results = await slot.run(lambda: slot.backend.move_pages(calls, request.batch_id), thread=False)
-        except BadRequest as e:
+        except (BadRequest, Busy) as e:
             await _abort(context, e)
         return agent_pb2.MovePagesResponse(results=[
             agent_pb2.MoveCallResult(status=r.status.astype("<i2").tobytes(), moved_pages=r.moved_pages,
@@ -249,18 +279,27 @@ class SimulationServicer(_Servicer, simulation_pb2_grpc.SimulationServiceService
         if self.clock != "driven":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"host {request.host_id!r} runs with the wall clock (agent --clock {self.clock})")
-        if request.ticks > MAX_TICKS:
+        limit = max_ticks(slot.backend)
+        if request.ticks > limit:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"ticks must be at most {MAX_TICKS}, got {request.ticks}")
+                                f"ticks must be at most {limit} on host {request.host_id!r} ({MAX_TICKS}, and "
+                                f"{MAX_PAGE_TICKS} page-ticks over its {slot.backend.pages} pages), got "
+                                f"{request.ticks}: split the advance into several calls")
         t0 = time.perf_counter()
-        await slot.advance(request.ticks)
+        try:
+            await slot.advance(request.ticks)
+        except Busy as e:
+            await _abort(context, e)
         host = slot.backend
         return simulation_pb2.AdvanceClockResponse(time_ns=_ns(host.time), period=host.period,
                                                    wall_time_ns=_ns(time.perf_counter() - t0), ticks_run=request.ticks)
 
     async def GetStats(self, request, context):
         slot = await self._simulated(request.host_id, context)
-        return await slot.run(lambda: stats_pb(request.host_id, slot.backend.stats()))
+        try:
+            return await slot.run(lambda: stats_pb(request.host_id, slot.backend.stats()))
+        except Busy as e:
+            await _abort(context, e)
 
 
 async def realtime_clock(slots: dict[str, HostSlot]) -> None:
@@ -274,7 +313,7 @@ async def realtime_clock(slots: dict[str, HostSlot]) -> None:
         for slot in sims:
             behind = int((time.monotonic() - start) / slot.backend.tick) - slot.backend.ticks_run
             if behind > 0:
-                await slot.advance(behind)
+                await slot.advance(behind, queue_limit=False)
         await asyncio.sleep(step)
 
 

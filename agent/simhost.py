@@ -102,6 +102,10 @@ class SimHost:
     def ticks_run(self) -> int:
         return self.host.tick_no
 
+    @property
+    def pages(self) -> int:
+        return self.host.nr_pages
+
     def advance(self, ticks: int) -> None:
         if ticks < 0:
             raise BadRequest("ticks must be >= 0")

@@ -21,6 +21,7 @@ import ray
 from pagetide.common.limits import MAX_CALLS
 from pagetide.controller.convert import host_view
 from pagetide.controller.policies import PlacementPolicy, PolicyParams, VmPolicy, make_policy
+from pagetide.controller.policies.placement import honour_vm_rules
 from pagetide.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 RPC_TIMEOUT = 10.0         # seconds, for topology, reports and moves
@@ -51,13 +52,40 @@ class RoundResult:
     errors: dict[int, int] = field(default_factory=dict)    # -errno -> pages
     dram_target_bytes: dict[str, int] = field(default_factory=dict)
     heat_pages: dict[str, list[int]] = field(default_factory=dict)      # per VM: pages per heat bin
+    heat_fast_pages: dict[str, list[int]] = field(default_factory=dict)  # per VM: of those, pages on DRAM
     dram_resident_share: dict[str, float] = field(default_factory=dict)  # per VM: resident pages on DRAM
     node_id: str = ""                    # the Ray node that ran the round
     cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
+    paused: bool = False                 # migration paused: planned, nothing pushed
 
     @property
     def seconds(self) -> float:
         return self.report_seconds + self.plan_seconds + self.move_seconds
+
+
+def reported_nodes(view) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per tenant, the node the heat report saw each candidate page on: (sorted addresses, their nodes)."""
+    out = {}
+    for t in view.tenants:
+        lists = (t.hot_slow, t.cold_fast, t.hot_fast)
+        addrs = np.concatenate([c.addresses for c in lists]).astype(np.uint64)
+        nodes = np.concatenate([c.node for c in lists]).astype(np.int64)
+        order = np.argsort(addrs, kind="stable")
+        out[t.name] = addrs[order], nodes[order]
+    return out
+
+
+def expected_nodes(seen: tuple[np.ndarray, np.ndarray] | None, addresses) -> bytes:
+    """A MoveCall's expected_nodes: where the report saw each page, so a late or repeated batch moves no page
+    that has moved since; empty (no check) if a page was not in the report."""
+    if seen is None or not len(addresses):
+        return b""
+    addrs, nodes = seen
+    a = np.asarray(addresses, dtype=np.uint64)
+    idx = np.minimum(np.searchsorted(addrs, a), max(addrs.size - 1, 0))
+    if not addrs.size or not (addrs[idx] == a).all():
+        return b""
+    return nodes[idx].astype("<i2").tobytes()
 
 
 class HostClient:
@@ -87,11 +115,12 @@ class HostClient:
         return self.topology
 
     async def reconcile(self, policies: dict[str, VmPolicy], params: PolicyParams, max_candidates: int = 4096,
-                        bandwidth: float | None = None, wait: float = 5.0) -> RoundResult | None:
+                        bandwidth: float | None = None, wait: float = 5.0, paused: bool = False) -> RoundResult | None:
         """Wait up to `wait` seconds for a period after the last one acted on, then observe, decide, act: one
-        heat report, one plan, its batches. None if no new period came (the host answered, nothing to do).
-        With `bandwidth` (bytes/s of wall time) the pushes are paced; in simulated time the plan's byte budget
-        is the limit."""
+        heat report, one plan (kept within the VMs' rules), its batches. None if no new period came (the host
+        answered, nothing to do). With `bandwidth` (bytes/s of wall time) the pushes are paced; in simulated
+        time the plan's byte budget is the limit. `paused`: the round is observed and planned (a stateful
+        policy sees every period) but no batch is pushed."""
         if self.topology is None:
             await self.get_topology()
         sizes = self.policy.report_request(len(self.topology.tenants), params, max_candidates)
@@ -117,19 +146,24 @@ class HostClient:
         for t in report.tenants:
             pages = [sum(col) for col in zip(*(h.pages for h in t.histograms))]
             res.heat_pages[t.tenant] = pages
+            res.heat_fast_pages[t.tenant] = [sum(col) for col in zip(
+                *(h.pages for h in t.histograms if h.node in self.dram_nodes))] or [0] * len(pages)
             total = sum(pages)
             on_dram = sum(sum(h.pages) for h in t.histograms if h.node in self.dram_nodes)
             res.dram_resident_share[t.tenant] = on_dram / total if total else 0.0
         known = {t.tenant for t in report.tenants}
         view = host_view(self.topology, report)
         t1 = time.perf_counter()
-        plan = self.policy.plan(view, {k: v for k, v in policies.items() if k in known}, params)
+        mine = {k: v for k, v in policies.items() if k in known}
+        plan = honour_vm_rules(view, mine, self.policy.plan(view, mine, params))
         t2 = time.perf_counter()
         res.dram_target_bytes = dict(plan.dram_target_bytes)
+        res.paused = paused
         # one request carries up to MAX_CALLS move_pages calls (each <= 4 MiB); with a bandwidth limit the
         # requests are paced to it in wall time
         per_request = MAX_CALLS if not bandwidth else max(1, int(bandwidth * PACE_SECONDS) // params.batch_bytes)
-        batches = plan.batches
+        batches = () if paused else plan.batches
+        seen = reported_nodes(view)
         for r, lo in enumerate(range(0, len(batches), per_request)):
             chunk = batches[lo:lo + per_request]
             req = agent_pb2.MovePagesRequest(
@@ -137,6 +171,7 @@ class HostClient:
                 calls=[agent_pb2.MoveCall(tenant=b.tenant, count=len(b.addresses),
                                           addresses=np.asarray(b.addresses, dtype="<u8").tobytes(),
                                           nodes=np.full(len(b.addresses), b.target_node, dtype="<i2").tobytes(),
+                                          expected_nodes=expected_nodes(seen.get(b.tenant), b.addresses),
                                           sw_young=b.sw_young) for b in chunk])
             start = time.perf_counter()
             res.move_request_bytes += req.ByteSize()
@@ -191,10 +226,10 @@ class HostProxy:
             return (await c.get_topology()).SerializeToString()
 
     async def reconcile(self, policies: dict, params: PolicyParams, max_candidates: int, bandwidth: float | None,
-                        wait: float) -> RoundResult | None:
+                        wait: float, paused: bool = False) -> RoundResult | None:
         c = self._c()
         async with self.lock:
-            res = await c.reconcile(policies, params, max_candidates, bandwidth, wait)
+            res = await c.reconcile(policies, params, max_candidates, bandwidth, wait, paused)
         if res is not None:
             res.node_id = ray.get_runtime_context().get_node_id()
         return res

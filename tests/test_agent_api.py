@@ -17,10 +17,14 @@ from pagetide.v1 import agent_pb2, agent_pb2_grpc, simulation_pb2, simulation_pb
 from helpers import small_scenario
 
 
-def move(host_id, *calls, batch_id=""):
-    return agent_pb2.MovePagesRequest(host_id=host_id, batch_id=batch_id, calls=[
+def move(host_id, *calls, batch_id="", expected=None):
+    """A MovePagesRequest of (tenant, addresses, nodes) calls; `expected`: per call the expected nodes."""
+    req = agent_pb2.MovePagesRequest(host_id=host_id, batch_id=batch_id, calls=[
         agent_pb2.MoveCall(tenant=t, count=len(a), addresses=np.array(a, dtype="<u8").tobytes(),
                            nodes=np.array(n, dtype="<i2").tobytes()) for t, a, n in calls])
+    for c, e in zip(req.calls, expected or ()):
+        c.expected_nodes = np.array(e, dtype="<i2").tobytes()
+    return req
 
 
 def status(result) -> list[int]:
@@ -44,10 +48,10 @@ class Stubs:
         return self.sim.GetStats(request, **kw)
 
 
-def with_agent(test, clock="driven"):
+def with_agent(test, clock="driven", scenario=None):
     """Run `test(stubs, sim_host, channel)` against a live server serving one small host."""
     async def main():
-        sh = SimHost(small_scenario(name="h0"))
+        sh = SimHost(scenario or small_scenario(name="h0"))
         agent = await start_agent([sh], "127.0.0.1:0", clock=clock)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{agent.port}") as ch:
@@ -116,7 +120,9 @@ def test_per_page_errors_come_back_as_negative_errnos():
         assert status(first) == [other, -errno.EINVAL, -errno.EFAULT, -errno.EFAULT]
         assert first.moved_pages == 1 and first.moved_bytes == 4096 and first.migration_time_ns > 0
         assert status(r.results[1]) == [1]
-        again = await stub.MovePages(move("h0", (tenant.name, [page], [1 - other]), batch_id="x1"), timeout=5)
+        again = await stub.MovePages(move("h0", (tenant.name, [page, page + 4096, tenant.vma_end,
+                                                       tenant.vma_start - (1 << 30)], [other, 7, 1, 1]),
+                                          (tenant.name, [page + 8192], [1]), batch_id="x1"), timeout=5)
         assert again == r                                   # a retried batch id is answered, not re-applied
         assert sh.host.node[tenant.start] == other
         sh.host.check_invariants()
@@ -240,3 +246,127 @@ def test_an_agent_with_a_realtime_clock_refuses_to_be_driven_but_advances_by_its
         st = await stub.GetStats(simulation_pb2.GetStatsRequest(host_id="h0"), timeout=5)
         assert st.time_ns >= 500_000_000
     with_agent(t, clock="realtime")
+
+
+def test_a_batch_id_reused_for_other_calls_is_refused_and_moves_nothing():
+    async def t(stub, sh, ch):
+        tenant = sh.host.tenants[0]
+        page = tenant.vma_start
+        here = int(sh.host.node[tenant.start])
+        await stub.MovePages(move("h0", (tenant.name, [page], [1 - here]), batch_id="b"), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await stub.MovePages(move("h0", (tenant.name, [page], [here]), batch_id="b"), timeout=5)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "different calls" in e.value.details()
+        assert sh.host.node[tenant.start] == 1 - here
+        sh.host.check_invariants()
+    with_agent(t)
+
+
+def test_a_batch_delivered_again_late_or_after_the_pages_moved_moves_each_page_at_most_once():
+    """Expected nodes make a batch the agent no longer remembers (a restart, or over 1024 ids later) harmless:
+    pages that are no longer where the plan saw them stay put with -EBUSY; unmapped ones report -ENOENT."""
+    async def t(stub, sh, ch):
+        tenant = sh.host.tenants[0]
+        h = sh.host
+        mapped = np.flatnonzero(h.node[tenant.start:tenant.end] >= 0)[:3]
+        pages = [tenant.vma_start + int(i) * 4096 for i in mapped]
+        where = [int(h.node[tenant.start + i]) for i in mapped]
+        unmapped = np.flatnonzero(h.node[tenant.start:tenant.end] < 0)
+        assert unmapped.size, "the scenario's footprint is over its memory: some pages are in swap"
+        hole = tenant.vma_start + int(unmapped[0]) * 4096
+        target = [1 - w for w in where]
+        req = dict(expected=[where + [0]])
+        r = await stub.MovePages(move("h0", (tenant.name, pages + [hole], target + [1]), batch_id="a", **req),
+                                 timeout=5)
+        assert status(r.results[0]) == target + [-errno.ENOENT]
+        # the same decision again under a new id (the agent forgot the first): nothing moves back or twice
+        again = await stub.MovePages(move("h0", (tenant.name, pages + [hole], target + [1]), batch_id="a2", **req),
+                                     timeout=5)
+        assert status(again.results[0]) == [-errno.EBUSY] * 3 + [-errno.ENOENT]
+        assert again.results[0].moved_pages == 0
+        # a page that moved meanwhile (here: moved back by someone else) is stale for the old plan too
+        await stub.MovePages(move("h0", (tenant.name, pages[:1], where[:1])), timeout=5)
+        late = await stub.MovePages(move("h0", (tenant.name, pages[1:], where[1:]), expected=[where[1:]]),
+                                    timeout=5)
+        assert status(late.results[0]) == [-errno.EBUSY] * 2
+        assert [int(h.node[tenant.start + i]) for i in mapped] == [where[0]] + target[1:]
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            bad = move("h0", (tenant.name, pages, target))
+            bad.calls[0].expected_nodes = b"\0\0"
+            await stub.MovePages(bad, timeout=5)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "expected_nodes" in e.value.details()
+        h.check_invariants()
+    two = [{"name": f"vm{i}", "footprint": "64MiB", "workload": {"type": "zipf", "samples": 2048}} for i in (0, 1)]
+    with_agent(t, scenario=small_scenario(name="h0", dram="32MiB", slow="48MiB", tenants=two))
+
+
+def test_one_call_cannot_ask_for_unbounded_simulation():
+    async def t(stub, sh, ch):
+        from pagetide.agent.server import max_ticks
+
+        limit = max_ticks(sh)
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=limit + 1), timeout=5)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and f"at most {limit}" in e.value.details()
+        assert sh.ticks_run == 0
+    with_agent(t)
+
+
+def test_the_tick_limit_follows_the_host_size():
+    from pagetide.agent.server import max_ticks
+    from pagetide.common.limits import MAX_PAGE_TICKS, MAX_TICKS
+
+    class Fake:
+        def __init__(self, pages):
+            self.pages = pages
+    assert max_ticks(Fake(1000)) == MAX_TICKS
+    assert max_ticks(Fake(720896)) == MAX_PAGE_TICKS // 720896 == 1489
+    assert max_ticks(Fake(1 << 40)) == 1
+
+
+class SlowHost:
+    """A simulated host whose ticks take wall time, recording whether two advances ever ran at once."""
+
+    def __init__(self, inner, seconds_per_tick):
+        self._inner, self._spt = inner, seconds_per_tick
+        self.running = self.overlaps = 0
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def advance(self, ticks):
+        import time
+
+        self.running += 1
+        self.overlaps += self.running > 1
+        try:
+            for _ in range(ticks):
+                time.sleep(self._spt)
+                self._inner.advance(1)
+        finally:
+            self.running -= 1
+
+
+def test_a_deadline_on_a_clock_advance_never_lets_a_second_call_run_on_the_same_host():
+    """Issue 9's defect: a client deadline released the host's lock while the worker thread kept simulating,
+    so the next call ran at once beside it and the host's clock and period fell out of step."""
+    from pagetide.agent.backend import Simulated
+
+    async def main():
+        sh = SlowHost(SimHost(small_scenario(name="h0")), 0.004)
+        assert isinstance(sh, Simulated)
+        agent = await start_agent([sh], "127.0.0.1:0")
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{agent.port}") as ch:
+                stub = simulation_pb2_grpc.SimulationServiceStub(ch)
+                with pytest.raises(grpc.aio.AioRpcError) as e:
+                    await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=150), timeout=0.1)
+                assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                r = await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=10), timeout=30)
+                assert sh.overlaps == 0
+                assert r.time_ns == 160 * 100_000_000 and sh.ticks_run == 160
+                assert r.period == 160 // sh.scenario.ticks_per_epoch
+                sh.host.check_invariants()
+        finally:
+            await agent.stop(None)
+    asyncio.run(main())

@@ -117,8 +117,10 @@ def test_sim_host_rejects_bad_batches_whole_and_replays_retried_batch_ids():
     assert sh.host.vmstat == before
     other = 1 - int(sh.host.node[t.start])
     first = one(t.name, [t.vma_start], [other], 2, batch_id="b1")
-    again = one(t.name, [t.vma_start], [1 - other], 2, batch_id="b1")
+    again = one(t.name, [t.vma_start], [other], 2, batch_id="b1")
     assert again is first and first.status.tolist() == [other]
+    with pytest.raises(BadRequest, match="different calls"):
+        one(t.name, [t.vma_start], [1 - other], 2, batch_id="b1")
     assert sh.host.vmstat["pgmigrate_success"] == before["pgmigrate_success"] + 1
     sh.host.check_invariants()
 

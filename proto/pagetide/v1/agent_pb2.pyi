@@ -118,18 +118,20 @@ class GetHeatReportResponse(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ...) -> None: ...
 
 class MoveCall(_message.Message):
-    __slots__ = ("tenant", "count", "addresses", "nodes", "sw_young")
+    __slots__ = ("tenant", "count", "addresses", "nodes", "sw_young", "expected_nodes")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     SW_YOUNG_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_NODES_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     count: int
     addresses: bytes
     nodes: bytes
     sw_young: bool
-    def __init__(self, tenant: _Optional[str] = ..., count: _Optional[int] = ..., addresses: _Optional[bytes] = ..., nodes: _Optional[bytes] = ..., sw_young: _Optional[bool] = ...) -> None: ...
+    expected_nodes: bytes
+    def __init__(self, tenant: _Optional[str] = ..., count: _Optional[int] = ..., addresses: _Optional[bytes] = ..., nodes: _Optional[bytes] = ..., sw_young: _Optional[bool] = ..., expected_nodes: _Optional[bytes] = ...) -> None: ...
 
 class MovePagesRequest(_message.Message):
     __slots__ = ("host_id", "batch_id", "calls")
