@@ -16,10 +16,11 @@ def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeat
                            free_bytes=free[n.id] if n.id < len(free) else n.free_bytes,
                            wmark_high_bytes=n.wmark_high_bytes + n.demote_margin_bytes, peer_node=n.peer_node)
                   for n in topology.nodes)
+    footprint = {t.name: t.footprint_bytes for t in topology.tenants}
     tenants = tuple(TenantHeat(name=t.tenant, page_size=t.page_size_bytes,
                                hist={h.node: np.array(h.pages, dtype=np.int64) for h in t.histograms},
                                hot_slow=candidates(t.hot_slow), cold_fast=candidates(t.cold_fast),
-                               hot_fast=candidates(t.hot_fast))
+                               hot_fast=candidates(t.hot_fast), footprint_bytes=footprint.get(t.tenant, 0))
                     for t in report.tenants)
     return HostView(host_id=report.host_id, nodes=nodes, tenants=tenants)
 

@@ -22,17 +22,27 @@ from pagetide.common.limits import CANDIDATE_BYTES, MAX_MOVE_BYTES, REPORT_BUDGE
 from pagetide.common.options import Option, OptionError, parse_options
 from pagetide.controller.policies.view import HEAT_BINS, HostView
 
-__all__ = ["VmPolicy", "PolicyParams", "MoveBatch", "Plan", "ReportRequest", "PlacementPolicy", "validate_params"]
+__all__ = ["TIERS", "VmPolicy", "PolicyParams", "MoveBatch", "Plan", "ReportRequest", "PlacementPolicy", "validate_params"]
 
 
 # ---------------------------------------------------------------------------------------------- inputs
 
+TIERS = ("dram", "slow")
+
+
 @dataclass(frozen=True)
 class VmPolicy:
-    """User-set per VM; a tenant without one gets the defaults."""
+    """User-set per VM; a tenant without one gets the defaults. A bound is bytes or a share of the VM's
+    footprint, not both (`placement.resolve_policies` turns shares into bytes against the view). A pinned
+    tier puts all the VM's pages on that tier (as far as it has room) and keeps them there; with `migrate`
+    off the controller moves none of its pages, whatever else the policy says."""
     min_dram_bytes: int = 0
     max_dram_bytes: int | None = None    # None: unlimited
     weight: float = 1.0                  # multiplies the VM's marginal utility in the DRAM split
+    min_dram_share: float | None = None  # of the footprint, 0..1; instead of min_dram_bytes
+    max_dram_share: float | None = None  # of the footprint, 0..1; instead of max_dram_bytes
+    pinned_tier: str | None = None       # one of TIERS, or None: placed by the policy
+    migrate: bool = True                 # False: the controller moves none of the VM's pages
 
 
 @dataclass(frozen=True)

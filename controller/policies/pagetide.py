@@ -18,6 +18,9 @@ The round, in four steps:
    held by anyone not in the view) goes first to every VM's `min_dram_bytes`, then bin by bin to the highest
    weighted marginal utility, capped at `max_dram_bytes`. DRAM whose marginal utility is zero is left
    unassigned: cold pages already there may keep it (moving them would be churn), none are promoted into it.
+   A VM's rules fix its bounds: pinned to DRAM, min = max = its footprint (and any heat is promoted, never
+   demoted); pinned to the slow tier, max = 0 (nothing promoted or marked); migration off, min = max = what
+   it holds now, and none of its pages is moved or marked.
 3. Per tenant: fill up to the target with the hottest slow pages, demote the coldest DRAM pages down to it,
    and swap hot slow pages for cold DRAM pages while they differ by at least `hysteresis_bins` (the seed
    daemon's anti-thrash gap). Promotions never exceed the room above watermark + reserve that free memory and
@@ -156,12 +159,15 @@ _MOVE = {"tenant": np.int64, "hot_addr": np.uint64, "hot_node": np.int64, "cold_
 
 
 def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bool,
-                  params: PolicyParams) -> tuple[dict, dict]:
+                  params: PolicyParams, can_promote: bool = True, min_bin: int | None = None) -> tuple[dict, dict]:
     """What would bring tenant v to its target, before the budget and room limits: demotions down to the
-    target (`gap` < 0), and fills up to it (`gap` > 0) plus hysteresis-guarded swaps."""
+    target (`gap` < 0), and fills up to it (`gap` > 0) plus hysteresis-guarded swaps. `min_bin`: the
+    coldest bin promoted (default params.min_promote_bin)."""
     ps = t.page_size
     h_addr, h_bin, h_node = sorted_candidates(t.hot_slow, hottest=True)
-    keep = h_bin >= params.min_promote_bin
+    keep = h_bin >= (params.min_promote_bin if min_bin is None else min_bin)
+    if not can_promote:
+        keep[:] = False
     h_addr, h_bin, h_node = h_addr[keep], h_bin[keep], h_node[keep]
     c_addr, c_bin, c_node = sorted_candidates(t.cold_fast, hottest=False)
     if not can_demote:
@@ -231,11 +237,24 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
     hi = [int(f) if p.max_dram_bytes is None else min(int(f), p.max_dram_bytes // ps * ps)
           for p, f, ps in zip(pols, footprint.tolist(), page_size.tolist())]
     lo = [min(-(-p.min_dram_bytes // ps) * ps, h) for p, h, ps in zip(pols, hi, page_size.tolist())]
+    # the VMs' rules: pinned to DRAM = all of its footprint guaranteed, pinned to the slow tier = none of it,
+    # migration off = exactly what it holds now (it keeps its DRAM; nothing of it moves)
+    frozen = [not p.migrate for p in pols]
+    for v, p in enumerate(pols):
+        if frozen[v]:
+            lo[v] = hi[v] = int(current[v])
+        elif p.pinned_tier == "dram":
+            lo[v] = hi[v] = int(footprint[v])
+        elif p.pinned_tier == "slow":
+            lo[v] = hi[v] = 0
     util = _split_dram(bin_bytes, page_size, weight, lo, hi, budget)
     target = _retain_slack(util, current, hi, page_size, budget)
 
     # --- step 3: per tenant, the moves that would bring it to its target
-    parts = [_tenant_moves(v, t, float(weight[v]), target[v] - int(current[v]), can_demote, params)
+    parts = [_tenant_moves(v, t, float(weight[v]), 0 if frozen[v] else target[v] - int(current[v]),
+                           can_demote and not frozen[v] and pols[v].pinned_tier != "dram", params,
+                           can_promote=not frozen[v] and pols[v].pinned_tier != "slow",
+                           min_bin=0 if pols[v].pinned_tier == "dram" else None)
              for v, t in enumerate(view.tenants)]
     down = _concat([p[0] for p in parts], _DOWN)
     mv = _concat([p[1] for p in parts], _MOVE)
@@ -281,6 +300,8 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
         # its share reaches), so reclaim between rounds demotes the pages pagetide would demote.
         marks = []
         for v, t in enumerate(view.tenants):
+            if frozen[v] or pols[v].pinned_tier == "slow":
+                continue
             thr = max(threshold_bin(bin_bytes[v], util[v]), params.min_promote_bin)
             f_addr, f_bin, f_node = sorted_candidates(t.hot_fast, hottest=True)
             keep = f_bin >= thr

@@ -1,8 +1,10 @@
-"""The placement mechanics policies share: checking the users' VM policies against a view, reading a view's
-heat (per-tenant bin bytes, candidate lists in order, every listed page once), the host's DRAM room and
-budget, and the steps that turn chosen pages into a `Plan` of move_pages batches -- placing promotions on DRAM
-nodes with room, fitting promotions and the demotions that make room for them into a migration budget, and
-cutting batches. Per-page sample counters (HeMem's and MEMTIS's) live here too. Pure: no I/O, no clock.
+"""The placement mechanics policies share: checking the users' VM policies against a view (shares of the
+footprint resolved to bytes) and the filter that keeps any policy's plan within a VM's rules (pinned tier,
+migration off); reading a view's heat (per-tenant bin bytes, candidate lists in order, every listed page
+once), the host's DRAM room and budget, and the steps that turn chosen pages into a `Plan` of move_pages
+batches -- placing promotions on DRAM nodes with room, fitting promotions and the demotions that make room
+for them into a migration budget, and cutting batches. Per-page sample counters (HeMem's and MEMTIS's) live
+here too. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -10,16 +12,17 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
-from pagetide.controller.policies.base import MoveBatch, Plan, PolicyParams, VmPolicy
+from pagetide.controller.policies.base import TIERS, MoveBatch, Plan, PolicyParams, VmPolicy
 from pagetide.controller.policies.view import (
     HEAT_BINS, HEAT_SHIFT, MAX_LEVEL, Candidates, HostView, TenantHeat, heat_bins,
 )
 
 __all__ = [
-    "Moves", "resolve_policies", "threshold_bin", "place", "cut_batches", "sorted_candidates", "dram_room",
+    "Moves", "resolve_policies", "footprint_bytes", "honour_vm_rules", "threshold_bin", "place", "cut_batches", "sorted_candidates", "dram_room",
     "tenant_bytes", "usable_dram", "listed", "assemble", "empty_moves", "concat_moves", "fit_promotions",
     "ordered_moves", "hot_and_cold_moves", "PageCounts",
 ]
@@ -30,9 +33,12 @@ Moves = tuple[np.ndarray, np.ndarray, np.ndarray]     # (tenant index int64, add
 # ------------------------------------------------------------------------------------------ VM policies
 
 def resolve_policies(view: HostView, policies: Mapping[str, VmPolicy]) -> list[VmPolicy]:
-    """One policy per tenant, in view order. A policy naming a tenant the host does not run is an error, not
-    ignored: the controller validates policies against its inventory before calling, so reaching here means
-    the controller's view and the user's policy disagree and the user would silently lose a guarantee."""
+    """One policy per tenant, in view order, its shares of the footprint turned into bytes (`VmPolicy`
+    with `min_dram_share` and `max_dram_share` None). A policy naming a tenant the host does not run is an
+    error, not ignored: the controller validates policies against its inventory before calling, so reaching
+    here means the controller's view and the user's policy disagree and the user would silently lose a
+    guarantee. A minimum in bytes above a maximum that is a share (checked by the controller against the
+    footprint it knew) is capped to the maximum rather than failing the host's round."""
     names = {t.name for t in view.tenants}
     for name, p in policies.items():
         if name not in names:
@@ -46,7 +52,64 @@ def resolve_policies(view: HostView, policies: Mapping[str, VmPolicy]) -> list[V
         if p.max_dram_bytes is not None and p.min_dram_bytes > p.max_dram_bytes:
             raise ValueError(f"policy for VM {name!r}: min_dram_bytes {p.min_dram_bytes} exceeds "
                              f"max_dram_bytes {p.max_dram_bytes}")
-    return [policies.get(t.name, VmPolicy()) for t in view.tenants]
+        for key in ("min_dram_share", "max_dram_share"):
+            x = getattr(p, key)
+            if x is not None and (isinstance(x, bool) or not isinstance(x, numbers.Real) or not 0 <= x <= 1):
+                raise ValueError(f"policy for VM {name!r}: {key} must be in [0, 1], got {x!r}")
+        if p.min_dram_share is not None and p.min_dram_bytes:
+            raise ValueError(f"policy for VM {name!r}: min_dram_bytes and min_dram_share are both set")
+        if p.max_dram_share is not None and p.max_dram_bytes is not None:
+            raise ValueError(f"policy for VM {name!r}: max_dram_bytes and max_dram_share are both set")
+        if p.min_dram_share is not None and p.max_dram_share is not None and p.min_dram_share > p.max_dram_share:
+            raise ValueError(f"policy for VM {name!r}: min_dram_share {p.min_dram_share} exceeds "
+                             f"max_dram_share {p.max_dram_share}")
+        if p.pinned_tier not in (None, *TIERS):
+            raise ValueError(f"policy for VM {name!r}: pinned_tier must be one of {', '.join(TIERS)} or None, "
+                             f"got {p.pinned_tier!r}")
+    out = []
+    for t in view.tenants:
+        p = policies.get(t.name, VmPolicy())
+        if p.min_dram_share is not None or p.max_dram_share is not None:
+            fp = footprint_bytes(t)
+            hi = p.max_dram_bytes if p.max_dram_share is None else int(p.max_dram_share * fp)
+            lo = p.min_dram_bytes if p.min_dram_share is None else math.ceil(p.min_dram_share * fp)
+            p = replace(p, min_dram_bytes=lo if hi is None else min(lo, hi), max_dram_bytes=hi,
+                        min_dram_share=None, max_dram_share=None)
+        out.append(p)
+    return out
+
+
+def footprint_bytes(t: TenantHeat) -> int:
+    """The memory a tenant maps: the topology's figure, else (unknown) its resident pages."""
+    if t.footprint_bytes:
+        return int(t.footprint_bytes)
+    return sum(int(np.asarray(h, dtype=np.int64).sum()) for h in t.hist.values()) * t.page_size
+
+
+def honour_vm_rules(view: HostView, policies: Mapping[str, VmPolicy], plan: Plan) -> Plan:
+    """The plan without the batches a VM's rules forbid: none for a VM whose migration is off, no demotions
+    of a VM pinned to DRAM, no promotions or SW_YOUNG marks of a VM pinned to the slow tier. Any policy's
+    plan goes through it (the baselines know no per-VM rules); pagetide's own already keeps them, and the
+    plan comes back unchanged when nothing is dropped."""
+    def allowed(b: MoveBatch) -> bool:
+        p = policies.get(b.tenant)
+        if p is None:
+            return True
+        if not p.migrate:
+            return False
+        if p.pinned_tier == "dram":
+            return b.kind != "demote"
+        if p.pinned_tier == "slow":
+            return b.kind == "demote"
+        return True
+
+    kept = tuple(b for b in plan.batches if allowed(b))
+    if len(kept) == len(plan.batches):
+        return plan
+    page_size = {t.name: t.page_size for t in view.tenants}
+    moved = {kind: sum(len(b.addresses) * page_size.get(b.tenant, 0) for b in kept if b.kind == kind)
+             for kind in ("promote", "demote")}
+    return replace(plan, batches=kept, promote_bytes=moved["promote"], demote_bytes=moved["demote"])
 
 
 # ------------------------------------------------------------------------------------- reading the view

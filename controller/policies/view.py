@@ -60,6 +60,7 @@ class TenantHeat:
     hot_slow: Candidates                 # hottest pages on slow nodes, hottest first (bounded)
     cold_fast: Candidates                # coldest pages on DRAM nodes, coldest first
     hot_fast: Candidates                 # hottest pages on DRAM nodes, hottest first (SW_YOUNG marks)
+    footprint_bytes: int = 0             # memory it maps (the topology's); 0: unknown, its resident bytes
 
 
 @dataclass(frozen=True)
