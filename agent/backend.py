@@ -61,6 +61,7 @@ class TenantInfo:
     home_node: int
     address_start: int
     address_end: int
+    labels: tuple[tuple[str, str], ...] = ()   # (name, value) from the scenario, for selecting VMs
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ replay (`traces.workload`, imported here so that scenarios can name it).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ class TenantSpec:
     workload: dict[str, Any]
     prefault: bool = True    # touch all memory in address order at start (guest RAM zeroing / heap init)
     pinned: float = 0.0      # fraction of pages pinned (VFIO DMA): unevictable, not migratable
+    labels: tuple[tuple[str, str], ...] = ()   # (name, value), sorted by name: for selecting VMs
 
     @property
     def npages(self) -> int:
@@ -312,10 +314,30 @@ def _parse_tiering(d: Any) -> TieringSpec:
     return spec
 
 
+LABEL_NAME = re.compile(r"[A-Za-z0-9._/-]{1,63}")
+MAX_LABEL_VALUE = 256
+
+
+def _labels(key: str, d: Any) -> tuple[tuple[str, str], ...]:
+    """A tenant's labels: a mapping of names (letters, digits, . _ - /; at most 63) to strings."""
+    if d is None:
+        return ()
+    if not isinstance(d, dict):
+        raise ScenarioError(key, f"expected a mapping of label names to strings, got {d!r}")
+    for name, value in d.items():
+        if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
+            raise ScenarioError(key, f"label name must be 1-63 letters, digits, '.', '_', '-' or '/', got {name!r}")
+        if not isinstance(value, str):
+            raise ScenarioError(f"{key}.{name}", f"must be a string, got {value!r} (quote it in YAML)")
+        if len(value) > MAX_LABEL_VALUE:
+            raise ScenarioError(f"{key}.{name}", f"must be at most {MAX_LABEL_VALUE} characters, got {len(value)}")
+    return tuple(sorted(d.items()))
+
+
 def _parse_tenant(i: int, d: Any, nodes: list[NodeSpec]) -> TenantSpec:
     key = f"tenants[{i}]"
     _check_keys(d, key, {"name", "kind", "footprint", "home_node", "page_size", "workload", "prefault",
-                         "pinned"}, {"name", "footprint", "workload"})
+                         "pinned", "labels"}, {"name", "footprint", "workload"})
     name = d["name"]
     if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ScenarioError(f"{key}.name", f"must be a non-empty name of letters, digits, - and _, got {name!r}")
@@ -341,6 +363,7 @@ def _parse_tenant(i: int, d: Any, nodes: list[NodeSpec]) -> TenantSpec:
         raise ScenarioError(f"{key}.home_node", f"node {home} is a {nodes[home].type} node; a home node is DRAM")
     prefault = _bool(f"{key}.prefault", d.get("prefault", True))
     pinned = _parse(f"{key}.pinned", units.parse_ratio, d.get("pinned", 0.0))
+    labels = _labels(f"{key}.labels", d.get("labels"))
     wl = d["workload"]
     if not isinstance(wl, dict):
         raise ScenarioError(f"{key}.workload", "expected a mapping with at least 'type'")
@@ -349,7 +372,7 @@ def _parse_tenant(i: int, d: Any, nodes: list[NodeSpec]) -> TenantSpec:
     except ValueError as e:
         raise ScenarioError.under(f"{key}.workload", e) from None
     return TenantSpec(name=name, kind=kind, footprint=footprint, home_node=home, page_size=page_size,
-                      workload=dict(wl), prefault=prefault, pinned=pinned)
+                      workload=dict(wl), prefault=prefault, pinned=pinned, labels=labels)
 
 
 def parse_scenario(d: Any, name: str = "scenario") -> Scenario:

@@ -56,7 +56,7 @@ def topology_pb(t: Topology) -> agent_pb2.GetTopologyResponse:
         wmark_high_bytes=n.wmark_high, demote_margin_bytes=n.demote_margin) for n in t.nodes]
     tenants = [types_pb2.Tenant(name=x.name, kind=KINDS[x.kind], page_size_bytes=x.page_size,
                                 footprint_bytes=x.footprint, home_node=x.home_node, address_start=x.address_start,
-                                address_end=x.address_end) for x in t.tenants]
+                                address_end=x.address_end, labels=dict(x.labels)) for x in t.tenants]
     return agent_pb2.GetTopologyResponse(
         host_id=t.host_id, nodes=nodes, tenants=tenants, time_ns=_ns(t.time), tick_ns=_ns(t.tick),
         period_ns=_ns(t.period), demotion_enabled=t.demotion_enabled, zonelist_mode=ZONELIST_MODES[t.zonelist],

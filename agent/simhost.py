@@ -42,7 +42,8 @@ class SimHost:
         self.period_time = self.host.time
         self.tenant_infos = tuple(TenantInfo(
             name=t.name, kind=t.spec.kind, page_size=t.spec.page_size, footprint=t.spec.footprint,
-            home_node=t.spec.home_node, address_start=t.vma_start, address_end=t.vma_end) for t in self.host.tenants)
+            home_node=t.spec.home_node, address_start=t.vma_start, address_end=t.vma_end, labels=t.spec.labels)
+            for t in self.host.tenants)
 
     # ---- the host seam ----
 

@@ -1,5 +1,6 @@
 """The controller: reconciles every host on its own through one HostProxy actor per host, keeps users' VM
-policies, and exports Prometheus metrics.
+policies and migration pauses (durably, in its PolicyStore), publishes events, and exports Prometheus
+metrics.
 
 Each host has its own loop (level-triggered, like a Kubernetes controller's work queue per object): wait for
 the host's next scan period, report, plan, move, repeat. A slow or dead host never stalls or aborts the
@@ -11,6 +12,11 @@ simulation harness drives simulated hosts and the controller acts on each period
 
 Proxy actors are spread over the nodes of the Ray cluster (scheduling strategy SPREAD): on a multi-node
 cluster each node serves a share of the hosts.
+
+Policies and pauses are written to the store before they take effect in memory (a failed write changes
+nothing), and a controller started on the same store restores all of them, also for hosts that are down at
+start. A paused host (or every host, under the cluster-wide pause) keeps its rounds -- reports read, status
+and statistics kept -- but no moves are pushed.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ import grpc
 import ray
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from pagetide.common.security import ClientSecurity, client_channel
+from pagetide.controller.events import EventHub
 from pagetide.controller.policies import PolicyParams, VmPolicy, make_policy
 from pagetide.controller.proxy import RPC_TIMEOUT, HostProxy, RoundResult
+from pagetide.controller.store import CLUSTER, PolicyStore
 from pagetide.v1 import agent_pb2, agent_pb2_grpc
 
 DOWN_AFTER = 3             # misses in a row before a host is marked down
@@ -92,14 +101,16 @@ class HostState:
         return self.status == "up"
 
 
-async def discover(addresses: list[str], timeout: float = 30.0) -> dict[str, str]:
-    """host id -> agent address, asking each agent for the hosts it serves (ListHosts), retrying until
-    `timeout`. Raises TimeoutError naming the agents that never answered, ValueError for a host served twice."""
+async def discover(addresses: list[str], timeout: float = 30.0,
+                   security: ClientSecurity | None = None) -> dict[str, str]:
+    """host id -> agent address, asking each agent for the hosts it serves (ListHosts, with `security`'s token
+    and TLS), retrying until `timeout`. Raises TimeoutError naming the agents that never answered,
+    PermissionError for one that refuses the credentials, ValueError for a host served twice."""
     out: dict[str, str] = {}
     deadline = time.monotonic() + timeout
 
     async def ask(addr: str) -> list[str]:
-        async with grpc.aio.insecure_channel(addr) as ch:
+        async with client_channel(addr, security) as ch:
             stub = agent_pb2_grpc.AgentServiceStub(ch)
             while True:
                 try:
@@ -107,7 +118,10 @@ async def discover(addresses: list[str], timeout: float = 30.0) -> dict[str, str
                     r = await stub.ListHosts(agent_pb2.ListHostsRequest(), timeout=min(RPC_TIMEOUT, left),
                                              wait_for_ready=True)
                     return list(r.host_ids)
-                except grpc.aio.AioRpcError:
+                except grpc.aio.AioRpcError as e:
+                    if e.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                        raise PermissionError(f"agent {addr} refused ListHosts: {e.code().name}: "
+                                              f"{e.details()}") from None
                     if time.monotonic() >= deadline:
                         raise TimeoutError(f"agent {addr} did not answer ListHosts within {timeout:g} s") from None
                     await asyncio.sleep(0.5)
@@ -124,13 +138,17 @@ class Controller:
     def __init__(self, hosts: dict[str, str], params: PolicyParams = PolicyParams(), max_candidates: int = 4096,
                  bandwidth: float | None = None, pace: bool = False, metrics: Metrics | None = None,
                  policy: str = "pagetide", policy_options: dict | None = None, down_after: int = DOWN_AFTER,
-                 wait: float = WAIT_SECONDS, on_round: Callable[[RoundResult], None] | None = None):
+                 wait: float = WAIT_SECONDS, on_round: Callable[[RoundResult], None] | None = None,
+                 store: PolicyStore | None = None, agent_security: ClientSecurity | None = None):
         """hosts: host id -> agent address. bandwidth: each host's migration limit in bytes/s: a byte budget of
         bandwidth x period per round, and with `pace` the pushes are paced to it in wall time. policy: a name
         in policies.POLICIES, one object per host (ValueError if unknown or an option is invalid).
-        on_round: called with every host round's result (a harness collecting them)."""
+        on_round: called with every host round's result (a harness collecting them). store: where policies
+        and pauses persist, read now (the caller closes it); None: an in-memory one, lost at shutdown.
+        agent_security: the token and TLS the proxies call agents with."""
         make_policy(policy, **(policy_options or {}))      # reject a bad name or option here, not in the actors
         self.policy, self.policy_options = policy, dict(policy_options or {})
+        self.agent_security = agent_security
         self.params = params
         self.max_candidates = max_candidates
         self.bandwidth = bandwidth
@@ -140,9 +158,13 @@ class Controller:
         self.wait = wait
         self.on_round = on_round
         self.hosts = {h: HostState(h, addr) for h, addr in hosts.items()}
-        self.proxies = {h: HostProxy.options(scheduling_strategy="SPREAD").remote(addr, h, policy, self.policy_options)
-                        for h, addr in hosts.items()}
-        self.policies: dict[str, dict[str, VmPolicy]] = {h: {} for h in hosts}
+        self.proxies: dict = {}            # host id -> HostProxy actor, made at start()
+        self.store = store if store is not None else PolicyStore()
+        self._own_store = store is None
+        stored = self.store.policies()
+        self.policies: dict[str, dict[str, VmPolicy]] = {h: dict(stored.get(h, {})) for h in hosts}
+        self.pauses: dict[str, str] = {s: r for s, r in self.store.pauses().items() if s == CLUSTER or s in hosts}
+        self.events = EventHub()
         self._tasks: list[asyncio.Task] = []
         self._changed = asyncio.Condition()
         for h in hosts:
@@ -153,8 +175,12 @@ class Controller:
         return {h: s.topology for h, s in self.hosts.items() if s.topology is not None}
 
     async def start(self, timeout: float = 2 * RPC_TIMEOUT) -> None:
-        """Read every host's topology (a host that does not answer in time starts down and is retried by its
-        loop), then start the per-host loops."""
+        """Start a HostProxy actor per host, read every host's topology (a host that does not answer in time
+        starts down and is retried by its loop), then start the per-host loops."""
+        self.proxies = {h: HostProxy.options(scheduling_strategy="SPREAD").remote(s.address, h, self.policy,
+                                                                                  self.policy_options,
+                                                                                  self.agent_security)
+                        for h, s in self.hosts.items()}
         async def first(h: str) -> None:
             try:
                 await self._read_topology(h, timeout)
@@ -174,11 +200,49 @@ class Controller:
         return {x.name for x in t.tenants} if t is not None else set()
 
     def set_policy(self, host_id: str, vm: str, policy: VmPolicy) -> None:
+        """Set one VM's policy (KeyError naming an unknown host or VM)."""
         if host_id not in self.hosts or self.hosts[host_id].topology is None:
             raise KeyError(f"no host {host_id!r}")
         if vm not in self.vms(host_id):
             raise KeyError(f"no VM {vm!r} on host {host_id!r}")
-        self.policies[host_id][vm] = policy
+        self.set_policies([(host_id, vm, policy)])
+
+    def set_policies(self, items: list[tuple[str, str, VmPolicy]]) -> None:
+        """Set (replace) policies of VMs the caller checked exist, all or none: stored first, then in force
+        from each host's next round."""
+        self.store.put_policies(items)
+        for h, vm, p in items:
+            self.policies[h][vm] = p
+        for h, vm, p in items:
+            self.events.publish("policy_set", host_id=h, vm=vm, policy=p)
+
+    def delete_policies(self, keys: list[tuple[str, str]]) -> list[tuple[str, str, VmPolicy]]:
+        """Forget the policies of (host, VM) pairs, all or none; the (host, VM, policy) that were set."""
+        gone = [(h, vm, self.policies[h][vm]) for h, vm in keys if vm in self.policies.get(h, {})]
+        if gone:
+            self.store.delete_policies([(h, vm) for h, vm, _ in gone])
+        for h, vm, _ in gone:
+            del self.policies[h][vm]
+            self.events.publish("policy_deleted", host_id=h, vm=vm)
+        return gone
+
+    def paused(self, host_id: str) -> bool:
+        """Whether migration is paused on the host: by its own pause or the cluster-wide one."""
+        return host_id in self.pauses or CLUSTER in self.pauses
+
+    def set_paused(self, scope: str, paused: bool, reason: str = "") -> None:
+        """Pause or resume migration on a host (a host id) or cluster-wide (CLUSTER); stored first. Resuming
+        the cluster leaves hosts paused on their own paused."""
+        if scope != CLUSTER and scope not in self.hosts:
+            raise KeyError(f"no host {scope!r}")
+        if paused == (scope in self.pauses) and (not paused or self.pauses[scope] == reason):
+            return
+        self.store.set_paused(scope, paused, reason)
+        if paused:
+            self.pauses[scope] = reason
+        else:
+            del self.pauses[scope]
+        self.events.publish("paused" if paused else "resumed", host_id=scope, reason=reason)
 
     def host_params(self, h: str) -> PolicyParams:
         t = self.hosts[h].topology
@@ -194,7 +258,7 @@ class Controller:
                     await self._read_topology(h, 2 * RPC_TIMEOUT)
                 res = await asyncio.wait_for(
                     proxy.reconcile.remote(self.policies[h], self.host_params(h), self.max_candidates,
-                                           self.bandwidth if self.pace else None, self.wait),
+                                           self.bandwidth if self.pace else None, self.wait, self.paused(h)),
                     self.wait + 4 * RPC_TIMEOUT)
             except asyncio.CancelledError:
                 raise
@@ -212,6 +276,7 @@ class Controller:
         if s.status != "up":
             s.status = "up"
             self.metrics.host_up.labels(h).set(1)
+            self.events.publish("host_up", host_id=h)
             async with self._changed:
                 self._changed.notify_all()
 
@@ -224,6 +289,7 @@ class Controller:
             s.status = "down"
             s.outages += 1
             self.metrics.host_up.labels(h).set(0)
+            self.events.publish("host_down", host_id=h, reason=s.last_error)
             async with self._changed:
                 self._changed.notify_all()
 
@@ -235,6 +301,8 @@ class Controller:
         s.demoted_bytes += res.demoted_bytes
         s.history.append(res)
         self.metrics.observe(res)
+        self.events.publish("round", host_id=res.host_id, period=res.period, promoted_bytes=res.promoted_bytes,
+                            demoted_bytes=res.demoted_bytes, paused=res.paused)
         if self.on_round is not None:
             self.on_round(res)
         async with self._changed:
@@ -264,6 +332,8 @@ class Controller:
     def shutdown(self) -> None:
         for p in self.proxies.values():
             ray.kill(p)
+        if self._own_store:
+            self.store.close()
 
 
 def _reason(e: Exception) -> str:

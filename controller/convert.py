@@ -38,17 +38,16 @@ def candidates(p: agent_pb2.PageList) -> Candidates:
     return Candidates(addresses=addresses.astype(np.uint64), heat=heat, node=nodes.astype(np.int64))
 
 
-def vm_policy(p: controller_pb2.VmPolicy) -> VmPolicy:
-    """The policy a user set; raises ValueError for invalid fields (names them)."""
-    weight = p.weight if p.weight != 0 else 1.0
-    if not np.isfinite(weight) or weight <= 0:
-        raise ValueError(f"weight must be > 0, got {p.weight}")
-    max_b = p.max_dram_bytes or None
-    if max_b is not None and p.min_dram_bytes > max_b:
-        raise ValueError(f"min_dram_bytes ({p.min_dram_bytes}) is above max_dram_bytes ({max_b})")
-    return VmPolicy(min_dram_bytes=p.min_dram_bytes, max_dram_bytes=max_b, weight=weight)
+_TIER_PB = {None: controller_pb2.TIER_UNSPECIFIED, "dram": controller_pb2.TIER_DRAM, "slow": controller_pb2.TIER_SLOW}
 
 
 def vm_policy_pb(host_id: str, vm: str, p: VmPolicy) -> controller_pb2.VmPolicy:
-    return controller_pb2.VmPolicy(host_id=host_id, vm=vm, min_dram_bytes=p.min_dram_bytes,
-                                   max_dram_bytes=p.max_dram_bytes or 0, weight=p.weight)
+    """A policy as the API shows it (requests.vm_policy is the way in, validated)."""
+    out = controller_pb2.VmPolicy(host_id=host_id, vm=vm, min_dram_bytes=p.min_dram_bytes,
+                                  max_dram_bytes=p.max_dram_bytes or 0, weight=p.weight,
+                                  pinned_tier=_TIER_PB[p.pinned_tier], migration_disabled=not p.migrate)
+    if p.min_dram_share is not None:
+        out.min_dram_share = p.min_dram_share
+    if p.max_dram_share is not None:
+        out.max_dram_share = p.max_dram_share
+    return out

@@ -1,56 +1,274 @@
-"""ControllerService: the gRPC API users' policy clients call (set, get and list per-VM policies; the
-controller's per-host status), a thin shell over the Controller."""
+"""ControllerService: the gRPC API users' policy clients call -- per-VM policies (set, get, list, delete; by
+name or by selector), hosts and VMs with live placement statistics, a VM's heat histogram, migration pause
+and resume, and the event stream -- a thin shell over the Controller. Requests are checked by `requests`
+before anything changes; the Controller stores a change before it answers."""
 
 from __future__ import annotations
 
+import functools
+import sqlite3
+
 import grpc
 
+from pagetide.common.security import ServerSecurity
 from pagetide.common.serve import start_server
-from pagetide.controller.controller import Controller
-from pagetide.controller.convert import vm_policy, vm_policy_pb
+from pagetide.controller.controller import Controller, HostState
+from pagetide.controller.convert import vm_policy_pb
+from pagetide.controller.events import Event
 from pagetide.controller.policies import VmPolicy
-from pagetide.v1 import controller_pb2, controller_pb2_grpc
+from pagetide.controller.requests import (
+    MAX_REASON_BYTES, Invalid, NotFound, Selector, check_footprint, page_size, paginate, selector, vm_policy,
+)
+from pagetide.controller.store import CLUSTER, StoreError
+from pagetide.v1 import controller_pb2, controller_pb2_grpc, types_pb2
+
+EVENT_KINDS = {"round": controller_pb2.EVENT_KIND_ROUND, "policy_set": controller_pb2.EVENT_KIND_POLICY_SET,
+               "policy_deleted": controller_pb2.EVENT_KIND_POLICY_DELETED,
+               "host_down": controller_pb2.EVENT_KIND_HOST_DOWN, "host_up": controller_pb2.EVENT_KIND_HOST_UP,
+               "paused": controller_pb2.EVENT_KIND_MIGRATION_PAUSED,
+               "resumed": controller_pb2.EVENT_KIND_MIGRATION_RESUMED}
+KIND_NAMES = {v: k for k, v in EVENT_KINDS.items()}
+
+
+def _answers(method):
+    """Map the request checks' and the store's failures to status codes; the message names the field."""
+    @functools.wraps(method)
+    async def wrapped(self, request, context):
+        try:
+            return await method(self, request, context)
+        except Invalid as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except NotFound as e:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except (StoreError, sqlite3.Error, OSError) as e:
+            await context.abort(grpc.StatusCode.INTERNAL, f"policy store: {e}")
+    return wrapped
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
     def __init__(self, controller: Controller):
         self.c = controller
 
+    # ------------------------------------------------------------------------------------ lookups
+
+    def _host(self, host_id: str, field: str = "host_id") -> HostState:
+        if not host_id:
+            raise Invalid(field, "must name a host")
+        s = self.c.hosts.get(host_id)
+        if s is None:
+            raise NotFound(f"{field}: no host {host_id!r}")
+        return s
+
+    def _tenant(self, host_id: str, vm: str, host_field: str = "host_id", vm_field: str = "vm"):
+        """The VM's Tenant from its host's topology, or None for a VM known only by its stored policy
+        (its host's topology not read yet, or the host no longer runs it)."""
+        s = self._host(host_id, host_field)
+        if not vm:
+            raise Invalid(vm_field, "must name a VM")
+        t = next((x for x in s.topology.tenants if x.name == vm), None) if s.topology is not None else None
+        if t is None and vm not in self.c.policies[host_id]:
+            raise NotFound(f"{vm_field}: no VM {vm!r} on host {host_id!r}")
+        return t
+
+    def _vms(self, sel: Selector) -> list[tuple[str, types_pb2.Tenant]]:
+        """(host, tenant) of every VM in the hosts' topologies the selector matches, by host then name."""
+        out = []
+        for h in sorted(self.c.hosts):
+            t = self.c.hosts[h].topology
+            if t is None or (sel.host_id and h != sel.host_id):
+                continue
+            out += [(h, x) for x in sorted(t.tenants, key=lambda x: x.name) if sel.matches(h, x.name, x.labels)]
+        return out
+
+    def _labels(self, host_id: str, vm: str):
+        t = self.c.hosts[host_id].topology
+        x = next((x for x in t.tenants if x.name == vm), None) if t is not None else None
+        return x.labels if x is not None else None
+
+    def _selector(self, request, field: str = "selector", required: bool = False) -> Selector:
+        sel = selector(getattr(request, field), field) if request.HasField(field) else Selector()
+        if required and sel.empty:
+            raise Invalid(field, "give host_id, vm or labels (an empty selector would match every VM)")
+        if sel.host_id:
+            self._host(sel.host_id, f"{field}.host_id")
+        return sel
+
+    # ----------------------------------------------------------------------------------- policies
+
+    @_answers
     async def SetVmPolicy(self, request, context):
         p = request.policy
-        try:
-            policy = vm_policy(p)
-        except ValueError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{p.host_id}/{p.vm}: {e}")
-        try:
-            self.c.set_policy(p.host_id, p.vm, policy)
-        except KeyError as e:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(e.args[0]))
-        return controller_pb2.SetVmPolicyResponse(policy=vm_policy_pb(p.host_id, p.vm, policy))
+        policy = vm_policy(p)
+        if request.HasField("selector"):
+            if p.host_id or p.vm:
+                raise Invalid("selector", "give policy.host_id and policy.vm, or a selector, not both")
+            sel = self._selector(request, required=True)
+            targets = [(h, t.name, t) for h, t in self._vms(sel)]
+            if not targets:
+                raise NotFound("selector: matches no VM")
+        else:
+            targets = [(p.host_id, p.vm, self._tenant(p.host_id, p.vm, "policy.host_id", "policy.vm"))]
+        for h, vm, t in targets:
+            if t is not None:
+                check_footprint(policy, t.footprint_bytes, vm)
+        self.c.set_policies([(h, vm, policy) for h, vm, _ in targets])
+        out = [vm_policy_pb(h, vm, policy) for h, vm, _ in targets]
+        return controller_pb2.SetVmPolicyResponse(policy=out[0], policies=out)
 
+    @_answers
     async def GetVmPolicy(self, request, context):
-        if request.vm not in self.c.vms(request.host_id):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no VM {request.vm!r} on host {request.host_id!r}")
+        self._tenant(request.host_id, request.vm)
         policy = self.c.policies[request.host_id].get(request.vm, VmPolicy())
         return controller_pb2.GetVmPolicyResponse(policy=vm_policy_pb(request.host_id, request.vm, policy))
 
+    @_answers
     async def ListVmPolicies(self, request, context):
-        return controller_pb2.ListVmPoliciesResponse(policies=[
-            vm_policy_pb(h, vm, p) for h, ps in sorted(self.c.policies.items()) for vm, p in sorted(ps.items())])
+        size = page_size(request.page_size)
+        sel = self._selector(request)
+        items = [(h, vm, p) for h in sorted(self.c.policies) for vm, p in sorted(self.c.policies[h].items())
+                 if sel.matches(h, vm, self._labels(h, vm) if sel.labels else None)]
+        page, token = paginate(items, lambda x: (x[0], x[1]), size, request.page_token,
+                               "ListVmPolicies" + sel.key())
+        return controller_pb2.ListVmPoliciesResponse(policies=[vm_policy_pb(*x) for x in page],
+                                                     next_page_token=token)
+
+    @_answers
+    async def DeleteVmPolicy(self, request, context):
+        if request.HasField("selector"):
+            if request.host_id or request.vm:
+                raise Invalid("selector", "give host_id and vm, or a selector, not both")
+            sel = self._selector(request, required=True)
+            keys = [(h, vm) for h in sorted(self.c.policies) for vm in sorted(self.c.policies[h])
+                    if sel.matches(h, vm, self._labels(h, vm) if sel.labels else None)]
+        else:
+            self._tenant(request.host_id, request.vm)
+            keys = [(request.host_id, request.vm)]
+        gone = self.c.delete_policies(keys)
+        return controller_pb2.DeleteVmPolicyResponse(deleted=[vm_policy_pb(*x) for x in gone])
+
+    # -------------------------------------------------------------------------- hosts, VMs, heat
+
+    def _host_status(self, h: str, s: HostState) -> controller_pb2.HostStatus:
+        last = s.history[-1] if s.history else None
+        nodes = s.topology.nodes if s.topology is not None else ()
+        return controller_pb2.HostStatus(
+            host_id=h, last_round_ns=int(last.seconds * 1e9) if last else 0,
+            last_report_bytes=last.report_bytes if last else 0, promoted_bytes=s.promoted_bytes,
+            demoted_bytes=s.demoted_bytes, vm_dram_share=dict(last.dram_resident_share) if last else {},
+            up=s.up, last_period=s.last_period, rounds=s.rounds, missed_deadlines=s.misses, outages=s.outages,
+            migration_paused=self.c.paused(h), pause_reason=self.c.pauses.get(h, self.c.pauses.get(CLUSTER, "")),
+            address=s.address, vms=len(s.topology.tenants) if s.topology is not None else 0,
+            dram_capacity_bytes=sum(n.capacity_bytes for n in nodes if n.type == types_pb2.NODE_TYPE_DRAM),
+            slow_capacity_bytes=sum(n.capacity_bytes for n in nodes if n.type != types_pb2.NODE_TYPE_DRAM),
+            last_error=s.last_error)
 
     async def GetStatus(self, request, context):
-        hosts = []
-        for h, s in sorted(self.c.hosts.items()):
-            last = s.history[-1] if s.history else None
-            hosts.append(controller_pb2.HostStatus(
-                host_id=h, last_round_ns=int(last.seconds * 1e9) if last else 0,
-                last_report_bytes=last.report_bytes if last else 0, promoted_bytes=s.promoted_bytes,
-                demoted_bytes=s.demoted_bytes, vm_dram_share=dict(last.dram_resident_share) if last else {},
-                up=s.up, last_period=s.last_period, rounds=s.rounds, missed_deadlines=s.misses, outages=s.outages))
-        return controller_pb2.GetStatusResponse(rounds=self.c.rounds(), hosts=hosts)
+        return controller_pb2.GetStatusResponse(
+            rounds=self.c.rounds(), hosts=[self._host_status(h, s) for h, s in sorted(self.c.hosts.items())])
+
+    @_answers
+    async def ListManagedHosts(self, request, context):
+        size = page_size(request.page_size)
+        page, token = paginate(sorted(self.c.hosts), lambda h: (h,), size, request.page_token, "ListManagedHosts")
+        return controller_pb2.ListManagedHostsResponse(
+            hosts=[self._host_status(h, self.c.hosts[h]) for h in page], next_page_token=token,
+            cluster_paused=CLUSTER in self.c.pauses)
+
+    def _vm_status(self, h: str, t: types_pb2.Tenant) -> controller_pb2.VmStatus:
+        s = self.c.hosts[h]
+        last = s.history[-1] if s.history else None
+        pages = last.heat_pages.get(t.name) if last else None
+        resident = sum(pages) * t.page_size_bytes if pages else 0
+        share = last.dram_resident_share.get(t.name, 0.0) if last else 0.0
+        policy = self.c.policies[h].get(t.name)
+        return controller_pb2.VmStatus(
+            host_id=h, vm=t.name, labels=dict(t.labels), footprint_bytes=t.footprint_bytes,
+            page_size_bytes=t.page_size_bytes, resident_bytes=resident, dram_bytes=int(round(resident * share)),
+            dram_share=share, dram_target_bytes=last.dram_target_bytes.get(t.name, 0) if last else 0,
+            policy=vm_policy_pb(h, t.name, policy or VmPolicy()), policy_set=policy is not None, host_up=s.up,
+            period=last.period if last and pages is not None else 0)
+
+    @_answers
+    async def ListVms(self, request, context):
+        size = page_size(request.page_size)
+        sel = self._selector(request)
+        page, token = paginate(self._vms(sel), lambda x: (x[0], x[1].name), size, request.page_token,
+                               "ListVms" + sel.key())
+        return controller_pb2.ListVmsResponse(vms=[self._vm_status(h, t) for h, t in page], next_page_token=token)
+
+    @_answers
+    async def GetVmHeat(self, request, context):
+        t = self._tenant(request.host_id, request.vm)
+        s = self.c.hosts[request.host_id]
+        last = s.history[-1] if s.history else None
+        out = controller_pb2.GetVmHeatResponse(host_id=request.host_id, vm=request.vm,
+                                               page_size_bytes=t.page_size_bytes if t is not None else 0)
+        if last is not None and request.vm in last.heat_pages:
+            out.period = last.period
+            out.pages.extend(last.heat_pages[request.vm])
+            out.dram_pages.extend(last.heat_fast_pages.get(request.vm, []))
+        return out
+
+    # ------------------------------------------------------------------------------------- pauses
+
+    def _pauses(self):
+        return dict(cluster_paused=CLUSTER in self.c.pauses, paused_host_ids=sorted(h for h in self.c.pauses if h))
+
+    @_answers
+    async def PauseMigration(self, request, context):
+        if request.host_id:
+            self._host(request.host_id)
+        if len(request.reason.encode()) > MAX_REASON_BYTES:
+            raise Invalid("reason", f"must be at most {MAX_REASON_BYTES} bytes, got {len(request.reason.encode())}")
+        self.c.set_paused(request.host_id or CLUSTER, True, request.reason)
+        return controller_pb2.PauseMigrationResponse(**self._pauses())
+
+    @_answers
+    async def ResumeMigration(self, request, context):
+        if request.host_id:
+            self._host(request.host_id)
+        self.c.set_paused(request.host_id or CLUSTER, False)
+        return controller_pb2.ResumeMigrationResponse(**self._pauses())
+
+    # ------------------------------------------------------------------------------------- events
+
+    async def WatchEvents(self, request, context):
+        try:
+            for i, h in enumerate(request.host_ids):
+                self._host(h, f"host_ids[{i}]")
+            kinds = []
+            for i, k in enumerate(request.kinds):
+                if k not in KIND_NAMES:
+                    raise Invalid(f"kinds[{i}]", f"must be a known event kind, got {k}")
+                kinds.append(KIND_NAMES[k])
+        except Invalid as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except NotFound as e:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        sub = self.c.events.subscribe(request.host_ids, kinds)
+        try:
+            await context.send_initial_metadata(())       # subscribed: later events reach this watcher
+            while True:
+                got = await sub.get()
+                if got is not None:
+                    yield event_pb(*got)
+        finally:
+            sub.close()
 
 
-async def start_controller_server(controller: Controller, listen: str = "127.0.0.1:0") -> tuple[grpc.aio.Server, int]:
+def event_pb(e: Event, dropped: int) -> controller_pb2.WatchEventsResponse:
+    out = controller_pb2.WatchEventsResponse(
+        sequence=e.sequence, time_unix_ns=e.time_ns, kind=EVENT_KINDS[e.kind], host_id=e.host_id, vm=e.vm,
+        period=e.period, promoted_bytes=e.promoted_bytes, demoted_bytes=e.demoted_bytes, migration_paused=e.paused,
+        reason=e.reason, dropped_events=dropped)
+    if e.policy is not None:
+        out.policy.CopyFrom(vm_policy_pb(e.host_id, e.vm, e.policy))
+    return out
+
+
+async def start_controller_server(controller: Controller, listen: str = "127.0.0.1:0",
+                                  security: ServerSecurity | None = None) -> tuple[grpc.aio.Server, int]:
+    """ControllerService on `listen` with `security`'s caller checks (a read token: Get*, List*, Watch* only)."""
     name = controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name
     return await start_server([(controller_pb2_grpc.add_ControllerServiceServicer_to_server,
-                                ControllerServicer(controller), name)], listen)
+                                ControllerServicer(controller), name)], listen, security=security)

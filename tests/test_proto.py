@@ -27,7 +27,8 @@ def test_generated_modules_import_and_carry_every_service():
     assert [m.name for m in simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].methods] == [
         "AdvanceClock", "GetStats"]                    # simulation only: out of the service a real host serves
     assert [m.name for m in controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].methods] == [
-        "SetVmPolicy", "GetVmPolicy", "ListVmPolicies", "GetStatus"]
+        "SetVmPolicy", "GetVmPolicy", "ListVmPolicies", "GetStatus", "DeleteVmPolicy", "ListManagedHosts", "ListVms",
+        "GetVmHeat", "PauseMigration", "ResumeMigration", "WatchEvents"]
     assert agent_pb2_grpc.AgentServiceStub and controller_pb2_grpc.ControllerServiceStub
     assert agent_pb2.DESCRIPTOR.package == "pagetide.v1"
 

@@ -26,9 +26,11 @@ if _version_not_supported:
 
 
 class ControllerServiceStub:
-    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy (see
-    VmPolicy: min above max, weight negative or not finite), which then changes nothing; NOT_FOUND for an
-    unknown host or VM.
+    """The controller's API for users' policy clients. Every request is validated before anything changes:
+    INVALID_ARGUMENT names the field and the reason ("policy.max_dram_share: must be in [0, 1], got 1.5") and
+    a refused request changes nothing; NOT_FOUND names an unknown host or VM (or a selector that matches no
+    VM where one is needed). Policies and pauses are written to the controller's database before the RPC
+    answers and survive a controller restart; INTERNAL if that write fails (then nothing changed either).
     """
 
     def __init__(self, channel):
@@ -57,30 +59,72 @@ class ControllerServiceStub:
                 request_serializer=pagetide_dot_v1_dot_controller__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=pagetide_dot_v1_dot_controller__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.DeleteVmPolicy = channel.unary_unary(
+                '/pagetide.v1.ControllerService/DeleteVmPolicy',
+                request_serializer=pagetide_dot_v1_dot_controller__pb2.DeleteVmPolicyRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_controller__pb2.DeleteVmPolicyResponse.FromString,
+                _registered_method=True)
+        self.ListManagedHosts = channel.unary_unary(
+                '/pagetide.v1.ControllerService/ListManagedHosts',
+                request_serializer=pagetide_dot_v1_dot_controller__pb2.ListManagedHostsRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_controller__pb2.ListManagedHostsResponse.FromString,
+                _registered_method=True)
+        self.ListVms = channel.unary_unary(
+                '/pagetide.v1.ControllerService/ListVms',
+                request_serializer=pagetide_dot_v1_dot_controller__pb2.ListVmsRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_controller__pb2.ListVmsResponse.FromString,
+                _registered_method=True)
+        self.GetVmHeat = channel.unary_unary(
+                '/pagetide.v1.ControllerService/GetVmHeat',
+                request_serializer=pagetide_dot_v1_dot_controller__pb2.GetVmHeatRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_controller__pb2.GetVmHeatResponse.FromString,
+                _registered_method=True)
+        self.PauseMigration = channel.unary_unary(
+                '/pagetide.v1.ControllerService/PauseMigration',
+                request_serializer=pagetide_dot_v1_dot_controller__pb2.PauseMigrationRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_controller__pb2.PauseMigrationResponse.FromString,
+                _registered_method=True)
+        self.ResumeMigration = channel.unary_unary(
+                '/pagetide.v1.ControllerService/ResumeMigration',
+                request_serializer=pagetide_dot_v1_dot_controller__pb2.ResumeMigrationRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_controller__pb2.ResumeMigrationResponse.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/pagetide.v1.ControllerService/WatchEvents',
+                request_serializer=pagetide_dot_v1_dot_controller__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_controller__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
 
 
 class ControllerServiceServicer:
-    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy (see
-    VmPolicy: min above max, weight negative or not finite), which then changes nothing; NOT_FOUND for an
-    unknown host or VM.
+    """The controller's API for users' policy clients. Every request is validated before anything changes:
+    INVALID_ARGUMENT names the field and the reason ("policy.max_dram_share: must be in [0, 1], got 1.5") and
+    a refused request changes nothing; NOT_FOUND names an unknown host or VM (or a selector that matches no
+    VM where one is needed). Policies and pauses are written to the controller's database before the RPC
+    answers and survive a controller restart; INTERNAL if that write fails (then nothing changed either).
     """
 
     def SetVmPolicy(self, request, context):
-        """Set (replace) one VM's DRAM policy; applies from the next round. Idempotent.
+        """Set (replace) one VM's DRAM policy, or the same policy on every VM a selector matches (all or none);
+        applies from each host's next round. Idempotent. Errors: INVALID_ARGUMENT (a field of the policy, a
+        selector together with policy.host_id/vm, an empty selector); NOT_FOUND (unknown host or VM, or a
+        selector matching no VM).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetVmPolicy(self, request, context):
-        """One VM's policy (the default when none was set).
+        """One VM's policy (the default when none was set). Errors: INVALID_ARGUMENT (host_id or vm empty);
+        NOT_FOUND (unknown host or VM).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListVmPolicies(self, request, context):
-        """Every policy that was set.
+        """The policies that were set, by host then VM name, a page at a time; optionally only the VMs a selector
+        matches. Errors: INVALID_ARGUMENT (page_size negative, page_token not from this query, a bad label).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,6 +133,71 @@ class ControllerServiceServicer:
     def GetStatus(self, request, context):
         """The controller's progress: per host whether it is up, its rounds, round times and migrations, and its
         VMs' DRAM shares.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteVmPolicy(self, request, context):
+        """Forget the policy of one VM (host_id and vm) or of every VM a selector matches: they get the default
+        policy from the next round. Deleting where no policy was set is not an error (nothing is deleted); a
+        policy kept for a VM its host no longer runs can be deleted by name. Errors: INVALID_ARGUMENT (neither
+        or both of host_id/vm and a selector, an empty selector); NOT_FOUND (unknown host, or a VM that neither
+        runs there nor has a policy).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListManagedHosts(self, request, context):
+        """The hosts the controller manages, by host id, a page at a time: up or down, paused or not, capacity,
+        rounds and migrations. Errors: INVALID_ARGUMENT (page_size negative, page_token not from this query).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVms(self, request, context):
+        """VMs with live placement statistics from their host's last round (resident bytes, bytes on DRAM, the
+        DRAM target) and the policy in force, by host then VM name, a page at a time; optionally only those a
+        selector matches. Errors: INVALID_ARGUMENT (page_size, page_token, a bad label).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVmHeat(self, request, context):
+        """One VM's heat histogram (resident pages per heat bin, on all nodes and on DRAM) from its host's last
+        round. Errors: INVALID_ARGUMENT (host_id or vm empty); NOT_FOUND (unknown host or VM).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseMigration(self, request, context):
+        """Pause migration on one host (host_id) or on every host (host_id empty): the paused hosts' heat reports
+        are still read and their status kept, but the controller pushes no moves until resumed. Idempotent.
+        Errors: NOT_FOUND (unknown host).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeMigration(self, request, context):
+        """Resume migration on one host (host_id), or lift the cluster-wide pause (host_id empty; hosts paused on
+        their own stay paused). A host moves pages again once neither it nor the cluster is paused.
+        Idempotent. Errors: NOT_FOUND (unknown host).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Events from now on, as they happen: host rounds (bytes promoted and demoted), policies set and
+        deleted, hosts down and back up, migration paused and resumed. The server sends the stream's initial
+        metadata once the watcher is subscribed, so a client that waits for it sees every later event. A watcher
+        that falls more than 1024 events behind loses the oldest; the next event it gets says how many. Errors:
+        INVALID_ARGUMENT (an unspecified or unknown kind in the filter); NOT_FOUND (an unknown host id in it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,6 +226,41 @@ def add_ControllerServiceServicer_to_server(servicer, server):
                     request_deserializer=pagetide_dot_v1_dot_controller__pb2.GetStatusRequest.FromString,
                     response_serializer=pagetide_dot_v1_dot_controller__pb2.GetStatusResponse.SerializeToString,
             ),
+            'DeleteVmPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteVmPolicy,
+                    request_deserializer=pagetide_dot_v1_dot_controller__pb2.DeleteVmPolicyRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_controller__pb2.DeleteVmPolicyResponse.SerializeToString,
+            ),
+            'ListManagedHosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListManagedHosts,
+                    request_deserializer=pagetide_dot_v1_dot_controller__pb2.ListManagedHostsRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_controller__pb2.ListManagedHostsResponse.SerializeToString,
+            ),
+            'ListVms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVms,
+                    request_deserializer=pagetide_dot_v1_dot_controller__pb2.ListVmsRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_controller__pb2.ListVmsResponse.SerializeToString,
+            ),
+            'GetVmHeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVmHeat,
+                    request_deserializer=pagetide_dot_v1_dot_controller__pb2.GetVmHeatRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_controller__pb2.GetVmHeatResponse.SerializeToString,
+            ),
+            'PauseMigration': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseMigration,
+                    request_deserializer=pagetide_dot_v1_dot_controller__pb2.PauseMigrationRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_controller__pb2.PauseMigrationResponse.SerializeToString,
+            ),
+            'ResumeMigration': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeMigration,
+                    request_deserializer=pagetide_dot_v1_dot_controller__pb2.ResumeMigrationRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_controller__pb2.ResumeMigrationResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=pagetide_dot_v1_dot_controller__pb2.WatchEventsRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_controller__pb2.WatchEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'pagetide.v1.ControllerService', rpc_method_handlers)
@@ -126,9 +270,11 @@ def add_ControllerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ControllerService:
-    """The controller's API for users' policy clients. Errors: INVALID_ARGUMENT for an invalid policy (see
-    VmPolicy: min above max, weight negative or not finite), which then changes nothing; NOT_FOUND for an
-    unknown host or VM.
+    """The controller's API for users' policy clients. Every request is validated before anything changes:
+    INVALID_ARGUMENT names the field and the reason ("policy.max_dram_share: must be in [0, 1], got 1.5") and
+    a refused request changes nothing; NOT_FOUND names an unknown host or VM (or a selector that matches no
+    VM where one is needed). Policies and pauses are written to the controller's database before the RPC
+    answers and survive a controller restart; INTERNAL if that write fails (then nothing changed either).
     """
 
     @staticmethod
@@ -229,6 +375,195 @@ class ControllerService:
             '/pagetide.v1.ControllerService/GetStatus',
             pagetide_dot_v1_dot_controller__pb2.GetStatusRequest.SerializeToString,
             pagetide_dot_v1_dot_controller__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteVmPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.ControllerService/DeleteVmPolicy',
+            pagetide_dot_v1_dot_controller__pb2.DeleteVmPolicyRequest.SerializeToString,
+            pagetide_dot_v1_dot_controller__pb2.DeleteVmPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListManagedHosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.ControllerService/ListManagedHosts',
+            pagetide_dot_v1_dot_controller__pb2.ListManagedHostsRequest.SerializeToString,
+            pagetide_dot_v1_dot_controller__pb2.ListManagedHostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.ControllerService/ListVms',
+            pagetide_dot_v1_dot_controller__pb2.ListVmsRequest.SerializeToString,
+            pagetide_dot_v1_dot_controller__pb2.ListVmsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVmHeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.ControllerService/GetVmHeat',
+            pagetide_dot_v1_dot_controller__pb2.GetVmHeatRequest.SerializeToString,
+            pagetide_dot_v1_dot_controller__pb2.GetVmHeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseMigration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.ControllerService/PauseMigration',
+            pagetide_dot_v1_dot_controller__pb2.PauseMigrationRequest.SerializeToString,
+            pagetide_dot_v1_dot_controller__pb2.PauseMigrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeMigration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.ControllerService/ResumeMigration',
+            pagetide_dot_v1_dot_controller__pb2.ResumeMigrationRequest.SerializeToString,
+            pagetide_dot_v1_dot_controller__pb2.ResumeMigrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pagetide.v1.ControllerService/WatchEvents',
+            pagetide_dot_v1_dot_controller__pb2.WatchEventsRequest.SerializeToString,
+            pagetide_dot_v1_dot_controller__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

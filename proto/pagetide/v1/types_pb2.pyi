@@ -73,7 +73,14 @@ class Node(_message.Message):
     def __init__(self, id: _Optional[int] = ..., type: _Optional[_Union[NodeType, str]] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., page_table_bytes: _Optional[int] = ..., read_latency_ns: _Optional[float] = ..., write_latency_ns: _Optional[float] = ..., read_bandwidth_bytes_per_second: _Optional[float] = ..., write_bandwidth_bytes_per_second: _Optional[float] = ..., peer_node: _Optional[int] = ..., distances: _Optional[_Iterable[int]] = ..., wmark_min_bytes: _Optional[int] = ..., wmark_low_bytes: _Optional[int] = ..., wmark_high_bytes: _Optional[int] = ..., demote_margin_bytes: _Optional[int] = ...) -> None: ...
 
 class Tenant(_message.Message):
-    __slots__ = ("name", "kind", "page_size_bytes", "footprint_bytes", "home_node", "address_start", "address_end", "scan_ranges")
+    __slots__ = ("name", "kind", "page_size_bytes", "footprint_bytes", "home_node", "address_start", "address_end", "scan_ranges", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +89,7 @@ class Tenant(_message.Message):
     ADDRESS_START_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_END_FIELD_NUMBER: _ClassVar[int]
     SCAN_RANGES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: TenantKind
     page_size_bytes: int
@@ -90,7 +98,8 @@ class Tenant(_message.Message):
     address_start: int
     address_end: int
     scan_ranges: _containers.RepeatedCompositeFieldContainer[AddressRange]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TenantKind, str]] = ..., page_size_bytes: _Optional[int] = ..., footprint_bytes: _Optional[int] = ..., home_node: _Optional[int] = ..., address_start: _Optional[int] = ..., address_end: _Optional[int] = ..., scan_ranges: _Optional[_Iterable[_Union[AddressRange, _Mapping]]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TenantKind, str]] = ..., page_size_bytes: _Optional[int] = ..., footprint_bytes: _Optional[int] = ..., home_node: _Optional[int] = ..., address_start: _Optional[int] = ..., address_end: _Optional[int] = ..., scan_ranges: _Optional[_Iterable[_Union[AddressRange, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AddressRange(_message.Message):
     __slots__ = ("start", "end")
