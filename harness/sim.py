@@ -42,6 +42,7 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--plot", help="write PNG plots into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--db", help="the controller's policy store (default: a temporary one for this run)")
 
 
 class SimMetrics:
@@ -87,6 +88,10 @@ async def run_sim(args: argparse.Namespace) -> dict:
     from pagetide.harness.drive import controlled, drive
     from pagetide.harness.fleet import fleet_dicts
 
+    from pagetide.controller.store import PolicyStore
+
+    db_dir = None if args.db else tempfile.TemporaryDirectory(prefix="pagetide-sim-db-")
+    store = PolicyStore(args.db or os.path.join(db_dir.name, "controller.db"))
     init_ray()
     per_host: dict[str, list] = {}
     with tempfile.TemporaryDirectory(prefix="pagetide-sim-") as tmp:
@@ -94,7 +99,7 @@ async def run_sim(args: argparse.Namespace) -> dict:
                                             tiering=args.kernel_mode), tmp)
         agents = launch_agents(scenario_commands(paths, args.agents))
     async with controlled(agents, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=args.realtime,
-                          policy=args.policy, policy_options=dict(args.policy_option),
+                          policy=args.policy, policy_options=dict(args.policy_option), store=store,
                           on_round=lambda r: per_host.setdefault(r.host_id, []).append(r)) as (ctl, sim):
         server, port = await start_controller_server(ctl, args.controller_listen)
         try:
@@ -123,6 +128,9 @@ async def run_sim(args: argparse.Namespace) -> dict:
             return collect(args, rounds, per_host, stats, wall)
         finally:
             await server.stop(grace=0.5)
+            store.close()
+            if db_dir is not None:
+                db_dir.cleanup()
 
 
 def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float) -> dict:

@@ -63,6 +63,8 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=duration_argument, help="stop after this long (default: until SIGTERM)")
     p.add_argument("--down-after", type=int, default=3, help="missed deadlines before a host is marked down")
     p.add_argument("--json", help="write the per-host summary as JSON when stopping")
+    p.add_argument("--db", help="the policy store: VM policies and pauses survive restarts here (default "
+                                "$XDG_STATE_HOME/pagetide/controller.db, i.e. ~/.local/state/pagetide/controller.db)")
     add_policy_arguments(p)
 
 
@@ -131,13 +133,20 @@ def main(args: argparse.Namespace) -> int:
     if not to_discover and not explicit:
         print("pagetide controller: no agents given (--agent ADDR or --agents FILE)", file=sys.stderr)
         return 2
+    from pagetide.controller.store import PolicyStore, StoreError, default_path
+
+    try:
+        store = PolicyStore(args.db or default_path())
+    except StoreError as e:
+        print(f"pagetide controller: {e}", file=sys.stderr)
+        return 2
 
     async def run() -> dict:
         hosts = dict(explicit)
         if to_discover:
             hosts.update(await discover(to_discover))
         ctl = Controller(hosts, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=True,
-                         policy=args.policy, policy_options=dict(args.policy_option), down_after=args.down_after)
+                         policy=args.policy, policy_options=dict(args.policy_option), down_after=args.down_after, store=store)
         await ctl.start()
         server, port = await start_controller_server(ctl, args.listen)
         print(f"pagetide controller: {len(hosts)} hosts ({', '.join(sorted(hosts))}); ControllerService on "
@@ -170,6 +179,7 @@ def main(args: argparse.Namespace) -> int:
         import ray
 
         ray.shutdown()
+        store.close()
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
