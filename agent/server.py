@@ -26,6 +26,7 @@ from pagetide.agent.backend import (
 )
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
 from pagetide.common.limits import MAX_CANDIDATES, MAX_PAGE_TICKS, MAX_QUEUED, MAX_TICKS, MAX_WAIT_SECONDS
+from pagetide.common.security import ServerSecurity
 from pagetide.common.serve import start_server
 from pagetide.v1 import agent_pb2, agent_pb2_grpc, simulation_pb2, simulation_pb2_grpc, types_pb2
 
@@ -329,8 +330,10 @@ class AgentServer:
         await self.server.stop(grace=grace)
 
 
-async def start_agent(hosts: list[HostBackend], listen: str = "127.0.0.1:0", clock: str = "driven") -> AgentServer:
-    """Serve `hosts` on `listen` (AgentService, SimulationService, health, reflection)."""
+async def start_agent(hosts: list[HostBackend], listen: str = "127.0.0.1:0", clock: str = "driven",
+                      security: ServerSecurity | None = None) -> AgentServer:
+    """Serve `hosts` on `listen` (AgentService, SimulationService, health, reflection) with `security`'s caller
+    checks (MovePages and AdvanceClock need a write token)."""
     if clock not in CLOCKS:
         raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
     slots = {h.host_id: HostSlot(h) for h in hosts}
@@ -341,6 +344,6 @@ async def start_agent(hosts: list[HostBackend], listen: str = "127.0.0.1:0", clo
     server, port = await start_server([
         (agent_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(slots), agent_name),
         (simulation_pb2_grpc.add_SimulationServiceServicer_to_server, SimulationServicer(slots, clock), sim_name),
-    ], listen)
+    ], listen, security=security)
     task = asyncio.get_running_loop().create_task(realtime_clock(slots)) if clock == "realtime" else None
     return AgentServer(server, port, slots, task)

@@ -19,6 +19,7 @@ import numpy as np
 import ray
 
 from pagetide.common.limits import MAX_CALLS
+from pagetide.common.security import ClientSecurity, client_channel
 from pagetide.controller.convert import host_view
 from pagetide.controller.policies import PlacementPolicy, PolicyParams, VmPolicy, make_policy
 from pagetide.controller.policies.placement import honour_vm_rules
@@ -91,14 +92,16 @@ def expected_nodes(seen: tuple[np.ndarray, np.ndarray] | None, addresses) -> byt
 class HostClient:
     """The controller's view of one host over gRPC (usable without Ray, e.g. in tests)."""
 
-    def __init__(self, address: str, host_id: str, policy: str = "pagetide", policy_options: dict | None = None):
+    def __init__(self, address: str, host_id: str, policy: str = "pagetide", policy_options: dict | None = None,
+                 security: ClientSecurity | None = None):
         """policy: a name in policies.POLICIES; its object is made at the first topology (it needs the host's
-        period) and kept while the host stays the same, so a stateful policy sees every round of this host."""
+        period) and kept while the host stays the same, so a stateful policy sees every round of this host.
+        security: the token and TLS the agent asks for."""
         self.address = address
         self.host_id = host_id
         self.policy_name, self.policy_options = policy, dict(policy_options or {})
         self.policy: PlacementPolicy | None = None
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = client_channel(address, security, options=CHANNEL_OPTIONS)
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.topology: agent_pb2.GetTopologyResponse | None = None
         self.dram_nodes: set[int] = set()
@@ -208,15 +211,17 @@ class HostProxy:
     call; one round at a time (a round the controller gave up on finishes before the next starts, so no batch
     is pushed twice at once)."""
 
-    def __init__(self, address: str, host_id: str, policy: str = "pagetide", policy_options: dict | None = None):
+    def __init__(self, address: str, host_id: str, policy: str = "pagetide", policy_options: dict | None = None,
+                 security: ClientSecurity | None = None):
         self.address, self.host_id = address, host_id
         self.policy, self.policy_options = policy, policy_options
+        self.security = security
         self.client: HostClient | None = None
         self.lock: asyncio.Lock | None = None
 
     def _c(self) -> HostClient:
         if self.client is None:
-            self.client = HostClient(self.address, self.host_id, self.policy, self.policy_options)
+            self.client = HostClient(self.address, self.host_id, self.policy, self.policy_options, self.security)
             self.lock = asyncio.Lock()
         return self.client
 

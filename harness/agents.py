@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import grpc
 import yaml
 
+from pagetide.common.security import ClientSecurity, client_channel
 from pagetide.v1 import simulation_pb2, simulation_pb2_grpc
 
-SERVING = re.compile(r"serving (\S+(?:, \S+)*) on port (\d+)")
+SERVING = re.compile(r"serving (\S+(?:, \S+)*) on \S+ \(port (\d+)")
 ADVANCE_TIMEOUT = 600.0    # seconds, for AdvanceClock (a big simulated host may take a while)
 STATS_TIMEOUT = 60.0
 
@@ -33,9 +34,11 @@ class AgentProcess:
     command: list[str]
 
 
-def agent_command(*args: str, clock: str = "driven", listen: str = "127.0.0.1:0") -> list[str]:
-    """`pagetide agent` serving what `args` name."""
-    return [sys.executable, "-m", "pagetide.harness.cli", "agent", "--listen", listen, "--clock", clock, *args]
+def agent_command(*args: str, clock: str = "driven", listen: str = "127.0.0.1:0",
+                  token_file: str | None = None) -> list[str]:
+    """`pagetide agent` serving what `args` name (asking callers for the token in `token_file`)."""
+    auth = ("--token-file", token_file) if token_file else ()
+    return [sys.executable, "-m", "pagetide.harness.cli", "agent", "--listen", listen, "--clock", clock, *auth, *args]
 
 
 def write_scenarios(scenarios: list[dict], directory: str) -> list[str]:
@@ -50,11 +53,12 @@ def write_scenarios(scenarios: list[dict], directory: str) -> list[str]:
 
 
 def scenario_commands(paths: list[str], n_procs: int, tiering: str | None = None,
-                      clock: str = "driven") -> list[list[str]]:
+                      clock: str = "driven", token_file: str | None = None) -> list[list[str]]:
     """Agent commands packing the scenario files round-robin into `n_procs` processes."""
     n = max(1, min(n_procs, len(paths)))
     extra = ("--tiering", tiering) if tiering else ()
-    return [agent_command(*[a for p in paths[i::n] for a in ("--scenario", p)], *extra, clock=clock) for i in range(n)]
+    return [agent_command(*[a for p in paths[i::n] for a in ("--scenario", p)], *extra, clock=clock,
+                          token_file=token_file) for i in range(n)]
 
 
 def launch_agents(cmds: list[list[str]], timeout: float = 300) -> list[AgentProcess]:
@@ -93,9 +97,10 @@ def stop_agents(agents: list[AgentProcess]) -> None:
 class SimulationClient:
     """SimulationService of every simulated host: host id -> agent address."""
 
-    def __init__(self, hosts: dict[str, str]):
+    def __init__(self, hosts: dict[str, str], security: ClientSecurity | None = None):
+        """hosts: host id -> agent address; security: the token and TLS the agents ask for."""
         self.hosts = dict(hosts)
-        self.channels = {a: grpc.aio.insecure_channel(a) for a in set(hosts.values())}
+        self.channels = {a: client_channel(a, security) for a in set(hosts.values())}
         self.stubs = {h: simulation_pb2_grpc.SimulationServiceStub(self.channels[a]) for h, a in hosts.items()}
 
     async def advance(self, ticks: int, hosts: list[str] | None = None) -> tuple[

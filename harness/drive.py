@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from pagetide.common.security import ClientSecurity
 from pagetide.controller.controller import Controller
 from pagetide.harness.agents import AgentProcess, SimulationClient, stop_agents
 
@@ -26,15 +27,17 @@ class FleetRound:
 
 
 @asynccontextmanager
-async def controlled(agents: list[AgentProcess], **options) -> AsyncIterator[tuple[Controller, SimulationClient]]:
+async def controlled(agents: list[AgentProcess], agent_security: ClientSecurity | None = None,
+                     **options) -> AsyncIterator[tuple[Controller, SimulationClient]]:
     """A started Controller (built with `options`) over every host the agent processes serve, and the
-    harness's SimulationClient for them. On leaving -- normally or not -- the controller's loops stop, its
-    actors are killed, the clients close and the agent processes end (they belong to the block from here)."""
+    harness's SimulationClient for them, both calling the agents with `agent_security`. On leaving --
+    normally or not -- the controller's loops stop, its actors are killed, the clients close and the agent
+    processes end (they belong to the block from here)."""
     ctl = sim = None
     try:
         hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
-        sim = SimulationClient(hosts)
-        ctl = Controller(hosts, **options)
+        sim = SimulationClient(hosts, agent_security)
+        ctl = Controller(hosts, agent_security=agent_security, **options)
         await ctl.start()
         yield ctl, sim
     finally:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pagetide.agent.commands.scenarios import add_tiering_argument, default_scenario_path, scenario_errors
-
+from pagetide.common.security import add_server_security_arguments
 
 
 def set_argparser(p: argparse.ArgumentParser) -> None:
@@ -15,12 +16,15 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=sorted(BACKENDS), default="sim",
                    help="the hosts served: sim = simulated hosts from scenarios (default)")
     p.add_argument("--scenario", action="append", help="host scenario YAML; repeat to serve several hosts")
-    p.add_argument("--listen", default="127.0.0.1:50051", help="address:port (port 0 picks a free one)")
+    p.add_argument("--listen", default="127.0.0.1:50051",
+                   help="address:port (port 0 picks a free one); off loopback it needs --token-file or mutual "
+                        "TLS, or --insecure")
     p.add_argument("--clock", choices=CLOCKS, default="realtime",
                    help="realtime: simulated time advances with the wall clock; driven: only "
                         "SimulationService.AdvanceClock advances it (a simulation harness)")
     p.add_argument("--nr-scans", type=int, default=5, help="idle_pages scans per period")
     add_tiering_argument(p)
+    add_server_security_arguments(p, what="the agent")
 
 
 @scenario_errors
@@ -32,14 +36,26 @@ def main(args: argparse.Namespace) -> int:
     from pagetide.agent.scenario import load_scenario
     from pagetide.agent.server import start_agent
 
+    from pagetide.common.security import SecurityError, bound_address, listen_error, server_security
+
+    try:
+        security = server_security(args)
+    except SecurityError as e:
+        print(f"pagetide agent: {e}", file=sys.stderr)
+        return 2
+    refused = listen_error(args.listen, security)
+    if refused:
+        print(f"pagetide agent: {refused}", file=sys.stderr)
+        return 2
     cls = backend_class(args.backend)
     scenarios = [load_scenario(p, tiering=args.tiering) for p in (args.scenario or [default_scenario_path()])]
     hosts = [cls(s, nr_scans=args.nr_scans) for s in scenarios]
 
     async def serve() -> None:
-        agent = await start_agent(hosts, args.listen, clock=args.clock)
-        print(f"pagetide agent: serving {', '.join(h.host_id for h in hosts)} on port {agent.port} "
-              f"({args.clock} clock)", flush=True)
+        agent = await start_agent(hosts, args.listen, clock=args.clock, security=security)
+        print(f"pagetide agent: serving {', '.join(h.host_id for h in hosts)} on "
+              f"{bound_address(args.listen, agent.port)} (port {agent.port}, {args.clock} clock, "
+              f"{security.describe()})", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pagetide.common.security import add_client_security_arguments, add_server_security_arguments
 
 
 def parse_policy_option(text: str) -> tuple[str, str]:
@@ -57,7 +58,9 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", action="append", default=[], metavar="ADDR",
                    help="an agent's address host:port (repeatable); its hosts are discovered with ListHosts")
     p.add_argument("--agents", metavar="FILE", help="YAML file listing agents (addresses, or {address, hosts})")
-    p.add_argument("--listen", default="127.0.0.1:0", help="ControllerService address (default: a free port)")
+    p.add_argument("--listen", default="127.0.0.1:0",
+                   help="ControllerService address (default: a free loopback port); off loopback it needs "
+                        "--token-file or mutual TLS, or --insecure")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--ray-address", help="join this Ray cluster (e.g. auto, or HOST:6379) instead of a local Ray")
     p.add_argument("--duration", type=duration_argument, help="stop after this long (default: until SIGTERM)")
@@ -66,6 +69,8 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="the policy store: VM policies and pauses survive restarts here (default "
                                 "$XDG_STATE_HOME/pagetide/controller.db, i.e. ~/.local/state/pagetide/controller.db)")
     add_policy_arguments(p)
+    add_server_security_arguments(p, what="ControllerService")
+    add_client_security_arguments(p, prefix="agent-", what="the agents")
 
 
 def load_agents(path: str) -> tuple[list[str], dict[str, str]]:
@@ -116,22 +121,26 @@ def summary(ctl) -> tuple[str, dict]:
 def main(args: argparse.Namespace) -> int:
     import asyncio
     import json
+    import os
     import signal
 
     from prometheus_client import start_http_server
 
-    from pagetide.controller.cluster import init_ray
-    from pagetide.controller.controller import Controller, discover
-    from pagetide.controller.service import start_controller_server
+    from pagetide.common.security import SecurityError, bound_address, client_security, listen_error, server_security
 
     try:
         to_discover, explicit = load_agents(args.agents) if args.agents else ([], {})
-    except (OSError, ValueError) as e:
+        security, agent_security = server_security(args), client_security(args, "agent-")
+    except (OSError, ValueError) as e:      # SecurityError is a ValueError
         print(f"pagetide controller: {e}", file=sys.stderr)
         return 2
     to_discover += args.agent
     if not to_discover and not explicit:
         print("pagetide controller: no agents given (--agent ADDR or --agents FILE)", file=sys.stderr)
+        return 2
+    refused = listen_error(args.listen, security)
+    if refused:
+        print(f"pagetide controller: {refused}", file=sys.stderr)
         return 2
     from pagetide.controller.store import PolicyStore, StoreError, default_path
 
@@ -140,39 +149,86 @@ def main(args: argparse.Namespace) -> int:
     except StoreError as e:
         print(f"pagetide controller: {e}", file=sys.stderr)
         return 2
+    # SIGTERM/SIGINT at any time -- also while Ray starts or agents are discovered -- ends the run the same
+    # way: stop the loops, print the summary, shut Ray down, status 0. ray.init puts in its own SIGTERM
+    # handlers (sys.exit), and the C++ core's failure signal handler would turn a SIGTERM into an abort
+    # (status 134, Ray's processes left to find out alone): it is turned off, and ours put back after.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    signalled: list[int] = []
+
+    def catch_signals() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: signalled.append(signum))
+    catch_signals()
+
+    from pagetide.controller.cluster import init_ray
+    from pagetide.controller.controller import Controller, discover
+    from pagetide.controller.service import start_controller_server
+
+    class Stopped(Exception):
+        pass
 
     async def run() -> dict:
-        hosts = dict(explicit)
-        if to_discover:
-            hosts.update(await discover(to_discover))
-        ctl = Controller(hosts, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=True,
-                         policy=args.policy, policy_options=dict(args.policy_option), down_after=args.down_after, store=store)
-        await ctl.start()
-        server, port = await start_controller_server(ctl, args.listen)
-        print(f"pagetide controller: {len(hosts)} hosts ({', '.join(sorted(hosts))}); ControllerService on "
-              f"{args.listen.rsplit(':', 1)[0]}:{port}", flush=True)
-        if args.metrics_port is not None:
-            start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
-            print(f"pagetide controller: metrics on http://127.0.0.1:{args.metrics_port}/metrics", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if signalled:
+            stop.set()
+
+        async def unless_stopped(aw):
+            """`aw`'s result, or Stopped (aw cancelled) if a signal comes first."""
+            task, stopped = asyncio.ensure_future(aw), asyncio.ensure_future(stop.wait())
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise Stopped
+            return task.result()
+
+        ctl = server = None
         try:
-            await asyncio.wait_for(stop.wait(), args.duration)
-        except asyncio.TimeoutError:
-            pass
-        await ctl.stop()
-        await server.stop(grace=0.5)
+            hosts = dict(explicit)
+            if to_discover:
+                hosts.update(await unless_stopped(discover(to_discover, security=agent_security)))
+            ctl = Controller(hosts, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=True,
+                             policy=args.policy, policy_options=dict(args.policy_option),
+                             down_after=args.down_after, store=store, agent_security=agent_security)
+            await unless_stopped(ctl.start())
+            server, port = await start_controller_server(ctl, args.listen, security=security)
+            print(f"pagetide controller: {len(hosts)} hosts ({', '.join(sorted(hosts))}); ControllerService on "
+                  f"{bound_address(args.listen, port)} ({security.describe()})", flush=True)
+            if args.metrics_port is not None:
+                start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
+                print(f"pagetide controller: metrics on http://127.0.0.1:{args.metrics_port}/metrics", flush=True)
+            try:
+                await asyncio.wait_for(stop.wait(), args.duration)
+            except asyncio.TimeoutError:
+                pass
+        except Stopped:
+            print("pagetide controller: stopped by a signal while starting", file=sys.stderr, flush=True)
+        finally:
+            if ctl is not None:
+                await ctl.stop()
+            if server is not None:
+                await server.stop(grace=0.5)
+        if ctl is None:
+            return {}
         text, out = summary(ctl)
         ctl.shutdown()
         print(text, flush=True)
         return out
 
-    init_ray(args.ray_address)
     try:
+        try:
+            if not signalled:
+                init_ray(args.ray_address)
+        except SystemExit:           # Ray's handler, while ray.init runs
+            signalled.append(signal.SIGTERM)
+        catch_signals()
         out = asyncio.run(run())
-    except (TimeoutError, ValueError) as e:
+    except (TimeoutError, PermissionError, ValueError) as e:
         print(f"pagetide controller: {e}", file=sys.stderr)
         return 2
     finally:
