@@ -13,10 +13,12 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
 
+from pagetide.common.security import add_server_security_arguments
 from pagetide.common.tables import fmt_bytes, fmt_pct, table
 
 
@@ -38,10 +40,15 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--realtime", action="store_true", help="one round per period of wall time (for live monitoring)")
     p.add_argument("--stats-every", type=int, default=5, help="fetch accounting every N rounds (metrics)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
-    p.add_argument("--controller-listen", default="127.0.0.1:0", help="ControllerService address")
+    p.add_argument("--controller-listen", default="127.0.0.1:0",
+                   help="ControllerService address; off loopback it needs --controller-token-file or mutual "
+                        "TLS, or --controller-insecure")
+    add_server_security_arguments(p, prefix="controller-", what="ControllerService")
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--plot", help="write PNG plots into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--agent-token-file", metavar="FILE",
+                   help="the token the agents ask for (default: a random one made for this run)")
     p.add_argument("--db", help="the controller's policy store (default: a temporary one for this run)")
 
 
@@ -79,7 +86,9 @@ def progress(i: int, n: int, extra: str = "") -> None:
     sys.stderr.flush()
 
 
-async def run_sim(args: argparse.Namespace) -> dict:
+async def run_sim(args: argparse.Namespace, security=None) -> dict:
+    """The simulation; `security`: ControllerService's (a ServerSecurity; None: loopback, open). The agents
+    ask for a token (--agent-token-file, or a random one in a file only this user can read)."""
     from prometheus_client import start_http_server
 
     from pagetide.controller.cluster import init_ray
@@ -87,6 +96,9 @@ async def run_sim(args: argparse.Namespace) -> dict:
     from pagetide.harness.agents import launch_agents, scenario_commands, write_scenarios
     from pagetide.harness.drive import controlled, drive
     from pagetide.harness.fleet import fleet_dicts
+    from pagetide.common.security import (
+        ClientSecurity, ServerSecurity, bound_address, load_tokens, write_token_file,
+    )
 
     from pagetide.controller.store import PolicyStore
 
@@ -97,14 +109,21 @@ async def run_sim(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="pagetide-sim-") as tmp:
         paths = write_scenarios(fleet_dicts(args.hosts, seed=args.seed, memory_mib=args.host_memory >> 20,
                                             tiering=args.kernel_mode), tmp)
-        agents = launch_agents(scenario_commands(paths, args.agents))
-    async with controlled(agents, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=args.realtime,
+        token_file = args.agent_token_file
+        if token_file is None:
+            token_file = os.path.join(tmp, "agent-token")
+            write_token_file(token_file, secrets.token_urlsafe(32))
+        agent_security = ClientSecurity(token=load_tokens(token_file)[0][0])
+        agents = launch_agents(scenario_commands(paths, args.agents, token_file=token_file))
+    async with controlled(agents, agent_security=agent_security, max_candidates=args.max_candidates,
+                          bandwidth=args.bandwidth, pace=args.realtime,
                           policy=args.policy, policy_options=dict(args.policy_option), store=store,
                           on_round=lambda r: per_host.setdefault(r.host_id, []).append(r)) as (ctl, sim):
-        server, port = await start_controller_server(ctl, args.controller_listen)
+        server, port = await start_controller_server(ctl, args.controller_listen, security=security)
         try:
             print(f"pagetide sim: {len(ctl.hosts)} hosts in {len(agents)} agent processes; ControllerService on "
-                  f"{args.controller_listen.rsplit(':', 1)[0]}:{port}", file=sys.stderr)
+                  f"{bound_address(args.controller_listen, port)} ({(security or ServerSecurity()).describe()})",
+                  file=sys.stderr)
             sim_metrics = SimMetrics(ctl.metrics.registry)
             if args.metrics_port is not None:
                 start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
@@ -236,7 +255,20 @@ def plot(res: dict, outdir: str) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    res = asyncio.run(run_sim(args))
+    from pagetide.common.security import SecurityError, listen_error, load_tokens, server_security
+
+    try:
+        security = server_security(args, "controller-")
+        if args.agent_token_file:
+            load_tokens(args.agent_token_file)
+    except SecurityError as e:
+        print(f"pagetide sim: {e}", file=sys.stderr)
+        return 2
+    refused = listen_error(args.controller_listen, security, "--controller-listen", "controller-")
+    if refused:
+        print(f"pagetide sim: {refused}", file=sys.stderr)
+        return 2
+    res = asyncio.run(run_sim(args, security))
     print(report(res))
     if args.json:
         with open(args.json, "w") as f:
