@@ -507,3 +507,26 @@ def test_sigterm_stops_the_controller_with_status_0_its_summary_and_none_of_its_
     assert ctl.returncode == 0, err[-3000:]
     assert "t0" in out and "status" in out and " up " in out, out
     assert not left, [open(f"/proc/{p}/cmdline").read() for p in left if alive(p)]
+
+
+def test_a_blocking_client_channel_carries_the_token_as_the_policy_cli_does():
+    req = controller_pb2.SetVmPolicyRequest(policy=controller_pb2.VmPolicy(host_id="h0", vm="vm0", weight=2))
+
+    def calls(port):
+        from pagetide.common.security import blocking_channel
+
+        out = {}
+        for name, token in (("none", None), ("read", READ), ("write", WRITE)):
+            with blocking_channel(f"127.0.0.1:{port}", ClientSecurity(token=token)) as ch:
+                try:
+                    controller_pb2_grpc.ControllerServiceStub(ch).SetVmPolicy(req, timeout=5)
+                    out[name] = grpc.StatusCode.OK
+                except grpc.RpcError as e:
+                    out[name] = e.code()
+        return out
+
+    async def body(port, ctl):
+        return await asyncio.to_thread(calls, port), ctl.policies["h0"]["vm0"].weight
+    out, weight = controller_served(body, TOKENS)
+    assert out == {"none": grpc.StatusCode.UNAUTHENTICATED, "read": grpc.StatusCode.PERMISSION_DENIED,
+                   "write": grpc.StatusCode.OK} and weight == 2

@@ -29,6 +29,7 @@ Clients take a `ClientSecurity` (plain data: it travels to Ray actors) and build
 from __future__ import annotations
 
 import argparse
+import collections
 import hmac
 import ipaddress
 import os
@@ -292,6 +293,51 @@ def client_channel(address: str, security: ClientSecurity | None = None,
                                              certificate_chain=security.cert)
         return grpc.aio.secure_channel(address, creds, options=opts, interceptors=interceptors)
     return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
+
+
+class _CallDetails(collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials",
+                                                            "wait_for_ready", "compression")),
+                   grpc.ClientCallDetails):
+    pass
+
+
+class _BlockingBearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                           grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """_BearerToken for blocking (non-aio) channels."""
+
+    def __init__(self, token: str):
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _details(self, d):
+        return _CallDetails(d.method, d.timeout, [*(d.metadata or ()), self.header], d.credentials,
+                            getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+def blocking_channel(address: str, security: ClientSecurity | None = None,
+                     options: Sequence[tuple[str, object]] = ()) -> grpc.Channel:
+    """client_channel for blocking code (a command-line client): a grpc.Channel, same TLS and token."""
+    security = security or ClientSecurity()
+    opts = list(options)
+    if security.server_name:
+        opts.append(("grpc.ssl_target_name_override", security.server_name))
+    if security.tls:
+        ch = grpc.secure_channel(address, grpc.ssl_channel_credentials(
+            root_certificates=security.ca, private_key=security.key, certificate_chain=security.cert), options=opts)
+    else:
+        ch = grpc.insecure_channel(address, options=opts)
+    return grpc.intercept_channel(ch, _BlockingBearerToken(security.token)) if security.token else ch
 
 
 def add_client_security_arguments(p: argparse.ArgumentParser, prefix: str = "", what: str = "the server") -> None:
