@@ -14,6 +14,8 @@ SUBCOMMANDS = {
               "benchmark suite: every workload x DRAM share under every policy and kernel mode"),
     "controller": ("pagetide.controller.commands.controller",
                    "run the controller against running agents (local Ray or --ray-address)"),
+    "policy": ("pagetide.controller.commands.policy",
+               "ControllerService client: VM policies, VMs and hosts, heat, pause/resume, events"),
     "agent": ("pagetide.agent.commands.agent",
               "serve hosts over gRPC: AgentService (and SimulationService for simulated hosts)"),
     "run": ("pagetide.agent.commands.run",

@@ -106,6 +106,7 @@ def test_the_shared_filter_keeps_every_baseline_within_the_vms_rules(name):
 # ------------------------------------------------------------------- the service over real gRPC, no Ray
 
 import asyncio  # noqa: E402
+import json  # noqa: E402
 
 import grpc  # noqa: E402
 
@@ -140,6 +141,7 @@ def served(db, body, hosts=("h0", "h1", "h2")):
                 ctl.hosts[h].topology = topology(h)
                 ctl.hosts[h].status = "up"
         server, port = await start_controller_server(ctl)
+        served.port = port
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
                 return await body(controller_pb2_grpc.ControllerServiceStub(ch), ctl)
@@ -430,3 +432,151 @@ def test_bad_labels_in_a_scenario_are_refused_naming_the_key(labels, message):
     with pytest.raises(ScenarioError, match=message):
         small_scenario(tenants=[{"name": "vm0", "footprint": "16MiB", "labels": labels,
                                  "workload": {"type": "zipf", "samples": 256}}])
+
+
+# ------------------------------------------------------------------ end to end: agents, Ray, a restart
+
+def labelled_scenarios(tmp_path, names):
+    import yaml
+    from test_e2e import host_yaml
+
+    out = []
+    for i, n in enumerate(names):
+        d = host_yaml(n, i + 1)
+        d["tenants"][0]["labels"] = {"tier": "batch"}
+        d["tenants"][1]["labels"] = {"tier": "web"}
+        p = tmp_path / f"{n}.yaml"
+        p.write_text(yaml.safe_dump(d))
+        out.append(str(p))
+    return out
+
+
+@pytest.mark.e2e
+def test_policies_and_pauses_survive_a_controller_restart_pause_stops_moves_and_a_pinned_vm_ends_on_its_tier(
+        ray_session, tmp_path):
+    import subprocess
+    import sys
+
+    from pagetide.harness.agents import SimulationClient, agent_command, launch_agents, stop_agents
+    from pagetide.harness.drive import drive
+
+    files = labelled_scenarios(tmp_path, ["p0", "p1"])
+    agents = launch_agents([agent_command("--scenario", files[0], "--scenario", files[1])])
+    hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
+    db = str(tmp_path / "controller.db")
+    rounds = []
+
+    async def run_controller(body):
+        store = PolicyStore(db)
+        ctl = Controller(hosts, store=store, on_round=rounds.append)
+        sim = SimulationClient(hosts)
+        await ctl.start()
+        server, port = await start_controller_server(ctl)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                return await body(controller_pb2_grpc.ControllerServiceStub(ch), ctl, sim, port)
+        finally:
+            await server.stop(None)
+            await ctl.stop()
+            ctl.shutdown()
+            await sim.close()
+            store.close()
+
+    async def first(stub, ctl, sim, port):
+        watch = stub.WatchEvents(pb.WatchEventsRequest(), timeout=60)
+        await watch.initial_metadata()
+        # every VM labelled tier=batch (the DRAM-filling cold VMs) pinned to the slow tier, by selector
+        await stub.SetVmPolicy(set_req(pinned_tier=pb.TIER_SLOW, selector=pb.VmSelector(labels={"tier": "batch"})),
+                               timeout=5)
+        await stub.PauseMigration(pb.PauseMigrationRequest(host_id="p0", reason="test"), timeout=5)
+        for _ in range(8):
+            await drive(ctl, sim, 1, 10)
+        vms = await stub.ListVms(pb.ListVmsRequest(selector=pb.VmSelector(vm="cold")), timeout=5)
+        events = []
+        while len([e for e in events if e.kind == pb.EVENT_KIND_ROUND]) < 4:
+            events.append(await watch.read())
+        watch.cancel()
+        # the command-line client, in its own process (the server answers on this event loop meanwhile)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pagetide.harness.cli", "policy", "list", "--json", "--controller",
+            f"127.0.0.1:{port}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        cli = (proc.returncode, out.decode(), err.decode())
+        return {v.host_id: v for v in vms.vms}, events, cli
+
+    async def second(stub, ctl, sim, port):
+        restored = ({h: dict(p) for h, p in ctl.policies.items()}, dict(ctl.pauses))
+        n = len(rounds)
+        await drive(ctl, sim, 2, 10)
+        paused_moves = sum(r.promoted_bytes + r.demoted_bytes for r in rounds[n:] if r.host_id == "p0")
+        await stub.ResumeMigration(pb.ResumeMigrationRequest(host_id="p0"), timeout=5)
+        n = len(rounds)
+        await drive(ctl, sim, 3, 10)
+        resumed_moves = sum(r.promoted_bytes + r.demoted_bytes for r in rounds[n:] if r.host_id == "p0")
+        return restored, paused_moves, resumed_moves
+
+    try:
+        cold, events, cli = asyncio.run(run_controller(first))
+        # the round already waiting for p0's first period when the pause came acts as it began
+        p0_rounds = [r for r in rounds if r.host_id == "p0" and r.period >= 2]
+        restored, paused_moves, resumed_moves = asyncio.run(run_controller(second))
+    finally:
+        stop_agents(agents)
+
+    # paused p0: reports read and rounds counted, nothing moved; p1's pinned VM went entirely to PMEM
+    assert len(p0_rounds) >= 5 and all(r.paused and r.promoted_bytes == r.demoted_bytes == 0 for r in p0_rounds), [
+        (r.period, r.paused, r.promoted_bytes, r.demoted_bytes, r.batches) for r in p0_rounds]
+    assert cold["p1"].dram_share == 0.0 and cold["p1"].resident_bytes > 0 and cold["p1"].policy_set
+    assert cold["p0"].dram_share > 0.75         # paused after its first round: the rest stayed on DRAM
+    kinds = [e.kind for e in events]
+    assert kinds[:3] == [pb.EVENT_KIND_POLICY_SET, pb.EVENT_KIND_POLICY_SET, pb.EVENT_KIND_MIGRATION_PAUSED]
+    assert any(e.kind == pb.EVENT_KIND_ROUND and e.host_id == "p1" and e.demoted_bytes > 0 for e in events)
+    assert cli[0] == 0, cli[2]
+    assert [(p["host_id"], p["vm"], p["pinned_tier"]) for p in json.loads(cli[1])] == [
+        ("p0", "cold", "TIER_SLOW"), ("p1", "cold", "TIER_SLOW")]
+    # the restarted controller read both policies and the pause back, and honours them until resumed
+    assert restored == ({"p0": {"cold": VmPolicy(pinned_tier="slow")}, "p1": {"cold": VmPolicy(pinned_tier="slow")}},
+                        {"p0": "test"})
+    assert paused_moves == 0 and resumed_moves > 0
+
+
+# ------------------------------------------------------------------------------ pagetide policy (the CLI)
+
+def cli(port, *argv):
+    """`pagetide policy ARGV` against the port, in a thread (the server answers on the test's event loop)."""
+    import contextlib
+    import io
+
+    from pagetide.harness.cli import build_parser
+
+    args = build_parser("policy").parse_args(["policy", *argv, "--controller", f"127.0.0.1:{port}"])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = args.func(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_command_line_client_sets_lists_pauses_and_reports_errors_with_their_code(tmp_path):
+    async def body(stub, ctl):
+        run = lambda *a: asyncio.to_thread(cli, served.port, *a)  # noqa: E731
+        return [await run("set", "--label", "team=web", "--min", "25%", "--max", "2GiB", "--pin", "dram"),
+                await run("set", "--host", "h0", "--vm", "db", "--migration", "off", "--weight", "2"),
+                await run("list", "--json"),
+                await run("list", "--host", "h1"),
+                await run("pause", "h1", "--reason", "disk swap"),
+                await run("hosts"),
+                await run("vms", "--label", "env=prod"),
+                await run("get", "h0", "ghost"),
+                await run("set", "--host", "h0", "--vm", "db", "--weight", "-1")]
+
+    results = served(tmp_path / "c.db", body)
+    (c1, set_out, _), (c2, _, _), (_, listed, _), (_, h1_table, _), (_, paused, _), (_, hosts, _), (_, vms, _), \
+        (c8, _, err8), (c9, _, err9) = results
+    assert c1 == c2 == 0 and "web" in set_out and "25" in set_out and "2.0 GiB" in set_out and "dram" in set_out
+    assert [(p["host_id"], p["vm"]) for p in json.loads(listed)] == [("h0", "db"), ("h0", "web"), ("h1", "web")]
+    assert json.loads(listed)[0]["migration_disabled"] is True
+    assert "h1" in h1_table and "h0" not in h1_table
+    assert "hosts paused: h1" in paused and "disk swap" in hosts
+    assert "team=web" in vms and "h1" not in vms
+    assert c8 == 1 and "NOT_FOUND: vm: no VM 'ghost' on host 'h0'" in err8
+    assert c9 == 1 and "INVALID_ARGUMENT: policy.weight: must be a finite number > 0" in err9

@@ -176,7 +176,8 @@ class ControllerServiceServicer:
 
     def PauseMigration(self, request, context):
         """Pause migration on one host (host_id) or on every host (host_id empty): the paused hosts' heat reports
-        are still read and their status kept, but the controller pushes no moves until resumed. Idempotent.
+        are still read and their status kept, but from each host's next round (a round already waiting for
+        its period acts as it began) the controller pushes no moves until resumed. Idempotent.
         Errors: NOT_FOUND (unknown host).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
