@@ -2,8 +2,9 @@
 (by name, or every VM a selector matches), list VMs and hosts with their placement, show a VM's heat
 histogram, pause and resume migration, and watch the event stream. Tables by default, `--json` for scripts.
 
-It talks to a running controller (`--controller ADDR`, default $PAGETIDE_CONTROLLER or 127.0.0.1:50061) and
-imports only the API and the common leaf, never the controller itself or Ray. Exit status: 0, 1 for an
+It talks to a running controller (`--controller ADDR`, default $PAGETIDE_CONTROLLER or 127.0.0.1:50061; with
+--token-file and --tls-* as the controller requires) and imports only the API and the common leaf, never the
+controller itself or Ray. Exit status: 0, 1 for an
 error the controller answered (its status code and message are printed), 2 for bad arguments.
 """
 
@@ -13,6 +14,8 @@ import argparse
 import json
 import os
 import sys
+
+from pagetide.common.security import add_client_security_arguments
 
 DEFAULT_CONTROLLER = "127.0.0.1:50061"
 TIMEOUT = 10.0              # seconds per call
@@ -51,6 +54,7 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
                         help=f"ControllerService address (default $PAGETIDE_CONTROLLER or {DEFAULT_CONTROLLER})")
     common.add_argument("--json", action="store_true", help="print the answer as JSON")
     common.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per call (default 10)")
+    add_client_security_arguments(common, what="the controller")
     sub = p.add_subparsers(dest="action", required=True)
 
     s = sub.add_parser("set", parents=[common], help="set a policy on a VM (--host and --vm) or on every VM "
@@ -254,9 +258,15 @@ def run(args, stub) -> int:
 def main(args: argparse.Namespace) -> int:
     import grpc
 
+    from pagetide.common.security import SecurityError, blocking_channel, client_security
     from pagetide.v1 import controller_pb2_grpc
 
-    with grpc.insecure_channel(args.controller) as ch:
+    try:
+        security = client_security(args)
+    except (SecurityError, OSError) as e:
+        print(f"pagetide policy: {e}", file=sys.stderr)
+        return 2
+    with blocking_channel(args.controller, security) as ch:
         stub = controller_pb2_grpc.ControllerServiceStub(ch)
         try:
             return run(args, stub)
