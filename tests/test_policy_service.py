@@ -580,3 +580,22 @@ def test_the_command_line_client_sets_lists_pauses_and_reports_errors_with_their
     assert "team=web" in vms and "h1" not in vms
     assert c8 == 1 and "NOT_FOUND: vm: no VM 'ghost' on host 'h0'" in err8
     assert c9 == 1 and "INVALID_ARGUMENT: policy.weight: must be a finite number > 0" in err9
+
+
+def test_hosts_marked_down_and_back_up_are_events_from_the_controllers_own_transitions():
+    async def main():
+        ctl = Controller({"h0": "127.0.0.1:1"}, down_after=2)
+        sub = ctl.events.subscribe(kinds=["host_down", "host_up"])
+        await ctl._answered("h0")
+        await ctl._missed("h0", TimeoutError())
+        await ctl._answered("h0")                 # one miss: still up, no event
+        for _ in range(3):
+            await ctl._missed("h0", ConnectionError("refused"))   # down once, not again per miss
+        await ctl._answered("h0")
+        got = []
+        while (e := await sub.get(timeout=0.05)) is not None:
+            got.append((e[0].kind, e[0].reason))
+        ctl.shutdown()
+        return got
+
+    assert asyncio.run(main()) == [("host_up", ""), ("host_down", "ConnectionError: refused"), ("host_up", "")]
