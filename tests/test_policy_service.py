@@ -599,3 +599,33 @@ def test_hosts_marked_down_and_back_up_are_events_from_the_controllers_own_trans
         return got
 
     assert asyncio.run(main()) == [("host_up", ""), ("host_down", "ConnectionError: refused"), ("host_up", "")]
+
+
+OTHER_BAD = [
+    ("GetVmPolicy", pb.GetVmPolicyRequest(host_id="", vm="web"), "INVALID_ARGUMENT", "host_id: must name a host"),
+    ("GetVmPolicy", pb.GetVmPolicyRequest(host_id="h0", vm=""), "INVALID_ARGUMENT", "vm: must name a VM"),
+    ("DeleteVmPolicy", pb.DeleteVmPolicyRequest(host_id="h0", vm="web", selector=pb.VmSelector(vm="web")),
+     "INVALID_ARGUMENT", "selector: give host_id and vm, or a selector, not both"),
+    ("DeleteVmPolicy", pb.DeleteVmPolicyRequest(selector=pb.VmSelector()), "INVALID_ARGUMENT", "selector: give"),
+    ("DeleteVmPolicy", pb.DeleteVmPolicyRequest(host_id="nope", vm="web"), "NOT_FOUND", "host_id: no host"),
+    ("ListVms", pb.ListVmsRequest(selector=pb.VmSelector(labels={"": "x"})), "INVALID_ARGUMENT", "selector.labels"),
+    ("ListVms", pb.ListVmsRequest(selector=pb.VmSelector(host_id="nope")), "NOT_FOUND", "selector.host_id"),
+    ("ListManagedHosts", pb.ListManagedHostsRequest(page_token="x"), "INVALID_ARGUMENT", "page_token"),
+    ("GetVmHeat", pb.GetVmHeatRequest(host_id="h0"), "INVALID_ARGUMENT", "vm: must name a VM"),
+    ("ResumeMigration", pb.ResumeMigrationRequest(host_id="nope"), "NOT_FOUND", "host_id: no host 'nope'"),
+]
+
+
+@pytest.mark.parametrize("rpc, request_, code, message", OTHER_BAD, ids=[f"{x[0]}-{i}" for i, x in enumerate(OTHER_BAD)])
+def test_bad_requests_to_the_other_rpcs_get_the_right_code_and_change_nothing(tmp_path, rpc, request_, code, message):
+    async def body(stub, ctl):
+        await stub.SetVmPolicy(set_req(host_id="h0", vm="web", weight=3), timeout=5)
+        await stub.PauseMigration(pb.PauseMigrationRequest(host_id="h1"), timeout=5)
+        before = (ctl.store.policies(), ctl.store.pauses(), ctl.events.sequence)
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await getattr(stub, rpc)(request_, timeout=5)
+        return e.value, before, (ctl.store.policies(), ctl.store.pauses(), ctl.events.sequence)
+
+    err, before, after = served(tmp_path / "c.db", body)
+    assert err.code().name == code and message in err.details(), err.details()
+    assert before == after
