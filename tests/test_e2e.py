@@ -138,7 +138,7 @@ def test_standalone_controller_promotes_hot_pages_on_agents_with_realtime_clocks
         ctl = subprocess.run(
             [sys.executable, "-m", "pagetide.harness.cli", "controller", "--ray-address", ray_session.address,
              *[x for a in agents for x in ("--agent", f"127.0.0.1:{a.port}")], "--duration", "14s",
-             "--json", str(out)], capture_output=True, text=True, timeout=120)
+             "--json", str(out), "--db", str(tmp_path / "controller.db")], capture_output=True, text=True, timeout=120)
         assert ctl.returncode == 0, ctl.stderr[-3000:]
         stats = asyncio.run(_stats({h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}))
     finally:
