@@ -530,3 +530,38 @@ def test_a_blocking_client_channel_carries_the_token_as_the_policy_cli_does():
     out, weight = controller_served(body, TOKENS)
     assert out == {"none": grpc.StatusCode.UNAUTHENTICATED, "read": grpc.StatusCode.PERMISSION_DENIED,
                    "write": grpc.StatusCode.OK} and weight == 2
+
+
+@pytest.mark.e2e
+def test_sigterm_while_the_controller_starts_also_ends_it_with_status_0_and_no_ray_process_left(tmp_path):
+    """The issue's status 134 (or 15): a SIGTERM while Ray starts or the agents are discovered, here while
+    discovery waits for an agent that does not answer."""
+    from test_e2e import free_port
+
+    env = {**os.environ, "RAY_ADDRESS": "local", "RAY_USAGE_STATS_ENABLED": "0"}
+    ctl = subprocess.Popen([sys.executable, "-m", "pagetide.harness.cli", "controller", "--agent",
+                            f"127.0.0.1:{free_port()}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=env)
+    try:
+        deadline = time.monotonic() + 60
+        helpers: set[int] = set()
+        while time.monotonic() < deadline and ctl.poll() is None:
+            helpers |= descendants(ctl.pid)
+            if any("raylet" in open(f"/proc/{p}/cmdline").read() for p in helpers if alive(p)):
+                break
+            time.sleep(0.2)
+        time.sleep(2)
+        helpers |= descendants(ctl.pid)
+        ctl.send_signal(signal.SIGTERM)
+        out, err = ctl.communicate(timeout=60)
+        deadline = time.monotonic() + 15
+        while any(alive(p) for p in helpers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [p for p in helpers if alive(p)]
+    finally:
+        if ctl.poll() is None:
+            ctl.kill()
+            ctl.wait()
+    assert ctl.returncode == 0, err[-3000:]
+    assert "stopped by a signal while starting" in err
+    assert not left, [open(f"/proc/{p}/cmdline").read() for p in left if alive(p)]

@@ -150,9 +150,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"pagetide controller: {e}", file=sys.stderr)
         return 2
     # SIGTERM/SIGINT at any time -- also while Ray starts or agents are discovered -- ends the run the same
-    # way: stop the loops, print the summary, shut Ray down, status 0. ray.init puts in its own SIGTERM
-    # handlers (sys.exit), and the C++ core's failure signal handler would turn a SIGTERM into an abort
-    # (status 134, Ray's processes left to find out alone): it is turned off, and ours put back after.
+    # way: stop the loops, print the summary, shut Ray down, status 0. Ray would otherwise take SIGTERM
+    # over: the C++ core's failure signal handler aborts (status 134), so it is turned off; and ray.init
+    # installs a handler raising SystemExit wherever its start-up is (status 15, or a crash later with its
+    # processes left running), so while it runs, setting a SIGTERM/SIGINT handler keeps ours (ray.init must
+    # run in the main thread: from another one it never reaches its GCS).
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     signalled: list[int] = []
 
@@ -220,13 +222,22 @@ def main(args: argparse.Namespace) -> int:
         print(text, flush=True)
         return out
 
-    try:
+    def start_ray() -> None:
+        set_handler = signal.signal
+
+        def keep_ours(sig, handler):
+            if sig in (signal.SIGINT, signal.SIGTERM):
+                return signal.getsignal(sig)
+            return set_handler(sig, handler)
+        signal.signal = keep_ours
         try:
-            if not signalled:
-                init_ray(args.ray_address)
-        except SystemExit:           # Ray's handler, while ray.init runs
-            signalled.append(signal.SIGTERM)
-        catch_signals()
+            init_ray(args.ray_address)
+        finally:
+            signal.signal = set_handler
+
+    try:
+        if not signalled:
+            start_ray()
         out = asyncio.run(run())
     except (TimeoutError, PermissionError, ValueError) as e:
         print(f"pagetide controller: {e}", file=sys.stderr)
@@ -234,6 +245,7 @@ def main(args: argparse.Namespace) -> int:
     finally:
         import ray
 
+        catch_signals()                  # asyncio.run left SIGTERM at its default: a second one ends no cleanup
         ray.shutdown()
         store.close()
     if args.json:
