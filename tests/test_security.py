@@ -565,3 +565,27 @@ def test_sigterm_while_the_controller_starts_also_ends_it_with_status_0_and_no_r
     assert ctl.returncode == 0, err[-3000:]
     assert "stopped by a signal while starting" in err
     assert not left, [open(f"/proc/{p}/cmdline").read() for p in left if alive(p)]
+
+
+def test_the_policy_cli_presents_its_token_file_and_a_read_only_token_cannot_set_a_policy(tmp_path):
+    files = {}
+    for name, token, role in (("read", READ, "read"), ("write", WRITE, "write")):
+        files[name] = str(tmp_path / name)
+        write_token_file(files[name], token, role)
+
+    async def body(port, ctl):
+        out = {}
+        for name, extra in (("none", []), ("read", ["--token-file", files["read"]]),
+                            ("write", ["--token-file", files["write"]])):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pagetide.harness.cli", "policy", "set", "--controller", f"127.0.0.1:{port}",
+                "--host", "h0", "--vm", "vm0", "--weight", "4", *extra,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+            out[name] = (proc.returncode, err.decode().split(":")[1].strip() if proc.returncode else "")
+            if name == "read":
+                out["unchanged"] = ctl.policies["h0"] == {}
+        return out, ctl.policies["h0"]["vm0"].weight
+    out, weight = controller_served(body, TOKENS)
+    assert out == {"none": (1, "UNAUTHENTICATED"), "read": (1, "PERMISSION_DENIED"), "unchanged": True,
+                   "write": (0, "")} and weight == 4
