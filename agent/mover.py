@@ -30,6 +30,12 @@ REMEMBERED_BATCHES = 1024      # answers kept for retried batch ids
 MovePagesFn = Callable[[str, np.ndarray, "np.ndarray | None", int], MoveResult]
 
 
+def shown(name: str, limit: int = 64) -> str:
+    """A client's string as an error echoes it, cut to `limit` characters (a status message over the client's
+    8 KiB metadata limit would turn the answer into RESOURCE_EXHAUSTED)."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")
+
+
 def check_calls(calls: list[MoveCall], page_sizes: Mapping[str, int], host_id: str) -> None:
     """BadRequest for the first malformed call of a request. page_sizes: tenant name -> page size."""
     if len(calls) > MAX_CALLS:
@@ -37,7 +43,7 @@ def check_calls(calls: list[MoveCall], page_sizes: Mapping[str, int], host_id: s
     for i, c in enumerate(calls):
         where = f"call {i}: "
         if c.tenant not in page_sizes:
-            raise BadRequest(f"{where}no tenant {c.tenant!r} on host {host_id}", not_found=True)
+            raise BadRequest(f"{where}no tenant {shown(c.tenant)} on host {host_id}", not_found=True)
         page_size = page_sizes[c.tenant]
         if c.addresses.shape != c.nodes.shape:
             raise BadRequest(f"{where}{c.addresses.size} addresses but {c.nodes.size} target nodes")
@@ -82,7 +88,7 @@ class BatchMover:
         if batch_id in self._batches:
             first_key, results = self._batches[batch_id]
             if first_key != key:
-                raise BadRequest(f"batch id {batch_id!r} was used before for different calls")
+                raise BadRequest(f"batch id {shown(batch_id)} was used before for different calls")
             return results
         try:
             results = [self._call(c) for c in calls]

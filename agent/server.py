@@ -202,13 +202,19 @@ async def _abort(context, e: BadRequest | Busy):
     await context.abort(code, str(e))
 
 
+def shown(name: str, limit: int = 64) -> str:
+    """A client's string as an error message echoes it: cut to `limit` characters, since a status message goes
+    back in a header and one over the client's 8 KiB metadata limit turns the answer into RESOURCE_EXHAUSTED."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")
+
+
 class _Servicer:
     def __init__(self, slots: dict[str, HostSlot]):
         self.slots = slots
 
     async def _slot(self, host_id: str, context) -> HostSlot:
         if host_id not in self.slots:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {host_id!r} on this agent")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {shown(host_id)} on this agent")
         return self.slots[host_id]
 
 
