@@ -31,6 +31,12 @@ TIERS = {controller_pb2.TIER_UNSPECIFIED: None, controller_pb2.TIER_DRAM: "dram"
 T = TypeVar("T")
 
 
+def shown(name: str, limit: int = 64) -> str:
+    """A client's string as an error message echoes it: cut to `limit` characters, since a status message goes
+    back in a header and one over the client's 8 KiB metadata limit turns the answer into RESOURCE_EXHAUSTED."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")
+
+
 class Invalid(ValueError):
     """A request field that is not valid: INVALID_ARGUMENT, message "<field>: <reason>"."""
 
@@ -121,7 +127,7 @@ def selector(s: controller_pb2.VmSelector, where: str = "selector") -> Selector:
     for name, value in s.labels.items():
         if not LABEL_NAME.fullmatch(name):
             raise Invalid(f"{where}.labels", f"label name must be 1-63 letters, digits, '.', '_', '-' or '/', "
-                                             f"got {name!r}")
+                                             f"got {shown(name)}")
         if len(value) > MAX_LABEL_VALUE:
             raise Invalid(f"{where}.labels[{name}]", f"must be at most {MAX_LABEL_VALUE} characters, got {len(value)}")
     return Selector(s.host_id, s.vm, tuple(sorted(s.labels.items())))

@@ -17,7 +17,7 @@ from pagetide.controller.convert import vm_policy_pb
 from pagetide.controller.events import Event
 from pagetide.controller.policies import VmPolicy
 from pagetide.controller.requests import (
-    MAX_REASON_BYTES, Invalid, NotFound, Selector, check_footprint, page_size, paginate, selector, vm_policy,
+    MAX_REASON_BYTES, Invalid, NotFound, Selector, check_footprint, page_size, paginate, selector, shown, vm_policy,
 )
 from pagetide.controller.store import CLUSTER, StoreError
 from pagetide.v1 import controller_pb2, controller_pb2_grpc, types_pb2
@@ -56,7 +56,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             raise Invalid(field, "must name a host")
         s = self.c.hosts.get(host_id)
         if s is None:
-            raise NotFound(f"{field}: no host {host_id!r}")
+            raise NotFound(f"{field}: no host {shown(host_id)}")
         return s
 
     def _tenant(self, host_id: str, vm: str, host_field: str = "host_id", vm_field: str = "vm"):
@@ -67,7 +67,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             raise Invalid(vm_field, "must name a VM")
         t = next((x for x in s.topology.tenants if x.name == vm), None) if s.topology is not None else None
         if t is None and vm not in self.c.policies[host_id]:
-            raise NotFound(f"{vm_field}: no VM {vm!r} on host {host_id!r}")
+            raise NotFound(f"{vm_field}: no VM {shown(vm)} on host {host_id!r}")
         return t
 
     def _vms(self, sel: Selector) -> list[tuple[str, types_pb2.Tenant]]:

@@ -9,7 +9,8 @@ every request die at NOT_FOUND and never reach the code behind the lookup. So `T
 server under test, biases them by field name: about half the time a `host_id` names one of its hosts, a
 `tenant` or `vm` one of that host's tenants, and a message with a `count` and packed little-endian arrays
 (`addresses`, `nodes`, `expected_nodes`, ...) gets arrays of `count` elements, addresses from the tenant's
-real range and aligned to its page size, nodes among the host's node ids (with edge cases around each).
+real range and aligned to its page size, nodes among the host's node ids (with edge cases around each), and
+a double named `*_share` is a fraction in [0, 1] half the time.
 Fields whose valid values make a call expensive (`ticks`, `max_wait_ms`) are capped by the caller, who still
 draws values over the API's limit.
 """
@@ -55,6 +56,7 @@ TENANT_FIELDS = {"tenant", "vm"}
 # packed little-endian arrays of `count` elements beside a `count` field: field name -> (dtype, element kind)
 PACKED = {"addresses": ("<u8", "address"), "nodes": ("<i2", "node"), "expected_nodes": ("<i2", "node"),
           "heat": ("u1", "heat"), "status": ("<i2", "node")}
+SHARE_SUFFIX = "_share"       # doubles named *_share are fractions 0..1
 MAX_DEPTH = 4                 # nested messages deeper than this are left unset (no API type recurses today)
 ELEMENTWISE = 16              # packed arrays up to this long are drawn element by element (they shrink well)
 
@@ -257,6 +259,8 @@ class Generator:
         if t in INT_RANGES:
             return draw(self._cached(("int", t), lambda: integers(*INT_RANGES[t])))
         if t == F.TYPE_DOUBLE:
+            if f.name.endswith(SHARE_SUFFIX) and draw(st.booleans()):
+                return draw(SHARES)                    # a share (0..1) half the time, so valid ones pass
             return draw(DOUBLES)
         if t == F.TYPE_FLOAT:
             return draw(FLOATS)
@@ -330,6 +334,7 @@ class Generator:
         return rng.integers(0, 256, n)
 
 
+SHARES = st.one_of(st.sampled_from([0.0, 1.0, 0.5]), st.floats(0.0, 1.0))
 SMALL_COUNTS = st.integers(0, 4)                  # elements of a repeated field or map
 RARELY = st.sampled_from([True, False, False, False, False])
 ADDRESS_KINDS = st.sampled_from(["inside"] * 6 + ["edge", "edge", "unaligned"])
@@ -403,8 +408,10 @@ def _serialize(msg: Message) -> bytes:
 class Caller:
     """Calls any method of `methods` on `channel` with a deadline, as a message or as raw bytes."""
 
-    def __init__(self, channel: grpc.Channel, deadline: float):
+    def __init__(self, channel: grpc.Channel, deadline: float, stream_deadline: float | None = None):
+        """stream_deadline: how long a server stream is read (a watch never ends by itself)."""
         self.channel, self.deadline = channel, deadline
+        self.stream_deadline = stream_deadline if stream_deadline is not None else deadline
         self._callables: dict[tuple[str, bool], Any] = {}
 
     def _callable(self, m: Method, raw: bool):
@@ -425,7 +432,7 @@ class Caller:
             holder: dict[str, Any] = {}
 
             def read() -> None:
-                stream = call_fn(payload, timeout=self.deadline)
+                stream = call_fn(payload, timeout=self.stream_deadline)
                 holder["stream"] = stream
                 try:
                     for i, _ in enumerate(stream):
@@ -441,7 +448,7 @@ class Caller:
             thread.start()
 
             def wait_stream() -> Outcome:
-                thread.join(self.deadline + 5)
+                thread.join(self.stream_deadline + 5)
                 code, details = holder.get("outcome", (grpc.StatusCode.DEADLINE_EXCEEDED, "stream reader hung"))
                 return Outcome(m, raw, code, details, request)
             return wait_stream
@@ -486,10 +493,12 @@ class Tally:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def add(self, o: Outcome) -> None:
-        self.by_service.setdefault(o.method.service, Counter())[o.code.name] += 1
-        self.by_method.setdefault(o.method.path, Counter())[o.code.name] += 1
+        # a stream the client's own deadline ended is counted apart from a call that missed its deadline
+        name = "STREAM_CUT_BY_CLIENT_DEADLINE" if o.details == STREAM_CUT else o.code.name
+        self.by_service.setdefault(o.method.service, Counter())[name] += 1
+        self.by_method.setdefault(o.method.path, Counter())[name] += 1
         if o.raw:
-            self.raw_by_service.setdefault(o.method.service, Counter())[o.code.name] += 1
+            self.raw_by_service.setdefault(o.method.service, Counter())[name] += 1
 
     def requests(self, service: str) -> int:
         return sum(self.by_service.get(service, Counter()).values())

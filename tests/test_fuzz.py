@@ -292,3 +292,112 @@ def test_a_long_unknown_name_is_not_found_not_an_oversized_error_message():
     finally:
         loop.run(agent.stop(None))
         loop.close()
+
+
+@pytest.mark.e2e
+def test_fuzzed_controller_requests_get_only_allowed_codes_and_leave_its_state_sane(ray_session, capsys):
+    """ControllerService of a real Controller (Ray proxies, per-host loops) over an in-process agent whose
+    clocks the test advances now and then, so rounds run with whatever policies the fuzz left in force."""
+    from pagetide.controller.controller import Controller
+    from pagetide.controller.service import start_controller_server
+
+    loop = LoopThread()
+    hosts = fuzz_hosts()
+    agent = loop.run(start_agent(hosts, "127.0.0.1:0", clock="driven"))
+    ctl = Controller({h.host_id: f"127.0.0.1:{agent.port}" for h in hosts}, wait=1.0)
+    t0 = time.perf_counter()
+    server = None
+    try:
+        loop.run(ctl.start())
+        server, port = loop.run(start_controller_server(ctl))
+        sim_ch = grpc.insecure_channel(f"127.0.0.1:{agent.port}")
+        sim = simulation_pb2_grpc.SimulationServiceStub(sim_ch)
+
+        def advance() -> None:
+            for h in hosts:
+                sim.AdvanceClock(simulation_pb2.AdvanceClockRequest(
+                    host_id=h.host_id, ticks=h.scenario.ticks_per_epoch), timeout=DEADLINE)
+
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            services = served_services(ch)
+            names = [s.full_name for s in services]
+            assert names == ["pagetide.v1.ControllerService"]
+            agent_stub = agent_pb2_grpc.AgentServiceStub(sim_ch)
+            targets = Targets.from_topologies(agent_stub.GetTopology(
+                agent_pb2.GetTopologyRequest(host_id=h.host_id), timeout=DEADLINE) for h in hosts)
+            every = [m for s in services for m in methods(s)]
+
+            def between(i):
+                if i % 150 == 0:
+                    advance()
+            # a watch never ends by itself: it is read for 50 ms, and the deadline that cuts it is allowed
+            bad = fuzz(Caller(ch, DEADLINE, stream_deadline=0.05), Generator(targets, CAPS), every, TALLY,
+                       examples_for(services), between)
+            assert not bad
+            assert TALLY.requests("pagetide.v1.ControllerService") >= REQUESTS
+            assert_healthy(ch, names)
+            # the loops still reconcile every host with the policies the fuzz left
+            rounds = ctl.rounds()
+            advance()
+            periods = {h.host_id: h.period for h in hosts}
+            assert loop.run(ctl.wait_reconciled(periods, 30), timeout=40)
+            assert ctl.rounds() > rounds
+            assert all(s.up for s in ctl.hosts.values()), {h: s.last_error for h, s in ctl.hosts.items()}
+            # policies only for real VMs of real hosts
+            for h, ps in ctl.policies.items():
+                assert h in targets_by_id(targets) and set(ps) <= ctl.vms(h), (h, sorted(ps))
+        sim_ch.close()
+        check_every_host(loop, agent)
+    finally:
+        TALLY.seconds["controller"] = time.perf_counter() - t0
+        if server is not None:
+            loop.run(server.stop(None))
+        loop.run(ctl.stop())
+        ctl.shutdown()
+        loop.run(agent.stop(None))
+        loop.close()
+    _report(capsys)
+
+
+def targets_by_id(targets: Targets) -> dict:
+    return {h.host_id: h for h in targets.hosts}
+
+
+def test_a_long_unknown_host_vm_or_label_name_gets_its_code_from_the_controller_too():
+    """Found by the fuzz, as on the agent: ControllerService echoed an unknown host id, VM or bad label name
+    whole, and a long one came back as RESOURCE_EXHAUSTED."""
+    from pagetide.controller.controller import Controller
+    from pagetide.controller.service import start_controller_server
+    from pagetide.controller.store import PolicyStore
+    from pagetide.v1 import controller_pb2, controller_pb2_grpc, types_pb2
+
+    long_name = "é" * 20000
+    loop = LoopThread()
+
+    async def serve():
+        ctl = Controller({"h0": "127.0.0.1:1"}, store=PolicyStore())
+        ctl.hosts["h0"].topology = agent_pb2.GetTopologyResponse(host_id="h0", tenants=[
+            types_pb2.Tenant(name="vm0", kind=types_pb2.TENANT_KIND_VM, page_size_bytes=4096, footprint_bytes=1 << 30)])
+        ctl.hosts["h0"].status = "up"
+        return ctl, await start_controller_server(ctl)
+    ctl, (server, port) = loop.run(serve())
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = controller_pb2_grpc.ControllerServiceStub(ch)
+            calls = [
+                (stub.GetVmPolicy, controller_pb2.GetVmPolicyRequest(host_id=long_name, vm="vm0"),
+                 grpc.StatusCode.NOT_FOUND),
+                (stub.GetVmPolicy, controller_pb2.GetVmPolicyRequest(host_id="h0", vm=long_name),
+                 grpc.StatusCode.NOT_FOUND),
+                (stub.ListVms, controller_pb2.ListVmsRequest(selector=controller_pb2.VmSelector(
+                    labels={long_name: "x"})), grpc.StatusCode.INVALID_ARGUMENT),
+            ]
+            for fn, request, code in calls:
+                with pytest.raises(grpc.RpcError) as e:
+                    fn(request, timeout=DEADLINE)
+                assert e.value.code() == code, e.value.details()
+                assert len(e.value.details()) < 300
+    finally:
+        loop.run(server.stop(None))
+        ctl.store.close()
+        loop.close()
