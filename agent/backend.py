@@ -176,6 +176,7 @@ class SimulationStats:
     result: Any
     node_used: list[int] = field(default_factory=list)     # bytes per node
     node_free: list[int] = field(default_factory=list)
+    invariant_error: str = ""                               # the model's self-check: "" when consistent
 
 
 @runtime_checkable

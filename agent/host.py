@@ -718,7 +718,7 @@ class Host:
             nd = node[t.start:t.end]
             used += np.bincount(nd[nd >= 0], minlength=self.nr_nodes) * t.page_nr
             swapped += int((nd == NODE_SWAP).sum()) * t.page_nr
-            assert t.pgtable_by_node.sum() == t.pgtable_pages
+            assert t.pgtable_by_node.sum() == t.pgtable_pages, f"{t.name}: page-table pages drifted"
             assert (t.pgtable_by_node[~self.is_fast] == 0).all(), f"{t.name}: page tables off DRAM"
             assert t.mapped == int((nd != NODE_NONE).sum()), f"{t.name}: mapped count drifted"
         assert (used == self.node_used).all(), f"node usage drifted: {used} vs {self.node_used}"
@@ -726,7 +726,7 @@ class Host:
         assert self.swap_used <= self.swap_capacity, "swap over capacity"
         assert (self.node_used + self.node_pgtable <= self.capacity).all(), "node over capacity"
         assert (self.node_pgtable[~self.is_fast] == 0).all(), "page tables on a slow node"
-        assert (self.node_pgtable == sum(t.pgtable_by_node for t in self.tenants)).all()
+        assert (self.node_pgtable == sum(t.pgtable_by_node for t in self.tenants)).all(), "page tables drifted"
 
     def state_bytes_per_page(self) -> float:
         return (self.node.itemsize + self.flags.itemsize + self.lru_seq.itemsize

@@ -25,6 +25,7 @@ from pagetide.agent.backend import (
     BadRequest, HeatReport, HostBackend, MoveCall, PageList, Simulated, SimulationStats, Topology,
 )
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
+from pagetide.common import keepalive
 from pagetide.common.limits import MAX_CANDIDATES, MAX_PAGE_TICKS, MAX_QUEUED, MAX_TICKS, MAX_WAIT_SECONDS
 from pagetide.common.security import ServerSecurity
 from pagetide.common.serve import start_server
@@ -93,7 +94,8 @@ def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsRespons
         demoted_bytes=t.demoted_bytes) for t in r.tenants]
     return simulation_pb2.GetStatsResponse(
         host_id=host_id, time_ns=_ns(r.time), tenants=tenants, vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
-        oracle_share=r.oracle_share, slowdown=r.slowdown, node_used_bytes=s.node_used, node_free_bytes=s.node_free)
+        oracle_share=r.oracle_share, slowdown=r.slowdown, node_used_bytes=s.node_used, node_free_bytes=s.node_free,
+        invariant_error=s.invariant_error)
 
 
 def move_calls(request: agent_pb2.MovePagesRequest) -> list[MoveCall]:
@@ -350,6 +352,6 @@ async def start_agent(hosts: list[HostBackend], listen: str = "127.0.0.1:0", clo
     server, port = await start_server([
         (agent_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(slots), agent_name),
         (simulation_pb2_grpc.add_SimulationServiceServicer_to_server, SimulationServicer(slots, clock), sim_name),
-    ], listen, security=security)
+    ], listen, options=keepalive.SERVER_OPTIONS, security=security)
     task = asyncio.get_running_loop().create_task(realtime_clock(slots)) if clock == "realtime" else None
     return AgentServer(server, port, slots, task)

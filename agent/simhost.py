@@ -121,6 +121,11 @@ class SimHost:
                 self.period_time = self.host.time
 
     def stats(self) -> SimulationStats:
+        try:
+            self.host.check_invariants()
+            broken = ""
+        except AssertionError as e:
+            broken = str(e) or "inconsistent state"
         return SimulationStats(result=self.recorder.results(),
                                node_used=[int(x) * PAGE_SIZE for x in self.host.node_used],
-                               node_free=[int(x) * PAGE_SIZE for x in self.host.free()])
+                               node_free=[int(x) * PAGE_SIZE for x in self.host.free()], invariant_error=broken)

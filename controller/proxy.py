@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 import ray
 
+from pagetide.common import keepalive
 from pagetide.common.limits import MAX_CALLS
 from pagetide.common.security import ClientSecurity, client_channel
 from pagetide.controller.convert import host_view
@@ -34,7 +35,7 @@ RETRY_SERVICE_CONFIG = """{"methodConfig": [{"name": [{"service": "pagetide.v1.A
 CHANNEL_OPTIONS = [("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1),
                    # a restarted agent is found again within a second or two, not gRPC's default 2 minutes
                    ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000),
-                   ("grpc.max_receive_message_length", 16 << 20)]
+                   ("grpc.max_receive_message_length", 16 << 20), *keepalive.CLIENT_OPTIONS]
 
 
 @dataclass

@@ -76,7 +76,7 @@ class TenantStats(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes")
+    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes", "invariant_error")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_NS_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class GetStatsResponse(_message.Message):
     SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
     NODE_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     NODE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    INVARIANT_ERROR_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     time_ns: int
     tenants: _containers.RepeatedCompositeFieldContainer[TenantStats]
@@ -95,4 +96,5 @@ class GetStatsResponse(_message.Message):
     slowdown: float
     node_used_bytes: _containers.RepeatedScalarFieldContainer[int]
     node_free_bytes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., node_used_bytes: _Optional[_Iterable[int]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ...) -> None: ...
+    invariant_error: str
+    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., node_used_bytes: _Optional[_Iterable[int]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., invariant_error: _Optional[str] = ...) -> None: ...
