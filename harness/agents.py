@@ -18,12 +18,18 @@ from dataclasses import dataclass
 import grpc
 import yaml
 
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pagetide.common import keepalive
 from pagetide.common.security import ClientSecurity, client_channel
 from pagetide.v1 import simulation_pb2, simulation_pb2_grpc
 
 SERVING = re.compile(r"serving (\S+(?:, \S+)*) on \S+ \(port (\d+)")
-ADVANCE_TIMEOUT = 600.0    # seconds, for AdvanceClock (a big simulated host may take a while)
+ADVANCE_TIMEOUT = 600.0    # seconds, for a host's first AdvanceClock (a big simulated host may take a while)
+MIN_ADVANCE_TIMEOUT = 10.0  # later ones: 10x the host's last advance, at least this
 STATS_TIMEOUT = 60.0
+PROBE_TIMEOUT = 1.0        # health check of a lagging host's agent
+PROBE_INTERVAL = 0.5
 
 
 @dataclass
@@ -95,33 +101,77 @@ def stop_agents(agents: list[AgentProcess]) -> None:
 
 
 class SimulationClient:
-    """SimulationService of every simulated host: host id -> agent address."""
+    """SimulationService of every simulated host: host id -> agent address.
+
+    Faults are normal: a host whose agent does not answer an advance in time (killed, stalled) is set aside
+    as lagging -- later advances skip it, so the other hosts' rounds keep their usual time -- and a background
+    probe (a health check with a short deadline) takes it back as soon as its agent answers again. Each
+    advance's deadline follows the host's own last advance time."""
 
     def __init__(self, hosts: dict[str, str], security: ClientSecurity | None = None):
         """hosts: host id -> agent address; security: the token and TLS the agents ask for."""
         self.hosts = dict(hosts)
-        self.channels = {a: client_channel(a, security) for a in set(hosts.values())}
+        self.channels = {a: client_channel(a, security, options=keepalive.CLIENT_OPTIONS)
+                         for a in set(hosts.values())}
         self.stubs = {h: simulation_pb2_grpc.SimulationServiceStub(self.channels[a]) for h, a in hosts.items()}
+        self.lagging: dict[str, asyncio.Task] = {}        # host -> its probe
+        self.last_wall: dict[str, float] = {}             # host -> seconds its last advance took
+
+    def deadline(self, host: str) -> float:
+        last = self.last_wall.get(host)
+        return ADVANCE_TIMEOUT if last is None else max(MIN_ADVANCE_TIMEOUT, 10 * last)
 
     async def advance(self, ticks: int, hosts: list[str] | None = None) -> tuple[
             dict[str, simulation_pb2.AdvanceClockResponse], dict[str, str]]:
-        """Advance every host (or those named) by `ticks`, all at once: (answers, host -> error of those whose
-        agent did not answer)."""
-        names = list(self.stubs) if hosts is None else hosts
-        out = await asyncio.gather(*(self.stubs[h].AdvanceClock(
-            simulation_pb2.AdvanceClockRequest(host_id=h, ticks=ticks), timeout=ADVANCE_TIMEOUT) for h in names),
-            return_exceptions=True)
+        """Advance every host that is not lagging (or those named) by `ticks`, all at once: (answers, host ->
+        error of those that did not answer, or "lagging" for those skipped)."""
+        names = [h for h in (list(self.stubs) if hosts is None else hosts) if h not in self.lagging]
+        t0 = time.perf_counter()
+
+        async def one(h: str):
+            r = await self.stubs[h].AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id=h, ticks=ticks),
+                                                 timeout=self.deadline(h))
+            self.last_wall[h] = time.perf_counter() - t0
+            return r
+        out = await asyncio.gather(*(one(h) for h in names), return_exceptions=True)
         ok = {h: r for h, r in zip(names, out) if not isinstance(r, BaseException)}
-        failed = {h: (f"{r.code().name}: {r.details()}" if isinstance(r, grpc.aio.AioRpcError) else repr(r))
-                  for h, r in zip(names, out) if isinstance(r, BaseException)}
+        failed = {h: _reason(r) for h, r in zip(names, out) if isinstance(r, BaseException)}
+        for h in failed:
+            self.lagging[h] = asyncio.get_running_loop().create_task(self._probe(h), name=f"probe {h}")
+        for h in (list(self.stubs) if hosts is None else hosts):
+            if h in self.lagging and h not in failed:
+                failed[h] = "lagging"
         return ok, failed
 
+    async def _probe(self, h: str) -> None:
+        """Until the host's agent answers a health check (each with a short deadline); then it is back."""
+        stub = health_pb2_grpc.HealthStub(self.channels[self.hosts[h]])
+        while True:
+            try:
+                await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=PROBE_TIMEOUT)
+                break
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(PROBE_INTERVAL)
+        self.last_wall.pop(h, None)
+        del self.lagging[h]
+
     async def stats(self, hosts: list[str] | None = None) -> dict[str, simulation_pb2.GetStatsResponse]:
-        names = list(self.stubs) if hosts is None else hosts
+        """Accounting of every host (or those named) whose agent answers; the others are left out."""
+        names = [h for h in (list(self.stubs) if hosts is None else hosts) if h not in self.lagging]
         out = await asyncio.gather(*(self.stubs[h].GetStats(simulation_pb2.GetStatsRequest(host_id=h),
-                                                            timeout=STATS_TIMEOUT) for h in names))
-        return dict(zip(names, out))
+                                                            timeout=STATS_TIMEOUT) for h in names),
+                                   return_exceptions=True)
+        return {h: r for h, r in zip(names, out) if not isinstance(r, BaseException)}
 
     async def close(self) -> None:
+        for t in self.lagging.values():
+            t.cancel()
+        await asyncio.gather(*self.lagging.values(), return_exceptions=True)
         for ch in self.channels.values():
             await ch.close()
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, grpc.aio.AioRpcError):
+        return f"{e.code().name}: {e.details()}"
+    return repr(e)

@@ -50,11 +50,15 @@ async def controlled(agents: list[AgentProcess], agent_security: ClientSecurity 
 
 
 async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int, pace: float | None = None,
-                after_round: Callable[[FleetRound], object] | None = None) -> list[FleetRound]:
-    """`rounds` fleet rounds of `ticks` ticks each; with `pace` (seconds) each round takes at least that long
-    in wall time (for watching live)."""
+                after_round: Callable[[FleetRound], object] | None = None,
+                stop: asyncio.Event | None = None) -> list[FleetRound]:
+    """`rounds` fleet rounds of `ticks` ticks each (fewer if `stop` is set meanwhile: the round under way
+    ends first); with `pace` (seconds) each round takes at least that long in wall time (for watching live).
+    A host whose agent does not answer is left out of the rounds until it answers again."""
     out = []
     for i in range(rounds):
+        if stop is not None and stop.is_set():
+            break
         a0 = time.perf_counter()
         answers, failed = await sim.advance(ticks)
         a1 = time.perf_counter()
@@ -66,5 +70,12 @@ async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int,
             if asyncio.iscoroutine(res):
                 await res
         if pace:
-            await asyncio.sleep(max(0.0, pace - (time.perf_counter() - a0)))
+            left = max(0.0, pace - (time.perf_counter() - a0))
+            if stop is None:
+                await asyncio.sleep(left)
+            else:
+                try:
+                    await asyncio.wait_for(stop.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
     return out

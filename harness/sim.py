@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -47,9 +48,9 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="write results as JSON")
     p.add_argument("--plot", help="write PNG plots into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--db", help="the controller's policy store (default: a temporary one for this run)")
     p.add_argument("--agent-token-file", metavar="FILE",
                    help="the token the agents ask for (default: a random one made for this run)")
-    p.add_argument("--db", help="the controller's policy store (default: a temporary one for this run)")
 
 
 class SimMetrics:
@@ -139,12 +140,19 @@ async def run_sim(args: argparse.Namespace, security=None) -> dict:
                 if not args.quiet:
                     progress(r.number, n_rounds, f"round {r.seconds * 1e3:.0f} ms")
 
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
             t_start = time.perf_counter()
-            rounds = await drive(ctl, sim, n_rounds, ticks, pace=period if args.realtime else None, after_round=after)
+            rounds = await drive(ctl, sim, n_rounds, ticks, pace=period if args.realtime else None, after_round=after,
+                                 stop=stop)
             wall = time.perf_counter() - t_start
+            if stop.is_set() and not args.quiet:
+                sys.stderr.write(f"\npagetide sim: stopped by a signal after {len(rounds)} of {n_rounds} rounds\n")
             stats = await sim.stats()
             sim_metrics.observe(stats)
-            return collect(args, rounds, per_host, stats, wall)
+            return collect(args, rounds, per_host, stats, wall, ctl)
         finally:
             await server.stop(grace=0.5)
             store.close()
@@ -152,8 +160,11 @@ async def run_sim(args: argparse.Namespace, security=None) -> dict:
                 db_dir.cleanup()
 
 
-def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float) -> dict:
+def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float, ctl=None) -> dict:
+    """The run's results; hosts whose agent did not answer the final statistics call are listed in
+    "unanswered", with the controller's view of them."""
     hosts = []
+    states = ctl.hosts if ctl is not None else {}
     for h, st in stats.items():
         results = per_host.get(h, [])
         vms = [{"vm": t.tenant, "workload": t.workload, "footprint_bytes": t.footprint_bytes,
@@ -166,18 +177,23 @@ def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float) -
                       "promoted_bytes": sum(r.promoted_bytes for r in results),
                       "demoted_bytes": sum(r.demoted_bytes for r in results),
                       "report_bytes_max": max((r.report_bytes for r in results), default=0),
+                      "outages": states[h].outages if h in states else 0,
+                      "invariant_error": st.invariant_error,
                       "vmstat": {f.name: getattr(st.vmstat, f.name) for f in st.vmstat.DESCRIPTOR.fields}})
-    secs = sorted(r.seconds for r in rounds)
+    secs = sorted(r.seconds for r in rounds) or [0.0]
     every = [r for rs in per_host.values() for r in rs]
     n = max(1, len(every))
     heat_history = {f"{h}/{vm}": [r.heat_pages[vm] for r in rs if vm in r.heat_pages]
                     for h, rs in per_host.items() for vm in (rs[0].heat_pages if rs else {})}
     return {
-        "hosts": hosts, "policy": args.policy, "kernel_mode": args.kernel_mode,
+        "hosts": hosts, "unanswered": {h: {"status": s.status, "outages": s.outages, "last_error": s.last_error}
+                                       for h, s in sorted(states.items()) if h not in stats},
+        "rounds_lost": {h: lost for h in sorted(states) if (lost := sum(h in r.failed for r in rounds))},
+        "policy": args.policy, "kernel_mode": args.kernel_mode,
         "policy_options": dict(args.policy_option), "seed": args.seed,
         "rounds": len(rounds), "wall_seconds": wall,
         "round_seconds": {"median": secs[len(secs) // 2], "max": secs[-1], "mean": sum(secs) / len(secs)},
-        "advance_seconds_mean": sum(r.advance_seconds for r in rounds) / len(rounds),
+        "advance_seconds_mean": sum(r.advance_seconds for r in rounds) / max(1, len(rounds)),
         "host_seconds_mean": {k: sum(getattr(x, f"{k}_seconds") for x in every) / n
                               for k in ("report", "plan", "move")},
         "batches_per_host_round": sum(x.batches for x in every) / n,
@@ -213,6 +229,13 @@ def report(res: dict) -> str:
            f"host reconciled as its period completes): median {res['round_seconds']['median'] * 1e3:.0f} ms, max "
            f"{res['round_seconds']['max'] * 1e3:.0f} ms; agents advancing one period: "
            f"{res['advance_seconds_mean'] * 1e3:.0f} ms; largest heat report {fmt_bytes(res['report_bytes_per_host_max'])}"]
+    faults = [f"{h['host']}: {h['outages']} outage(s), {res['rounds_lost'].get(h['host'], 0)} round(s) not advanced"
+              for h in res["hosts"] if h.get("outages") or h["host"] in res.get("rounds_lost", {})]
+    faults += [f"{h}: no answer at the end ({u['status']}; {u['outages']} outage(s); last error: {u['last_error']})"
+               for h, u in res.get("unanswered", {}).items()]
+    faults += [f"{h['host']}: INCONSISTENT STATE: {h['invariant_error']}" for h in res["hosts"] if h.get("invariant_error")]
+    if faults:
+        out += ["", "faults:", *(f"  {f}" for f in faults)]
     return "\n".join(out)
 
 
