@@ -7,7 +7,15 @@ placement-independent references exactly:
 - all-slow: every access at the slow tier's latency;
 - per-epoch oracle: each epoch, DRAM holds the pages most accessed in that epoch, migration free (an upper
   bound that no online policy reaches);
-- static oracle: the best fixed placement for the whole run.
+- static oracle: the best fixed placement for the whole run;
+- lag-one oracle: each epoch, DRAM holds the pages the per-epoch oracle chose for the *previous* epoch,
+  migration free -- what a reactive policy with a perfect signal reaches (the first epoch, before any
+  signal exists, is credited with what the run itself served from DRAM);
+- lag-one oracle with migration cost: the same placements, paying the model's copy + unmap/TLB-shootdown
+  time (`Host.migrate_pages`' formula) for every page that enters DRAM (from the run's placement at the
+  end of the first epoch, then from the previous choice) and every page that leaves it.
+The gap between the per-epoch and lag-one oracles is what reacting one epoch late costs; the gap between
+lag-one and a policy is what its signal and its policy lose.
 The oracles share DRAM across the host's tenants (greedy by accesses per base page, which is optimal for
 equal page sizes): DRAM capacity above the min watermarks, less page tables. The first-touch reference
 needs its own run of the model (see `sim.reference_runs`).
@@ -44,6 +52,9 @@ class TenantResult:
     slowdown: float                 # (access + migration + reclaim + swap-in time) / all-DRAM time
     oracle_slowdown: float
     all_slow_slowdown: float
+    lag_oracle_share: float         # lag-one oracle's DRAM share (migration free)
+    lag_oracle_slowdown: float      # its modelled slowdown, migration free
+    lag_cost_slowdown: float        # the lag-one oracle's slowdown paying the model's migration cost
     migrated_bytes: int
     promoted_bytes: int
     demoted_bytes: int
@@ -67,6 +78,8 @@ class HostResult:
     oracle_share: float
     slowdown: float
     tiering: str = "none"           # the kernel's promotion mode
+    lag_oracle_share: float = 1.0
+    lag_cost_slowdown: float = 1.0
 
 
 class Recorder:
@@ -83,6 +96,9 @@ class Recorder:
         self._epoch_start = host.tick_no
         self.slot_weights = np.concatenate([np.full(t.npages, t.page_nr, dtype=np.int16) for t in host.tenants])
         self.oracle_hits = np.zeros(nt)
+        self.lag_hits = np.zeros(nt)
+        self.lag_migration_time = np.zeros(nt)    # seconds the lag-one oracle's moves would cost
+        self._lag_chosen: np.ndarray | None = None  # the previous epoch's oracle choice (a mask of slots)
         self._prev_fast = np.zeros(nt)
         self._prev_all = np.zeros(nt)
         self.series_dram = [[] for _ in range(nt)]
@@ -144,7 +160,8 @@ class Recorder:
         counts = np.bincount(inv, weights=weights)
         expected = self._expected(n_ticks)
         self._epoch_start = h.tick_no
-        chosen = self._choose(expected)[uniq]
+        full = self._choose(expected)
+        chosen = full[uniq]
         nt = len(h.tenants)
         owner = h.owner(uniq)
         hits = np.bincount(owner[chosen], weights=counts[chosen], minlength=nt)
@@ -157,9 +174,37 @@ class Recorder:
         all_now = np.array([t.stats.accesses for t in h.tenants])
         d_fast, d_all = fast_now - self._prev_fast, all_now - self._prev_all
         self._prev_fast, self._prev_all = fast_now, all_now
+        self._lag_one(full, uniq, owner, counts, d_fast)
         for i in range(nt):
             self.series_dram[i].append(float(d_fast[i] / d_all[i]) if d_all[i] else 1.0)
             self.series_oracle[i].append(float(hits[i] / per_tenant[i]) if per_tenant[i] else 1.0)
+
+    def _lag_one(self, full: np.ndarray, uniq: np.ndarray, owner: np.ndarray, counts: np.ndarray,
+                 d_fast: np.ndarray) -> None:
+        """Credit this epoch's accesses to the lag-one oracle (DRAM = last epoch's choice) and charge the
+        moves that would bring DRAM to this epoch's choice for the next one."""
+        h = self.host
+        nt = len(h.tenants)
+        if self._lag_chosen is None:
+            self.lag_hits += d_fast                        # no signal yet: the run's own first epoch
+            before = (h.node >= 0) & h.is_fast[np.maximum(h.node, 0)]
+        else:
+            lag = self._lag_chosen[uniq]
+            self.lag_hits += np.bincount(owner[lag], weights=counts[lag], minlength=nt)
+            before = self._lag_chosen
+        up = np.flatnonzero(full & ~before)
+        down = np.flatnonzero(before & ~full)
+        fast = np.flatnonzero(h.is_fast)
+        slow = np.flatnonzero(~h.is_fast)
+        if fast.size and slow.size:
+            f, s = fast[0], slow[0]
+            up_s = PAGE_SIZE / min(h.read_bw[s], h.write_bw[f])
+            down_s = PAGE_SIZE / min(h.read_bw[f], h.write_bw[s])
+            w = self.slot_weights.astype(np.float64)
+            over = h.k.migration_overhead
+            self.lag_migration_time += np.bincount(h.owner(up), weights=w[up] * up_s + over, minlength=nt)
+            self.lag_migration_time += np.bincount(h.owner(down), weights=w[down] * down_s + over, minlength=nt)
+        self._lag_chosen = full
 
     def static_oracle_hits(self) -> np.ndarray:
         chosen = self._choose(self.total_expected)
@@ -175,7 +220,7 @@ class Recorder:
         static = (self.static_oracle_hits() if self.total_expected is not None
                   else np.full(len(h.tenants), np.nan))
         out = []
-        tot_acc = tot_fast = tot_oracle = tot_time = tot_dram = 0.0
+        tot_acc = tot_fast = tot_oracle = tot_time = tot_dram = tot_lag = tot_lag_time = 0.0
         for i, t in enumerate(h.tenants):
             st = t.stats
             acc = st.accesses
@@ -185,6 +230,9 @@ class Recorder:
             slow_lat = st.slow_time / acc if acc else 0.0
             o = self.oracle_hits[i]
             oracle_time = o * fast_lat + (acc - o) * slow_lat
+            lag = self.lag_hits[i]
+            lag_time = lag * fast_lat + (acc - lag) * slow_lat
+            lag_cost_time = lag_time + self.lag_migration_time[i]
             nd = h.node[t.start:t.end]
             resident = np.bincount(nd[nd >= 0], minlength=h.nr_nodes) * t.page_nr * PAGE_SIZE
             out.append(TenantResult(
@@ -197,6 +245,9 @@ class Recorder:
                 slowdown=stall / st.dram_time if st.dram_time else 1.0,
                 oracle_slowdown=oracle_time / st.dram_time if st.dram_time else 1.0,
                 all_slow_slowdown=st.slow_time / st.dram_time if st.dram_time else 1.0,
+                lag_oracle_share=lag / acc if acc else 1.0,
+                lag_oracle_slowdown=lag_time / st.dram_time if st.dram_time else 1.0,
+                lag_cost_slowdown=lag_cost_time / st.dram_time if st.dram_time else 1.0,
                 migrated_bytes=st.migrated_bytes,
                 promoted_bytes=st.promoted_pages * PAGE_SIZE,
                 demoted_bytes=st.demoted_pages * PAGE_SIZE,
@@ -209,10 +260,14 @@ class Recorder:
             tot_oracle += o
             tot_time += stall
             tot_dram += st.dram_time
+            tot_lag += lag
+            tot_lag_time += lag_cost_time
         return HostResult(
             name=h.scenario.name, time=h.time, tenants=out, vmstat=dict(h.vmstat),
             node_used_bytes=[int(x) for x in (h.node_used + h.node_pgtable) * PAGE_SIZE],
             node_capacity_bytes=[int(x) for x in h.capacity * PAGE_SIZE],
             dram_share=tot_fast / tot_acc if tot_acc else 1.0,
             oracle_share=tot_oracle / tot_acc if tot_acc else 1.0,
-            slowdown=tot_time / tot_dram if tot_dram else 1.0, tiering=h.scenario.kernel.tiering.mode)
+            slowdown=tot_time / tot_dram if tot_dram else 1.0, tiering=h.scenario.kernel.tiering.mode,
+            lag_oracle_share=tot_lag / tot_acc if tot_acc else 1.0,
+            lag_cost_slowdown=tot_lag_time / tot_dram if tot_dram else 1.0)

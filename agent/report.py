@@ -17,11 +17,17 @@ def _x(v: float) -> str:
     return f"{v:.3f}x"
 
 
+def _lag(share: float, lag: float) -> str:
+    """A DRAM share over the lag-one oracle's."""
+    return f"{share / lag:.3f}" if lag else "-"
+
+
 def host_report(kernel: HostResult, first_touch: HostResult | None = None) -> str:
-    """Per tenant: DRAM-served share under the kernel mode, first-touch and the oracles, and modelled
-    slowdown against all-DRAM."""
+    """Per tenant: DRAM-served share under the kernel mode, first-touch and the oracles (per-epoch, static,
+    lag-one and the ratio to it), and modelled slowdown against all-DRAM (the lag-one oracle's paying the
+    model's migration cost)."""
     headers = ["tenant", "workload", "footprint", "DRAM share", "first-touch", "epoch oracle",
-               "static oracle", "slowdown", "ft slowdown", "oracle slowdown", "all-slow", "migrated",
+               "static oracle", "lag-one", "vs lag-one", "lag-one+cost slowdown", "slowdown", "ft slowdown", "oracle slowdown", "all-slow", "migrated",
                "ping-pong"]
     ft = {t.name: t for t in first_touch.tenants} if first_touch else {}
     rows = []
@@ -29,12 +35,14 @@ def host_report(kernel: HostResult, first_touch: HostResult | None = None) -> st
         f = ft.get(t.name)
         rows.append([t.name, t.workload, format_size(t.footprint), format_ratio(t.dram_share),
                      format_ratio(f.dram_share) if f else "-", format_ratio(t.oracle_share),
-                     format_ratio(t.static_oracle_share), _x(t.slowdown), _x(f.slowdown) if f else "-",
+                     format_ratio(t.static_oracle_share), format_ratio(t.lag_oracle_share),
+                     _lag(t.dram_share, t.lag_oracle_share), _x(t.lag_cost_slowdown), _x(t.slowdown), _x(f.slowdown) if f else "-",
                      _x(t.oracle_slowdown), _x(t.all_slow_slowdown), format_size(t.migrated_bytes),
                      str(t.pingpong)])
     rows.append(["(host)", "", format_size(sum(t.footprint for t in kernel.tenants)),
                  format_ratio(kernel.dram_share), format_ratio(first_touch.dram_share) if first_touch else "-",
-                 format_ratio(kernel.oracle_share), "", _x(kernel.slowdown),
+                 format_ratio(kernel.oracle_share), "", format_ratio(kernel.lag_oracle_share),
+                 _lag(kernel.dram_share, kernel.lag_oracle_share), _x(kernel.lag_cost_slowdown), _x(kernel.slowdown),
                  _x(first_touch.slowdown) if first_touch else "-", "", "",
                  format_size(sum(t.migrated_bytes for t in kernel.tenants)),
                  str(sum(t.pingpong for t in kernel.tenants))])

@@ -191,6 +191,9 @@ def host_result(stats: dict, weights: dict[str, float] | None = None) -> dict:
            "migrated_bytes": sum(t["migrated_bytes"] for t in tenants),
            "promoted_bytes": sum(t.get("promoted_bytes", 0) for t in tenants),
            "pingpong": sum(t["pingpong"] for t in tenants),
+           # lag-one oracles (agent/accounting.py); absent in results of agents that predate them
+           "lag_oracle_share": stats.get("lag_oracle_share", float("nan")),
+           "lag_cost_slowdown": stats.get("lag_cost_slowdown", float("nan")),
            "vms": {t["name"]: {k: t[k] for k in ("accesses", "dram_share", "oracle_share", "migrated_bytes")}
                    for t in tenants if "name" in t}}
     if weights:
@@ -205,11 +208,23 @@ def ratio(share: float, oracle: float) -> float:
     return share / oracle if oracle else float("nan")
 
 
-def summary(results: dict) -> dict[str, dict[int, float]]:
-    """Mean ratio to the per-epoch oracle per run and share, over the workloads."""
+def lag_ratio(h: dict) -> float:
+    """DRAM-served share over the lag-one oracle's (migration free)."""
+    return ratio(h["dram_share"], h.get("lag_oracle_share", float("nan")))
+
+
+def lag_cost_ratio(h: dict) -> float:
+    """The lag-one oracle's modelled memory time, paying migration, over the run's: 1.0 = as fast, below 1 slower."""
+    lag = h.get("lag_cost_slowdown", float("nan"))
+    return lag / h["slowdown"] if h["slowdown"] else float("nan")
+
+
+def summary(results: dict, of=None) -> dict[str, dict[int, float]]:
+    """Mean ratio to the per-epoch oracle (or `of(host)`) per run and share, over the workloads."""
+    of = of or (lambda r: ratio(r["dram_share"], r["oracle_share"]))
     out: dict[str, dict[int, list[float]]] = {}
     for r in results["hosts"]:
-        out.setdefault(r["run"], {}).setdefault(r["share"], []).append(ratio(r["dram_share"], r["oracle_share"]))
+        out.setdefault(r["run"], {}).setdefault(r["share"], []).append(of(r))
     return {run: {s: sum(v) / len(v) for s, v in sorted(by.items())} for run, by in out.items()}
 
 
@@ -229,13 +244,26 @@ def report(results: dict) -> str:
              "DRAM-served share: accesses served by DRAM over the run. Ratio: that over the per-epoch oracle's share "
              "(each epoch DRAM holds that epoch's hottest pages, migration free). Slowdown: modelled memory time "
              "over all-DRAM. Controller policies run on a kernel that demotes only (tiering `none`); kernel-only "
-             "modes run with no controller moves. A static oracle shown as n/a was not reported by the agent.", "",
+             "modes run with no controller moves. A static oracle shown as n/a was not reported by the agent. "
+             "Lag-one: each epoch DRAM holds the pages the per-epoch oracle chose for the previous epoch (a reactive "
+             "policy with a perfect signal); 'vs lag-one' is the DRAM-served share over its share (migration free), "
+             "'vs lag-one+cost' its modelled memory time, paying the model's migration cost, over the run's (1.0: as "
+             "fast).", "",
              "## Mean ratio to the per-epoch oracle", "",
              "| policy / mode | " + " | ".join(f"DRAM 1/{s}" for s in shares) + " |",
              "|---|" + "---|" * len(shares)]
     summ = summary(results)
     for run in runs:
         lines.append(f"| {run} | " + " | ".join(_num(summ[run].get(s, float('nan')), "{:.3f}") for s in shares) + " |")
+    for title, of in (("Mean ratio to the lag-one oracle (DRAM-served share, migration free)", lag_ratio),
+                      ("Mean ratio to the lag-one oracle paying migration (its memory time over the run's)",
+                       lag_cost_ratio)):
+        summ = summary(results, of)
+        lines += ["", f"## {title}", "", "| policy / mode | " + " | ".join(f"DRAM 1/{s}" for s in shares) + " |",
+                  "|---|" + "---|" * len(shares)]
+        for run in runs:
+            lines.append(f"| {run} | " + " | ".join(_num(summ[run].get(s, float('nan')), "{:.3f}") for s in shares)
+                         + " |")
     lines += report_head(results)
     by_case: dict[tuple[str, int], dict[str, dict]] = {}
     for h in hosts:
@@ -243,25 +271,33 @@ def report(results: dict) -> str:
     order = {w: i for i, w in enumerate(WORKLOADS)}
     for (w, s), per_run in sorted(by_case.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
         lines += ["", f"## {w}, DRAM 1/{s}", "",
-                  "| policy / mode | DRAM-served share | ratio to oracle | slowdown vs all-DRAM | GiB migrated | ping-pong |",
-                  "|---|---|---|---|---|---|"]
+                  "| policy / mode | DRAM-served share | ratio to oracle | vs lag-one | vs lag-one+cost | "
+                  "slowdown vs all-DRAM | GiB migrated | ping-pong |",
+                  "|---|---|---|---|---|---|---|---|"]
         for run in runs:
             h = per_run.get(run)
             if h is None:
                 continue
             lines.append(f"| {run} | {_num(h['dram_share'] * 100, '{:.1f}%')} | "
                          f"{_num(ratio(h['dram_share'], h['oracle_share']), '{:.3f}')} | "
+                         f"{_num(lag_ratio(h), '{:.3f}')} | {_num(lag_cost_ratio(h), '{:.3f}')} | "
                          f"{_num(h['slowdown'], '{:.3f}x')} | {h['migrated_bytes'] / (1 << 30):.2f} | "
                          f"{h['pingpong']:,} |")
         refs = list(per_run.values())
         mean = lambda k: sum(r[k] for r in refs) / len(refs)
         oracle = mean("oracle_share")
         static = mean("static_oracle_share")
-        lines.append(f"| *all-DRAM* | 100.0% | {_num(ratio(1.0, oracle), '{:.3f}')} | 1.000x | 0.00 | 0 |")
-        lines.append(f"| *per-epoch oracle* | {oracle * 100:.1f}% | 1.000 | {_num(mean('oracle_slowdown'), '{:.3f}x')} "
-                     f"| - | - |")
+        lag = mean("lag_oracle_share") if all("lag_oracle_share" in r for r in refs) else float("nan")
+        lag_cost = mean("lag_cost_slowdown") if all("lag_cost_slowdown" in r for r in refs) else float("nan")
+        lines.append(f"| *all-DRAM* | 100.0% | {_num(ratio(1.0, oracle), '{:.3f}')} | - | - | 1.000x | 0.00 | 0 |")
+        lines.append(f"| *per-epoch oracle* | {oracle * 100:.1f}% | 1.000 | - | - | "
+                     f"{_num(mean('oracle_slowdown'), '{:.3f}x')} | - | - |")
         lines.append(f"| *static oracle* | {_num(static * 100, '{:.1f}%')} | {_num(ratio(static, oracle), '{:.3f}')} "
-                     f"| n/a | - | - |")
+                     f"| - | - | n/a | - | - |")
+        lines.append(f"| *lag-one oracle* | {_num(lag * 100, '{:.1f}%')} | {_num(ratio(lag, oracle), '{:.3f}')} "
+                     f"| 1.000 | - | n/a | - | - |")
+        lines.append(f"| *lag-one oracle + migration cost* | {_num(lag * 100, '{:.1f}%')} | "
+                     f"{_num(ratio(lag, oracle), '{:.3f}')} | - | 1.000 | {_num(lag_cost, '{:.3f}x')} | - | - |")
         if any("weighted_share" in h for h in per_run.values()):
             lines += ["", "Priority-weighted DRAM-served share (VM weights as the host's priorities) / the oracle's: " +
                       ", ".join(f"{run} {h['weighted_share'] * 100:.1f}% / {h['weighted_oracle_share'] * 100:.1f}%"
@@ -522,8 +558,10 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
         st = stats[c.host_id(run)]
         tenants = [{"name": t.tenant, **{k: getattr(t, k) for k in (
                        "accesses", "dram_share", "oracle_share", "static_oracle_share", "oracle_slowdown",
-                       "migrated_bytes", "promoted_bytes", "pingpong")}} for t in st.tenants]
+                       "migrated_bytes", "promoted_bytes", "pingpong", "lag_oracle_share", "lag_cost_slowdown")}}
+                   for t in st.tenants]
         stats_d = {"dram_share": st.dram_share, "oracle_share": st.oracle_share, "slowdown": st.slowdown,
+                   "lag_oracle_share": st.lag_oracle_share, "lag_cost_slowdown": st.lag_cost_slowdown,
                    "tenants": tenants}
         pages = sum(parse_size(t["footprint"]) for t in c.scenario["tenants"]) // PAGE
         out.append({"run": run, "policy": RUNS[run][0], "kernel": RUNS[run][1], "workload": c.workload,

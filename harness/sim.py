@@ -170,10 +170,12 @@ def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float, c
         vms = [{"vm": t.tenant, "workload": t.workload, "footprint_bytes": t.footprint_bytes,
                 "dram_share": t.dram_share, "oracle_share": t.oracle_share, "slowdown": t.slowdown,
                 "oracle_slowdown": t.oracle_slowdown, "migrated_bytes": t.migrated_bytes, "pingpong": t.pingpong,
+                "lag_oracle_share": t.lag_oracle_share, "lag_cost_slowdown": t.lag_cost_slowdown,
                 "dram_share_series": list(t.dram_share_series),
                 "oracle_share_series": list(t.oracle_share_series)} for t in st.tenants]
         hosts.append({"host": h, "dram_share": st.dram_share, "oracle_share": st.oracle_share,
-                      "slowdown": st.slowdown, "vms": vms, "rounds": len(results),
+                      "slowdown": st.slowdown, "lag_oracle_share": st.lag_oracle_share,
+                      "lag_cost_slowdown": st.lag_cost_slowdown, "vms": vms, "rounds": len(results),
                       "promoted_bytes": sum(r.promoted_bytes for r in results),
                       "demoted_bytes": sum(r.demoted_bytes for r in results),
                       "report_bytes_max": max((r.report_bytes for r in results), default=0),
@@ -206,6 +208,16 @@ def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float, c
     }
 
 
+def _lag_ratio(r: dict) -> str:
+    """DRAM share over the lag-one oracle's (agent/accounting.py)."""
+    return f"{r['dram_share'] / r['lag_oracle_share']:.3f}" if r.get("lag_oracle_share") else "-"
+
+
+def _lag_cost_ratio(r: dict) -> str:
+    """The lag-one oracle's memory time, paying migration, over the run's (1.0: as fast)."""
+    return f"{r['lag_cost_slowdown'] / r['slowdown']:.3f}" if r.get("lag_cost_slowdown") and r["slowdown"] else "-"
+
+
 def report(res: dict) -> str:
     vm_rows, host_rows = [], []
     for h in res["hosts"]:
@@ -213,17 +225,20 @@ def report(res: dict) -> str:
             vm_rows.append([h["host"], v["vm"], v["workload"], fmt_bytes(v["footprint_bytes"]), fmt_pct(v["dram_share"]),
                             fmt_pct(v["oracle_share"]),
                             f"{v['dram_share'] / v['oracle_share']:.3f}" if v["oracle_share"] else "-",
+                            _lag_ratio(v), _lag_cost_ratio(v),
                             f"{v['slowdown']:.3f}x", f"{v['oracle_slowdown']:.3f}x", fmt_bytes(v["migrated_bytes"]),
                             str(v["pingpong"])])
         host_rows.append([h["host"], str(len(h["vms"])), fmt_pct(h["dram_share"]), fmt_pct(h["oracle_share"]),
                           f"{h['dram_share'] / h['oracle_share']:.3f}" if h["oracle_share"] else "-",
+                          _lag_ratio(h), _lag_cost_ratio(h),
                           f"{h['slowdown']:.3f}x", fmt_bytes(h.get("promoted_bytes", 0)),
                           fmt_bytes(h.get("demoted_bytes", 0)),
                           fmt_bytes(h["vmstat"]["pgdemote_kswapd"] * 4096 + h["vmstat"]["pgdemote_direct"] * 4096),
                           fmt_bytes(h.get("report_bytes_max", 0))])
-    out = [table(["host", "vm", "workload", "footprint", "DRAM share", "oracle", "ratio", "slowdown",
-                  "oracle slowdown", "migrated", "ping-pong"], vm_rows), "",
-           table(["host", "VMs", "DRAM share", "oracle", "ratio", "slowdown", "promoted", "demoted",
+    out = [table(["host", "vm", "workload", "footprint", "DRAM share", "oracle", "ratio", "vs lag-one",
+                  "vs lag-one+cost", "slowdown", "oracle slowdown", "migrated", "ping-pong"], vm_rows), "",
+           table(["host", "VMs", "DRAM share", "oracle", "ratio", "vs lag-one", "vs lag-one+cost", "slowdown",
+                  "promoted", "demoted",
                   "kernel demoted", "report max"], host_rows), "",
            f"{res['rounds']} rounds in {res['wall_seconds']:.1f} s; controller round after the agents' advance (each "
            f"host reconciled as its period completes): median {res['round_seconds']['median'] * 1e3:.0f} ms, max "

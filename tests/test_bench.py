@@ -74,7 +74,8 @@ def fake_results():
         for w in ("zipf", "sort"):
             hosts.append({"run": run, "workload": w, "share": 4, "host": f"{w}-s4-{run}", "dram_share": 0.8 * share_of_oracle,
                           "oracle_share": 0.8, "static_oracle_share": float("nan"), "slowdown": 1.5,
-                          "oracle_slowdown": 1.2, "migrated_bytes": 3 << 29, "pingpong": 12345})
+                          "oracle_slowdown": 1.2, "migrated_bytes": 3 << 29, "pingpong": 12345,
+                          "lag_oracle_share": 0.75, "lag_cost_slowdown": 1.35})
     return {"command": "pagetide bench --quick --out x.md", "rounds": 8, "wall_seconds": 12.3, "hosts": hosts}
 
 
@@ -83,10 +84,15 @@ def test_the_report_has_the_command_a_summary_and_one_table_per_workload_and_sha
     assert text.startswith("# pagetide benchmark suite\n\nCommand: `pagetide bench --quick --out x.md`")
     assert "| pagetide | 0.900 |" in text and "| demotion | 0.500 |" in text
     assert "## zipf, DRAM 1/4" in text and "## sort, DRAM 1/4" in text
-    assert "| pagetide | 72.0% | 0.900 | 1.500x | 1.50 | 12,345 |" in text
-    assert "| *all-DRAM* | 100.0% | 1.250 | 1.000x | 0.00 | 0 |" in text
-    assert "| *per-epoch oracle* | 80.0% | 1.000 | 1.200x | - | - |" in text
-    assert "| *static oracle* | n/a | n/a | n/a | - | - |" in text
+    # 72% served against the lag-one oracle's 75%; its 1.35x memory time paying migration against our 1.5x
+    assert "| pagetide | 72.0% | 0.900 | 0.960 | 0.900 | 1.500x | 1.50 | 12,345 |" in text
+    assert "| *all-DRAM* | 100.0% | 1.250 | - | - | 1.000x | 0.00 | 0 |" in text
+    assert "| *per-epoch oracle* | 80.0% | 1.000 | - | - | 1.200x | - | - |" in text
+    assert "| *static oracle* | n/a | n/a | - | - | n/a | - | - |" in text
+    assert "| *lag-one oracle* | 75.0% | 0.938 | 1.000 | - | n/a | - | - |" in text
+    assert "| *lag-one oracle + migration cost* | 75.0% | 0.938 | - | 1.000 | 1.350x | - | - |" in text
+    lag = text.index("## Mean ratio to the lag-one oracle (DRAM-served share")
+    assert "| pagetide | 0.960 |" in text[lag:] and "| demotion | 0.533 |" in text[lag:]
     assert text.index("## zipf") < text.index("## sort")                     # suite order, not alphabetical
 
 

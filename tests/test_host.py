@@ -301,3 +301,26 @@ def test_invariants_hold_after_every_tick_and_every_move(scenario, seed):
         assert set(res.status[~ok].tolist()) <= {-errno.EINVAL, -errno.EFAULT, -errno.ENOENT, -errno.EBUSY,
                                                  -errno.ENOMEM}
         h.check_invariants()
+
+
+def test_the_lag_one_oracle_equals_the_per_epoch_oracle_on_a_static_workload_after_the_first_epoch():
+    s = small_scenario(dram="32MiB", slow="128MiB", tenants=[
+        {"name": "vm0", "footprint": "96MiB", "workload": {"type": "zipf", "samples": 4096}}], duration="5s")
+    t = simulate(s).tenants[0]
+    # a static distribution: the previous epoch's choice is this epoch's, so only the first epoch differs
+    assert t.dram_share - 1e-9 <= t.lag_oracle_share <= t.oracle_share + 1e-9
+    assert t.lag_oracle_share >= 0.9 * t.oracle_share
+    assert t.lag_cost_slowdown >= t.lag_oracle_slowdown >= t.oracle_slowdown - 1e-9
+
+
+def test_the_lag_one_oracle_loses_what_a_moving_hot_set_costs_a_reactive_policy_and_pays_for_its_moves():
+    s = small_scenario(dram="32MiB", slow="128MiB", tenants=[
+        {"name": "vm0", "footprint": "96MiB",
+         "workload": {"type": "hotset", "samples": 4096, "move_every": "500ms"}}])
+    r = simulate(s)
+    t = r.tenants[0]
+    # the hot set moves every epoch: last epoch's hottest pages are this epoch's cold ones
+    assert t.lag_oracle_share < 0.6 * t.oracle_share
+    assert t.lag_cost_slowdown > t.lag_oracle_slowdown > t.oracle_slowdown
+    assert r.lag_oracle_share == pytest.approx(t.lag_oracle_share)
+    assert r.lag_cost_slowdown == pytest.approx(t.lag_cost_slowdown)

@@ -34,7 +34,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class TenantStats(_message.Message):
-    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series", "node_reads", "node_writes", "promoted_bytes", "demoted_bytes")
+    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series", "node_reads", "node_writes", "promoted_bytes", "demoted_bytes", "lag_oracle_share", "lag_oracle_slowdown", "lag_cost_slowdown")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     FOOTPRINT_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,9 @@ class TenantStats(_message.Message):
     NODE_WRITES_FIELD_NUMBER: _ClassVar[int]
     PROMOTED_BYTES_FIELD_NUMBER: _ClassVar[int]
     DEMOTED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAG_ORACLE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    LAG_ORACLE_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
+    LAG_COST_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     workload: str
     footprint_bytes: int
@@ -73,10 +76,13 @@ class TenantStats(_message.Message):
     node_writes: _containers.RepeatedScalarFieldContainer[float]
     promoted_bytes: int
     demoted_bytes: int
-    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ...) -> None: ...
+    lag_oracle_share: float
+    lag_oracle_slowdown: float
+    lag_cost_slowdown: float
+    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ..., lag_oracle_share: _Optional[float] = ..., lag_oracle_slowdown: _Optional[float] = ..., lag_cost_slowdown: _Optional[float] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes", "invariant_error")
+    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes", "invariant_error", "lag_oracle_share", "lag_cost_slowdown")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_NS_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +93,8 @@ class GetStatsResponse(_message.Message):
     NODE_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     NODE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     INVARIANT_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAG_ORACLE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    LAG_COST_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     time_ns: int
     tenants: _containers.RepeatedCompositeFieldContainer[TenantStats]
@@ -97,4 +105,6 @@ class GetStatsResponse(_message.Message):
     node_used_bytes: _containers.RepeatedScalarFieldContainer[int]
     node_free_bytes: _containers.RepeatedScalarFieldContainer[int]
     invariant_error: str
-    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., node_used_bytes: _Optional[_Iterable[int]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., invariant_error: _Optional[str] = ...) -> None: ...
+    lag_oracle_share: float
+    lag_cost_slowdown: float
+    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., node_used_bytes: _Optional[_Iterable[int]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., invariant_error: _Optional[str] = ..., lag_oracle_share: _Optional[float] = ..., lag_cost_slowdown: _Optional[float] = ...) -> None: ...
