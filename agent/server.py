@@ -14,6 +14,7 @@ report is built at once (with the sizes last asked for) and long polls waiting o
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -91,12 +92,11 @@ def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsRespons
         migrated_bytes=t.migrated_bytes, pingpong=t.pingpong, resident_bytes=t.resident_bytes,
         dram_share_series=t.series_dram_share, oracle_share_series=t.series_oracle_share,
         node_reads=t.node_reads, node_writes=t.node_writes, promoted_bytes=t.promoted_bytes,
-        demoted_bytes=t.demoted_bytes, lag_oracle_share=t.lag_oracle_share,
-        lag_oracle_slowdown=t.lag_oracle_slowdown, lag_cost_slowdown=t.lag_cost_slowdown) for t in r.tenants]
+        demoted_bytes=t.demoted_bytes) for t in r.tenants]
     return simulation_pb2.GetStatsResponse(
         host_id=host_id, time_ns=_ns(r.time), tenants=tenants, vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
         oracle_share=r.oracle_share, slowdown=r.slowdown, node_used_bytes=s.node_used, node_free_bytes=s.node_free,
-        invariant_error=s.invariant_error, lag_oracle_share=r.lag_oracle_share, lag_cost_slowdown=r.lag_cost_slowdown)
+        invariant_error=s.invariant_error)
 
 
 def move_calls(request: agent_pb2.MovePagesRequest) -> list[MoveCall]:
@@ -138,6 +138,7 @@ class HostSlot:
         self.queued = 0                 # calls waiting for the lock
         self.changed = asyncio.Condition()
         self.report: tuple[Sizes, Any, agent_pb2.GetHeatReportResponse] | None = None
+        self.incarnation = secrets.token_hex(8)     # this run of the host's agent: new at every start
 
     def ready(self, sizes: Sizes) -> agent_pb2.GetHeatReportResponse | None:
         """The report built for `sizes` if the host has not changed since; else None."""
@@ -149,6 +150,7 @@ class HostSlot:
         ready = self.ready(sizes)
         if ready is None:
             ready = heat_pb(self.backend.host_id, self.backend.heat_report(*sizes))
+            ready.incarnation = self.incarnation
             self.report = (sizes, self.backend.version, ready)
         return ready
 
@@ -228,7 +230,9 @@ class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
     async def GetTopology(self, request, context):
         slot = await self._slot(request.host_id, context)
         try:
-            return await slot.run(lambda: topology_pb(slot.backend.topology()))
+            topology = await slot.run(lambda: topology_pb(slot.backend.topology()))
+            topology.incarnation = slot.incarnation
+            return topology
         except Busy as e:
             await _abort(context, e)
 
@@ -253,7 +257,8 @@ class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
                     pass
             if host.period == after:
                 return agent_pb2.GetHeatReportResponse(host_id=host.host_id, period=host.period,
-                                                       time_ns=_ns(host.time), waited_out=True)
+                                                       time_ns=_ns(host.time), waited_out=True,
+                                                       incarnation=slot.incarnation)
         sizes = (request.max_candidates, request.max_hot_fast if request.HasField("max_hot_fast") else None)
         try:
             return await slot.run(lambda: slot.build(sizes), thread=slot.ready(sizes) is None)

@@ -4,8 +4,9 @@ metrics.
 
 Each host has its own loop (level-triggered, like a Kubernetes controller's work queue per object): wait for
 the host's next scan period, report, plan, move, repeat. A slow or dead host never stalls or aborts the
-others. A call that fails or misses its deadline counts as a miss; after `down_after` misses in a row the host
-is marked down, its loop keeps retrying with a capped backoff, and the host is taken back (topology read
+others. A call that fails or misses its deadline counts as a miss; after `down_after` misses in a row, or a
+miss when the host has not answered for DOWN_SILENCE seconds (a stalled agent's calls each take their whole
+deadline), the host is marked down, its loop keeps retrying with a capped backoff, and the host is taken back (topology read
 again) at its next answer. State is bounded: per host a window of the last `history` round results and
 running totals, never every round. Time passes by itself: the controller never advances a host's clock, so a
 simulation harness drives simulated hosts and the controller acts on each period as it completes.
@@ -38,7 +39,8 @@ from pagetide.controller.proxy import RPC_TIMEOUT, HostProxy, RoundResult
 from pagetide.controller.store import CLUSTER, PolicyStore
 from pagetide.v1 import agent_pb2, agent_pb2_grpc
 
-DOWN_AFTER = 3             # misses in a row before a host is marked down
+DOWN_AFTER = 3             # misses in a row before a host is marked down...
+DOWN_SILENCE = 10.0        # ...or one miss after this many seconds without an answer (a stalled agent)
 HISTORY = 64               # round results kept per host
 WAIT_SECONDS = 5.0         # long poll for a host's next period
 MAX_BACKOFF = 2.0          # seconds between retries of a host that does not answer
@@ -93,6 +95,7 @@ class HostState:
     promoted_bytes: int = 0
     demoted_bytes: int = 0
     last_error: str = ""
+    last_answer: float = field(default_factory=time.monotonic)   # when the host last answered
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     topology: agent_pb2.GetTopologyResponse | None = None
 
@@ -273,6 +276,7 @@ class Controller:
     async def _answered(self, h: str) -> None:
         s = self.hosts[h]
         s.misses = 0
+        s.last_answer = time.monotonic()
         if s.status != "up":
             s.status = "up"
             self.metrics.host_up.labels(h).set(1)
@@ -285,7 +289,8 @@ class Controller:
         s.misses += 1
         s.last_error = _reason(e)
         self.metrics.missed.labels(h).inc()
-        if s.misses >= self.down_after and s.status != "down":
+        if (s.misses >= self.down_after or time.monotonic() - s.last_answer > DOWN_SILENCE) and \
+            s.status != "down":
             s.status = "down"
             s.outages += 1
             self.metrics.host_up.labels(h).set(0)

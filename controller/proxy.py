@@ -3,9 +3,10 @@ the heat report into a plan with the host's placement policy, and pushes the pla
 most 4 MiB each) within a bandwidth limit.
 
 Level-triggered: a round reads the host's state afresh, so a lost batch or a restart is healed by the next
-round; batch ids make a retried MovePages idempotent. Every RPC carries a deadline. A host whose period goes
-backwards has restarted: its topology is read again. The controller never advances a host's clock: a round
-acts on each completed period once, whoever makes time pass.
+round; batch ids make a retried MovePages idempotent. Every RPC carries a deadline. A host whose agent
+restarted (its incarnation changed) is a new host: its topology is read again and its policy starts afresh.
+The controller never advances a host's clock: a round acts on each completed period once, whoever makes
+time pass.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ RETRY_SERVICE_CONFIG = """{"methodConfig": [{"name": [{"service": "pagetide.v1.A
 CHANNEL_OPTIONS = [("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1),
                    # a restarted agent is found again within a second or two, not gRPC's default 2 minutes
                    ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000),
+                   # a connection attempt to a stalled agent (its kernel accepts, nobody answers) gives up in 5 s,
+                   # not 20: calls fail and count as misses instead of each waiting out its deadline
+                   ("grpc.min_reconnect_backoff_ms", 5000),
                    ("grpc.max_receive_message_length", 16 << 20), *keepalive.CLIENT_OPTIONS]
 
 
@@ -135,11 +139,13 @@ class HostClient:
             request.max_hot_fast = sizes.max_hot_fast
         report = await self.stub.GetHeatReport(request, timeout=wait + RPC_TIMEOUT)
         t0, c0 = time.perf_counter(), time.process_time()
-        if report.waited_out:
-            return None
-        if report.period < self.last_period:     # the host restarted: a new boot, maybe other tenants
+        if report.incarnation != self.topology.incarnation or report.period < self.last_period:
+            # the host's agent restarted (a fresh simulated host; maybe other tenants): start over with it
+            self.policy = None
             await self.get_topology()
-            self.last_period = report.period
+            self.last_period = 0
+            return None
+        if report.waited_out:
             return None
         if report.period == 0:                   # no complete period yet: every heat is 0
             return None

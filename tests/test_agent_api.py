@@ -175,7 +175,9 @@ def test_heat_reports_are_built_at_the_end_of_advance_and_never_stale():
         assert built == [64]                      # the next report was built by the advance, at the last size
         second = await stub.GetHeatReport(ask, timeout=5)
         assert built == [64] and second.period == first.period + 1
-        assert second == heat_pb("h0", real(64))    # ... and is what a fresh build gives
+        fresh = heat_pb("h0", real(64))
+        fresh.incarnation = second.incarnation
+        assert second == fresh                      # ... and is what a fresh build gives
         # a move changes the state: the next report is rebuilt and shows the page on its new node
         hot = second.tenants[0].hot_slow
         addr = int(np.frombuffer(hot.addresses, "<u8")[0])
@@ -370,3 +372,21 @@ def test_a_deadline_on_a_clock_advance_never_lets_a_second_call_run_on_the_same_
         finally:
             await agent.stop(None)
     asyncio.run(main())
+
+
+def test_every_topology_and_heat_report_carries_the_agents_incarnation_and_a_new_agent_has_another():
+    seen = []
+
+    async def t(stub, sh, ch):
+        topo = await stub.GetTopology(agent_pb2.GetTopologyRequest(host_id="h0"), timeout=5)
+        waited = await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(
+            host_id="h0", max_candidates=8, wait_for_period_after=0, max_wait_ms=10), timeout=5)
+        await stub.AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id="h0", ticks=sh.scenario.ticks_per_epoch),
+                                timeout=5)
+        full = await stub.GetHeatReport(agent_pb2.GetHeatReportRequest(host_id="h0", max_candidates=8), timeout=5)
+        assert waited.waited_out and not full.waited_out
+        seen.append((topo.incarnation, waited.incarnation, full.incarnation))
+    with_agent(t)
+    with_agent(t)
+    (a, b, c), (d, e, f) = seen
+    assert a and a == b == c and d == e == f and a != d

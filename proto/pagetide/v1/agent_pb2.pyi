@@ -24,7 +24,7 @@ class GetTopologyRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class GetTopologyResponse(_message.Message):
-    __slots__ = ("host_id", "nodes", "tenants", "time_ns", "tick_ns", "period_ns", "demotion_enabled", "zonelist_mode", "backend")
+    __slots__ = ("host_id", "nodes", "tenants", "time_ns", "tick_ns", "period_ns", "demotion_enabled", "zonelist_mode", "backend", "incarnation")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class GetTopologyResponse(_message.Message):
     DEMOTION_ENABLED_FIELD_NUMBER: _ClassVar[int]
     ZONELIST_MODE_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     nodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Node]
     tenants: _containers.RepeatedCompositeFieldContainer[_types_pb2.Tenant]
@@ -43,7 +44,8 @@ class GetTopologyResponse(_message.Message):
     demotion_enabled: bool
     zonelist_mode: _types_pb2.ZonelistMode
     backend: str
-    def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ..., zonelist_mode: _Optional[_Union[_types_pb2.ZonelistMode, str]] = ..., backend: _Optional[str] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ..., zonelist_mode: _Optional[_Union[_types_pb2.ZonelistMode, str]] = ..., backend: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class GetHeatReportRequest(_message.Message):
     __slots__ = ("host_id", "max_candidates", "max_hot_fast", "wait_for_period_after", "max_wait_ms")
@@ -98,7 +100,7 @@ class TenantHeat(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ..., accessed_page_scans: _Optional[int] = ...) -> None: ...
 
 class GetHeatReportResponse(_message.Message):
-    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out")
+    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out", "incarnation")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     NR_SCANS_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +109,7 @@ class GetHeatReportResponse(_message.Message):
     NODE_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     VMSTAT_FIELD_NUMBER: _ClassVar[int]
     WAITED_OUT_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     period: int
     nr_scans: int
@@ -115,7 +118,8 @@ class GetHeatReportResponse(_message.Message):
     node_free_bytes: _containers.RepeatedScalarFieldContainer[int]
     vmstat: _types_pb2.Vmstat
     waited_out: bool
-    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class MoveCall(_message.Message):
     __slots__ = ("tenant", "count", "addresses", "nodes", "sw_young", "expected_nodes")
