@@ -5,7 +5,8 @@ A host backend offers four things, as memtierd keeps tracker, policy and mover a
 - heat from a tracker (`heat_report()`, built by the host's `Tracker`: today the idle_pages emulation; later
   real `/proc/PID/idle_pages`, page_idle + pagemap, soft-dirty),
 - `move_pages()` through a `Mover`, which validates each request once, where it is applied,
-- the kernel's vmstat counters (inside every heat report).
+- the kernel's vmstat counters (inside every heat report),
+- what an operator watches (`usage()`: memory per node and tenant, counters, migrations by who asked).
 The gRPC servicer (agent/server.py) talks only to this interface. A backend that is a simulation also offers
 `Simulated` (a clock to advance, accounting with oracles), which only SimulationService calls.
 
@@ -146,6 +147,21 @@ class Mover(Protocol):
     def move(self, calls: list[MoveCall], batch_id: str = "") -> list[MoveResult]: ...
 
 
+@dataclass
+class HostUsage:
+    """What an operator watches on a host, read at once (agent/metrics.py exports it): the topology (nodes'
+    capacity, used and free bytes; tenants), each tenant's resident bytes per node, the kernel's vmstat
+    counters, base pages migrated per (source node, destination node) in all and through move_pages(2) (the
+    rest is the kernel's own: reclaim's demotion, NUMA-balancing or DAMOS promotion), and the wall seconds of
+    each tracker scan since the last read."""
+    topology: Topology
+    resident: dict[str, list[int]]              # tenant -> bytes per node
+    vmstat: dict[str, int]
+    migrated_pages: list[list[int]]             # [source node][destination node], every migration
+    move_pages_migrated: list[list[int]]        # of those, asked for by move_pages(2)
+    scan_seconds: list[float] = field(default_factory=list)
+
+
 @runtime_checkable
 class HostBackend(Protocol):
     host_id: str
@@ -168,6 +184,9 @@ class HostBackend(Protocol):
     def heat_report(self, max_candidates: int, max_hot_fast: int | None = None) -> HeatReport: ...
 
     def move_pages(self, calls: list[MoveCall], batch_id: str = "") -> list[MoveResult]: ...
+
+    def usage(self) -> HostUsage:
+        """Memory, counters and migrations now; the scan durations since the last call (each reported once)."""
 
 
 @dataclass

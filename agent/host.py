@@ -65,7 +65,8 @@ ALWAYS_KEPT = PG_PINNED | PG_LAST_PROMOTE | PG_LAST_DEMOTE
 
 VMSTAT_COUNTERS = ("pgdemote_kswapd", "pgdemote_direct", "pgpromote_success", "pgmigrate_success",
                    "pgmigrate_fail", "pswpout", "pswpin", "pgalloc_fail", "pgfault", "pgmajfault",
-                   "pgpromote_candidate", "numa_pte_updates", "numa_hint_faults")
+                   "pgpromote_candidate", "numa_pte_updates", "numa_hint_faults", "pgsteal_kswapd",
+                   "pgsteal_direct")
 
 
 @dataclass
@@ -192,6 +193,10 @@ class Host:
         self.swap_capacity = self.k.swap // PAGE_SIZE
         self.swap_used = 0
         self.vmstat = dict.fromkeys(VMSTAT_COUNTERS, 0)
+        # base pages migrated [source node, destination node]: every migration, and those move_pages(2) asked
+        # for (the rest is the kernel's: reclaim's demotion, NUMA-balancing and DAMOS promotion)
+        self.migrated_pages = np.zeros((self.nr_nodes, self.nr_nodes), dtype=np.int64)
+        self.move_pages_migrated = np.zeros((self.nr_nodes, self.nr_nodes), dtype=np.int64)
         self.kswapd_time = 0.0
         self.kswapd_wake = np.zeros(self.nr_nodes, dtype=bool)
 
@@ -544,6 +549,9 @@ class Host:
                 done |= ok
         if not done.all():
             self._lru_add(victims[~done])   # migration failed and no swap: back on the LRU
+        # shrink_folio_list() counts demoted pages as reclaimed (nr_reclaimed += nr_demoted), so pgsteal_* has
+        # both demoted and swapped-out pages
+        self.vmstat["pgsteal_direct" if direct else "pgsteal_kswapd"] += freed
         return freed
 
     def migrate_pages(self, slots: np.ndarray, w: np.ndarray, src: int | np.ndarray, dst: int) -> float:
@@ -581,6 +589,7 @@ class Host:
             st.demoted_pages += int(by_t_dem[i])
             st.pingpong += int(by_t_pp[i])
         self.vmstat["pgmigrate_success"] += int(w.sum())
+        np.add.at(self.migrated_pages, (src, np.full(src.shape, dst)), w)
         return float(per_page.sum())
 
     def migrate_misplaced_folio(self, t: Tenant, slots: np.ndarray, nid: int) -> int:
@@ -682,6 +691,7 @@ class Host:
         src = cur[ok]
         promoted = int((~self.is_fast[src] & self.is_fast[dst]).sum())
         tm = self.migrate_pages(slots[ok], np.full(k, pw, dtype=np.int64), src, dst)
+        np.add.at(self.move_pages_migrated, (src, np.full(src.shape, dst)), pw)
         self.vmstat["pgpromote_success"] += promoted * pw
         t.stats.migration_time += tm
         result.time += tm

@@ -26,6 +26,7 @@ from pagetide.agent.backend import (
     BadRequest, HeatReport, HostBackend, MoveCall, PageList, Simulated, SimulationStats, Topology,
 )
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
+from pagetide.agent.metrics import AgentMetrics
 from pagetide.common import keepalive
 from pagetide.common.limits import MAX_CANDIDATES, MAX_PAGE_TICKS, MAX_QUEUED, MAX_TICKS, MAX_WAIT_SECONDS
 from pagetide.common.security import ServerSecurity
@@ -214,9 +215,10 @@ def shown(name: str, limit: int = 64) -> str:
 
 
 class _Servicer:
-    def __init__(self, slots: dict[str, HostSlot]):
+    def __init__(self, slots: dict[str, HostSlot], metrics: AgentMetrics | None = None):
         self.slots = slots
 
+        self.metrics = metrics
     async def _slot(self, host_id: str, context) -> HostSlot:
         if host_id not in self.slots:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {shown(host_id)} on this agent")
@@ -273,13 +275,15 @@ class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
         except (BadRequest, Busy) as e:
             await _abort(context, e)
         return agent_pb2.MovePagesResponse(results=[
+        if self.metrics is not None:
+            self.metrics.moved(request.host_id, (r.status for r in results))
             agent_pb2.MoveCallResult(status=r.status.astype("<i2").tobytes(), moved_pages=r.moved_pages,
                                      moved_bytes=r.moved_bytes, migration_time_ns=_ns(r.time)) for r in results])
 
 
 class SimulationServicer(_Servicer, simulation_pb2_grpc.SimulationServiceServicer):
-    def __init__(self, slots: dict[str, HostSlot], clock: str):
-        super().__init__(slots)
+    def __init__(self, slots: dict[str, HostSlot], clock: str, metrics: AgentMetrics | None = None):
+        super().__init__(slots, metrics)
         self.clock = clock
 
     async def _simulated(self, host_id: str, context) -> HostSlot:
@@ -345,9 +349,10 @@ class AgentServer:
 
 
 async def start_agent(hosts: list[HostBackend], listen: str = "127.0.0.1:0", clock: str = "driven",
-                      security: ServerSecurity | None = None) -> AgentServer:
+                      security: ServerSecurity | None = None, metrics: AgentMetrics | None = None) -> AgentServer:
     """Serve `hosts` on `listen` (AgentService, SimulationService, health, reflection) with `security`'s caller
-    checks (MovePages and AdvanceClock need a write token)."""
+    checks (MovePages and AdvanceClock need a write token); with `metrics`, the hosts and the server's calls are
+    exported there (the caller serves its registry)."""
     if clock not in CLOCKS:
         raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
     slots = {h.host_id: HostSlot(h) for h in hosts}
@@ -356,8 +361,12 @@ async def start_agent(hosts: list[HostBackend], listen: str = "127.0.0.1:0", clo
     agent_name = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
     sim_name = simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].full_name
     server, port = await start_server([
-        (agent_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(slots), agent_name),
-        (simulation_pb2_grpc.add_SimulationServiceServicer_to_server, SimulationServicer(slots, clock), sim_name),
-    ], listen, options=keepalive.SERVER_OPTIONS, security=security)
+        (agent_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(slots, metrics), agent_name),
+        (simulation_pb2_grpc.add_SimulationServiceServicer_to_server, SimulationServicer(slots, clock, metrics),
+         sim_name),
+    ], listen, options=keepalive.SERVER_OPTIONS, security=security,
+        metrics=metrics.rpc if metrics is not None else None)
+    if metrics is not None:
+        metrics.attach(slots, asyncio.get_running_loop())
     task = asyncio.get_running_loop().create_task(realtime_clock(slots)) if clock == "realtime" else None
     return AgentServer(server, port, slots, task)

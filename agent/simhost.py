@@ -8,18 +8,24 @@ heat report always describes the last complete period. Kernel reclaim and demoti
 
 from __future__ import annotations
 
+import time
+from collections import deque
+
 import numpy as np
 
 from pagetide.agent.accounting import Recorder
 from pagetide.agent.backend import (
-    BadRequest, HeatReport, MoveCall, MoveResult, NodeInfo, PageList, SimulationStats, TenantInfo, TenantReport,
-    Topology,
+    BadRequest, HeatReport, HostUsage, MoveCall, MoveResult, NodeInfo, PageList, SimulationStats, TenantInfo,
+    TenantReport, Topology,
 )
 from pagetide.agent.host import Host
 from pagetide.agent.mover import BatchMover
 from pagetide.agent.pageflags import PAGE_SIZE
 from pagetide.agent.scanner import Candidates, Scanner
 from pagetide.agent.scenario import Scenario
+
+
+SCAN_SECONDS_KEPT = 1024   # scan durations kept until usage() reads them (the oldest go first)
 
 
 class SimHost:
@@ -44,6 +50,7 @@ class SimHost:
             name=t.name, kind=t.spec.kind, page_size=t.spec.page_size, footprint=t.spec.footprint,
             home_node=t.spec.home_node, address_start=t.vma_start, address_end=t.vma_end, labels=t.spec.labels)
             for t in self.host.tenants)
+        self.scan_seconds: deque[float] = deque(maxlen=SCAN_SECONDS_KEPT)
 
     # ---- the host seam ----
 
@@ -97,6 +104,19 @@ class SimHost:
     def move_pages(self, calls: list[MoveCall], batch_id: str = "") -> list[MoveResult]:
         return self.mover.move(calls, batch_id)
 
+    def usage(self) -> HostUsage:
+        h = self.host
+        resident = {}
+        for t in h.tenants:
+            nd = h.node[t.start:t.end]
+            resident[t.name] = [int(x) * t.page_nr * PAGE_SIZE
+                                for x in np.bincount(nd[nd >= 0], minlength=h.nr_nodes)]
+        scans = list(self.scan_seconds)
+        self.scan_seconds.clear()
+        return HostUsage(topology=self.topology(), resident=resident, vmstat=dict(h.vmstat),
+                         migrated_pages=h.migrated_pages.tolist(),
+                         move_pages_migrated=h.move_pages_migrated.tolist(), scan_seconds=scans)
+
     # ---- Simulated ----
 
     @property
@@ -115,7 +135,9 @@ class SimHost:
             self.recorder.record(self.host.run_tick())
             offset = (self.host.tick_no - 1) % per + 1
             if offset in self.scan_offsets:
+                t0 = time.perf_counter()
                 self.tracker.scan()
+                self.scan_seconds.append(time.perf_counter() - t0)
             if offset == per:
                 self.tracker.end_period()
                 self.period_time = self.host.time

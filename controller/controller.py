@@ -17,7 +17,8 @@ cluster each node serves a share of the hosts.
 Policies and pauses are written to the store before they take effect in memory (a failed write changes
 nothing), and a controller started on the same store restores all of them, also for hosts that are down at
 start. A paused host (or every host, under the cluster-wide pause) keeps its rounds -- reports read, status
-and statistics kept -- but no moves are pushed.
+and statistics kept -- but no moves are pushed. Metrics (controller/metrics.py) follow every round, host
+transition, policy and pause change.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ from dataclasses import dataclass, field, replace
 
 import grpc
 import ray
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 from pagetide.common.security import ClientSecurity, client_channel
 from pagetide.controller.events import EventHub
+from pagetide.controller.metrics import Metrics
 from pagetide.controller.policies import PolicyParams, VmPolicy, make_policy
 from pagetide.controller.proxy import RPC_TIMEOUT, HostProxy, RoundResult
 from pagetide.controller.store import CLUSTER, PolicyStore
@@ -44,42 +44,6 @@ DOWN_SILENCE = 10.0        # ...or one miss after this many seconds without an a
 HISTORY = 64               # round results kept per host
 WAIT_SECONDS = 5.0         # long poll for a host's next period
 MAX_BACKOFF = 2.0          # seconds between retries of a host that does not answer
-
-
-class Metrics:
-    """pagetide_* metrics on their own registry (tests read it directly; the CLI serves it over HTTP)."""
-
-    def __init__(self, registry: CollectorRegistry | None = None):
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.rounds = Counter("pagetide_host_rounds", "Host rounds completed (report, plan, moves)", ["host"],
-                              registry=r)
-        self.round_seconds = Histogram("pagetide_host_round_seconds", "Wall time of one host's round (report "
-                                       "transfer, plan, moves; not the wait for the period)", registry=r,
-                                       buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        self.report_bytes = Gauge("pagetide_heat_report_bytes", "Serialized size of the last heat report",
-                                  ["host"], registry=r)
-        self.migrated = Counter("pagetide_migrated_bytes", "Bytes moved by the controller", ["host", "direction"],
-                                registry=r)
-        self.move_errors = Counter("pagetide_move_page_errors", "Pages a move_pages call refused, by errno",
-                                   ["host", "errno"], registry=r)
-        self.dram_target = Gauge("pagetide_vm_dram_target_bytes", "DRAM the policy gave the VM last round",
-                                 ["host", "vm"], registry=r)
-        self.host_up = Gauge("pagetide_host_up", "1 while the host's agent answers, 0 once it is marked down",
-                             ["host"], registry=r)
-        self.missed = Counter("pagetide_host_missed_deadlines", "Calls to a host that failed or missed their "
-                              "deadline", ["host"], registry=r)
-
-    def observe(self, res: RoundResult) -> None:
-        self.rounds.labels(res.host_id).inc()
-        self.round_seconds.observe(res.seconds)
-        self.report_bytes.labels(res.host_id).set(res.report_bytes)
-        self.migrated.labels(res.host_id, "promote").inc(res.promoted_bytes)
-        self.migrated.labels(res.host_id, "demote").inc(res.demoted_bytes)
-        for err, n in res.errors.items():
-            self.move_errors.labels(res.host_id, str(-err)).inc(n)
-        for vm, b in res.dram_target_bytes.items():
-            self.dram_target.labels(res.host_id, vm).set(b)
 
 
 @dataclass
@@ -170,8 +134,11 @@ class Controller:
         self.events = EventHub()
         self._tasks: list[asyncio.Task] = []
         self._changed = asyncio.Condition()
-        for h in hosts:
-            self.metrics.host_up.labels(h).set(0)
+        self._metrics_state()
+
+    def _metrics_state(self) -> None:
+        self.metrics.state({h: s.status for h, s in self.hosts.items()}, self.policies,
+                           {h: self.paused(h) for h in self.hosts}, self.policy)
 
     @property
     def topologies(self) -> dict[str, agent_pb2.GetTopologyResponse]:
@@ -218,6 +185,7 @@ class Controller:
             self.policies[h][vm] = p
         for h, vm, p in items:
             self.events.publish("policy_set", host_id=h, vm=vm, policy=p)
+        self._metrics_state()
 
     def delete_policies(self, keys: list[tuple[str, str]]) -> list[tuple[str, str, VmPolicy]]:
         """Forget the policies of (host, VM) pairs, all or none; the (host, VM, policy) that were set."""
@@ -227,6 +195,8 @@ class Controller:
         for h, vm, _ in gone:
             del self.policies[h][vm]
             self.events.publish("policy_deleted", host_id=h, vm=vm)
+        if gone:
+            self._metrics_state()
         return gone
 
     def paused(self, host_id: str) -> bool:
@@ -246,6 +216,7 @@ class Controller:
         else:
             del self.pauses[scope]
         self.events.publish("paused" if paused else "resumed", host_id=scope, reason=reason)
+        self._metrics_state()
 
     def host_params(self, h: str) -> PolicyParams:
         t = self.hosts[h].topology
@@ -279,7 +250,7 @@ class Controller:
         s.last_answer = time.monotonic()
         if s.status != "up":
             s.status = "up"
-            self.metrics.host_up.labels(h).set(1)
+            self._metrics_state()
             self.events.publish("host_up", host_id=h)
             async with self._changed:
                 self._changed.notify_all()
@@ -288,12 +259,13 @@ class Controller:
         s = self.hosts[h]
         s.misses += 1
         s.last_error = _reason(e)
-        self.metrics.missed.labels(h).inc()
-        if (s.misses >= self.down_after or time.monotonic() - s.last_answer > DOWN_SILENCE) and \
-            s.status != "down":
+        down_now = (s.misses >= self.down_after or time.monotonic() - s.last_answer > DOWN_SILENCE) and \
+            s.status != "down"
+        self.metrics.host_missed(h, down_now)
+        if down_now:
             s.status = "down"
             s.outages += 1
-            self.metrics.host_up.labels(h).set(0)
+            self._metrics_state()
             self.events.publish("host_down", host_id=h, reason=s.last_error)
             async with self._changed:
                 self._changed.notify_all()

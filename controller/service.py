@@ -271,4 +271,5 @@ async def start_controller_server(controller: Controller, listen: str = "127.0.0
     """ControllerService on `listen` with `security`'s caller checks (a read token: Get*, List*, Watch* only)."""
     name = controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name
     return await start_server([(controller_pb2_grpc.add_ControllerServiceServicer_to_server,
-                                ControllerServicer(controller), name)], listen, security=security)
+                                ControllerServicer(controller), name)], listen, security=security,
+                              metrics=controller.metrics.rpc)

@@ -21,6 +21,7 @@ import time
 
 from pagetide.common.security import add_server_security_arguments
 from pagetide.common.tables import fmt_bytes, fmt_pct, table
+from pagetide.harness.simmetrics import SimMetrics, add_metrics_arguments, linger, metrics_errors, with_agent_metrics
 
 
 
@@ -51,31 +52,7 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="the controller's policy store (default: a temporary one for this run)")
     p.add_argument("--agent-token-file", metavar="FILE",
                    help="the token the agents ask for (default: a random one made for this run)")
-
-
-class SimMetrics:
-    """Simulation-only figures (from the agents' accounting), on the controller's registry."""
-
-    def __init__(self, registry):
-        from prometheus_client import Gauge
-
-        self.dram_share = Gauge("pagetide_vm_dram_share_ratio", "Simulation only: share of a VM's accesses "
-                                "served by DRAM so far", ["host", "vm"], registry=registry)
-        self.oracle_share = Gauge("pagetide_vm_oracle_dram_share_ratio", "Simulation only: the per-epoch "
-                                  "oracle's DRAM share", ["host", "vm"], registry=registry)
-        self.slowdown = Gauge("pagetide_vm_slowdown_ratio", "Simulation only: modelled memory time over "
-                              "all-DRAM", ["host", "vm"], registry=registry)
-        self.sim_time = Gauge("pagetide_sim_time_seconds", "Simulation only: simulated time of the slowest host",
-                              registry=registry)
-
-    def observe(self, stats: dict) -> None:
-        for st in stats.values():
-            for t in st.tenants:
-                self.dram_share.labels(st.host_id, t.tenant).set(t.dram_share)
-                self.oracle_share.labels(st.host_id, t.tenant).set(t.oracle_share)
-                self.slowdown.labels(st.host_id, t.tenant).set(t.slowdown)
-        if stats:
-            self.sim_time.set(min(s.time_ns for s in stats.values()) / 1e9)
+    add_metrics_arguments(p)
 
 
 def progress(i: int, n: int, extra: str = "") -> None:
@@ -115,8 +92,11 @@ async def run_sim(args: argparse.Namespace, security=None) -> dict:
             token_file = os.path.join(tmp, "agent-token")
             write_token_file(token_file, secrets.token_urlsafe(32))
         agent_security = ClientSecurity(token=load_tokens(token_file)[0][0])
-        agents = launch_agents(scenario_commands(paths, args.agents, token_file=token_file))
+        agents = launch_agents(with_agent_metrics(scenario_commands(paths, args.agents, token_file=token_file), args))
+    from pagetide.controller.metrics import Metrics
+
     async with controlled(agents, agent_security=agent_security, max_candidates=args.max_candidates,
+                          metrics=Metrics(per_vm=not args.no_vm_metrics),
                           bandwidth=args.bandwidth, pace=args.realtime,
                           policy=args.policy, policy_options=dict(args.policy_option), store=store,
                           on_round=lambda r: per_host.setdefault(r.host_id, []).append(r)) as (ctl, sim):
@@ -125,7 +105,7 @@ async def run_sim(args: argparse.Namespace, security=None) -> dict:
             print(f"pagetide sim: {len(ctl.hosts)} hosts in {len(agents)} agent processes; ControllerService on "
                   f"{bound_address(args.controller_listen, port)} ({(security or ServerSecurity()).describe()})",
                   file=sys.stderr)
-            sim_metrics = SimMetrics(ctl.metrics.registry)
+            sim_metrics = SimMetrics(ctl.metrics.registry, per_vm=not args.no_vm_metrics)
             if args.metrics_port is not None:
                 start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
                 print(f"pagetide sim: metrics on http://127.0.0.1:{args.metrics_port}/metrics", file=sys.stderr)
@@ -152,6 +132,7 @@ async def run_sim(args: argparse.Namespace, security=None) -> dict:
                 sys.stderr.write(f"\npagetide sim: stopped by a signal after {len(rounds)} of {n_rounds} rounds\n")
             stats = await sim.stats()
             sim_metrics.observe(stats)
+            await linger(args, stop)
             return collect(args, rounds, per_host, stats, wall, ctl)
         finally:
             await server.stop(grace=0.5)
@@ -302,7 +283,8 @@ def main(args: argparse.Namespace) -> int:
     except SecurityError as e:
         print(f"pagetide sim: {e}", file=sys.stderr)
         return 2
-    refused = listen_error(args.controller_listen, security, "--controller-listen", "controller-")
+    refused = metrics_errors(args) or listen_error(args.controller_listen, security, "--controller-listen",
+                                                   "controller-")
     if refused:
         print(f"pagetide sim: {refused}", file=sys.stderr)
         return 2

@@ -105,9 +105,14 @@ def test_controller_promotes_a_hot_set_that_started_on_pmem(ray_session, tmp_pat
     assert all(s.last_period == s.rounds for s in status.hosts)     # every period acted on once
     assert max(r.report_bytes for r in results) < 1 << 20
     # the metrics a Prometheus scrape would see
-    assert f'pagetide_host_rounds_total{{host="h0"}} {float(status.hosts[0].rounds)}' in scrape
-    assert 'pagetide_host_up{host="h1"} 1.0' in scrape
-    assert 'pagetide_migrated_bytes_total{direction="promote",host="h1"}' in scrape
+    assert f'pagetide_controller_host_rounds_total{{host="h0"}} {float(status.hosts[0].rounds)}' in scrape
+    assert 'pagetide_controller_host_up{host="h1"} 1.0' in scrape
+    assert 'pagetide_controller_migrated_bytes_total{direction="promote",host="h1"}' in scrape
+    assert 'pagetide_rpc_server_handled_total{code="OK",method="SetVmPolicy",service="pagetide.v1.ControllerService"} 1.0' in scrape
+    for code in ("INVALID_ARGUMENT", "NOT_FOUND"):
+        assert (f'pagetide_rpc_server_handled_total{{code="{code}",method="SetVmPolicy",'
+                f'service="pagetide.v1.ControllerService"}} 1.0') in scrape
+    assert 'pagetide_controller_vm_policies{host="h1"} 1.0' in scrape
 
 
 def test_proxies_are_spread_over_the_nodes_of_the_ray_cluster(ray_session, tmp_path):

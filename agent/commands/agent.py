@@ -23,6 +23,12 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
                    help="realtime: simulated time advances with the wall clock; driven: only "
                         "SimulationService.AdvanceClock advances it (a simulation harness)")
     p.add_argument("--nr-scans", type=int, default=5, help="idle_pages scans per period")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on --metrics-address:PORT (0 picks a free port)")
+    p.add_argument("--metrics-address", default="127.0.0.1",
+                   help="address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 for a Prometheus elsewhere)")
+    p.add_argument("--no-vm-metrics", action="store_true",
+                   help="leave out per-VM series (fleets of thousands of hosts)")
     add_tiering_argument(p)
     add_server_security_arguments(p, what="the agent")
 
@@ -51,8 +57,27 @@ def main(args: argparse.Namespace) -> int:
     scenarios = [load_scenario(p, tiering=args.tiering) for p in (args.scenario or [default_scenario_path()])]
     hosts = [cls(s, nr_scans=args.nr_scans) for s in scenarios]
 
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        print(f"pagetide agent: --metrics-port must be in 0..65535, got {args.metrics_port}", file=sys.stderr)
+        return 2
+
     async def serve() -> None:
-        agent = await start_agent(hosts, args.listen, clock=args.clock, security=security)
+        metrics = None
+        if args.metrics_port is not None:
+            from pagetide.agent.metrics import AgentMetrics
+            metrics = AgentMetrics(per_vm=not args.no_vm_metrics)
+        agent = await start_agent(hosts, args.listen, clock=args.clock, security=security, metrics=metrics)
+        if metrics is not None:
+            from prometheus_client import start_http_server
+
+            try:
+                http, _ = start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
+            except OSError as e:
+                await agent.stop(grace=0)
+                raise SystemExit(f"pagetide agent: cannot serve metrics on "
+                                 f"{args.metrics_address}:{args.metrics_port}: {e}") from None
+            print(f"pagetide agent: metrics on http://{args.metrics_address}:{http.server_port}/metrics",
+                  flush=True)
         print(f"pagetide agent: serving {', '.join(h.host_id for h in hosts)} on "
               f"{bound_address(args.listen, agent.port)} (port {agent.port}, {args.clock} clock, "
               f"{security.describe()})", flush=True)

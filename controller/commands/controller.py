@@ -61,7 +61,11 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", default="127.0.0.1:0",
                    help="ControllerService address (default: a free loopback port); off loopback it needs "
                         "--token-file or mutual TLS, or --insecure")
-    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on --metrics-address:PORT")
+    p.add_argument("--metrics-address", default="127.0.0.1",
+                   help="address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 for a Prometheus elsewhere)")
+    p.add_argument("--no-vm-metrics", action="store_true",
+                   help="leave out per-VM series (fleets of thousands of hosts)")
     p.add_argument("--ray-address", help="join this Ray cluster (e.g. auto, or HOST:6379) instead of a local Ray")
     p.add_argument("--duration", type=duration_argument, help="stop after this long (default: until SIGTERM)")
     p.add_argument("--down-after", type=int, default=3, help="missed deadlines before a host is marked down")
@@ -194,7 +198,10 @@ def main(args: argparse.Namespace) -> int:
             hosts = dict(explicit)
             if to_discover:
                 hosts.update(await unless_stopped(discover(to_discover, security=agent_security)))
+            from pagetide.controller.metrics import Metrics
+
             ctl = Controller(hosts, max_candidates=args.max_candidates, bandwidth=args.bandwidth, pace=True,
+                             metrics=Metrics(per_vm=not args.no_vm_metrics),
                              policy=args.policy, policy_options=dict(args.policy_option),
                              down_after=args.down_after, store=store, agent_security=agent_security)
             await unless_stopped(ctl.start())
@@ -202,8 +209,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"pagetide controller: {len(hosts)} hosts ({', '.join(sorted(hosts))}); ControllerService on "
                   f"{bound_address(args.listen, port)} ({security.describe()})", flush=True)
             if args.metrics_port is not None:
-                start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
-                print(f"pagetide controller: metrics on http://127.0.0.1:{args.metrics_port}/metrics", flush=True)
+                start_http_server(args.metrics_port, addr=args.metrics_address, registry=ctl.metrics.registry)
+                print(f"pagetide controller: metrics on http://{args.metrics_address}:{args.metrics_port}/metrics",
+                      flush=True)
             try:
                 await asyncio.wait_for(stop.wait(), args.duration)
             except asyncio.TimeoutError:

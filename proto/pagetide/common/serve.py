@@ -1,7 +1,8 @@
 """The gRPC server bootstrap both sides use: a grpc.aio server with the given services, standard health
 checking (every service and "" SERVING once started), server reflection (grpc.reflection.v1 and v1alpha, so
 `buf curl`, grpcurl and newer clients work), a bound on concurrent calls, the caller checks of
-`security.ServerSecurity`, and request decoding that answers INVALID_ARGUMENT for malformed bytes.
+`security.ServerSecurity`, request decoding that answers INVALID_ARGUMENT for malformed bytes, and (given an
+`rpcmetrics.RpcMetrics`) calls counted per method and status code, unary ones timed.
 
 gRPC decodes a request before the method runs and answers a decode failure with UNKNOWN ("Unexpected <class
 'DecodeError'>"); `_Guard` hands each method its raw bytes instead and decodes them inside, so the status is
@@ -11,6 +12,7 @@ INVALID_ARGUMENT as the API promises, and it checks the caller before anything i
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Sequence
 
 import grpc
@@ -18,6 +20,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from pagetide.common.rpcmetrics import RpcMetrics, status_of
 from pagetide.common.security import ServerSecurity, listen_error
 
 # Calls in progress per server; more are refused with RESOURCE_EXHAUSTED. Each host a controller manages holds
@@ -31,15 +34,20 @@ REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 class _Guard(grpc.aio.ServerInterceptor):
     """Every method gets raw request bytes, checks its caller (security) and decodes the request itself."""
 
-    def __init__(self, security: ServerSecurity):
+    def __init__(self, security: ServerSecurity, metrics: RpcMetrics | None = None):
         self.security = security
+        self.metrics = metrics
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
-        security = self.security
+        security, metrics = self.security, self.metrics
+
+        def record(context, t0: float, error: BaseException | None, timed: bool) -> None:
+            if metrics is not None:
+                metrics.observe(method, status_of(context, error), time.perf_counter() - t0 if timed else None)
 
         async def admit(context) -> None:
             refused = security.check(method, context.invocation_metadata() or (), context.auth_context())
@@ -60,20 +68,41 @@ class _Guard(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary_unary(data, context):
-                await admit(context)
-                return await inner(await decode(data, context), context)
+                t0, error = time.perf_counter(), None
+                try:
+                    await admit(context)
+                    return await inner(await decode(data, context), context)
+                except BaseException as e:
+                    error = e
+                    raise
+                finally:
+                    record(context, t0, error, timed=True)
             return grpc.unary_unary_rpc_method_handler(unary_unary, response_serializer=ser)
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
             if inspect.isasyncgenfunction(inner_stream):
                 async def unary_stream(data, context):
-                    await admit(context)
-                    async for item in inner_stream(await decode(data, context), context):
-                        yield item
+                    t0, error = time.perf_counter(), None
+                    try:
+                        await admit(context)
+                        async for item in inner_stream(await decode(data, context), context):
+                            yield item
+                    except BaseException as e:
+                        error = e
+                        raise
+                    finally:
+                        record(context, t0, error, timed=False)
             else:      # a coroutine writing with context.write
                 async def unary_stream(data, context):
-                    await admit(context)
-                    return await inner_stream(await decode(data, context), context)
+                    t0, error = time.perf_counter(), None
+                    try:
+                        await admit(context)
+                        return await inner_stream(await decode(data, context), context)
+                    except BaseException as e:
+                        error = e
+                        raise
+                    finally:
+                        record(context, t0, error, timed=False)
             return grpc.unary_stream_rpc_method_handler(unary_stream, response_serializer=ser)
         if not security.guarded:
             return handler
@@ -142,15 +171,17 @@ async def start_server(services: Sequence[tuple[Callable[[object, grpc.aio.Serve
                        listen: str = "127.0.0.1:0",
                        options: Sequence[tuple[str, object]] = (),
                        security: ServerSecurity | None = None,
-                       max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS) -> tuple[grpc.aio.Server, int]:
+                       max_concurrent_rpcs: int = MAX_CONCURRENT_RPCS,
+                       metrics: RpcMetrics | None = None) -> tuple[grpc.aio.Server, int]:
     """Start a server on `listen` ("host:port"; port 0 picks a free one) serving each (add_XServicer_to_server,
-    servicer, full service name); returns (server, bound port). OSError if the address cannot be bound;
-    PermissionError if `security` does not allow listening there (security.listen_error)."""
+    servicer, full service name), counting calls in `metrics`; returns (server, bound port). OSError if the
+    address cannot be bound; PermissionError if `security` does not allow listening there
+    (security.listen_error)."""
     security = security or ServerSecurity()
     refused = listen_error(listen, security)
     if refused:
         raise PermissionError(refused)
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *options], interceptors=[_Guard(security)],
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *options], interceptors=[_Guard(security, metrics)],
                              maximum_concurrent_rpcs=max_concurrent_rpcs)
     for add, servicer, _ in services:
         add(servicer, server)
