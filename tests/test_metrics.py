@@ -247,3 +247,16 @@ def test_rpcs_are_counted_per_method_and_status_code():
     assert value(sm, "pagetide_rpc_server_handling_seconds_count", service=svc, method="ListHosts") == 2
     # the scrape read the host through the server's loop: its nodes are there
     assert ("pagetide_node_used_bytes", (("host", "h0"), ("node", "0"), ("tier", "dram"))) in sm
+
+
+def test_bad_metrics_options_are_refused_before_anything_starts(capsys):
+    from pagetide.harness.cli import build_parser
+
+    args = build_parser("agent").parse_args(["agent", "--metrics-port", "70000"])
+    assert args.func(args) == 2
+    assert "--metrics-port must be in 0..65535, got 70000" in capsys.readouterr().err
+    args = build_parser("sim").parse_args(["sim", "--agents", "2", "--agent-metrics-port", "65535"])
+    assert args.func(args) == 2
+    assert "--agent-metrics-port must leave room for 2 port(s) in 1..65535, got 65535" in capsys.readouterr().err
+    args = build_parser("sim").parse_args(["sim", "--metrics-port", "0"])
+    assert args.func(args) == 2
