@@ -93,11 +93,12 @@ def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsRespons
         migrated_bytes=t.migrated_bytes, pingpong=t.pingpong, resident_bytes=t.resident_bytes,
         dram_share_series=t.series_dram_share, oracle_share_series=t.series_oracle_share,
         node_reads=t.node_reads, node_writes=t.node_writes, promoted_bytes=t.promoted_bytes,
-        demoted_bytes=t.demoted_bytes) for t in r.tenants]
+        demoted_bytes=t.demoted_bytes, lag_oracle_share=t.lag_oracle_share,
+        lag_oracle_slowdown=t.lag_oracle_slowdown, lag_cost_slowdown=t.lag_cost_slowdown) for t in r.tenants]
     return simulation_pb2.GetStatsResponse(
         host_id=host_id, time_ns=_ns(r.time), tenants=tenants, vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
         oracle_share=r.oracle_share, slowdown=r.slowdown, node_used_bytes=s.node_used, node_free_bytes=s.node_free,
-        invariant_error=s.invariant_error)
+        invariant_error=s.invariant_error, lag_oracle_share=r.lag_oracle_share, lag_cost_slowdown=r.lag_cost_slowdown)
 
 
 def move_calls(request: agent_pb2.MovePagesRequest) -> list[MoveCall]:
@@ -217,8 +218,8 @@ def shown(name: str, limit: int = 64) -> str:
 class _Servicer:
     def __init__(self, slots: dict[str, HostSlot], metrics: AgentMetrics | None = None):
         self.slots = slots
-
         self.metrics = metrics
+
     async def _slot(self, host_id: str, context) -> HostSlot:
         if host_id not in self.slots:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {shown(host_id)} on this agent")
@@ -274,9 +275,9 @@ class AgentServicer(_Servicer, agent_pb2_grpc.AgentServiceServicer):
             results = await slot.run(lambda: slot.backend.move_pages(calls, request.batch_id), thread=False)
         except (BadRequest, Busy) as e:
             await _abort(context, e)
-        return agent_pb2.MovePagesResponse(results=[
         if self.metrics is not None:
             self.metrics.moved(request.host_id, (r.status for r in results))
+        return agent_pb2.MovePagesResponse(results=[
             agent_pb2.MoveCallResult(status=r.status.astype("<i2").tobytes(), moved_pages=r.moved_pages,
                                      moved_bytes=r.moved_bytes, migration_time_ns=_ns(r.time)) for r in results])
 
