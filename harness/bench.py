@@ -76,6 +76,7 @@ REFERENCES = ("all-DRAM", "per-epoch oracle", "static oracle")
 MIX_VMS = (("vm-web", "zipf", 0.375, 2.0), ("vm-kv", "hotset", 0.25, 1.0), ("vm-idle", "idle-vm", 0.25, 1.0),
            ("vm-batch", "scan+hot", 0.125, 0.5))
 
+TOPOLOGY_WAIT_S = 120          # how long a run waits for every weighted host's topology
 SAMPLES = 8192                  # sampled accesses per tick and tenant: half the agent's default, for speed
 
 
@@ -546,6 +547,13 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
             yaml.safe_dump(scenario_for(c, run), f, sort_keys=False)
         files.append(path)
     async with controlled(launch_agents(scenario_commands(files, cfg.agents)), policy=RUNS[run][0]) as (ctl, sim):
+        # on a loaded machine a host's first topology read can miss the controller's start-up deadline; its
+        # loop reads it again, and the VM weights need it
+        deadline = time.monotonic() + TOPOLOGY_WAIT_S
+        while any(ctl.hosts[c.host_id(run)].topology is None for c in cases if c.weights):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{run}: no topology from some hosts after {TOPOLOGY_WAIT_S} s")
+            await asyncio.sleep(0.2)
         for c in cases:
             for vm, w in c.weights.items():
                 ctl.set_policy(c.host_id(run), vm, VmPolicy(weight=w))
