@@ -30,6 +30,11 @@ MIN_ADVANCE_TIMEOUT = 10.0  # later ones: 10x the host's last advance, at least 
 STATS_TIMEOUT = 60.0
 PROBE_TIMEOUT = 1.0        # health check of a lagging host's agent
 PROBE_INTERVAL = 0.5
+MIN_LAG_GRACE = 2.0        # seconds a host may take beyond the others' slowest answer...
+LAG_GRACE_FACTOR = 10.0    # ...or this many times that answer, whichever is longer
+# a restarted agent is found again within a second or two, not at gRPC's default backoff of up to 2 minutes
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000),
+                   *keepalive.CLIENT_OPTIONS]
 
 
 @dataclass
@@ -111,7 +116,7 @@ class SimulationClient:
     def __init__(self, hosts: dict[str, str], security: ClientSecurity | None = None):
         """hosts: host id -> agent address; security: the token and TLS the agents ask for."""
         self.hosts = dict(hosts)
-        self.channels = {a: client_channel(a, security, options=keepalive.CLIENT_OPTIONS)
+        self.channels = {a: client_channel(a, security, options=CHANNEL_OPTIONS)
                          for a in set(hosts.values())}
         self.stubs = {h: simulation_pb2_grpc.SimulationServiceStub(self.channels[a]) for h, a in hosts.items()}
         self.lagging: dict[str, asyncio.Task] = {}        # host -> its probe
@@ -124,27 +129,51 @@ class SimulationClient:
     async def advance(self, ticks: int, hosts: list[str] | None = None) -> tuple[
             dict[str, simulation_pb2.AdvanceClockResponse], dict[str, str]]:
         """Advance every host that is not lagging (or those named) by `ticks`, all at once: (answers, host ->
-        error of those that did not answer, or "lagging" for those skipped)."""
+        error of those that did not answer, or "lagging" for those skipped). Once half the hosts have
+        answered, the others get LAG_GRACE_FACTOR times the slowest answer so far (at least
+        MIN_LAG_GRACE seconds); one still busy then is set aside with its call running on (it is back when the
+        call ends and its agent answers a health check), so one stalled agent does not hold the fleet's round
+        to its deadline."""
         names = [h for h in (list(self.stubs) if hosts is None else hosts) if h not in self.lagging]
         t0 = time.perf_counter()
+        loop = asyncio.get_running_loop()
 
         async def one(h: str):
             r = await self.stubs[h].AdvanceClock(simulation_pb2.AdvanceClockRequest(host_id=h, ticks=ticks),
                                                  timeout=self.deadline(h))
             self.last_wall[h] = time.perf_counter() - t0
             return r
-        out = await asyncio.gather(*(one(h) for h in names), return_exceptions=True)
-        ok = {h: r for h, r in zip(names, out) if not isinstance(r, BaseException)}
-        failed = {h: _reason(r) for h, r in zip(names, out) if isinstance(r, BaseException)}
-        for h in failed:
-            self.lagging[h] = asyncio.get_running_loop().create_task(self._probe(h), name=f"probe {h}")
+        calls = {h: loop.create_task(one(h), name=f"advance {h}") for h in names}
+        pending = set(calls.values())
+        while pending:
+            answered = len(calls) - len(pending)
+            grace = None
+            if answered * 2 >= len(calls) and answered:
+                slowest = max(self.last_wall.get(h, 0.0) for h, t in calls.items() if t.done())
+                grace = max(MIN_LAG_GRACE, LAG_GRACE_FACTOR * slowest) - (time.perf_counter() - t0 - slowest)
+                if grace <= 0:
+                    break
+            _, pending = await asyncio.wait(pending, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        ok, failed = {}, {}
+        for h, t in calls.items():
+            if not t.done():
+                failed[h] = "set aside: slower than the others by far"
+                self.lagging[h] = loop.create_task(self._probe(h, t), name=f"probe {h}")
+            elif t.exception() is not None:
+                failed[h] = _reason(t.exception())
+                self.lagging[h] = loop.create_task(self._probe(h), name=f"probe {h}")
+            else:
+                ok[h] = t.result()
         for h in (list(self.stubs) if hosts is None else hosts):
             if h in self.lagging and h not in failed:
                 failed[h] = "lagging"
         return ok, failed
 
-    async def _probe(self, h: str) -> None:
-        """Until the host's agent answers a health check (each with a short deadline); then it is back."""
+    async def _probe(self, h: str, inflight: asyncio.Task | None = None) -> None:
+        """Until the host's call still running ends (any way) and its agent answers a health check (each
+        with a short deadline); then it is back."""
+        if inflight is not None:
+            await asyncio.gather(inflight, return_exceptions=True)
         stub = health_pb2_grpc.HealthStub(self.channels[self.hosts[h]])
         while True:
             try:
@@ -152,7 +181,6 @@ class SimulationClient:
                 break
             except grpc.aio.AioRpcError:
                 await asyncio.sleep(PROBE_INTERVAL)
-        self.last_wall.pop(h, None)
         del self.lagging[h]
 
     async def stats(self, hosts: list[str] | None = None) -> dict[str, simulation_pb2.GetStatsResponse]:

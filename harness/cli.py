@@ -10,6 +10,8 @@ import sys
 
 SUBCOMMANDS = {
     "sim": ("pagetide.harness.sim", "multi-host simulation: agents, the Ray controller, results table"),
+    "faults": ("pagetide.harness.faults",
+               "inject agent kills, stalls and controller restarts into simulations; check what survives"),
     "bench": ("pagetide.harness.bench",
               "benchmark suite: every workload x DRAM share under every policy and kernel mode"),
     "controller": ("pagetide.controller.commands.controller",

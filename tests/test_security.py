@@ -33,6 +33,7 @@ from pagetide.v1 import agent_pb2, agent_pb2_grpc, controller_pb2, controller_pb
 from pagetide.v1 import simulation_pb2_grpc, types_pb2
 
 from helpers import small_scenario
+from processes import alive, descendants
 
 WRITE = "w" * 24
 READ = "r" * 24
@@ -447,31 +448,6 @@ def test_a_controller_with_the_agents_token_reconciles_them_and_one_without_it_i
     assert sum(r.promoted_bytes for r in results) > 0
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process whose parent chain reaches `pid` (from /proc)."""
-    parents = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    parents[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    out, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - out
-        out |= frontier
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.e2e
 def test_sigterm_stops_the_controller_with_status_0_its_summary_and_none_of_its_ray_processes_left(tmp_path):
     from test_e2e import scenario_files
@@ -485,7 +461,8 @@ def test_sigterm_stops_the_controller_with_status_0_its_summary_and_none_of_its_
     # its own local Ray, even while the test session's cluster runs
     env = {**os.environ, "RAY_ADDRESS": "local", "RAY_USAGE_STATS_ENABLED": "0"}
     ctl = subprocess.Popen([sys.executable, "-m", "pagetide.harness.cli", "controller", "--agent",
-                            f"127.0.0.1:{agents[0].port}", "--agent-token-file", str(token)],
+                            f"127.0.0.1:{agents[0].port}", "--agent-token-file", str(token),
+                            "--db", str(tmp_path / "controller.db")],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         ready = ctl.stdout.readline()
@@ -540,8 +517,8 @@ def test_sigterm_while_the_controller_starts_also_ends_it_with_status_0_and_no_r
 
     env = {**os.environ, "RAY_ADDRESS": "local", "RAY_USAGE_STATS_ENABLED": "0"}
     ctl = subprocess.Popen([sys.executable, "-m", "pagetide.harness.cli", "controller", "--agent",
-                            f"127.0.0.1:{free_port()}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env=env)
+                            f"127.0.0.1:{free_port()}", "--db", str(tmp_path / "controller.db")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
         helpers: set[int] = set()
