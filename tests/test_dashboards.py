@@ -72,11 +72,12 @@ def api(prom: str, path: str, **params) -> dict:
     return body["data"]
 
 
-def wait_for(pred, timeout: float, what: str, proc=None):
+def wait_for(pred, timeout: float, what: str, proc=None, log: Path | None = None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            pytest.fail(f"{what}: the process exited with {proc.returncode}")
+            tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+            pytest.fail(f"{what}: the process exited with {proc.returncode}\n{tail}")
         v = pred()
         if v:
             return v
@@ -111,10 +112,11 @@ def live(tmp_path_factory):
                             str(out)], stdout=subprocess.PIPE, stderr=open(tmp / "sim.err", "w"), text=True, env=env)
     url = f"http://127.0.0.1:{prom_port}"
     try:
-        wait_for(lambda: "metrics stay up" in (tmp / "sim.err").read_text(), START_TIMEOUT, "the simulation", sim)
+        wait_for(lambda: "metrics stay up" in (tmp / "sim.err").read_text(), START_TIMEOUT, "the simulation", sim,
+                 tmp / "sim.err")
         # every target up, and scraped a few times since the run ended
         wait_for(lambda: len([r for r in api(url, "query", query='up == 1')["result"]]) == 3, 30, "three targets up",
-                 prom)
+                 prom, tmp / "prometheus.log")
         time.sleep(3 * SCRAPE_INTERVAL)
         endpoints = {"controller": f"http://127.0.0.1:{ctl_port}/metrics",
                      "agent-0": f"http://127.0.0.1:{agent_base}/metrics",
