@@ -78,7 +78,8 @@ class FaultOutcome:
     @property
     def survived(self) -> bool:
         return (not self.invariant_errors and not self.over_capacity and not self.policies_lost
-                and self.pauses_kept and min(self.quality.values()) >= QUALITY_TARGET)
+                and self.pauses_kept and min(self.quality.values()) >= QUALITY_TARGET
+                and set(self.outages) <= {self.victim})           # no other host taken for down
 
 
 class FleetUnderTest:
