@@ -90,6 +90,7 @@ class Metrics:
                             ["policy"], registry=r)
         self.vm_policies = Gauge("pagetide_controller_vm_policies", "Users' VM policies in force on the host",
                                  ["host"], registry=r)
+        self._vms: dict[str, set[str]] = {}        # host -> VMs with per-VM series
         self.paused = Gauge("pagetide_controller_migration_paused", "1 while migration is paused on the host "
                             "(its own pause or the cluster-wide one)", ["host"], registry=r)
 
@@ -111,6 +112,14 @@ class Metrics:
             self.move_errors.labels(h, errno_names.errorcode.get(-err, str(-err))).inc(n)
         if not self.per_vm:
             return
+        vms = set(res.heat_pages) | set(res.dram_target_bytes) | set(res.dram_resident_share)
+        for gone in self._vms.get(h, set()) - vms:       # a VM no longer on the host: its series go with it
+            for g in (self.dram_target, self.dram_resident, self.dram_heat):
+                try:
+                    g.remove(h, gone)
+                except KeyError:
+                    pass
+        self._vms[h] = vms
         for vm, b in res.dram_target_bytes.items():
             self.dram_target.labels(h, vm).set(b)
         for vm, share in res.dram_resident_share.items():

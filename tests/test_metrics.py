@@ -260,3 +260,13 @@ def test_bad_metrics_options_are_refused_before_anything_starts(capsys):
     assert "--agent-metrics-port must leave room for 2 port(s) in 1..65535, got 65535" in capsys.readouterr().err
     args = build_parser("sim").parse_args(["sim", "--metrics-port", "0"])
     assert args.func(args) == 2
+
+
+def test_a_vm_gone_from_its_host_takes_its_series_with_it():
+    m = Metrics()
+    m.observe(round_result())
+    m.observe(round_result(period=4, dram_target_bytes={"vm1": 2 << 20}, heat_pages={"vm1": [1, 1]},
+                           heat_fast_pages={"vm1": [0, 1]}, dram_resident_share={"vm1": 0.5}))
+    sm = samples(m.registry)
+    assert not [k for k in sm if ("vm", "vm0") in k[1]]
+    assert value(sm, "pagetide_controller_vm_dram_target_bytes", host="h0", vm="vm1") == 2 << 20
