@@ -270,3 +270,12 @@ def test_a_vm_gone_from_its_host_takes_its_series_with_it():
     sm = samples(m.registry)
     assert not [k for k in sm if ("vm", "vm0") in k[1]]
     assert value(sm, "pagetide_controller_vm_dram_target_bytes", host="h0", vm="vm1") == 2 << 20
+
+
+def test_real_hosts_and_the_standalone_controller_export_no_simulation_only_series():
+    sh = busy_host(10)
+    am, cm = AgentMetrics(), Metrics()
+    am.record("h0", sh.usage())
+    cm.observe(round_result())
+    names = {name for reg in (am.registry, cm.registry) for name, _ in samples(reg)}
+    assert len(names) > 40 and not [n for n in names if n.startswith("pagetide_sim_") or "oracle" in n]
