@@ -98,6 +98,7 @@ class TenantReport:
     cold_fast: PageList           # coldest pages on DRAM nodes, coldest first
     hot_fast: PageList            # hottest pages on DRAM nodes, hottest first
     accessed_page_scans: int      # the tenant's refs summed over the reported period
+    window_scans: float = 0.0     # scans the tenant's heat averages over (0: unknown)
 
 
 @dataclass
@@ -108,6 +109,8 @@ class HeatReport:
     tenants: list[TenantReport]
     node_free: list[int]          # bytes per node now
     vmstat: dict[str, int]
+    tracker: str = "idle_pages"   # the tracker that measured the heat
+    bin_level: list[float] = field(default_factory=list)   # refs level each heat bin stands for; []: linear
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,22 @@ class Simulated(Protocol):
 BACKENDS: dict[str, str] = {
     "sim": "pagetide.agent.simhost:SimHost",
 }
+
+# Trackers a host can be configured with (`host.tracker` in a scenario), peers behind `Tracker`.
+TRACKERS: dict[str, str] = {
+    "idle_pages": "pagetide.agent.scanner:Scanner",                     # the seed's: scans, halving heat
+    "idle_pages-adaptive": "pagetide.agent.adaptive:AdaptiveScanner",   # the same scans, adaptive window
+}
+
+
+def tracker_class(name: str) -> type:
+    """The tracker class registered as `name`."""
+    import importlib
+
+    if name not in TRACKERS:
+        raise ValueError(f"unknown tracker {name!r}; valid: {', '.join(sorted(TRACKERS))}")
+    module, _, cls = TRACKERS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def backend_class(name: str) -> type:

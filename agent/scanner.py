@@ -50,6 +50,7 @@ class Scanner:
     """The idle_pages tracker (agent/backend.py Tracker): refs per period from idle_pages scans, folded into
     a decaying heat."""
     name = "idle_pages"
+    BIN_LEVEL: tuple[float, ...] = ()   # the linear scale: bin b holds levels b..b+1 (reports leave it out)
 
     def __init__(self, host: Host, nr_scans: int = 5, open_flags: int = 0):
         if not 1 <= nr_scans <= MAX_LEVEL:
@@ -72,6 +73,11 @@ class Scanner:
             self.refs[t.start:t.end] += rep.accessed
             self.pages_scanned += t.npages
         self.scans_in_period += 1
+
+    def window_scans(self, tenant_index: int) -> float:
+        """Scans a tenant's heat averages over: halving each period weighs periods as an average over
+        (2 - 1/2) / (1/2) = 3 of them, so 3 x nr_scans."""
+        return 3.0 * self.nr_scans
 
     def end_period(self) -> None:
         """Fold this period's refs into heat and start a new period."""

@@ -24,6 +24,7 @@ import yaml
 import pagetide.agent.traces.workload  # noqa: F401  (registers the `trace` workload type)
 from pagetide.common import units
 from pagetide.common.options import parse_options
+from pagetide.agent.backend import TRACKERS
 from pagetide.agent.pageflags import HPAGE_PMD_SIZE, PAGE_SIZE
 from pagetide.agent.tiering import MODES as TIERING_MODES, TieringSpec
 from pagetide.agent.workloads import make_workload
@@ -122,6 +123,7 @@ class Scenario:
     distances: tuple[tuple[int, ...], ...]
     kernel: KernelSpec
     tenants: tuple[TenantSpec, ...]
+    tracker: str = "idle_pages"   # where heat comes from (agent/backend.py TRACKERS): host configuration
 
     @property
     def nr_ticks(self) -> int:
@@ -386,7 +388,10 @@ def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
         raise ScenarioError("duration", "must be at least one tick")
     if epoch < tick:
         raise ScenarioError("epoch", "must be at least one tick")
-    host = _check_keys(d["host"], "host", {"name", "nodes", "distances", "kernel"}, {"nodes"})
+    host = _check_keys(d["host"], "host", {"name", "nodes", "distances", "kernel", "tracker"}, {"nodes"})
+    tracker = host.get("tracker", "idle_pages")
+    if tracker not in TRACKERS:
+        raise ScenarioError("host.tracker", f"unknown tracker {tracker!r}; valid: {', '.join(sorted(TRACKERS))}")
     if not isinstance(host["nodes"], list) or not host["nodes"]:
         raise ScenarioError("host.nodes", "expected a non-empty list of nodes")
     nodes = _link_peers([_parse_node(i, n) for i, n in enumerate(host["nodes"])])
@@ -409,7 +414,7 @@ def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
                                        f"memory plus swap ({units.format_size(total_mem)})")
     return Scenario(name=str(d.get("name", host.get("name", name))), seed=seed, tick=tick, duration=duration,
                     epoch=epoch, nodes=tuple(nodes), distances=tuple(tuple(r) for r in distances),
-                    kernel=kernel, tenants=tuple(tenants))
+                    kernel=kernel, tenants=tuple(tenants), tracker=tracker)
 
 
 def with_tiering(data: Any, mode: str | None) -> Any:

@@ -78,10 +78,10 @@ def heat_pb(host_id: str, rep: HeatReport) -> agent_pb2.GetHeatReportResponse:
         histograms=[agent_pb2.HeatHistogram(node=i, pages=row.tolist()) for i, row in enumerate(th.histograms)
                     if row.any()],
         hot_slow=_pages_pb(th.hot_slow), cold_fast=_pages_pb(th.cold_fast), hot_fast=_pages_pb(th.hot_fast),
-        accessed_page_scans=th.accessed_page_scans) for th in rep.tenants]
+        accessed_page_scans=th.accessed_page_scans, window_scans=th.window_scans) for th in rep.tenants]
     return agent_pb2.GetHeatReportResponse(
         host_id=host_id, period=rep.period, nr_scans=rep.nr_scans, time_ns=_ns(rep.time), tenants=tenants,
-        node_free_bytes=rep.node_free, vmstat=vmstat_pb(rep.vmstat))
+        node_free_bytes=rep.node_free, vmstat=vmstat_pb(rep.vmstat), tracker=rep.tracker, bin_level=rep.bin_level)
 
 
 def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsResponse:

@@ -16,12 +16,12 @@ import numpy as np
 from pagetide.agent.accounting import Recorder
 from pagetide.agent.backend import (
     BadRequest, HeatReport, HostUsage, MoveCall, MoveResult, NodeInfo, PageList, SimulationStats, TenantInfo,
-    TenantReport, Topology,
+    TenantReport, Topology, tracker_class,
 )
 from pagetide.agent.host import Host
 from pagetide.agent.mover import BatchMover
 from pagetide.agent.pageflags import PAGE_SIZE
-from pagetide.agent.scanner import Candidates, Scanner
+from pagetide.agent.scanner import Candidates
 from pagetide.agent.scenario import Scenario
 
 
@@ -35,7 +35,7 @@ class SimHost:
         self.scenario = scenario
         self.host_id = host_id or scenario.name
         self.host = Host(scenario)
-        self.tracker = Scanner(self.host, nr_scans)
+        self.tracker = tracker_class(scenario.tracker)(self.host, nr_scans)
         self.recorder = Recorder(self.host)
         self.host.boot()
         self.mover = BatchMover(self.host_id, {t.name: t.spec.page_size for t in self.host.tenants},
@@ -91,10 +91,12 @@ class SimHost:
             tenants.append(TenantReport(
                 tenant=info, histograms=th.hist, hot_slow=self._pages(t, th.hot_slow),
                 cold_fast=self._pages(t, th.cold_fast), hot_fast=self._pages(t, th.hot_fast),
-                accessed_page_scans=int(self.tracker.period_refs[t.index])))
+                accessed_page_scans=int(self.tracker.period_refs[t.index]),
+                window_scans=float(self.tracker.window_scans(t.index))))
         return HeatReport(period=self.tracker.period, nr_scans=self.tracker.nr_scans, time=self.period_time,
                           tenants=tenants, node_free=[int(x) * PAGE_SIZE for x in self.host.free()],
-                          vmstat=dict(self.host.vmstat))
+                          vmstat=dict(self.host.vmstat), tracker=self.tracker.name,
+                          bin_level=list(self.tracker.BIN_LEVEL))
 
     @staticmethod
     def _pages(t, c: Candidates) -> PageList:

@@ -20,9 +20,10 @@ def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeat
     tenants = tuple(TenantHeat(name=t.tenant, page_size=t.page_size_bytes,
                                hist={h.node: np.array(h.pages, dtype=np.int64) for h in t.histograms},
                                hot_slow=candidates(t.hot_slow), cold_fast=candidates(t.cold_fast),
-                               hot_fast=candidates(t.hot_fast), footprint_bytes=footprint.get(t.tenant, 0))
+                               hot_fast=candidates(t.hot_fast), footprint_bytes=footprint.get(t.tenant, 0),
+                               window_scans=t.window_scans)
                     for t in report.tenants)
-    return HostView(host_id=report.host_id, nodes=nodes, tenants=tenants)
+    return HostView(host_id=report.host_id, nodes=nodes, tenants=tenants, bin_level=tuple(report.bin_level))
 
 
 def candidates(p: agent_pb2.PageList) -> Candidates:

@@ -11,6 +11,7 @@ the whole run. `report_request` says how big a heat report the policy wants each
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ class PolicyParams:
     reserve: float = 0.005                # DRAM kept free above the high watermark for new allocations
     hysteresis_bins: int = 3              # swap only pages >= this many bins apart (the seed daemon used 2
                                           # refs; heat from 5 scans is noisier than that: see BENCHMARKS.md)
+    hysteresis_z: float = 0.0             # > 0, with a tracker that reports its averaging window: swap only
+                                          # pages whose levels differ by this many standard errors instead
+                                          # (pagetide.py; off: measured worse than the fixed gap, BENCHMARKS.md)
     min_promote_bin: int = 1              # never promote pages colder than this bin
     max_bytes_per_round: int = 256 << 20  # per-host migration budget per round (seed: one_period_migration_size)
     batch_bytes: int = MAX_MOVE_BYTES     # pages per move_pages call (the seed daemon's 4 MiB batch)
@@ -67,6 +71,8 @@ def validate_params(params: PolicyParams, view: HostView) -> None:
     if params.hysteresis_bins < 1:
         # a gap of 0 would swap pages of equal heat back and forth every round
         raise ValueError(f"hysteresis_bins must be >= 1, got {params.hysteresis_bins!r}")
+    if not (params.hysteresis_z >= 0 and math.isfinite(params.hysteresis_z)):
+        raise ValueError(f"hysteresis_z must be a finite number >= 0, got {params.hysteresis_z!r}")
     if not 1 <= params.min_promote_bin < HEAT_BINS:
         raise ValueError(f"min_promote_bin must be within 1..{HEAT_BINS - 1}, got {params.min_promote_bin!r}")
     if params.max_mark_pages < 0:

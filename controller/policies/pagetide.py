@@ -11,9 +11,12 @@ moves zero bytes, so the stable state is a fixed point.
 The round, in four steps:
 
 1. Utility curves. A tenant's pages sorted by heat give U_v(k), the accesses served from DRAM if its k
-   hottest bytes sit there. The access rate of a heat bin is its centre on the scanner's 0..15 level scale
-   (`BIN_RATE`); bin 0 counts as never accessed. Sorted by heat, every curve is concave, so greedy by
-   marginal utility is optimal (utility-based partitioning, Qureshi & Patt, MICRO'06).
+   hottest bytes sit there. The access rate of a heat bin is an estimate in accesses per scan interval
+   (`bin_rates`): the bin's refs level -- its centre on the seed's 0..15 scale, or the level the host's
+   tracker reports for it -- is the share of scans that found a page accessed, inverted as a Poisson
+   rate, so saturated bins of two VMs stand for equal rates and weights multiply rates, not bin numbers;
+   bin 0 counts as never accessed. Sorted by heat, every curve is concave, so greedy by marginal utility
+   is optimal (utility-based partitioning, Qureshi & Patt, MICRO'06).
 2. DRAM split. The host's DRAM budget (fast capacity minus the high watermark, minus a reserve, minus DRAM
    held by anyone not in the view) goes first to every VM's `min_dram_bytes`, then bin by bin to the highest
    weighted marginal utility, capped at `max_dram_bytes`. DRAM whose marginal utility is zero is left
@@ -23,7 +26,9 @@ The round, in four steps:
    it holds now, and none of its pages is moved or marked.
 3. Per tenant: fill up to the target with the hottest slow pages, demote the coldest DRAM pages down to it,
    and swap hot slow pages for cold DRAM pages while they differ by at least `hysteresis_bins` (the seed
-   daemon's anti-thrash gap). Promotions never exceed the room above watermark + reserve that free memory and
+   daemon's anti-thrash gap) -- or PHASE_GAP levels for a tenant whose working set just moved off DRAM
+   (its DRAM-resident share of estimated accesses fell by PHASE_DROP since the last round), so a phase
+   change is followed in one round instead of two; a stable set keeps the gap and does not churn. Promotions never exceed the room above watermark + reserve that free memory and
    this plan's demotions provide.
 4. Budget. Demotions that bring tenants down to their targets come first (they make the room), then fills
    and swaps by weighted heat gain per byte moved, within `max_bytes_per_round`. Batches of at most
@@ -39,16 +44,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from pagetide.common.options import Option, flag, integer, ratio
+from pagetide.common.options import Option, flag, integer, number, ratio
 from pagetide.controller.policies.base import (
     PlacementPolicy, Plan, PolicyParams, ReportRequest, VmPolicy, validate_params,
 )
 from pagetide.controller.policies.placement import (
     cut_batches, place, resolve_policies, sorted_candidates, threshold_bin,
 )
-from pagetide.controller.policies.view import HEAT_BINS, HostView, TenantHeat
+from pagetide.controller.policies.view import HEAT_BINS, MAX_LEVEL, HostView, TenantHeat
 
-__all__ = ["BIN_RATE", "plan_host", "PagetidePolicy"]
+__all__ = ["BIN_RATE", "bin_rates", "plan_host", "PagetidePolicy"]
 
 # Estimated access rate of a page in each heat bin, in scanner levels (15 = accessed in every scan): the bin
 # centre. Bin 0 holds pages whose decayed heat is below one level -- a page seen even once in the last
@@ -57,6 +62,50 @@ __all__ = ["BIN_RATE", "plan_host", "PagetidePolicy"]
 BIN_RATE = np.array([0.0] + [b + 0.5 for b in range(1, HEAT_BINS)])
 BIN_RATE.setflags(write=False)
 
+# A page accessed in every scan has an access rate the A bit cannot tell apart from saturation: its share of
+# scans is capped here before inversion, so the hottest bin stands for ~3.5 accesses per scan interval.
+_SHARE_CAP = 0.97
+
+
+def bin_rates(view: HostView) -> np.ndarray:
+    """Estimated accesses per scan interval of a page in each heat bin, comparable across tenants and
+    trackers: the bin's refs level (the tracker's `bin_level`, else the seed's bin centre) is a share p of
+    scans that found the page accessed, and a page touched at Poisson rate lam per interval is found with
+    p = 1 - exp(-lam), so lam = -ln(1 - p). Bins of two VMs with equal saturated levels then stand for equal
+    rates, and the marginal utilities the DRAM split compares are rates, not bin numbers. Bin 0 is 0."""
+    level = np.asarray(view.bin_level, dtype=np.float64) if view.bin_level else BIN_RATE
+    share = np.minimum(level / MAX_LEVEL, _SHARE_CAP)
+    out = -np.log1p(-share)
+    out[0] = 0.0
+    return out
+
+
+def dram_heat_share(view: HostView) -> dict[str, float]:
+    """Per tenant, the share of its estimated accesses (pages x `bin_rates`) that its DRAM-resident pages
+    take; 1.0 for a tenant with no heat."""
+    rate = bin_rates(view)
+    out = {}
+    for t in view.tenants:
+        total = fast = 0.0
+        for nid, h in t.hist.items():
+            x = float(np.asarray(h, dtype=np.float64) @ rate)
+            total += x
+            if view.topology.fast_pos[nid] >= 0:
+                fast += x
+        out[t.name] = fast / total if total > 0 else 1.0
+    return out
+
+
+# Phase changes. A tenant whose DRAM-resident share of its estimated accesses (`dram_heat_share`) fell by at
+# least PHASE_DROP since the last round has a working set that moved off DRAM (a phase ended, a hot set jumped):
+# its old pages decay while the new ones rise, and after one period both sit near half their level -- within
+# the hysteresis of each other -- so the seed's rule would wait a second period to swap. For that round its
+# swaps need only PHASE_GAP levels. A stable working set keeps its share, so nothing changes for it.
+PHASE_DROP = 0.3
+PHASE_GAP = 1.0
+
+MIN_GAP_LEVELS = 0.25     # a swap's least level difference, whatever the window: about one bin of the log scale
+
 # Equal weighted slopes compare equal after rounding away float noise (w=2, rate 2.5 vs w=1, rate 5.0 ...)
 _SLOPE_DIGITS = 9
 
@@ -64,7 +113,7 @@ _SLOPE_DIGITS = 9
 # ------------------------------------------------------------------------------------------- DRAM split
 
 def _split_dram(bin_bytes: np.ndarray, page_size: np.ndarray, weight: np.ndarray, lo: list[int],
-                hi: list[int], budget: int) -> list[int]:
+                hi: list[int], budget: int, rate: np.ndarray = BIN_RATE) -> list[int]:
     """Bytes of DRAM per tenant maximising sum w_v * U_v(k_v) within [lo_v, hi_v] and the budget.
 
     bin_bytes[v, b] is tenant v's resident bytes in heat bin b; lo/hi are already clipped to the footprint
@@ -92,7 +141,7 @@ def _split_dram(bin_bytes: np.ndarray, page_size: np.ndarray, weight: np.ndarray
             avail = min(size - taken, room)
             room -= avail
             if avail > 0:
-                slope = round(float(weight[v]) * float(BIN_RATE[b]), _SLOPE_DIGITS)
+                slope = round(float(weight[v]) * float(rate[b]), _SLOPE_DIGITS)
                 segments.append((slope, v, b, avail))
     # highest weighted marginal utility first; ties by tenant order then hotter bin (deterministic)
     segments.sort(key=lambda s: (-s[0], s[1], -s[2]))
@@ -159,29 +208,33 @@ _MOVE = {"tenant": np.int64, "hot_addr": np.uint64, "hot_node": np.int64, "cold_
 
 
 def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bool,
-                  params: PolicyParams, can_promote: bool = True, min_bin: int | None = None) -> tuple[dict, dict]:
+                  params: PolicyParams, can_promote: bool = True, min_bin: int | None = None,
+                  rate: np.ndarray = BIN_RATE, level: np.ndarray | None = None,
+                  swap_gap: float | None = None) -> tuple[dict, dict]:
     """What would bring tenant v to its target, before the budget and room limits: demotions down to the
     target (`gap` < 0), and fills up to it (`gap` > 0) plus hysteresis-guarded swaps. `min_bin`: the
     coldest bin promoted (default params.min_promote_bin)."""
     ps = t.page_size
     h_addr, h_bin, h_node = sorted_candidates(t.hot_slow, hottest=True)
+    h_lvl = _levels(h_bin, level)
     keep = h_bin >= (params.min_promote_bin if min_bin is None else min_bin)
     if not can_promote:
         keep[:] = False
-    h_addr, h_bin, h_node = h_addr[keep], h_bin[keep], h_node[keep]
+    h_addr, h_bin, h_node, h_lvl = h_addr[keep], h_bin[keep], h_node[keep], h_lvl[keep]
     c_addr, c_bin, c_node = sorted_candidates(t.cold_fast, hottest=False)
+    c_lvl = _levels(c_bin, level)
     if not can_demote:
-        c_addr, c_bin, c_node = c_addr[:0], c_bin[:0], c_node[:0]
+        c_addr, c_bin, c_node, c_lvl = c_addr[:0], c_bin[:0], c_node[:0], c_lvl[:0]
     n_fill = min(h_addr.size, max(gap, 0) // ps)
     n_down = min(c_addr.size, -(-max(-gap, 0) // ps))
     # pair the hottest remaining slow page with the coldest remaining DRAM page; the bin difference only
     # shrinks along the pairs, so the swaps are the prefix where it is still >= the hysteresis gap
     m = min(h_addr.size - n_fill, c_addr.size - n_down)
-    ok = (h_bin[n_fill:n_fill + m] - c_bin[n_down:n_down + m]) >= params.hysteresis_bins
+    ok = _differ(h_lvl[n_fill:n_fill + m], c_lvl[n_down:n_down + m], t.window_scans, params, swap_gap)
     n_swap = m if ok.all() else int(np.argmin(ok))
     hs, cs = slice(n_fill, n_fill + n_swap), slice(n_down, n_down + n_swap)
     down = dict(tenant=np.full(n_down, v), addr=c_addr[:n_down], node=c_node[:n_down],
-                loss=weight * BIN_RATE[c_bin[:n_down]])
+                loss=weight * rate[c_bin[:n_down]])
     moves = dict(
         tenant=np.full(n_fill + n_swap, v),
         hot_addr=np.concatenate([h_addr[:n_fill], h_addr[hs]]),
@@ -191,9 +244,31 @@ def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bo
         swap=np.concatenate([np.zeros(n_fill, bool), np.ones(n_swap, bool)]),
         # weighted heat gain per byte copied: a fill gains the page's rate for one copy, a swap gains the
         # difference of the two rates for two copies
-        gain=weight * np.concatenate([BIN_RATE[h_bin[:n_fill]], (BIN_RATE[h_bin[hs]] - BIN_RATE[c_bin[cs]]) / 2]),
+        gain=weight * np.concatenate([rate[h_bin[:n_fill]], (rate[h_bin[hs]] - rate[c_bin[cs]]) / 2]),
     )
     return down, moves
+
+
+def _levels(bins: np.ndarray, level: np.ndarray | None) -> np.ndarray:
+    """Refs levels of candidates' bins: the bin itself on the seed's linear scale (so the hysteresis keeps
+    the seed daemon's meaning), else the level the tracker gives the bin."""
+    return bins.astype(np.float64) if level is None else level[bins]
+
+
+def _differ(hot: np.ndarray, cold: np.ndarray, window_scans: float, params: PolicyParams,
+            gap: float | None = None) -> np.ndarray:
+    """Whether a hot slow page is worth swapping for a cold DRAM page: its refs level (0..15) exceeds the
+    cold one's by the hysteresis. With the seed's tracker (window unknown) that is the seed daemon's gap,
+    `hysteresis_bins` levels (`gap` for a tenant whose working set is moving). With `hysteresis_z` > 0 and a
+    tracker that says how many scans its heat averages over, the gap is a test instead: the levels are shares of n scans, so their difference has standard error
+    15 sqrt((p_h (1 - p_h) + p_c (1 - p_c)) / n), and a swap needs `hysteresis_z` of them (and at least
+    MIN_GAP_LEVELS) -- a long average separates two tail pages a fraction of a level apart, a short one
+    needs the seed's gap or more for pages near half their scans."""
+    if window_scans <= 0 or params.hysteresis_z <= 0:
+        return (hot - cold) >= (params.hysteresis_bins if gap is None else gap)
+    ph, pc = hot / MAX_LEVEL, cold / MAX_LEVEL
+    se = MAX_LEVEL * np.sqrt((ph * (1 - ph) + pc * (1 - pc)) / window_scans)
+    return (hot - cold) >= np.maximum(params.hysteresis_z * se, MIN_GAP_LEVELS)
 
 
 def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
@@ -203,9 +278,12 @@ def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
     return s[i] == x
 
 
-def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams()) -> Plan:
-    """The migration plan for one host this round. Raises ValueError on an invalid policy (naming the VM),
-    a policy for a tenant not in the view, or params the view's pages do not fit."""
+def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams(),
+              moving: frozenset[str] = frozenset()) -> Plan:
+    """The migration plan for one host this round. `moving`: tenants whose working set is moving (see
+    `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. Raises ValueError on
+    an invalid policy (naming the VM), a policy for a tenant not in the view, or params the view's pages do
+    not fit."""
     validate_params(params, view)
     pols = resolve_policies(view, policies)
     names = [t.name for t in view.tenants]
@@ -247,14 +325,17 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
             lo[v] = hi[v] = int(footprint[v])
         elif p.pinned_tier == "slow":
             lo[v] = hi[v] = 0
-    util = _split_dram(bin_bytes, page_size, weight, lo, hi, budget)
+    rate = bin_rates(view)
+    level = np.asarray(view.bin_level, dtype=np.float64) if view.bin_level else None
+    util = _split_dram(bin_bytes, page_size, weight, lo, hi, budget, rate)
     target = _retain_slack(util, current, hi, page_size, budget)
 
     # --- step 3: per tenant, the moves that would bring it to its target
     parts = [_tenant_moves(v, t, float(weight[v]), 0 if frozen[v] else target[v] - int(current[v]),
                            can_demote and not frozen[v] and pols[v].pinned_tier != "dram", params,
                            can_promote=not frozen[v] and pols[v].pinned_tier != "slow",
-                           min_bin=0 if pols[v].pinned_tier == "dram" else None)
+                           min_bin=0 if pols[v].pinned_tier == "dram" else None, rate=rate, level=level,
+                           swap_gap=PHASE_GAP if t.name in moving else None)
              for v, t in enumerate(view.tenants)]
     down = _concat([p[0] for p in parts], _DOWN)
     mv = _concat([p[1] for p in parts], _MOVE)
@@ -329,13 +410,17 @@ class PagetidePolicy(PlacementPolicy):
     """pagetide's own policy: `plan_host`. Its options override the controller's `PolicyParams` of the same
     name for this host (the migration budget and batch size stay the controller's), and `mark_every` spaces
     the MPOL_MF_SW_YOUNG marking rounds: PG_referenced stays set until reclaim scans the page, so re-marking
-    the same hot pages every period only costs page walks. The one state kept is the round count."""
+    the same hot pages every period only costs page walks. State: the round count and each tenant's last
+    `dram_heat_share` (a drop of PHASE_DROP marks its working set as moving for the round)."""
     name = "pagetide"
     OPTIONS = {
         "reserve": Option(ratio(), None, "DRAM kept free above the high watermark, a fraction of each DRAM node "
                                          "(default: the controller's)"),
         "hysteresis_bins": Option(integer(1), None, "swap only pages at least this many heat bins apart "
                                                     "(default: the controller's)"),
+        "hysteresis_z": Option(number(0.0), None, "with a tracker that reports its window: swap only pages whose "
+                                                  "levels differ by this many standard errors "
+                                                  "(default: the controller's)"),
         "min_promote_bin": Option(integer(1, HEAT_BINS - 1), None, "never promote pages colder than this heat "
                                                                    "bin (default: the controller's)"),
         "sw_young": Option(flag(), None, "mark hot DRAM pages with MPOL_MF_SW_YOUNG (default: the controller's)"),
@@ -343,7 +428,7 @@ class PagetidePolicy(PlacementPolicy):
                                                    "(default: the controller's)"),
         "mark_every": Option(integer(1), 4, "mark on every n-th round"),
     }
-    _PARAMS = ("reserve", "hysteresis_bins", "min_promote_bin", "sw_young", "max_mark_pages")
+    _PARAMS = ("reserve", "hysteresis_bins", "hysteresis_z", "min_promote_bin", "sw_young", "max_mark_pages")
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
@@ -356,6 +441,7 @@ class PagetidePolicy(PlacementPolicy):
                 raise self.invalid(str(e)) from None
         self.mark_every = self.options["mark_every"]
         self.rounds = 0
+        self.dram_share: dict[str, float] = {}     # per tenant, last round's `dram_heat_share`
 
     def _overridden(self, params: PolicyParams) -> PolicyParams:
         return replace(params, **self.overrides) if self.overrides else params
@@ -365,7 +451,10 @@ class PagetidePolicy(PlacementPolicy):
         return p if self.rounds % self.mark_every == 0 else replace(p, sw_young=False)
 
     def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
-        plan = plan_host(view, policies, self._params(params))
+        share = dram_heat_share(view)
+        moving = frozenset(n for n, s in share.items() if self.dram_share.get(n, s) - s >= PHASE_DROP)
+        plan = plan_host(view, policies, self._params(params), moving)
+        self.dram_share = share
         self.rounds += 1
         return plan
 

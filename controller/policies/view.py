@@ -61,6 +61,7 @@ class TenantHeat:
     cold_fast: Candidates                # coldest pages on DRAM nodes, coldest first
     hot_fast: Candidates                 # hottest pages on DRAM nodes, hottest first (SW_YOUNG marks)
     footprint_bytes: int = 0             # memory it maps (the topology's); 0: unknown, its resident bytes
+    window_scans: float = 0.0            # scans its heat averages over (0: unknown, the seed's tracker)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class HostView:
     host_id: str
     nodes: tuple[NodeView, ...]
     tenants: tuple[TenantHeat, ...]
+    # the refs level (0..MAX_LEVEL) each heat bin stands for, as the host's tracker reports it; () for the
+    # seed's linear scale (bin b = levels b..b+1)
+    bin_level: tuple[float, ...] = ()
     topology: Topology = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +112,10 @@ class HostView:
 
 
 def _validate(view: HostView) -> None:
+    if view.bin_level and (len(view.bin_level) != HEAT_BINS or any(not 0 <= x <= MAX_LEVEL for x in view.bin_level)
+                           or any(b < a for a, b in zip(view.bin_level, view.bin_level[1:]))):
+        raise ValueError(f"host {view.host_id}: bin_level must be {HEAT_BINS} non-decreasing levels in "
+                         f"0..{MAX_LEVEL}, got {list(view.bin_level)}")
     ids = [n.id for n in view.nodes]
     if len(set(ids)) != len(ids) or any(i < 0 for i in ids):
         raise ValueError(f"host {view.host_id}: node ids must be distinct and non-negative, got {ids}")

@@ -82,7 +82,7 @@ class HeatHistogram(_message.Message):
     def __init__(self, node: _Optional[int] = ..., pages: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TenantHeat(_message.Message):
-    __slots__ = ("tenant", "page_size_bytes", "histograms", "hot_slow", "cold_fast", "hot_fast", "accessed_page_scans")
+    __slots__ = ("tenant", "page_size_bytes", "histograms", "hot_slow", "cold_fast", "hot_fast", "accessed_page_scans", "window_scans")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,7 @@ class TenantHeat(_message.Message):
     COLD_FAST_FIELD_NUMBER: _ClassVar[int]
     HOT_FAST_FIELD_NUMBER: _ClassVar[int]
     ACCESSED_PAGE_SCANS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SCANS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     page_size_bytes: int
     histograms: _containers.RepeatedCompositeFieldContainer[HeatHistogram]
@@ -97,10 +98,11 @@ class TenantHeat(_message.Message):
     cold_fast: PageList
     hot_fast: PageList
     accessed_page_scans: int
-    def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ..., accessed_page_scans: _Optional[int] = ...) -> None: ...
+    window_scans: float
+    def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ..., accessed_page_scans: _Optional[int] = ..., window_scans: _Optional[float] = ...) -> None: ...
 
 class GetHeatReportResponse(_message.Message):
-    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out", "incarnation")
+    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out", "incarnation", "tracker", "bin_level")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     NR_SCANS_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +112,8 @@ class GetHeatReportResponse(_message.Message):
     VMSTAT_FIELD_NUMBER: _ClassVar[int]
     WAITED_OUT_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
+    BIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     period: int
     nr_scans: int
@@ -119,7 +123,9 @@ class GetHeatReportResponse(_message.Message):
     vmstat: _types_pb2.Vmstat
     waited_out: bool
     incarnation: str
-    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ..., incarnation: _Optional[str] = ...) -> None: ...
+    tracker: str
+    bin_level: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ..., incarnation: _Optional[str] = ..., tracker: _Optional[str] = ..., bin_level: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class MoveCall(_message.Message):
     __slots__ = ("tenant", "count", "addresses", "nodes", "sw_young", "expected_nodes")
