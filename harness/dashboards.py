@@ -216,11 +216,14 @@ def build(d: D) -> dict:
     from grafana_foundation_sdk.models.common import (
         BigValueGraphMode, LegendDisplayMode, LegendPlacement, SortOrder, StackingMode, TooltipDisplayMode,
     )
-    from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
+    from grafana_foundation_sdk.models.dashboard import DashboardLinkType, DataSourceRef, VariableRefresh
 
     ds = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
     b = (dashboard.Dashboard(d.title).uid(d.uid).description(d.description).tags(["pagetide"])
-         .refresh("30s").time("now-1h", "now").timezone("browser"))
+         .refresh("30s").time("now-1h", "now").timezone("browser")
+         # the other pagetide dashboards, keeping the time range and the host and VM chosen
+         .link(dashboard.DashboardLink("pagetide").type(DashboardLinkType.DASHBOARDS).tags(["pagetide"])
+               .as_dropdown(True).include_vars(True).keep_time(True)))
     for name, query in d.variables:
         b = b.with_variable(dashboard.QueryVariable(name).label(name).datasource(ds).query(query)
                             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED))
