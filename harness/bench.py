@@ -77,6 +77,7 @@ MIX_VMS = (("vm-web", "zipf", 0.375, 2.0), ("vm-kv", "hotset", 0.25, 1.0), ("vm-
            ("vm-batch", "scan+hot", 0.125, 0.5))
 
 TOPOLOGY_WAIT_S = 120          # how long a run waits for every weighted host's topology
+TICKS_PER_ROUND = 10            # host_scenario's 100 ms ticks in a 1 s period
 SAMPLES = 8192                  # sampled accesses per tick and tenant: half the agent's default, for speed
 
 
@@ -101,6 +102,7 @@ class HostCase:
     share: int
     scenario: dict = field(repr=False)
     weights: dict[str, float] = field(default_factory=dict)
+    touched_pages: int = 0          # 4 KiB pages the run touches (traces; synthetic hosts: every page)
 
     def host_id(self, run: str) -> str:
         return f"{slug(self.workload)}-s{self.share}-{run}"
@@ -121,16 +123,32 @@ def fmt_mib(b: int) -> str:
 
 # ----------------------------------------------------------------------------------------- suite (pure)
 
-def trace_replicas(footprint: int, share: int) -> int:
-    """Copies of a trace tenant on one host so that DRAM, footprint x copies / share, is a multiple of 2 MiB
-    (a shipped trace is a few MiB: 1/8 of one copy would be smaller than the smallest DRAM node)."""
-    return HUGE // math.gcd(footprint // share, HUGE)
+TRACE_TOLERANCE = 0.01          # a trace host's DRAM is within 1% of its touched pages / share
+MAX_TRACE_COPIES = 64
 
 
-def host_scenario(tenants: list[dict], share: int, seed: int, rounds: int) -> dict:
-    """A scenario mapping with DRAM = footprint / share and the slow node the rest plus 1/8 headroom."""
+def trace_copies(touched: int, share: int) -> tuple[int, int]:
+    """(copies, DRAM bytes) for a trace whose run touches `touched` 4 KiB pages: DRAM is 1/share of the
+    pages the copies touch -- not of their footprint, which rounds each copy up to 2 MiB and counts pages
+    never touched (traces are not prefaulted) -- rounded to the 2 MiB a node's capacity comes in. The
+    fewest copies whose rounding error is within TRACE_TOLERANCE, else the closest within MAX_TRACE_COPIES."""
+    best = None
+    for c in range(1, MAX_TRACE_COPIES + 1):
+        want = touched * c * PAGE / share
+        dram = max(HUGE, round(want / HUGE) * HUGE)
+        err = abs(dram - want) / want
+        if best is None or err < best[2]:
+            best = (c, dram, err)
+        if err <= TRACE_TOLERANCE:
+            break
+    return best[0], best[1]
+
+
+def host_scenario(tenants: list[dict], share: int, seed: int, rounds: int, dram: int | None = None) -> dict:
+    """A scenario mapping with DRAM = footprint / share (or `dram` bytes) and the slow node the rest plus 1/8
+    headroom."""
     footprint = sum(parse_size(t["footprint"]) for t in tenants)
-    dram = footprint // share
+    dram = footprint // share if dram is None else dram
     assert dram % HUGE == 0, (footprint, share)
     slow = round_up(footprint - dram + max(HUGE, footprint // 8), HUGE)
     return {
@@ -142,21 +160,25 @@ def host_scenario(tenants: list[dict], share: int, seed: int, rounds: int) -> di
     }
 
 
-def suite(cfg: SuiteConfig, trace_pages: dict[str, int]) -> list[HostCase]:
-    """Every (workload, share) host of the grid. trace_pages: 4 KiB pages of each trace in cfg.workloads."""
+def suite(cfg: SuiteConfig, trace_pages: dict[str, tuple[int, int]]) -> list[HostCase]:
+    """Every (workload, share) host of the grid. trace_pages: per trace in cfg.workloads, (4 KiB pages in its
+    address map, pages a run of cfg.rounds periods touches)."""
     fp = cfg.footprint_mib * MiB
     cases = []
     for w in cfg.workloads:
         for share in cfg.shares:
             seed = cfg.seed * 1000 + len(cases)
             weights = {}
+            dram = None
             if w in SYNTHETIC:
                 tenants = [{"name": "vm0", "footprint": fmt_mib(fp), "workload": {"type": w, "samples": SAMPLES}}]
             elif w in TRACES:
-                tfp = round_up(trace_pages[w] * PAGE, HUGE)
+                npages, touched = trace_pages[w]
+                tfp = round_up(npages * PAGE, HUGE)
+                copies, dram = trace_copies(touched, share)
                 tenants = [{"name": f"t{i}", "kind": "task", "footprint": fmt_mib(tfp), "prefault": False,
                             "workload": {"type": "trace", "path": w, "samples": SAMPLES}}
-                           for i in range(trace_replicas(tfp, share))]
+                           for i in range(copies)]
             elif w == MIX:
                 total = fp * 3 // 2
                 tenants = [{"name": name, "footprint": fmt_mib(round_up(int(total * frac), 16 * MiB)),
@@ -164,7 +186,10 @@ def suite(cfg: SuiteConfig, trace_pages: dict[str, int]) -> list[HostCase]:
                 weights = {name: wt for name, _, _, wt in MIX_VMS if wt != 1.0}
             else:
                 raise ValueError(f"unknown workload {w!r}; valid: {', '.join(WORKLOADS)}")
-            cases.append(HostCase(w, share, host_scenario(tenants, share, seed, cfg.rounds), weights))
+            touched = (trace_pages[w][1] * len(tenants) if w in TRACES
+                       else sum(parse_size(t["footprint"]) for t in tenants) // PAGE)
+            cases.append(HostCase(w, share, host_scenario(tenants, share, seed, cfg.rounds, dram), weights,
+                                  touched))
     return cases
 
 
@@ -244,7 +269,10 @@ def report(results: dict) -> str:
              f"{results['wall_seconds']:.0f} s. Generated by `pagetide bench`; do not edit by hand.", "",
              "DRAM-served share: accesses served by DRAM over the run. Ratio: that over the per-epoch oracle's share "
              "(each epoch DRAM holds that epoch's hottest pages, migration free). Slowdown: modelled memory time "
-             "over all-DRAM. Controller policies run on a kernel that demotes only (tiering `none`); kernel-only "
+             "over all-DRAM. DRAM 1/s: synthetic hosts (prefaulted: every page touched) get 1/s of their "
+             "footprint; trace hosts 1/s of the pages the run touches (copies of the trace chosen so that this is a "
+             "whole number of 2 MiB within 1%; footprints, rounded up to 2 MiB per copy, are not counted). "
+             "Controller policies run on a kernel that demotes only (tiering `none`); kernel-only "
              "modes run with no controller moves. A static oracle shown as n/a was not reported by the agent. "
              "Lag-one: each epoch DRAM holds the pages the per-epoch oracle chose for the previous epoch (a reactive "
              "policy with a perfect signal); 'vs lag-one' is the DRAM-served share over its share (migration free), "
@@ -526,12 +554,24 @@ def command_line(cfg: SuiteConfig, out: str, json_path: str | None, plots: str |
 
 # --------------------------------------------------------------------------------------------- shell
 
-def trace_pages(names: list[str]) -> dict[str, int]:
-    """Pages of shipped traces, from their headers."""
+def trace_pages(names: list[str], rounds: int) -> dict[str, tuple[int, int]]:
+    """Per shipped trace, (pages in its address map, pages a run of `rounds` periods touches): the suite
+    replays one trace epoch per 100 ms tick, looping, so the first rounds x 10 epochs."""
+    import numpy as np
+
     from pagetide.agent.traces.format import TraceFile
     from pagetide.agent.traces.shipped import resolve_trace_path
 
-    return {n: TraceFile(resolve_trace_path(n)).npages for n in names}
+    out = {}
+    for n in names:
+        tf = TraceFile(resolve_trace_path(n))
+        seen = np.zeros(tf.npages, dtype=bool)
+        for i, e in enumerate(tf.epochs()):
+            if i >= rounds * TICKS_PER_ROUND:
+                break
+            seen[e.pages] = True
+        out[n] = (tf.npages, int(seen.sum()))
+    return out
 
 
 async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -> list[dict]:
@@ -583,7 +623,7 @@ async def run_suite(cfg: SuiteConfig, progress=None) -> dict:
 
     init_ray()
     traces = [w for w in cfg.workloads if w in TRACES]
-    cases = suite(cfg, trace_pages(traces) if traces else {})
+    cases = suite(cfg, trace_pages(traces, cfg.rounds) if traces else {})
     t0 = time.perf_counter()
     hosts, run_seconds = [], {}
     with tempfile.TemporaryDirectory(prefix="pagetide-bench-") as tmp:

@@ -10,7 +10,8 @@ from pagetide.agent.scenario import parse_scenario
 from pagetide.harness import bench
 from pagetide.harness.cli import build_parser
 
-TRACE_PAGES = {"sort": 377, "python-dict": 2187, "sqlite-index": 547}      # agent/traces/README.md
+# (pages in the address map, pages a 30-round run touches): agent/traces/README.md, `bench.trace_pages`
+TRACE_PAGES = {"sort": (377, 377), "python-dict": (2187, 2187), "sqlite-index": (547, 344)}
 MiB = 1 << 20
 
 
@@ -26,13 +27,18 @@ def test_the_full_suite_is_every_workload_at_every_share():
 
 
 @pytest.mark.parametrize("case", full_suite(), ids=lambda c: c.host_id(""))
-def test_every_generated_host_is_a_valid_scenario_with_dram_the_given_share_of_the_footprint(case):
+def test_every_generated_host_is_a_valid_scenario_with_dram_the_given_share_of_the_touched_pages(case):
     d = yaml.safe_load(yaml.safe_dump(bench.scenario_for(case, "pagetide")))    # as the agent reads the file
     sc = parse_scenario(d)
     assert sc.name == case.host_id("pagetide")
     footprint = sum(t.footprint for t in sc.tenants)
     dram, slow = sc.nodes
-    assert dram.type == "dram" and dram.capacity * case.share == footprint
+    assert dram.type == "dram"
+    if case.workload in bench.TRACES:
+        # 1/share of the pages the run touches, within 1% (footprints round each copy up to 2 MiB)
+        assert dram.capacity * case.share == pytest.approx(case.touched_pages * 4096, rel=bench.TRACE_TOLERANCE)
+    else:
+        assert dram.capacity * case.share == footprint and case.touched_pages * 4096 == footprint
     assert slow.capacity > footprint - dram.capacity                          # the rest plus headroom
     assert sc.kernel.tiering.mode == "none" and sc.kernel.demotion_enabled
 
@@ -50,14 +56,19 @@ def test_kernel_only_runs_use_the_none_policy_and_first_touch_falls_back_without
     assert parse_scenario(bench.scenario_for(full_suite()[0], "tpp")).kernel.tiering.mode == "tpp"
 
 
-def test_trace_hosts_replay_the_shipped_trace_in_copies_of_its_footprint_rounded_to_2mib():
+def test_trace_hosts_replay_copies_of_the_trace_with_dram_a_share_of_the_pages_they_touch():
     sort = {c.share: c for c in full_suite() if c.workload == "sort"}
     for share, case in sort.items():
         sc = parse_scenario(bench.scenario_for(case, "pagetide"))
         assert {t.footprint for t in sc.tenants} == {2 * MiB}                # 377 pages = 1.5 MiB -> 2 MiB
         assert all(not t.prefault and t.workload["path"] == "sort" for t in sc.tenants)
-        assert len(sc.tenants) == share                                       # 2 MiB / share per copy
-    assert bench.trace_replicas(10 * MiB, 8) == 8 and bench.trace_replicas(256 * MiB, 8) == 1
+        copies = len(sc.tenants)
+        assert case.touched_pages == 377 * copies
+        # "DRAM 1/4" is a quarter of 377 x copies pages, not of the 512 x copies pages of the footprints
+        assert sc.nodes[0].capacity == pytest.approx(377 * copies * 4096 / share, rel=0.01)
+    # 377 x 27 / 4 = 2544.75 pages, 0.6% from 2560 (10 MiB); fewer copies round by more than 1%
+    assert bench.trace_copies(377, 4) == (27, 10 * MiB)
+    assert bench.trace_copies(344, 8)[0] == 12
 
 
 def test_the_mix_host_has_vms_of_different_sizes_and_weights():
