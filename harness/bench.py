@@ -56,7 +56,12 @@ CONTROLLER_RUNS = {
     "memtierd": ("memtierd", {"tiering": {"mode": "none"}}),
     "hemem": ("hemem", {"tiering": {"mode": "none"}}),
     "memtis": ("memtis", {"tiering": {"mode": "none"}}),
+    # pagetide's policy on hosts whose tracker is the adaptive one (host configuration, HOST_SETTINGS)
+    "pagetide-adaptive": ("pagetide", {"tiering": {"mode": "none"}}),
 }
+# run name -> host settings besides the kernel's (scenario `host:` keys)
+HOST_SETTINGS = {"pagetide-adaptive": {"tracker": "idle_pages-adaptive"}}
+TRACKER_RUNS = {"idle_pages": "pagetide", "idle_pages-adaptive": "pagetide-adaptive"}
 KERNEL_RUNS = {
     "demotion": ("none", {"tiering": {"mode": "none"}}),
     "nbt": ("none", {"tiering": {"mode": "nbt"}}),
@@ -198,6 +203,7 @@ def scenario_for(case: HostCase, run: str) -> dict:
     d = json.loads(json.dumps(case.scenario))
     d["name"] = case.host_id(run)
     d["host"]["kernel"].update(json.loads(json.dumps(RUNS[run][1])))
+    d["host"].update(HOST_SETTINGS.get(run, {}))
     return d
 
 
@@ -337,7 +343,10 @@ def report(results: dict) -> str:
 
 def report_head(results: dict) -> list[str]:
     """Summary sections that go between the mean-ratio table and the per-case tables."""
-    lines = trends(results) + targets(results) + speed_table(results.get("speed", {}))
+    from pagetide.harness.trackers import table_lines
+
+    lines = (trends(results) + targets(results) + table_lines(results.get("trackers", {}), summary(results), TRACKER_RUNS)
+             + speed_table(results.get("speed", {})))
     for path in results.get("plots", []):
         lines += ["", f"![{os.path.basename(path)}]({path})"]
     return lines
@@ -526,7 +535,7 @@ def plot(results: dict, outdir: str) -> list[str]:
 
 
 def command_line(cfg: SuiteConfig, out: str, json_path: str | None, plots: str | None, quick: bool,
-                 no_speed: bool = False) -> str:
+                 no_speed: bool = False, no_trackers: bool = False) -> str:
     """The canonical command that reproduces a run."""
     parts = ["pagetide", "bench"]
     if quick:
@@ -549,6 +558,8 @@ def command_line(cfg: SuiteConfig, out: str, json_path: str | None, plots: str |
         parts += ["--plots", plots]
     if no_speed:
         parts.append("--no-speed")
+    if no_trackers:
+        parts.append("--no-trackers")
     return shlex.join(parts)
 
 
@@ -638,6 +649,22 @@ async def run_suite(cfg: SuiteConfig, progress=None) -> dict:
             "wall_seconds": time.perf_counter() - t0, "run_seconds": run_seconds, "hosts": hosts}
 
 
+def measure_trackers(cfg: SuiteConfig, progress=None) -> dict:
+    """The tracker table's figures (harness/trackers.py) for every host of the grid and every tracker."""
+    from pagetide.agent.scenario import parse_scenario
+    from pagetide.harness.trackers import tracker_table
+
+    traces = [w for w in cfg.workloads if w in TRACES]
+    cases = suite(cfg, trace_pages(traces, cfg.rounds) if traces else {})
+
+    def scenario(c: HostCase, tracker: str):
+        d = scenario_for(c, "pagetide")
+        d["host"]["tracker"] = tracker
+        return parse_scenario(d)
+
+    return tracker_table(cases, scenario, tuple(TRACKER_RUNS), cfg.rounds, progress)
+
+
 SPEED_HOSTS = (1, 4, 16, 64)
 QUICK_SPEED_HOSTS = (1, 4)
 
@@ -707,10 +734,13 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     results = asyncio.run(run_suite(cfg, progress=log))
     results["wall_seconds"] = time.perf_counter() - t0
+    if not args.no_trackers:
+        results["trackers"] = measure_trackers(cfg, log)
     if not args.no_speed:
         results["speed"] = measure_speed(results, QUICK_SPEED_HOSTS if args.quick else SPEED_HOSTS, args.quick,
                                          log)
-    results["command"] = command_line(cfg, args.out, args.json, args.plots, args.quick, args.no_speed)
+    results["command"] = command_line(cfg, args.out, args.json, args.plots, args.quick, args.no_speed,
+                                      args.no_trackers)
     if args.plots:
         files = plot(results, args.plots)
         for p in files:
@@ -744,5 +774,7 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="BENCHMARKS-suite.md", help="Markdown report (default BENCHMARKS-suite.md)")
     p.add_argument("--json", help="also write the results as JSON")
     p.add_argument("--plots", help="directory for PNG charts (linked from the report)")
+    p.add_argument("--no-trackers", action="store_true",
+                   help="skip the tracker table (each tracker on every host of the grid, in process)")
     p.add_argument("--no-speed", action="store_true",
                    help="skip the speed section (bench-host and `pagetide sim` with 1-64 hosts, ~4 min)")

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import yaml
 
@@ -219,3 +220,22 @@ def test_targets_compare_pagetide_with_the_best_baseline_per_case():
     assert "pagetide is at or above the best baseline in 2 of 4 cases (unweighted)." in lines
     assert any("Stable workloads" in x and "0 of 2" in x for x in lines)
     assert any("pagetide's modelled memory time is 1.300x all-DRAM" in x for x in lines)
+
+
+def test_a_tracker_that_ranks_by_the_truth_captures_everything_and_ties_at_the_cut_split_evenly():
+    from pagetide.harness.trackers import captured
+    truth = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    assert captured(truth, truth, 3) == 1.0
+    assert captured(-truth, truth, 3) == pytest.approx(3.0 / 12.0)      # the 3 coldest hold 2+1+0 of 5+4+3
+    # all tied: the top 3 are any 3 of 6, so on average half of the total over the best 12
+    assert captured(np.zeros(6), truth, 3) == pytest.approx((15.0 / 2) / 12.0)
+
+
+def test_the_tracker_table_lists_each_tracker_with_its_placement_run():
+    from pagetide.harness.trackers import table_lines
+    row = {"workload": "zipf", "share": 4, "same": 0.97, "next": 0.95, "lag": 0.96,
+           "kernel_core_share_per_gib": 0.0098, "scan_ms_per_gib_period": 18.0}
+    lines = table_lines({"idle_pages": [row]}, {"pagetide": {4: 0.93}}, bench.TRACKER_RUNS)
+    assert "| idle_pages | 0.970 | 0.950 | 0.960 | 0.98% | 18.0 | 0.930 |" in lines
+    assert bench.scenario_for(full_suite()[0], "pagetide-adaptive")["host"]["tracker"] == "idle_pages-adaptive"
+    assert "tracker" not in bench.scenario_for(full_suite()[0], "memory-optimizer")["host"]
