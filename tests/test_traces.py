@@ -279,3 +279,17 @@ def test_a_shipped_trace_replays_in_a_small_host_scenario():
     assert t.workload == "trace" and t.accesses == pytest.approx(50e6 * 2)
     assert 0 < sum(t.resident_bytes) <= TraceFile(resolve_trace_path("sort")).npages * 4096
     assert t.dram_share == 1.0 and t.oracle_share == 1.0
+
+
+def test_a_shipped_traces_name_never_resolves_to_a_file_of_that_name_in_the_working_directory(tmp_path, monkeypatch):
+    from pagetide.agent.traces.shipped import SHIPPED_DIR
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sort").write_bytes(b"not a trace")
+    (tmp_path / "mine.pgtrace").write_bytes(b"x")
+    assert resolve_trace_path("sort") == SHIPPED_DIR / "sort.pgtrace"
+    assert resolve_trace_path("sort.pgtrace") == SHIPPED_DIR / "sort.pgtrace"
+    assert resolve_trace_path("./sort").resolve() == tmp_path / "sort"
+    assert resolve_trace_path("mine.pgtrace").resolve() == tmp_path / "mine.pgtrace"
+    with pytest.raises(FileNotFoundError, match="no trace file 'nope'"):
+        resolve_trace_path("nope")

@@ -1,5 +1,6 @@
 """The traces shipped with pagetide (this package's *.pgtrace files, described in its README.md) and how a
-trace named in a scenario or on the command line resolves to a file: a path as given, else a shipped trace."""
+trace named in a scenario or on the command line resolves to a file: a shipped trace's bare name is that
+trace, anything else a path."""
 
 from __future__ import annotations
 
@@ -19,11 +20,15 @@ def shipped_traces() -> list[str]:
 
 
 def resolve_trace_path(path: str | os.PathLike) -> Path:
-    """A trace file path as given, else the shipped trace of that name."""
+    """A shipped trace's bare name (`sort`, `sort.pgtrace`) is always the shipped trace -- never a file of that
+    name in the working directory, which would replay another trace silently; anything else is a file path
+    (`./sort` names the local file)."""
+    text = str(path)
+    if os.sep not in text and (os.altsep is None or os.altsep not in text):
+        shipped = SHIPPED_DIR / (text if text.endswith(SUFFIX) else text + SUFFIX)
+        if shipped.is_file():
+            return shipped
     p = Path(path)
     if p.is_file():
         return p
-    shipped = SHIPPED_DIR / (p.name if p.name.endswith(SUFFIX) else p.name + SUFFIX)
-    if os.sep not in str(path) and shipped.is_file():
-        return shipped
-    raise FileNotFoundError(f"no trace file {str(path)!r}; shipped traces: {', '.join(shipped_traces()) or 'none'}")
+    raise FileNotFoundError(f"no trace file {text!r}; shipped traces: {', '.join(shipped_traces()) or 'none'}")
