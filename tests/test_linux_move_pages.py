@@ -1,0 +1,44 @@
+"""Real move_pages(2) on this machine's kernel, on pages of this test process (node 0 exists everywhere)."""
+
+import ctypes
+import errno
+import mmap
+import os
+
+import pytest
+
+from pagetide.agent.linux.move_pages import MPOL_MF_MOVE, move_pages
+
+PAGE = mmap.PAGESIZE
+
+
+def _touched_buffer(npages):
+    buf = mmap.mmap(-1, npages * PAGE)
+    for i in range(npages):
+        buf[i * PAGE] = 1
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    return buf, base
+
+
+def test_touched_pages_move_to_node_0_with_status_0_and_query_says_node_0():
+    buf, base = _touched_buffer(8)
+    addrs = [base + i * PAGE for i in range(8)]
+    assert move_pages(os.getpid(), addrs, [0] * 8, MPOL_MF_MOVE) == [0] * 8
+    assert move_pages(os.getpid(), addrs, None) == [0] * 8
+
+
+def test_untouched_page_is_enoent_and_unmapped_address_is_efault():
+    buf, base = _touched_buffer(1)
+    fresh = mmap.mmap(-1, PAGE)  # never touched: no page behind it
+    fresh_addr = ctypes.addressof(ctypes.c_char.from_buffer(fresh))
+    st = move_pages(os.getpid(), [base, fresh_addr, 0x1000], [0, 0, 0])
+    assert st[0] == 0
+    assert st[1] == -errno.ENOENT
+    assert st[2] == -errno.EFAULT
+
+
+def test_bad_input_is_refused_before_the_call():
+    with pytest.raises(ValueError):
+        move_pages(os.getpid(), [0x1000], [0, 0])
+    with pytest.raises(OSError):
+        move_pages(os.getpid(), [0x1000], [4096])  # no such node
