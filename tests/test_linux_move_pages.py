@@ -42,3 +42,26 @@ def test_bad_input_is_refused_before_the_call():
         move_pages(os.getpid(), [0x1000], [0, 0])
     with pytest.raises(OSError):
         move_pages(os.getpid(), [0x1000], [4096])  # no such node
+
+
+def test_paced_batches_keep_to_the_bandwidth():
+    import time
+    from pagetide.agent.linux.move_pages import move_paced
+    buf, base = _touched_buffer(64)
+    addrs = [base + i * PAGE for i in range(64)]
+    t0 = time.monotonic()
+    st = move_paced(os.getpid(), addrs, [0] * 64, bytes_per_s=16 * PAGE / 0.1, batch_pages=16, page_size=PAGE)
+    took = time.monotonic() - t0
+    assert st == [0] * 64
+    assert took >= 0.3  # 4 batches, 0.1 s apart
+    with pytest.raises(TimeoutError):
+        move_paced(os.getpid(), addrs, [0] * 64, bytes_per_s=PAGE, batch_pages=1, page_size=PAGE, deadline_s=5)
+    assert time.monotonic() - t0 < took + 1  # refused at once, nothing moved or waited for
+
+
+def test_sw_young_is_reported_as_the_kernel_has_it():
+    from pagetide.agent.linux.move_pages import sw_young_supported
+    ok, why = sw_young_supported()
+    print(why)
+    if not ok:
+        assert "unsupported" in why and "Invalid argument" in why

@@ -42,3 +42,43 @@ def move_pages(pid: int, addrs: list[int], nodes: list[int] | None, flags: int =
         err = ctypes.get_errno()
         raise OSError(err, f"move_pages(pid={pid}, {n} pages): {os.strerror(err)}")
     return list(status)
+
+
+# The seed's flag (agent/host.py models it with the same value); stock kernels refuse unknown flags with EINVAL.
+MPOL_MF_SW_YOUNG = 1 << 7
+
+
+def sw_young_supported() -> tuple[bool, str]:
+    """Probe on one page of this process: does the kernel accept MPOL_MF_SW_YOUNG?"""
+    import mmap
+    buf = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    buf[0] = 1
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    try:
+        move_pages(os.getpid(), [addr], None, MPOL_MF_MOVE | MPOL_MF_SW_YOUNG)
+    except OSError as e:
+        return False, f"MPOL_MF_SW_YOUNG unsupported: move_pages refused it ({os.strerror(e.errno)})"
+    return True, "MPOL_MF_SW_YOUNG accepted"
+
+
+def move_paced(pid: int, addrs: list[int], nodes: list[int], *, bytes_per_s: float, batch_pages: int,
+               page_size: int = 4096, flags: int = MPOL_MF_MOVE, deadline_s: float = 60.0) -> list[int]:
+    """move_pages in batches of `batch_pages`, paced so no more than `bytes_per_s` move per second.
+
+    Refuses with TimeoutError, before moving anything, a plan whose pacing would pass `deadline_s`."""
+    import time
+    if bytes_per_s <= 0 or batch_pages <= 0:
+        raise ValueError("move_paced: bytes_per_s and batch_pages must be positive")
+    if len(nodes) != len(addrs):
+        raise ValueError(f"move_paced: {len(addrs)} addresses but {len(nodes)} nodes")
+    last = (len(addrs) - 1) // batch_pages * batch_pages * page_size / bytes_per_s if addrs else 0.0
+    if last > deadline_s:
+        raise TimeoutError(f"move_paced: {len(addrs)} pages at {bytes_per_s:.0f} B/s need {last:.1f} s, "
+                           f"past the {deadline_s} s deadline")
+    start = time.monotonic()
+    out: list[int] = []
+    for i in range(0, len(addrs), batch_pages):
+        due = start + i * page_size / bytes_per_s
+        time.sleep(max(0.0, due - time.monotonic()))
+        out += move_pages(pid, addrs[i:i + batch_pages], nodes[i:i + batch_pages], flags)
+    return out
