@@ -51,10 +51,8 @@ from pagetide.agent.scenario import Scenario, TenantSpec
 from pagetide.agent.tiering import make_tiering
 from pagetide.agent.workloads import Workload, make_workload
 
-# move_pages(2) flags (include/uapi/linux/mempolicy.h) and the RFC's SW_YOUNG
-MPOL_MF_MOVE = 1 << 1
-MPOL_MF_MOVE_ALL = 1 << 2
-MPOL_MF_SW_YOUNG = 1 << 7
+# move_pages(2) flags (agent/mempolicy.py: include/uapi/linux/mempolicy.h and the RFC's SW_YOUNG)
+from pagetide.agent.mempolicy import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_SW_YOUNG  # noqa: E402
 MOVE_PAGES_FLAGS = MPOL_MF_MOVE | MPOL_MF_MOVE_ALL | MPOL_MF_SW_YOUNG
 
 SWAP_CLUSTER_MAX = 32          # pages reclaim tries to free at once (mm/vmscan.c)

@@ -9,8 +9,7 @@ import ctypes
 import ctypes.util
 import os
 
-MPOL_MF_MOVE = 1 << 1
-MPOL_MF_MOVE_ALL = 1 << 2
+from pagetide.agent.mempolicy import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_SW_YOUNG
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _move_pages = getattr(_libc, "move_pages", None)  # glibc >= 2.x has no wrapper without libnuma
@@ -44,8 +43,6 @@ def move_pages(pid: int, addrs: list[int], nodes: list[int] | None, flags: int =
     return list(status)
 
 
-# The seed's flag (agent/host.py models it with the same value); stock kernels refuse unknown flags with EINVAL.
-MPOL_MF_SW_YOUNG = 1 << 7
 
 
 def sw_young_supported() -> tuple[bool, str]:
