@@ -252,13 +252,13 @@ async def run_fleet(plan: FaultPlan, fault: str | None, rounds: int | None = Non
                         lost[h] += 1
                 if fault in ("agent-kill", "agent-stall") and injected and recovered is None and victim in answers:
                     recovered = i
-                    recovered_epoch = epochs[victim] - 1 - (restarts_epoch if fault == "agent-kill" else 0)
+                    recovered_epoch = epochs[victim] - 1 - restarts_epoch
                 if rounds is not None:
                     if i >= rounds:
                         break
                 elif time.perf_counter() - t_start > plan.max_seconds:
                     break                       # never recovered: judged as such
-                elif recovered is not None and (epochs[victim] - (restarts_epoch if fault == "agent-kill" else 0)
+                elif recovered is not None and (epochs[victim] - restarts_epoch
                                                 >= recovered_epoch + RECOVERY_EPOCHS + plan.window):
                     break
             stats = await f.sim.stats()
