@@ -21,6 +21,7 @@ import time
 
 from pagetide.common.security import add_server_security_arguments
 from pagetide.common.tables import fmt_bytes, fmt_pct, table
+from pagetide.harness.progress import Progress
 from pagetide.harness.simmetrics import SimMetrics, add_metrics_arguments, linger, metrics_errors, with_agent_metrics
 
 
@@ -53,15 +54,6 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent-token-file", metavar="FILE",
                    help="the token the agents ask for (default: a random one made for this run)")
     add_metrics_arguments(p)
-
-
-def progress(i: int, n: int, extra: str = "") -> None:
-    width = 30
-    done = int(width * i / n)
-    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n} rounds {extra}")
-    if i == n:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 async def run_sim(args: argparse.Namespace, security=None) -> dict:
@@ -113,12 +105,13 @@ async def run_sim(args: argparse.Namespace, security=None) -> dict:
             period = topo.period_ns / 1e9
             ticks = max(1, round(topo.period_ns / topo.tick_ns))
             n_rounds = max(1, int(round(args.duration / period)))
+            progress = Progress(n_rounds, label="pagetide sim")
 
             async def after(r) -> None:
                 if r.number % args.stats_every == 0 or r.number == n_rounds:
                     sim_metrics.observe(await sim.stats())
                 if not args.quiet:
-                    progress(r.number, n_rounds, f"round {r.seconds * 1e3:.0f} ms")
+                    progress(r.number, f"round {r.seconds * 1e3:.0f} ms")
 
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -129,7 +122,8 @@ async def run_sim(args: argparse.Namespace, security=None) -> dict:
                                  stop=stop)
             wall = time.perf_counter() - t_start
             if stop.is_set() and not args.quiet:
-                sys.stderr.write(f"\npagetide sim: stopped by a signal after {len(rounds)} of {n_rounds} rounds\n")
+                progress.end()
+                sys.stderr.write(f"pagetide sim: stopped by a signal after {len(rounds)} of {n_rounds} rounds\n")
             stats = await sim.stats()
             sim_metrics.observe(stats)
             await linger(args, stop)
