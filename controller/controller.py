@@ -44,6 +44,7 @@ DOWN_SILENCE = 10.0        # ...or one miss after this many seconds without an a
 HISTORY = 64               # round results kept per host
 WAIT_SECONDS = 5.0         # long poll for a host's next period
 MAX_BACKOFF = 2.0          # seconds between retries of a host that does not answer
+BACK_GRACE = 10.0          # seconds wait_reconciled waits for a host seen back but still down here
 
 
 @dataclass
@@ -162,8 +163,13 @@ class Controller:
                        for h in self.hosts]
 
     async def _read_topology(self, h: str, timeout: float) -> None:
+        """Read the host's topology through its proxy; a new incarnation (the agent restarted) is a new host
+        whose periods count from 1 again."""
         raw = await asyncio.wait_for(self.proxies[h].topology.remote(), timeout)
-        self.hosts[h].topology = agent_pb2.GetTopologyResponse.FromString(raw)
+        s, old = self.hosts[h], self.hosts[h].topology
+        s.topology = agent_pb2.GetTopologyResponse.FromString(raw)
+        if old is not None and old.incarnation != s.topology.incarnation:
+            s.last_period = 0
 
     def vms(self, host_id: str) -> set[str]:
         t = self.hosts[host_id].topology if host_id in self.hosts else None
@@ -241,7 +247,11 @@ class Controller:
                 await asyncio.sleep(min(MAX_BACKOFF, 0.25 * 2 ** min(state.misses, 8)))
                 continue
             await self._answered(h)
-            if res is not None:
+            if res is not None and res.restarted:
+                await self._read_topology(h, 2 * RPC_TIMEOUT)
+                async with self._changed:
+                    self._changed.notify_all()
+            elif res is not None:
                 await self._record(res)
 
     async def _answered(self, h: str) -> None:
@@ -285,17 +295,32 @@ class Controller:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_reconciled(self, periods: dict[str, int], timeout: float | None = None) -> bool:
+    async def wait_reconciled(self, periods: dict[str, int], timeout: float | None = None,
+                              back: frozenset[str] | set[str] = frozenset()) -> bool:
         """Wait until every named host that is up has acted on its given period (hosts down are not waited
-        for); False if `timeout` passed first."""
-        def done() -> bool:
-            return all(self.hosts[h].last_period >= p or self.hosts[h].status == "down" for h, p in periods.items())
-        try:
-            async with self._changed:
-                await asyncio.wait_for(self._changed.wait_for(done), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+        for); False if `timeout` passed first. Hosts in `back` (the caller has just seen them answer again
+        after an absence) are waited for even while down, for at most BACK_GRACE seconds: long enough for the
+        host's loop to find its agent again, so a returning host's first periods are not left unmanaged."""
+        def done(grace: bool) -> bool:
+            return all(self.hosts[h].last_period >= p or
+                       (self.hosts[h].status == "down" and not (grace and h in back))
+                       for h, p in periods.items())
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        end = None if timeout is None else now + timeout
+        grace_end = now + BACK_GRACE
+        async with self._changed:
+            while True:
+                now = loop.time()
+                if done(now < grace_end):
+                    return True
+                if end is not None and now >= end:
+                    return False
+                wakes = [t for t in (end, grace_end if back else None) if t is not None and t > now]
+                try:
+                    await asyncio.wait_for(self._changed.wait(), min(wakes) - now if wakes else None)
+                except asyncio.TimeoutError:
+                    pass
 
     def rounds(self) -> int:
         return sum(s.rounds for s in self.hosts.values())

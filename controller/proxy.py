@@ -63,6 +63,7 @@ class RoundResult:
     node_id: str = ""                    # the Ray node that ran the round
     cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
     paused: bool = False                 # migration paused: planned, nothing pushed
+    restarted: bool = False              # no round: the host's agent restarted (a new incarnation), seen afresh
 
     @property
     def seconds(self) -> float:
@@ -114,8 +115,14 @@ class HostClient:
         self.round_no = 0
 
     async def get_topology(self) -> agent_pb2.GetTopologyResponse:
+        """Read the host's topology; a new incarnation (the agent restarted) is a new host: the policy and
+        the last period acted on start afresh, whichever call sees the change first."""
+        old = self.topology
         self.topology = await self.stub.GetTopology(agent_pb2.GetTopologyRequest(host_id=self.host_id),
                                                     timeout=RPC_TIMEOUT)
+        if old is not None and old.incarnation != self.topology.incarnation:
+            self.policy = None
+            self.last_period = 0
         self.dram_nodes = {n.id for n in self.topology.nodes if n.type == types_pb2.NODE_TYPE_DRAM}
         if self.policy is None:
             self.policy = make_policy(self.policy_name, period_seconds=self.topology.period_ns / 1e9,
@@ -144,7 +151,7 @@ class HostClient:
             self.policy = None
             await self.get_topology()
             self.last_period = 0
-            return None
+            return RoundResult(host_id=self.host_id, restarted=True)
         if report.waited_out:
             return None
         if report.period == 0:                   # no complete period yet: every heat is 0

@@ -54,15 +54,19 @@ async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int,
                 stop: asyncio.Event | None = None) -> list[FleetRound]:
     """`rounds` fleet rounds of `ticks` ticks each (fewer if `stop` is set meanwhile: the round under way
     ends first); with `pace` (seconds) each round takes at least that long in wall time (for watching live).
-    A host whose agent does not answer is left out of the rounds until it answers again."""
+    A host whose agent does not answer is left out of the rounds until it answers again; the round it is back
+    in waits (a few seconds at most) for the controller to take it back too."""
     out = []
+    answered: set[str] = set(sim.hosts)
     for i in range(rounds):
         if stop is not None and stop.is_set():
             break
         a0 = time.perf_counter()
         answers, failed = await sim.advance(ticks)
         a1 = time.perf_counter()
-        await ctl.wait_reconciled({h: r.period for h, r in answers.items()}, ROUND_TIMEOUT)
+        await ctl.wait_reconciled({h: r.period for h, r in answers.items()}, ROUND_TIMEOUT,
+                                  back=set(answers) - answered)
+        answered = set(answers)
         r = FleetRound(number=i + 1, seconds=time.perf_counter() - a1, advance_seconds=a1 - a0, failed=failed)
         out.append(r)
         if after_round is not None:
