@@ -11,6 +11,7 @@ INVALID_ARGUMENT as the API promises, and it checks the caller before anything i
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from collections.abc import Callable, Sequence
@@ -45,9 +46,18 @@ class _Guard(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         security, metrics = self.security, self.metrics
 
-        def record(context, t0: float, error: BaseException | None, timed: bool) -> None:
-            if metrics is not None:
-                metrics.observe(method, status_of(context, error), time.perf_counter() - t0 if timed else None)
+        @contextlib.contextmanager
+        def observed(context, timed: bool):
+            """Count the call by its status (and time it, if `timed`) however it ends."""
+            t0, error = time.perf_counter(), None
+            try:
+                yield
+            except BaseException as e:
+                error = e
+                raise
+            finally:
+                if metrics is not None:
+                    metrics.observe(method, status_of(context, error), time.perf_counter() - t0 if timed else None)
 
         async def admit(context) -> None:
             refused = security.check(method, context.invocation_metadata() or (), context.auth_context())
@@ -68,41 +78,23 @@ class _Guard(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary_unary(data, context):
-                t0, error = time.perf_counter(), None
-                try:
+                with observed(context, timed=True):
                     await admit(context)
                     return await inner(await decode(data, context), context)
-                except BaseException as e:
-                    error = e
-                    raise
-                finally:
-                    record(context, t0, error, timed=True)
             return grpc.unary_unary_rpc_method_handler(unary_unary, response_serializer=ser)
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
             if inspect.isasyncgenfunction(inner_stream):
                 async def unary_stream(data, context):
-                    t0, error = time.perf_counter(), None
-                    try:
+                    with observed(context, timed=False):
                         await admit(context)
                         async for item in inner_stream(await decode(data, context), context):
                             yield item
-                    except BaseException as e:
-                        error = e
-                        raise
-                    finally:
-                        record(context, t0, error, timed=False)
             else:      # a coroutine writing with context.write
                 async def unary_stream(data, context):
-                    t0, error = time.perf_counter(), None
-                    try:
+                    with observed(context, timed=False):
                         await admit(context)
                         return await inner_stream(await decode(data, context), context)
-                    except BaseException as e:
-                        error = e
-                        raise
-                    finally:
-                        record(context, t0, error, timed=False)
             return grpc.unary_stream_rpc_method_handler(unary_stream, response_serializer=ser)
         if not security.guarded:
             return handler
