@@ -30,6 +30,7 @@ Sampled accesses are kept per epoch as (slot, weight) lists; the static oracle k
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +65,10 @@ class TenantResult:
     node_writes: list[float]
     series_dram_share: list[float] = field(default_factory=list)    # per epoch
     series_oracle_share: list[float] = field(default_factory=list)
+    labels: tuple[tuple[str, str], ...] = ()
+    first_epoch: int = 0            # the epoch its series start at (a tenant that arrived later starts later)
+    arrived_time: float = 0.0       # seconds of simulated time when it started
+    departed_time: float | None = None   # seconds when it left the host (None: still there)
 
 
 @dataclass
@@ -94,7 +99,7 @@ class Recorder:
         self.total_expected = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
         self.total_sampled = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
         self._epoch_start = host.tick_no
-        self.slot_weights = np.concatenate([np.full(t.npages, t.page_nr, dtype=np.int16) for t in host.tenants])
+        self.slot_weights = np.repeat(host.tenant_page_nr, [t.npages for t in host.tenants]).astype(np.int16)
         self.oracle_hits = np.zeros(nt)
         self.lag_hits = np.zeros(nt)
         self.lag_migration_time = np.zeros(nt)    # seconds the lag-one oracle's moves would cost
@@ -103,6 +108,37 @@ class Recorder:
         self._prev_all = np.zeros(nt)
         self.series_dram = [[] for _ in range(nt)]
         self.series_oracle = [[] for _ in range(nt)]
+        self.epochs = 0                            # epochs closed
+        self.first_epoch = [0] * nt
+        self.arrived = [0.0] * nt
+        self.departed: list[tuple[TenantResult, tuple]] = []   # tenants that left: result and totals
+
+    def depart(self, t) -> None:
+        """Tenant t is about to leave the host: close a partial epoch and keep its result (call before the
+        host frees its pages)."""
+        self.close_epoch()
+        static = self.static_oracle_hits() if self.total_expected is not None else None
+        res, totals = self._tenant_result(t.index, t, np.nan if static is None else static[t.index])
+        self.departed.append((dataclasses.replace(res, departed_time=self.host.time,
+                                                  resident_bytes=[0] * self.host.nr_nodes), totals))
+
+    def relayout(self, change) -> None:
+        """Follow a change of the host's tenant set (agent/churn.py Relayout), after the host laid its arrays
+        out again; a partial epoch must have been closed first (`close_epoch`)."""
+        assert not self._slots, "close the epoch before the tenant set changes"
+        h = self.host
+        if self.total_expected is not None:
+            self.total_expected = change.pages(self.total_expected, 0)
+            self.total_sampled = change.pages(self.total_sampled, 0)
+        self.slot_weights = np.repeat(h.tenant_page_nr, [t.npages for t in h.tenants]).astype(np.int16)
+        if self._lag_chosen is not None:
+            self._lag_chosen = change.pages(self._lag_chosen, False)
+        for name in ("oracle_hits", "lag_hits", "lag_migration_time", "_prev_fast", "_prev_all"):
+            setattr(self, name, change.tenants(getattr(self, name), 0))
+        self.series_dram = change.tenant_list(self.series_dram, list)
+        self.series_oracle = change.tenant_list(self.series_oracle, list)
+        self.first_epoch = change.tenant_list(self.first_epoch, lambda: self.epochs)
+        self.arrived = change.tenant_list(self.arrived, lambda: h.time)
 
     def record(self, samples: list[np.ndarray]) -> None:
         """Take one tick's samples (page offsets per tenant, as Host.run_tick returns them)."""
@@ -178,6 +214,7 @@ class Recorder:
         for i in range(nt):
             self.series_dram[i].append(float(d_fast[i] / d_all[i]) if d_all[i] else 1.0)
             self.series_oracle[i].append(float(hits[i] / per_tenant[i]) if per_tenant[i] else 1.0)
+        self.epochs += 1
 
     def _lag_one(self, full: np.ndarray, uniq: np.ndarray, owner: np.ndarray, counts: np.ndarray,
                  d_fast: np.ndarray) -> None:
@@ -212,58 +249,60 @@ class Recorder:
         return np.array([self.total_sampled[t.start:t.end][chosen[t.start:t.end]].sum() for t in h.tenants],
                         dtype=np.float64)
 
+    def _tenant_result(self, i: int, t, static: float) -> tuple[TenantResult, tuple]:
+        """Tenant t's (index i) result so far, and its totals (accesses, DRAM-served, oracle hits, stall,
+        all-DRAM time, lag-one hits, lag-one time with migration cost) for the host's."""
+        h = self.host
+        st = t.stats
+        acc = st.accesses
+        fast = float(st.reads[h.is_fast].sum() + st.writes[h.is_fast].sum())
+        stall = st.access_time + st.migration_time + st.reclaim_time + st.swapin_time + st.hint_fault_time
+        fast_lat = st.dram_time / acc if acc else 0.0
+        slow_lat = st.slow_time / acc if acc else 0.0
+        o = self.oracle_hits[i]
+        oracle_time = o * fast_lat + (acc - o) * slow_lat
+        lag = self.lag_hits[i]
+        lag_time = lag * fast_lat + (acc - lag) * slow_lat
+        lag_cost_time = lag_time + self.lag_migration_time[i]
+        nd = h.node[t.start:t.end]
+        resident = np.bincount(nd[nd >= 0], minlength=h.nr_nodes) * t.page_nr * PAGE_SIZE
+        res = TenantResult(
+            name=t.name, kind=t.spec.kind, workload=t.workload.name, footprint=t.spec.footprint,
+            accesses=acc,
+            dram_share=fast / acc if acc else 1.0,
+            oracle_share=o / acc if acc else 1.0,
+            static_oracle_share=float(static / acc) if acc else 1.0,
+            amat_ns=st.access_time / acc * 1e9 if acc else 0.0,
+            slowdown=stall / st.dram_time if st.dram_time else 1.0,
+            oracle_slowdown=oracle_time / st.dram_time if st.dram_time else 1.0,
+            all_slow_slowdown=st.slow_time / st.dram_time if st.dram_time else 1.0,
+            lag_oracle_share=lag / acc if acc else 1.0,
+            lag_oracle_slowdown=lag_time / st.dram_time if st.dram_time else 1.0,
+            lag_cost_slowdown=lag_cost_time / st.dram_time if st.dram_time else 1.0,
+            migrated_bytes=st.migrated_bytes,
+            promoted_bytes=st.promoted_pages * PAGE_SIZE,
+            demoted_bytes=st.demoted_pages * PAGE_SIZE,
+            pingpong=st.pingpong,
+            resident_bytes=[int(x) for x in resident],
+            node_reads=st.reads.tolist(), node_writes=st.writes.tolist(),
+            series_dram_share=list(self.series_dram[i]), series_oracle_share=list(self.series_oracle[i]),
+            labels=t.spec.labels, first_epoch=self.first_epoch[i], arrived_time=self.arrived[i])
+        return res, (acc, fast, o, stall, st.dram_time, lag, lag_cost_time)
+
     def results(self, final: bool = False) -> HostResult:
-        """Results so far; final=True first closes a partial last epoch (at the end of a run)."""
+        """Results so far, of the tenants there now and then of those that left; final=True first closes a
+        partial last epoch (at the end of a run)."""
         if final:
             self.close_epoch()
         h = self.host
         static = (self.static_oracle_hits() if self.total_expected is not None
                   else np.full(len(h.tenants), np.nan))
-        out = []
-        tot_acc = tot_fast = tot_oracle = tot_time = tot_dram = tot_lag = tot_lag_time = 0.0
-        for i, t in enumerate(h.tenants):
-            st = t.stats
-            acc = st.accesses
-            fast = float(st.reads[h.is_fast].sum() + st.writes[h.is_fast].sum())
-            stall = st.access_time + st.migration_time + st.reclaim_time + st.swapin_time + st.hint_fault_time
-            fast_lat = st.dram_time / acc if acc else 0.0
-            slow_lat = st.slow_time / acc if acc else 0.0
-            o = self.oracle_hits[i]
-            oracle_time = o * fast_lat + (acc - o) * slow_lat
-            lag = self.lag_hits[i]
-            lag_time = lag * fast_lat + (acc - lag) * slow_lat
-            lag_cost_time = lag_time + self.lag_migration_time[i]
-            nd = h.node[t.start:t.end]
-            resident = np.bincount(nd[nd >= 0], minlength=h.nr_nodes) * t.page_nr * PAGE_SIZE
-            out.append(TenantResult(
-                name=t.name, kind=t.spec.kind, workload=t.workload.name, footprint=t.spec.footprint,
-                accesses=acc,
-                dram_share=fast / acc if acc else 1.0,
-                oracle_share=o / acc if acc else 1.0,
-                static_oracle_share=float(static[i] / acc) if acc else 1.0,
-                amat_ns=st.access_time / acc * 1e9 if acc else 0.0,
-                slowdown=stall / st.dram_time if st.dram_time else 1.0,
-                oracle_slowdown=oracle_time / st.dram_time if st.dram_time else 1.0,
-                all_slow_slowdown=st.slow_time / st.dram_time if st.dram_time else 1.0,
-                lag_oracle_share=lag / acc if acc else 1.0,
-                lag_oracle_slowdown=lag_time / st.dram_time if st.dram_time else 1.0,
-                lag_cost_slowdown=lag_cost_time / st.dram_time if st.dram_time else 1.0,
-                migrated_bytes=st.migrated_bytes,
-                promoted_bytes=st.promoted_pages * PAGE_SIZE,
-                demoted_bytes=st.demoted_pages * PAGE_SIZE,
-                pingpong=st.pingpong,
-                resident_bytes=[int(x) for x in resident],
-                node_reads=st.reads.tolist(), node_writes=st.writes.tolist(),
-                series_dram_share=self.series_dram[i], series_oracle_share=self.series_oracle[i]))
-            tot_acc += acc
-            tot_fast += fast
-            tot_oracle += o
-            tot_time += stall
-            tot_dram += st.dram_time
-            tot_lag += lag
-            tot_lag_time += lag_cost_time
+        now = [self._tenant_result(i, t, static[i]) for i, t in enumerate(h.tenants)]
+        every = now + self.departed
+        tot_acc, tot_fast, tot_oracle, tot_time, tot_dram, tot_lag, tot_lag_time = (
+            float(sum(x)) for x in zip(*(tot for _, tot in every))) if every else (0.0,) * 7
         return HostResult(
-            name=h.scenario.name, time=h.time, tenants=out, vmstat=dict(h.vmstat),
+            name=h.scenario.name, time=h.time, tenants=[r for r, _ in every], vmstat=dict(h.vmstat),
             node_used_bytes=[int(x) for x in (h.node_used + h.node_pgtable) * PAGE_SIZE],
             node_capacity_bytes=[int(x) for x in h.capacity * PAGE_SIZE],
             dram_share=tot_fast / tot_acc if tot_acc else 1.0,

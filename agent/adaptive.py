@@ -62,6 +62,7 @@ class AdaptiveScanner(Scanner):
     where a change test says the page's rate moved."""
     name = "idle_pages-adaptive"
     BIN_LEVEL = tuple(float(x) for x in bin_levels())
+    PAGE_ARRAYS = Scanner.PAGE_ARRAYS + ("long", "changed")
 
     def __init__(self, host: Host, nr_scans: int = 5, open_flags: int = 0):
         super().__init__(host, nr_scans, open_flags)

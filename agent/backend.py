@@ -24,11 +24,12 @@ import numpy as np
 
 class BadRequest(ValueError):
     """A request a host refuses as a whole, before changing anything (gRPC INVALID_ARGUMENT, or NOT_FOUND
-    when `not_found`)."""
+    when `not_found`, or the gRPC status named by `code`, e.g. RESOURCE_EXHAUSTED)."""
 
-    def __init__(self, message: str, not_found: bool = False):
+    def __init__(self, message: str, not_found: bool = False, code: str | None = None):
         super().__init__(message)
         self.not_found = not_found
+        self.code = code or ("NOT_FOUND" if not_found else "INVALID_ARGUMENT")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Topology:
     period: float                  # scan period, seconds: heat reports change once per period
     demotion_enabled: bool
     zonelist: str                  # "separate" (DRAM allocations stay on DRAM) or "unified"
+    generation: int = 0            # bumped by every change of the tenant set (arrival, departure, resize)
 
 
 @dataclass
@@ -111,6 +113,7 @@ class HeatReport:
     vmstat: dict[str, int]
     tracker: str = "idle_pages"   # the tracker that measured the heat
     bin_level: list[float] = field(default_factory=list)   # refs level each heat bin stands for; []: linear
+    generation: int = 0           # the tenant set's generation (Topology.generation) the report describes
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,15 @@ class Simulated(Protocol):
     def advance(self, ticks: int) -> None: ...
 
     def stats(self) -> SimulationStats: ...
+
+    def add_tenant(self, spec: dict) -> TenantInfo:
+        """Start a tenant (a scenario `tenants[]` mapping); BadRequest, nothing changed, if refused."""
+
+    def remove_tenant(self, name: str) -> None:
+        """Stop a tenant, freeing its memory everywhere; BadRequest NOT_FOUND if unknown."""
+
+    def resize_tenant(self, name: str, footprint: int) -> TenantInfo:
+        """Grow or shrink a tenant to `footprint` bytes; BadRequest, nothing changed, if refused."""
 
 
 BACKENDS: dict[str, str] = {

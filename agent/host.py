@@ -201,17 +201,14 @@ class Host:
         self.tenants: list[Tenant] = []
         start = 0
         for i, spec in enumerate(scenario.tenants):
-            wl = make_workload(spec.workload, spec.npages, scenario.seed * 1000 + i, scenario.tick)
-            pmd = None if spec.page_size > PAGE_SIZE else np.zeros(-(-spec.npages // HPAGE_PMD_NR), np.uint8)
-            t = Tenant(index=i, spec=spec, start=start, vma_start=self.VMA_BASE + (i % self.VMA_SLOTS) * self.VMA_STRIDE,
-                       workload=wl, pmd_young=pmd, stats=TenantStats(self.nr_nodes),
-                       pgtable_by_node=np.zeros(self.nr_nodes, dtype=np.int64))
+            t = self._new_tenant(spec, i, i % self.VMA_SLOTS)
+            t.start = start
             self.tenants.append(t)
             start += spec.npages
+        self.tenants_added = len(self.tenants)     # tenants ever added: the next one's workload seed
+        self.generation = 0                        # bumped by every change of the tenant set (churn.py)
         self.nr_pages = start
-        self.by_name = {t.name: t for t in self.tenants}
-        self.tenant_start = np.array([t.start for t in self.tenants], dtype=np.int64)
-        self.tenant_page_nr = np.array([t.page_nr for t in self.tenants], dtype=np.int64)
+        self._index_tenants()
 
         self.node = np.full(self.nr_pages, NODE_NONE, dtype=np.int8)
         self.flags = np.zeros(self.nr_pages, dtype=np.uint8)
@@ -228,6 +225,21 @@ class Host:
 
         self.tick_no = 0
         self.booted = False
+
+    def _new_tenant(self, spec: TenantSpec, seq: int, vma_slot: int) -> Tenant:
+        """Tenant `spec`, the seq-th ever added (its workload's seed), mapped at VMA slot `vma_slot`; its
+        slice's start is the caller's to set."""
+        wl = make_workload(spec.workload, spec.npages, self.scenario.seed * 1000 + seq, self.scenario.tick)
+        pmd = None if spec.page_size > PAGE_SIZE else np.zeros(-(-spec.npages // HPAGE_PMD_NR), np.uint8)
+        return Tenant(index=len(self.tenants), spec=spec, start=0,
+                      vma_start=self.VMA_BASE + vma_slot * self.VMA_STRIDE, workload=wl, pmd_young=pmd,
+                      stats=TenantStats(self.nr_nodes), pgtable_by_node=np.zeros(self.nr_nodes, dtype=np.int64))
+
+    def _index_tenants(self) -> None:
+        """Lookups over the tenant list (after it changed)."""
+        self.by_name = {t.name: t for t in self.tenants}
+        self.tenant_start = np.array([t.start for t in self.tenants], dtype=np.int64)
+        self.tenant_page_nr = np.array([t.page_nr for t in self.tenants], dtype=np.int64)
 
     # ---- topology -------------------------------------------------------------------------------------
     def _build_zonelist(self, nid: int, dram_only: bool) -> list[int]:

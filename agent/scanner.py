@@ -51,6 +51,7 @@ class Scanner:
     a decaying heat."""
     name = "idle_pages"
     BIN_LEVEL: tuple[float, ...] = ()   # the linear scale: bin b holds levels b..b+1 (reports leave it out)
+    PAGE_ARRAYS = ("refs", "heat")      # per-page state
 
     def __init__(self, host: Host, nr_scans: int = 5, open_flags: int = 0):
         if not 1 <= nr_scans <= MAX_LEVEL:
@@ -73,6 +74,13 @@ class Scanner:
             self.refs[t.start:t.end] += rep.accessed
             self.pages_scanned += t.npages
         self.scans_in_period += 1
+
+    def relayout(self, change) -> None:
+        """The host's tenant set changed (agent/churn.py Relayout): surviving pages keep refs and heat, new
+        pages start cold."""
+        for name in self.PAGE_ARRAYS:
+            setattr(self, name, change.pages(getattr(self, name), 0))
+        self.period_refs = change.tenants(self.period_refs, 0)
 
     def window_scans(self, tenant_index: int) -> float:
         """Scans a tenant's heat averages over: halving each period weighs periods as an average over

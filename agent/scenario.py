@@ -336,8 +336,8 @@ def _labels(key: str, d: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(d.items()))
 
 
-def _parse_tenant(i: int, d: Any, nodes: list[NodeSpec]) -> TenantSpec:
-    key = f"tenants[{i}]"
+def parse_tenant(d: Any, nodes: list[NodeSpec], key: str = "tenant") -> TenantSpec:
+    """One tenant mapping (a scenario's `tenants[]` entry) for a host of `nodes`; errors are keyed under `key`."""
     _check_keys(d, key, {"name", "kind", "footprint", "home_node", "page_size", "workload", "prefault",
                          "pinned", "labels"}, {"name", "footprint", "workload"})
     name = d["name"]
@@ -402,7 +402,7 @@ def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
     kernel = _parse_kernel(host.get("kernel", {}))
     if not isinstance(d["tenants"], list) or not d["tenants"]:
         raise ScenarioError("tenants", "expected a non-empty list of tenants")
-    tenants = [_parse_tenant(i, t, nodes) for i, t in enumerate(d["tenants"])]
+    tenants = [parse_tenant(t, nodes, f"tenants[{i}]") for i, t in enumerate(d["tenants"])]
     names = [t.name for t in tenants]
     for i, t in enumerate(names):
         if t in names[:i]:

@@ -22,7 +22,8 @@ from pagetide.agent.host import Host
 from pagetide.agent.mover import BatchMover
 from pagetide.agent.pageflags import PAGE_SIZE
 from pagetide.agent.scanner import Candidates
-from pagetide.agent.scenario import Scenario
+from pagetide.agent import churn
+from pagetide.agent.scenario import Scenario, ScenarioError, parse_tenant
 
 
 SCAN_SECONDS_KEPT = 1024   # scan durations kept until usage() reads them (the oldest go first)
@@ -38,19 +39,57 @@ class SimHost:
         self.tracker = tracker_class(scenario.tracker)(self.host, nr_scans)
         self.recorder = Recorder(self.host)
         self.host.boot()
-        self.mover = BatchMover(self.host_id, {t.name: t.spec.page_size for t in self.host.tenants},
-                                self.host.move_pages)
+        self.page_sizes = {t.name: t.spec.page_size for t in self.host.tenants}
+        self.mover = BatchMover(self.host_id, self.page_sizes, self.host.move_pages)
         self.tick = scenario.tick
         per = scenario.ticks_per_epoch
         n = min(nr_scans, per)
         # scan after these ticks of each period (1-based offsets), evenly spaced, the last at the period's end
         self.scan_offsets = {int(round(per * (i + 1) / n)) for i in range(n)}
         self.period_time = self.host.time
+        self._tenants_changed()
+        self.scan_seconds: deque[float] = deque(maxlen=SCAN_SECONDS_KEPT)
+
+    def _tenants_changed(self) -> None:
         self.tenant_infos = tuple(TenantInfo(
             name=t.name, kind=t.spec.kind, page_size=t.spec.page_size, footprint=t.spec.footprint,
             home_node=t.spec.home_node, address_start=t.vma_start, address_end=t.vma_end, labels=t.spec.labels)
             for t in self.host.tenants)
-        self.scan_seconds: deque[float] = deque(maxlen=SCAN_SECONDS_KEPT)
+        self.page_sizes.clear()
+        self.page_sizes.update((t.name, t.spec.page_size) for t in self.host.tenants)
+
+    # ---- churn (SimulationService; agent/churn.py) ----
+
+    def add_tenant(self, spec: dict) -> TenantInfo:
+        """Start a tenant described as a scenario's `tenants[]` entry (BadRequest naming the key if invalid,
+        RESOURCE_EXHAUSTED if it does not fit); nothing changes on a refusal."""
+        try:
+            tenant = parse_tenant(spec, list(self.scenario.nodes), key="tenant")
+        except ScenarioError as e:
+            raise BadRequest(str(e)) from None
+        self.recorder.close_epoch()
+        change = churn.add_tenant(self.host, tenant)
+        self._follow(change)
+        return self.tenant_infos[-1]
+
+    def remove_tenant(self, name: str) -> None:
+        t = churn._get(self.host, name)
+        self.recorder.depart(t)
+        change, _ = churn.remove_tenant(self.host, name)
+        self._follow(change)
+
+    def resize_tenant(self, name: str, footprint: int) -> TenantInfo:
+        churn._get(self.host, name)
+        self.recorder.close_epoch()
+        change = churn.resize_tenant(self.host, name, footprint)
+        if change is not None:
+            self._follow(change)
+        return next(x for x in self.tenant_infos if x.name == name)
+
+    def _follow(self, change: churn.Relayout) -> None:
+        self.tracker.relayout(change)
+        self.recorder.relayout(change)
+        self._tenants_changed()
 
     # ---- the host seam ----
 
@@ -64,8 +103,9 @@ class SimHost:
 
     @property
     def version(self) -> tuple[int, int]:
-        """Changes whenever what a heat report shows may have changed (a tick ran or pages moved)."""
-        return self.host.tick_no, self.mover.requests
+        """Changes whenever what a heat report shows may have changed (a tick ran, pages moved, tenants
+        changed)."""
+        return self.host.tick_no, self.mover.requests, self.host.generation
 
     def topology(self) -> Topology:
         h, sc = self.host, self.scenario
@@ -80,7 +120,7 @@ class SimHost:
             for n in sc.nodes)
         return Topology(host_id=self.host_id, backend=self.backend, nodes=nodes, tenants=self.tenant_infos,
                         time=self.time, tick=sc.tick, period=sc.epoch, demotion_enabled=sc.kernel.demotion_enabled,
-                        zonelist=sc.kernel.zonelist)
+                        zonelist=sc.kernel.zonelist, generation=h.generation)
 
     def heat_report(self, max_candidates: int, max_hot_fast: int | None = None) -> HeatReport:
         if max_candidates < 0 or (max_hot_fast is not None and max_hot_fast < 0):
@@ -96,7 +136,7 @@ class SimHost:
         return HeatReport(period=self.tracker.period, nr_scans=self.tracker.nr_scans, time=self.period_time,
                           tenants=tenants, node_free=[int(x) * PAGE_SIZE for x in self.host.free()],
                           vmstat=dict(self.host.vmstat), tracker=self.tracker.name,
-                          bin_level=list(self.tracker.BIN_LEVEL))
+                          bin_level=list(self.tracker.BIN_LEVEL), generation=self.host.generation)
 
     @staticmethod
     def _pages(t, c: Candidates) -> PageList:

@@ -196,6 +196,9 @@ class Tiering:
     def state_bytes_per_page(self) -> int:
         return 0
 
+    def relayout(self, host: Host, change) -> None:
+        """The host's tenant set changed (agent/churn.py Relayout): follow it in the mode's state."""
+
 
 class NumaBalancingTiering(Tiering):
     """Linux 6.1 NUMA-balancing memory tiering. Per page: `prot_none` (the PTE is armed for a hint fault)
@@ -227,6 +230,16 @@ class NumaBalancingTiering(Tiering):
 
     def state_bytes_per_page(self) -> int:
         return self.prot_none.itemsize + self.scan_time.itemsize
+
+    def relayout(self, host: Host, change) -> None:
+        """Armed PTEs stay armed; a new tenant's first scan comes one scan period after it arrived; a cursor past
+        a shrunk tenant's end starts over."""
+        self.prot_none = change.pages(self.prot_none, False)
+        self.scan_time = change.pages(self.scan_time, 0)
+        npages = np.array([t.npages for t in host.tenants], dtype=np.int64)
+        off = change.tenants(self.scan_offset, 0)
+        self.scan_offset = np.where(off < npages, off, 0)
+        self.next_scan = change.tenants(self.next_scan, host.tick_no + self.period_ticks - 1)
 
     # ---- the scanner (task_numa_work) -----------------------------------------------------------------
     def on_tick(self, host: Host) -> None:
@@ -468,6 +481,25 @@ class DamosTiering(Tiering):
 
     def state_bytes_per_page(self) -> int:
         return self.tick_accesses.itemsize
+
+    def relayout(self, host: Host, change) -> None:
+        """A departed tenant's target is dropped, a shrunk one loses its regions past the new end, an arrival
+        becomes a target of its home node's context with min_nr_regions regions (a tenant homed where no
+        context runs stays unmonitored); schemes restart their walk at the first target."""
+        self.tick_accesses = change.pages(self.tick_accesses, 0)
+        live = {id(t) for t in host.tenants}
+        for ctx in self.contexts:
+            known = {id(tg.tenant) for tg in ctx.targets}
+            ctx.targets = [tg for tg in ctx.targets if id(tg.tenant) in live]
+            for tg in ctx.targets:
+                keep = tg.start < tg.tenant.npages
+                if not keep.all():
+                    tg.start, tg.nr_accesses = tg.start[keep], tg.nr_accesses[keep]
+                    tg.last_nr_accesses, tg.age = tg.last_nr_accesses[keep], tg.age[keep]
+            ctx.targets += [self._init_target(t, self.spec.min_nr_regions) for t in host.tenants
+                            if t.spec.home_node == ctx.dram and id(t) not in known]
+            for sc in ctx.schemes:
+                sc.resume = None
 
     @staticmethod
     def _init_target(t: Tenant, nr_pieces: int) -> DamonTarget:
