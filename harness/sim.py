@@ -99,7 +99,11 @@ async def run_sim(args: argparse.Namespace, security=None) -> dict:
                   file=sys.stderr)
             sim_metrics = SimMetrics(ctl.metrics.registry, per_vm=not args.no_vm_metrics)
             if args.metrics_port is not None:
-                start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
+                try:
+                    start_http_server(args.metrics_port, addr="127.0.0.1", registry=ctl.metrics.registry)
+                except OSError as e:                # the agents and the controller stop on the way out
+                    raise SystemExit(f"pagetide sim: cannot serve metrics on 127.0.0.1:{args.metrics_port}: "
+                                     f"{e}") from None
                 print(f"pagetide sim: metrics on http://127.0.0.1:{args.metrics_port}/metrics", file=sys.stderr)
             topo = next(iter(ctl.topologies.values()))
             period = topo.period_ns / 1e9

@@ -317,6 +317,19 @@ def test_the_commands_exit_2_naming_the_flags_when_asked_to_listen_off_loopback_
     assert "chmod 600" in wide.stderr
 
 
+def test_an_agent_whose_address_is_taken_exits_2_saying_so_not_with_a_traceback():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("agent", "--clock", "driven", "--listen", f"127.0.0.1:{port}")
+    assert r.returncode == 2, r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_an_agent_told_to_listen_on_every_interface_prints_that_address(tmp_path):
     token = tmp_path / "t"
     write_token_file(str(token), WRITE)

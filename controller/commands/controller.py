@@ -247,7 +247,7 @@ def main(args: argparse.Namespace) -> int:
         if not signalled:
             start_ray()
         out = asyncio.run(run())
-    except (TimeoutError, PermissionError, ValueError) as e:
+    except (TimeoutError, OSError, ValueError) as e:     # OSError: the listen address cannot be bound
         print(f"pagetide controller: {e}", file=sys.stderr)
         return 2
     finally:

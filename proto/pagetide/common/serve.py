@@ -182,9 +182,12 @@ async def start_server(services: Sequence[tuple[Callable[[object, grpc.aio.Serve
     names = [name for _, _, name in services]
     _add_reflection([*names, health.SERVICE_NAME], server)
     creds = security.credentials()
-    port = server.add_secure_port(listen, creds) if creds is not None else server.add_insecure_port(listen)
+    try:
+        port = server.add_secure_port(listen, creds) if creds is not None else server.add_insecure_port(listen)
+    except RuntimeError:             # grpc's "Failed to bind": in use, or not an address of this machine
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+        raise OSError(f"cannot listen on {listen}: the address is in use or not this machine's")
     await server.start()
     for name in (*names, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
