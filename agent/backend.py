@@ -220,6 +220,10 @@ class Simulated(Protocol):
 
     def stats(self) -> SimulationStats: ...
 
+    @property
+    def generation(self) -> int:
+        """The tenant set's generation (Topology.generation)."""
+
     def add_tenant(self, spec: dict) -> TenantInfo:
         """Start a tenant (a scenario `tenants[]` mapping); BadRequest, nothing changed, if refused."""
 

@@ -149,12 +149,12 @@ def add_tenant(host: Host, spec: TenantSpec) -> Relayout:
     """Start tenant `spec` (validated against this host's nodes by scenario.parse_tenant) at the end of the
     host's arrays; with spec.prefault it first-touches its memory now."""
     if spec.name in host.by_name:
-        raise BadRequest(f"tenant {spec.name!r} already exists on this host", code="ALREADY_EXISTS")
-    _fits(host, spec.footprint, f"tenant {spec.name!r}")
+        raise BadRequest(f"tenant {_shown(spec.name)} already exists on this host", code="ALREADY_EXISTS")
+    _fits(host, spec.footprint, f"tenant {_shown(spec.name)}")
     used = {(t.vma_start - host.VMA_BASE) // host.VMA_STRIDE for t in host.tenants}
     free = [s for s in range(host.VMA_SLOTS) if s not in used]
     if not free:
-        raise BadRequest(f"tenant {spec.name!r}: at most {host.VMA_SLOTS} tenants per host",
+        raise BadRequest(f"tenant {_shown(spec.name)}: at most {host.VMA_SLOTS} tenants per host",
                          code="RESOURCE_EXHAUSTED")
     t = host._new_tenant(spec, host.tenants_added, free[0])
     kept = {id(x): x.npages for x in host.tenants}
@@ -183,17 +183,17 @@ def resize_tenant(host: Host, name: str, footprint: int) -> Relayout | None:
     t = _get(host, name)
     ps = t.spec.page_size
     if footprint <= 0 or footprint % ps:
-        raise BadRequest(f"footprint_bytes: must be a positive multiple of tenant {name!r}'s page size ({ps} "
+        raise BadRequest(f"footprint_bytes: must be a positive multiple of tenant {_shown(name)}'s page size ({ps} "
                          f"bytes), got {footprint}")
     if footprint == t.spec.footprint:
         return None
     if footprint > t.spec.footprint:
-        _fits(host, footprint - t.spec.footprint, f"tenant {name!r}")
+        _fits(host, footprint - t.spec.footprint, f"tenant {_shown(name)}")
     old_n, new_n = t.npages, footprint // ps
     try:
         workload = make_workload(t.spec.workload, new_n, t.workload.seed, host.scenario.tick, where="workload")
     except ValueError as e:
-        raise BadRequest(f"footprint_bytes: tenant {name!r}'s workload does not fit {footprint} bytes: {e}") from None
+        raise BadRequest(f"footprint_bytes: tenant {_shown(name)}'s workload does not fit {footprint} bytes: {e}") from None
     if new_n < old_n:
         _free(host, t, new_n)
         _free_page_tables(host, t)
@@ -215,5 +215,10 @@ def resize_tenant(host: Host, name: str, footprint: int) -> Relayout | None:
 
 def _get(host: Host, name: str) -> Tenant:
     if name not in host.by_name:
-        raise BadRequest(f"no tenant {name!r} on this host", not_found=True)
+        raise BadRequest(f"no tenant {_shown(name)} on this host", not_found=True)
     return host.by_name[name]
+
+
+def _shown(name: str, limit: int = 64) -> str:
+    """A name as an error echoes it, cut short (a status message travels in a header)."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")

@@ -23,7 +23,7 @@ import grpc
 import numpy as np
 
 from pagetide.agent.backend import (
-    BadRequest, HeatReport, HostBackend, MoveCall, PageList, Simulated, SimulationStats, Topology,
+    BadRequest, HeatReport, HostBackend, MoveCall, PageList, Simulated, SimulationStats, TenantInfo, Topology,
 )
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
 from pagetide.agent.metrics import AgentMetrics
@@ -58,13 +58,16 @@ def topology_pb(t: Topology) -> agent_pb2.GetTopologyResponse:
         read_bandwidth_bytes_per_second=n.read_bandwidth, write_bandwidth_bytes_per_second=n.write_bandwidth,
         peer_node=n.peer_node, distances=list(n.distances), wmark_min_bytes=n.wmark_min, wmark_low_bytes=n.wmark_low,
         wmark_high_bytes=n.wmark_high, demote_margin_bytes=n.demote_margin) for n in t.nodes]
-    tenants = [types_pb2.Tenant(name=x.name, kind=KINDS[x.kind], page_size_bytes=x.page_size,
-                                footprint_bytes=x.footprint, home_node=x.home_node, address_start=x.address_start,
-                                address_end=x.address_end, labels=dict(x.labels)) for x in t.tenants]
     return agent_pb2.GetTopologyResponse(
-        host_id=t.host_id, nodes=nodes, tenants=tenants, time_ns=_ns(t.time), tick_ns=_ns(t.tick),
-        period_ns=_ns(t.period), demotion_enabled=t.demotion_enabled, zonelist_mode=ZONELIST_MODES[t.zonelist],
-        backend=t.backend)
+        host_id=t.host_id, nodes=nodes, tenants=[tenant_pb(x) for x in t.tenants], time_ns=_ns(t.time),
+        tick_ns=_ns(t.tick), period_ns=_ns(t.period), demotion_enabled=t.demotion_enabled,
+        zonelist_mode=ZONELIST_MODES[t.zonelist], backend=t.backend, tenant_generation=t.generation)
+
+
+def tenant_pb(x: TenantInfo) -> types_pb2.Tenant:
+    return types_pb2.Tenant(name=x.name, kind=KINDS[x.kind], page_size_bytes=x.page_size, footprint_bytes=x.footprint,
+                            home_node=x.home_node, address_start=x.address_start, address_end=x.address_end,
+                            labels=dict(x.labels))
 
 
 def _pages_pb(p: PageList) -> agent_pb2.PageList:
@@ -81,7 +84,8 @@ def heat_pb(host_id: str, rep: HeatReport) -> agent_pb2.GetHeatReportResponse:
         accessed_page_scans=th.accessed_page_scans, window_scans=th.window_scans) for th in rep.tenants]
     return agent_pb2.GetHeatReportResponse(
         host_id=host_id, period=rep.period, nr_scans=rep.nr_scans, time_ns=_ns(rep.time), tenants=tenants,
-        node_free_bytes=rep.node_free, vmstat=vmstat_pb(rep.vmstat), tracker=rep.tracker, bin_level=rep.bin_level)
+        node_free_bytes=rep.node_free, vmstat=vmstat_pb(rep.vmstat), tracker=rep.tracker, bin_level=rep.bin_level,
+        tenant_generation=rep.generation)
 
 
 def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsResponse:
@@ -94,11 +98,43 @@ def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsRespons
         dram_share_series=t.series_dram_share, oracle_share_series=t.series_oracle_share,
         node_reads=t.node_reads, node_writes=t.node_writes, promoted_bytes=t.promoted_bytes,
         demoted_bytes=t.demoted_bytes, lag_oracle_share=t.lag_oracle_share,
-        lag_oracle_slowdown=t.lag_oracle_slowdown, lag_cost_slowdown=t.lag_cost_slowdown) for t in r.tenants]
+        lag_oracle_slowdown=t.lag_oracle_slowdown, lag_cost_slowdown=t.lag_cost_slowdown, labels=dict(t.labels),
+        first_epoch=t.first_epoch, arrived_time_ns=_ns(t.arrived_time), departed=t.departed_time is not None,
+        departed_time_ns=_ns(t.departed_time or 0.0)) for t in r.tenants]
     return simulation_pb2.GetStatsResponse(
         host_id=host_id, time_ns=_ns(r.time), tenants=tenants, vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
         oracle_share=r.oracle_share, slowdown=r.slowdown, node_used_bytes=s.node_used, node_free_bytes=s.node_free,
         invariant_error=s.invariant_error, lag_oracle_share=r.lag_oracle_share, lag_cost_slowdown=r.lag_cost_slowdown)
+
+
+# the keys of a tenant mapping (scenario.parse_tenant's errors) as AddTenantRequest names them
+_TENANT_FIELDS = {"tenant.footprint": "footprint_bytes", "tenant.page_size": "page_size_bytes",
+                  "tenant.pinned": "pinned_share", "tenant.workload.type": "workload.type",
+                  "tenant.workload": "workload.options", "tenant": ""}
+
+
+def tenant_mapping(r: simulation_pb2.AddTenantRequest) -> dict:
+    """An AddTenant request as a scenario's `tenants[]` mapping (validated where it is applied)."""
+    d = {"name": r.name, "kind": {v: k for k, v in KINDS.items()}.get(r.kind, "vm") if r.kind else "vm",
+         "footprint": r.footprint_bytes, "workload": {"type": r.workload.type, **dict(r.workload.options)},
+         "pinned": r.pinned_share, "labels": dict(r.labels)}
+    if r.page_size_bytes:
+        d["page_size"] = r.page_size_bytes
+    if r.HasField("home_node"):
+        d["home_node"] = r.home_node
+    if r.HasField("prefault"):
+        d["prefault"] = r.prefault
+    return d
+
+
+def tenant_error(message: str) -> str:
+    """A tenant mapping's error ("tenant.footprint: ...") named by the request's field ("footprint_bytes: ...")."""
+    key, sep, reason = message.partition(": ")
+    for k in sorted(_TENANT_FIELDS, key=len, reverse=True):
+        if sep and (key == k or key.startswith(k + ".")):
+            field = (_TENANT_FIELDS[k] + key[len(k):]).lstrip(".") or "tenant"
+            return f"{field}: {reason}"
+    return message
 
 
 def move_calls(request: agent_pb2.MovePagesRequest) -> list[MoveCall]:
@@ -201,12 +237,9 @@ class HostSlot:
         await self.notify()
 
 
-async def _abort(context, e: BadRequest | Busy):
-    if isinstance(e, Busy):
-        code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    else:
-        code = grpc.StatusCode.NOT_FOUND if e.not_found else grpc.StatusCode.INVALID_ARGUMENT
-    await context.abort(code, str(e))
+async def _abort(context, e: BadRequest | Busy, message: str | None = None):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(e, Busy) else grpc.StatusCode[e.code]
+    await context.abort(code, message or str(e))
 
 
 def shown(name: str, limit: int = 64) -> str:
@@ -320,6 +353,31 @@ class SimulationServicer(_Servicer, simulation_pb2_grpc.SimulationServiceService
             return await slot.run(lambda: stats_pb(request.host_id, slot.backend.stats()))
         except Busy as e:
             await _abort(context, e)
+
+    async def AddTenant(self, request, context):
+        slot = await self._simulated(request.host_id, context)
+        spec = tenant_mapping(request)
+        try:
+            info = await slot.run(lambda: slot.backend.add_tenant(spec))
+        except (BadRequest, Busy) as e:
+            await _abort(context, e, tenant_error(str(e)))
+        return simulation_pb2.AddTenantResponse(tenant=tenant_pb(info), tenant_generation=slot.backend.generation)
+
+    async def RemoveTenant(self, request, context):
+        slot = await self._simulated(request.host_id, context)
+        try:
+            await slot.run(lambda: slot.backend.remove_tenant(request.tenant))
+        except (BadRequest, Busy) as e:
+            await _abort(context, e)
+        return simulation_pb2.RemoveTenantResponse(tenant_generation=slot.backend.generation)
+
+    async def ResizeTenant(self, request, context):
+        slot = await self._simulated(request.host_id, context)
+        try:
+            info = await slot.run(lambda: slot.backend.resize_tenant(request.tenant, request.footprint_bytes))
+        except (BadRequest, Busy) as e:
+            await _abort(context, e)
+        return simulation_pb2.ResizeTenantResponse(tenant=tenant_pb(info), tenant_generation=slot.backend.generation)
 
 
 async def realtime_clock(slots: dict[str, HostSlot]) -> None:

@@ -60,6 +60,11 @@ class SimHost:
 
     # ---- churn (SimulationService; agent/churn.py) ----
 
+    @property
+    def generation(self) -> int:
+        """The tenant set's generation: bumped by every arrival, departure and resize."""
+        return self.host.generation
+
     def add_tenant(self, spec: dict) -> TenantInfo:
         """Start a tenant described as a scenario's `tenants[]` entry (BadRequest naming the key if invalid,
         RESOURCE_EXHAUSTED if it does not fit); nothing changes on a refusal."""

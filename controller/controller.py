@@ -282,6 +282,8 @@ class Controller:
 
     async def _record(self, res: RoundResult) -> None:
         s = self.hosts[res.host_id]
+        if res.topology:
+            self._tenants_changed(s, agent_pb2.GetTopologyResponse.FromString(res.topology))
         s.rounds += 1
         s.last_period = res.period
         s.promoted_bytes += res.promoted_bytes
@@ -294,6 +296,11 @@ class Controller:
             self.on_round(res)
         async with self._changed:
             self._changed.notify_all()
+
+    def _tenants_changed(self, s: HostState, topology: agent_pb2.GetTopologyResponse) -> None:
+        """The host's VMs changed (arrivals, departures, resizes): serve the new set. Stored policies stay,
+        also those of VMs that left (a VM of that name that comes back has its policy again)."""
+        s.topology = topology
 
     async def wait_reconciled(self, periods: dict[str, int], timeout: float | None = None,
                               back: frozenset[str] | set[str] = frozenset()) -> bool:

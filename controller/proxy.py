@@ -4,7 +4,9 @@ most 4 MiB each) within a bandwidth limit.
 
 Level-triggered: a round reads the host's state afresh, so a lost batch or a restart is healed by the next
 round; batch ids make a retried MovePages idempotent. Every RPC carries a deadline. A host whose agent
-restarted (its incarnation changed) is a new host: its topology is read again and its policy starts afresh.
+restarted (its incarnation changed) is a new host: its topology is read again and its policy starts afresh;
+a report of another tenant generation (VMs arrived, left or resized) has the topology read again, the policy
+kept (it forgets the state of tenants that left), and the round returns the new topology to the controller.
 The controller never advances a host's clock: a round acts on each completed period once, whoever makes
 time pass.
 """
@@ -64,6 +66,8 @@ class RoundResult:
     cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
     paused: bool = False                 # migration paused: planned, nothing pushed
     restarted: bool = False              # no round: the host's agent restarted (a new incarnation), seen afresh
+    topology: bytes = b""                # the host's tenants changed (a new tenant generation): its topology,
+                                         # read again for this round (serialized GetTopologyResponse)
 
     @property
     def seconds(self) -> float:
@@ -156,9 +160,13 @@ class HostClient:
             return None
         if report.period == 0:                   # no complete period yet: every heat is 0
             return None
+        changed = report.tenant_generation != self.topology.tenant_generation
+        if changed:                              # VMs arrived, left or resized: the same host, other tenants
+            await self.get_topology()
         self.last_period = report.period
         self.round_no += 1
-        res = RoundResult(host_id=self.host_id, period=report.period)
+        res = RoundResult(host_id=self.host_id, period=report.period,
+                          topology=self.topology.SerializeToString() if changed else b"")
         res.report_bytes = report.ByteSize()
         for t in report.tenants:
             pages = [sum(col) for col in zip(*(h.pages for h in t.histograms))]

@@ -25,7 +25,8 @@ def test_generated_modules_import_and_carry_every_service():
     assert [m.name for m in agent_pb2.DESCRIPTOR.services_by_name["AgentService"].methods] == [
         "ListHosts", "GetTopology", "GetHeatReport", "MovePages"]
     assert [m.name for m in simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"].methods] == [
-        "AdvanceClock", "GetStats"]                    # simulation only: out of the service a real host serves
+        "AdvanceClock", "GetStats", "AddTenant", "RemoveTenant", "ResizeTenant"]   # simulation only: out of the
+    # service a real host serves
     assert [m.name for m in controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].methods] == [
         "SetVmPolicy", "GetVmPolicy", "ListVmPolicies", "GetStatus", "DeleteVmPolicy", "ListManagedHosts", "ListVms",
         "GetVmHeat", "PauseMigration", "ResumeMigration", "WatchEvents"]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pagetide.v1 import types_pb2 as pagetide_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pagetide/v1/agent.proto\x12\x0bpagetide.v1\x1a\x17pagetide/v1/types.proto\"\x12\n\x10ListHostsRequest\"%\n\x11ListHostsResponse\x12\x10\n\x08host_ids\x18\x01 \x03(\t\"%\n\x12GetTopologyRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\"\x95\x02\n\x13GetTopologyResponse\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12 \n\x05nodes\x18\x02 \x03(\x0b\x32\x11.pagetide.v1.Node\x12$\n\x07tenants\x18\x03 \x03(\x0b\x32\x13.pagetide.v1.Tenant\x12\x0f\n\x07time_ns\x18\x04 \x01(\x04\x12\x0f\n\x07tick_ns\x18\x05 \x01(\x04\x12\x11\n\tperiod_ns\x18\x06 \x01(\x04\x12\x18\n\x10\x64\x65motion_enabled\x18\x07 \x01(\x08\x12\x30\n\rzonelist_mode\x18\x08 \x01(\x0e\x32\x19.pagetide.v1.ZonelistMode\x12\x0f\n\x07\x62\x61\x63kend\x18\t \x01(\t\x12\x13\n\x0bincarnation\x18\n \x01(\t\"\xbe\x01\n\x14GetHeatReportRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x16\n\x0emax_candidates\x18\x02 \x01(\r\x12\x19\n\x0cmax_hot_fast\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\"\n\x15wait_for_period_after\x18\x04 \x01(\x04H\x01\x88\x01\x01\x12\x13\n\x0bmax_wait_ms\x18\x05 \x01(\rB\x0f\n\r_max_hot_fastB\x18\n\x16_wait_for_period_after\"I\n\x08PageList\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x11\n\taddresses\x18\x02 \x01(\x0c\x12\x0c\n\x04heat\x18\x03 \x01(\x0c\x12\r\n\x05nodes\x18\x04 \x01(\x0c\",\n\rHeatHistogram\x12\x0c\n\x04node\x18\x01 \x01(\x05\x12\r\n\x05pages\x18\x02 \x03(\x04\"\x94\x02\n\nTenantHeat\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0fpage_size_bytes\x18\x02 \x01(\x04\x12.\n\nhistograms\x18\x03 \x03(\x0b\x32\x1a.pagetide.v1.HeatHistogram\x12\'\n\x08hot_slow\x18\x04 \x01(\x0b\x32\x15.pagetide.v1.PageList\x12(\n\tcold_fast\x18\x05 \x01(\x0b\x32\x15.pagetide.v1.PageList\x12\'\n\x08hot_fast\x18\x06 \x01(\x0b\x32\x15.pagetide.v1.PageList\x12\x1b\n\x13\x61\x63\x63\x65ssed_page_scans\x18\x07 \x01(\x04\x12\x14\n\x0cwindow_scans\x18\x08 \x01(\x01\"\x90\x02\n\x15GetHeatReportResponse\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\x04\x12\x10\n\x08nr_scans\x18\x03 \x01(\r\x12\x0f\n\x07time_ns\x18\x04 \x01(\x04\x12(\n\x07tenants\x18\x05 \x03(\x0b\x32\x17.pagetide.v1.TenantHeat\x12\x17\n\x0fnode_free_bytes\x18\x06 \x03(\x04\x12#\n\x06vmstat\x18\x07 \x01(\x0b\x32\x13.pagetide.v1.Vmstat\x12\x12\n\nwaited_out\x18\x08 \x01(\x08\x12\x13\n\x0bincarnation\x18\t \x01(\t\x12\x0f\n\x07tracker\x18\n \x01(\t\x12\x11\n\tbin_level\x18\x0b \x03(\x01\"\x81\x01\n\x08MoveCall\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\r\x12\x11\n\taddresses\x18\x06 \x01(\x0c\x12\r\n\x05nodes\x18\x07 \x01(\x0c\x12\x10\n\x08sw_young\x18\x04 \x01(\x08\x12\x16\n\x0e\x65xpected_nodes\x18\x08 \x01(\x0cJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04\"[\n\x10MovePagesRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12$\n\x05\x63\x61lls\x18\x03 \x03(\x0b\x32\x15.pagetide.v1.MoveCall\"k\n\x0eMoveCallResult\x12\x0e\n\x06status\x18\x05 \x01(\x0c\x12\x13\n\x0bmoved_pages\x18\x02 \x01(\x04\x12\x13\n\x0bmoved_bytes\x18\x03 \x01(\x04\x12\x19\n\x11migration_time_ns\x18\x04 \x01(\x04J\x04\x08\x01\x10\x02\"A\n\x11MovePagesResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.pagetide.v1.MoveCallResult2\xd0\x02\n\x0c\x41gentService\x12J\n\tListHosts\x12\x1d.pagetide.v1.ListHostsRequest\x1a\x1e.pagetide.v1.ListHostsResponse\x12P\n\x0bGetTopology\x12\x1f.pagetide.v1.GetTopologyRequest\x1a .pagetide.v1.GetTopologyResponse\x12V\n\rGetHeatReport\x12!.pagetide.v1.GetHeatReportRequest\x1a\".pagetide.v1.GetHeatReportResponse\x12J\n\tMovePages\x12\x1d.pagetide.v1.MovePagesRequest\x1a\x1e.pagetide.v1.MovePagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pagetide/v1/agent.proto\x12\x0bpagetide.v1\x1a\x17pagetide/v1/types.proto\"\x12\n\x10ListHostsRequest\"%\n\x11ListHostsResponse\x12\x10\n\x08host_ids\x18\x01 \x03(\t\"%\n\x12GetTopologyRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\"\xb0\x02\n\x13GetTopologyResponse\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12 \n\x05nodes\x18\x02 \x03(\x0b\x32\x11.pagetide.v1.Node\x12$\n\x07tenants\x18\x03 \x03(\x0b\x32\x13.pagetide.v1.Tenant\x12\x0f\n\x07time_ns\x18\x04 \x01(\x04\x12\x0f\n\x07tick_ns\x18\x05 \x01(\x04\x12\x11\n\tperiod_ns\x18\x06 \x01(\x04\x12\x18\n\x10\x64\x65motion_enabled\x18\x07 \x01(\x08\x12\x30\n\rzonelist_mode\x18\x08 \x01(\x0e\x32\x19.pagetide.v1.ZonelistMode\x12\x0f\n\x07\x62\x61\x63kend\x18\t \x01(\t\x12\x13\n\x0bincarnation\x18\n \x01(\t\x12\x19\n\x11tenant_generation\x18\x0b \x01(\x04\"\xbe\x01\n\x14GetHeatReportRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x16\n\x0emax_candidates\x18\x02 \x01(\r\x12\x19\n\x0cmax_hot_fast\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\"\n\x15wait_for_period_after\x18\x04 \x01(\x04H\x01\x88\x01\x01\x12\x13\n\x0bmax_wait_ms\x18\x05 \x01(\rB\x0f\n\r_max_hot_fastB\x18\n\x16_wait_for_period_after\"I\n\x08PageList\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x11\n\taddresses\x18\x02 \x01(\x0c\x12\x0c\n\x04heat\x18\x03 \x01(\x0c\x12\r\n\x05nodes\x18\x04 \x01(\x0c\",\n\rHeatHistogram\x12\x0c\n\x04node\x18\x01 \x01(\x05\x12\r\n\x05pages\x18\x02 \x03(\x04\"\x94\x02\n\nTenantHeat\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0fpage_size_bytes\x18\x02 \x01(\x04\x12.\n\nhistograms\x18\x03 \x03(\x0b\x32\x1a.pagetide.v1.HeatHistogram\x12\'\n\x08hot_slow\x18\x04 \x01(\x0b\x32\x15.pagetide.v1.PageList\x12(\n\tcold_fast\x18\x05 \x01(\x0b\x32\x15.pagetide.v1.PageList\x12\'\n\x08hot_fast\x18\x06 \x01(\x0b\x32\x15.pagetide.v1.PageList\x12\x1b\n\x13\x61\x63\x63\x65ssed_page_scans\x18\x07 \x01(\x04\x12\x14\n\x0cwindow_scans\x18\x08 \x01(\x01\"\xab\x02\n\x15GetHeatReportResponse\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\x04\x12\x10\n\x08nr_scans\x18\x03 \x01(\r\x12\x0f\n\x07time_ns\x18\x04 \x01(\x04\x12(\n\x07tenants\x18\x05 \x03(\x0b\x32\x17.pagetide.v1.TenantHeat\x12\x17\n\x0fnode_free_bytes\x18\x06 \x03(\x04\x12#\n\x06vmstat\x18\x07 \x01(\x0b\x32\x13.pagetide.v1.Vmstat\x12\x12\n\nwaited_out\x18\x08 \x01(\x08\x12\x13\n\x0bincarnation\x18\t \x01(\t\x12\x0f\n\x07tracker\x18\n \x01(\t\x12\x11\n\tbin_level\x18\x0b \x03(\x01\x12\x19\n\x11tenant_generation\x18\x0c \x01(\x04\"\x81\x01\n\x08MoveCall\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\r\x12\x11\n\taddresses\x18\x06 \x01(\x0c\x12\r\n\x05nodes\x18\x07 \x01(\x0c\x12\x10\n\x08sw_young\x18\x04 \x01(\x08\x12\x16\n\x0e\x65xpected_nodes\x18\x08 \x01(\x0cJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04\"[\n\x10MovePagesRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12$\n\x05\x63\x61lls\x18\x03 \x03(\x0b\x32\x15.pagetide.v1.MoveCall\"k\n\x0eMoveCallResult\x12\x0e\n\x06status\x18\x05 \x01(\x0c\x12\x13\n\x0bmoved_pages\x18\x02 \x01(\x04\x12\x13\n\x0bmoved_bytes\x18\x03 \x01(\x04\x12\x19\n\x11migration_time_ns\x18\x04 \x01(\x04J\x04\x08\x01\x10\x02\"A\n\x11MovePagesResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.pagetide.v1.MoveCallResult2\xd0\x02\n\x0c\x41gentService\x12J\n\tListHosts\x12\x1d.pagetide.v1.ListHostsRequest\x1a\x1e.pagetide.v1.ListHostsResponse\x12P\n\x0bGetTopology\x12\x1f.pagetide.v1.GetTopologyRequest\x1a .pagetide.v1.GetTopologyResponse\x12V\n\rGetHeatReport\x12!.pagetide.v1.GetHeatReportRequest\x1a\".pagetide.v1.GetHeatReportResponse\x12J\n\tMovePages\x12\x1d.pagetide.v1.MovePagesRequest\x1a\x1e.pagetide.v1.MovePagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,25 +39,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTOPOLOGYREQUEST']._serialized_start=124
   _globals['_GETTOPOLOGYREQUEST']._serialized_end=161
   _globals['_GETTOPOLOGYRESPONSE']._serialized_start=164
-  _globals['_GETTOPOLOGYRESPONSE']._serialized_end=441
-  _globals['_GETHEATREPORTREQUEST']._serialized_start=444
-  _globals['_GETHEATREPORTREQUEST']._serialized_end=634
-  _globals['_PAGELIST']._serialized_start=636
-  _globals['_PAGELIST']._serialized_end=709
-  _globals['_HEATHISTOGRAM']._serialized_start=711
-  _globals['_HEATHISTOGRAM']._serialized_end=755
-  _globals['_TENANTHEAT']._serialized_start=758
-  _globals['_TENANTHEAT']._serialized_end=1034
-  _globals['_GETHEATREPORTRESPONSE']._serialized_start=1037
-  _globals['_GETHEATREPORTRESPONSE']._serialized_end=1309
-  _globals['_MOVECALL']._serialized_start=1312
-  _globals['_MOVECALL']._serialized_end=1441
-  _globals['_MOVEPAGESREQUEST']._serialized_start=1443
-  _globals['_MOVEPAGESREQUEST']._serialized_end=1534
-  _globals['_MOVECALLRESULT']._serialized_start=1536
-  _globals['_MOVECALLRESULT']._serialized_end=1643
-  _globals['_MOVEPAGESRESPONSE']._serialized_start=1645
-  _globals['_MOVEPAGESRESPONSE']._serialized_end=1710
-  _globals['_AGENTSERVICE']._serialized_start=1713
-  _globals['_AGENTSERVICE']._serialized_end=2049
+  _globals['_GETTOPOLOGYRESPONSE']._serialized_end=468
+  _globals['_GETHEATREPORTREQUEST']._serialized_start=471
+  _globals['_GETHEATREPORTREQUEST']._serialized_end=661
+  _globals['_PAGELIST']._serialized_start=663
+  _globals['_PAGELIST']._serialized_end=736
+  _globals['_HEATHISTOGRAM']._serialized_start=738
+  _globals['_HEATHISTOGRAM']._serialized_end=782
+  _globals['_TENANTHEAT']._serialized_start=785
+  _globals['_TENANTHEAT']._serialized_end=1061
+  _globals['_GETHEATREPORTRESPONSE']._serialized_start=1064
+  _globals['_GETHEATREPORTRESPONSE']._serialized_end=1363
+  _globals['_MOVECALL']._serialized_start=1366
+  _globals['_MOVECALL']._serialized_end=1495
+  _globals['_MOVEPAGESREQUEST']._serialized_start=1497
+  _globals['_MOVEPAGESREQUEST']._serialized_end=1588
+  _globals['_MOVECALLRESULT']._serialized_start=1590
+  _globals['_MOVECALLRESULT']._serialized_end=1697
+  _globals['_MOVEPAGESRESPONSE']._serialized_start=1699
+  _globals['_MOVEPAGESRESPONSE']._serialized_end=1764
+  _globals['_AGENTSERVICE']._serialized_start=1767
+  _globals['_AGENTSERVICE']._serialized_end=2103
 # @@protoc_insertion_point(module_scope)

@@ -24,7 +24,7 @@ class GetTopologyRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class GetTopologyResponse(_message.Message):
-    __slots__ = ("host_id", "nodes", "tenants", "time_ns", "tick_ns", "period_ns", "demotion_enabled", "zonelist_mode", "backend", "incarnation")
+    __slots__ = ("host_id", "nodes", "tenants", "time_ns", "tick_ns", "period_ns", "demotion_enabled", "zonelist_mode", "backend", "incarnation", "tenant_generation")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class GetTopologyResponse(_message.Message):
     ZONELIST_MODE_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    TENANT_GENERATION_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     nodes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Node]
     tenants: _containers.RepeatedCompositeFieldContainer[_types_pb2.Tenant]
@@ -45,7 +46,8 @@ class GetTopologyResponse(_message.Message):
     zonelist_mode: _types_pb2.ZonelistMode
     backend: str
     incarnation: str
-    def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ..., zonelist_mode: _Optional[_Union[_types_pb2.ZonelistMode, str]] = ..., backend: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
+    tenant_generation: int
+    def __init__(self, host_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_types_pb2.Node, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[_types_pb2.Tenant, _Mapping]]] = ..., time_ns: _Optional[int] = ..., tick_ns: _Optional[int] = ..., period_ns: _Optional[int] = ..., demotion_enabled: _Optional[bool] = ..., zonelist_mode: _Optional[_Union[_types_pb2.ZonelistMode, str]] = ..., backend: _Optional[str] = ..., incarnation: _Optional[str] = ..., tenant_generation: _Optional[int] = ...) -> None: ...
 
 class GetHeatReportRequest(_message.Message):
     __slots__ = ("host_id", "max_candidates", "max_hot_fast", "wait_for_period_after", "max_wait_ms")
@@ -102,7 +104,7 @@ class TenantHeat(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ..., accessed_page_scans: _Optional[int] = ..., window_scans: _Optional[float] = ...) -> None: ...
 
 class GetHeatReportResponse(_message.Message):
-    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out", "incarnation", "tracker", "bin_level")
+    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out", "incarnation", "tracker", "bin_level", "tenant_generation")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     NR_SCANS_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +116,7 @@ class GetHeatReportResponse(_message.Message):
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     TRACKER_FIELD_NUMBER: _ClassVar[int]
     BIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TENANT_GENERATION_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     period: int
     nr_scans: int
@@ -125,7 +128,8 @@ class GetHeatReportResponse(_message.Message):
     incarnation: str
     tracker: str
     bin_level: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ..., incarnation: _Optional[str] = ..., tracker: _Optional[str] = ..., bin_level: _Optional[_Iterable[float]] = ...) -> None: ...
+    tenant_generation: int
+    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ..., incarnation: _Optional[str] = ..., tracker: _Optional[str] = ..., bin_level: _Optional[_Iterable[float]] = ..., tenant_generation: _Optional[int] = ...) -> None: ...
 
 class MoveCall(_message.Message):
     __slots__ = ("tenant", "count", "addresses", "nodes", "sw_young", "expected_nodes")

@@ -25,23 +25,49 @@ _sym_db = _symbol_database.Default()
 from pagetide.v1 import types_pb2 as pagetide_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpagetide/v1/simulation.proto\x12\x0bpagetide.v1\x1a\x17pagetide/v1/types.proto\"5\n\x13\x41\x64vanceClockRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\r\n\x05ticks\x18\x02 \x01(\r\"`\n\x14\x41\x64vanceClockResponse\x12\x0f\n\x07time_ns\x18\x01 \x01(\x04\x12\x0e\n\x06period\x18\x02 \x01(\x04\x12\x14\n\x0cwall_time_ns\x18\x03 \x01(\x04\x12\x11\n\tticks_run\x18\x04 \x01(\r\"\"\n\x0fGetStatsRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\"\x81\x04\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x17\n\x0f\x66ootprint_bytes\x18\x03 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65sses\x18\x04 \x01(\x01\x12\x12\n\ndram_share\x18\x05 \x01(\x01\x12\x14\n\x0coracle_share\x18\x06 \x01(\x01\x12\x1b\n\x13static_oracle_share\x18\x07 \x01(\x01\x12\x0f\n\x07\x61mat_ns\x18\x08 \x01(\x01\x12\x10\n\x08slowdown\x18\t \x01(\x01\x12\x17\n\x0foracle_slowdown\x18\n \x01(\x01\x12\x16\n\x0emigrated_bytes\x18\x0b \x01(\x04\x12\x10\n\x08pingpong\x18\x0c \x01(\x04\x12\x16\n\x0eresident_bytes\x18\r \x03(\x04\x12\x19\n\x11\x64ram_share_series\x18\x0e \x03(\x01\x12\x1b\n\x13oracle_share_series\x18\x0f \x03(\x01\x12\x12\n\nnode_reads\x18\x10 \x03(\x01\x12\x13\n\x0bnode_writes\x18\x11 \x03(\x01\x12\x16\n\x0epromoted_bytes\x18\x12 \x01(\x04\x12\x15\n\rdemoted_bytes\x18\x13 \x01(\x04\x12\x18\n\x10lag_oracle_share\x18\x14 \x01(\x01\x12\x1b\n\x13lag_oracle_slowdown\x18\x15 \x01(\x01\x12\x19\n\x11lag_cost_slowdown\x18\x16 \x01(\x01\"\xc0\x02\n\x10GetStatsResponse\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x0f\n\x07time_ns\x18\x02 \x01(\x04\x12)\n\x07tenants\x18\x03 \x03(\x0b\x32\x18.pagetide.v1.TenantStats\x12#\n\x06vmstat\x18\x04 \x01(\x0b\x32\x13.pagetide.v1.Vmstat\x12\x12\n\ndram_share\x18\x05 \x01(\x01\x12\x14\n\x0coracle_share\x18\x06 \x01(\x01\x12\x10\n\x08slowdown\x18\x07 \x01(\x01\x12\x17\n\x0fnode_used_bytes\x18\x08 \x03(\x04\x12\x17\n\x0fnode_free_bytes\x18\t \x03(\x04\x12\x17\n\x0finvariant_error\x18\n \x01(\t\x12\x18\n\x10lag_oracle_share\x18\x0b \x01(\x01\x12\x19\n\x11lag_cost_slowdown\x18\x0c \x01(\x01\x32\xb1\x01\n\x11SimulationService\x12S\n\x0c\x41\x64vanceClock\x12 .pagetide.v1.AdvanceClockRequest\x1a!.pagetide.v1.AdvanceClockResponse\x12G\n\x08GetStats\x12\x1c.pagetide.v1.GetStatsRequest\x1a\x1d.pagetide.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpagetide/v1/simulation.proto\x12\x0bpagetide.v1\x1a\x17pagetide/v1/types.proto\"}\n\x08Workload\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x33\n\x07options\x18\x02 \x03(\x0b\x32\".pagetide.v1.Workload.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xfd\x02\n\x10\x41\x64\x64TenantRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.pagetide.v1.TenantKind\x12\x17\n\x0f\x66ootprint_bytes\x18\x04 \x01(\x04\x12\x17\n\x0fpage_size_bytes\x18\x05 \x01(\x04\x12\x16\n\thome_node\x18\x06 \x01(\rH\x00\x88\x01\x01\x12\'\n\x08workload\x18\x07 \x01(\x0b\x32\x15.pagetide.v1.Workload\x12\x15\n\x08prefault\x18\x08 \x01(\x08H\x01\x88\x01\x01\x12\x14\n\x0cpinned_share\x18\t \x01(\x01\x12\x39\n\x06labels\x18\n \x03(\x0b\x32).pagetide.v1.AddTenantRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_home_nodeB\x0b\n\t_prefault\"S\n\x11\x41\x64\x64TenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.pagetide.v1.Tenant\x12\x19\n\x11tenant_generation\x18\x02 \x01(\x04\"6\n\x13RemoveTenantRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"1\n\x14RemoveTenantResponse\x12\x19\n\x11tenant_generation\x18\x01 \x01(\x04\"O\n\x13ResizeTenantRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x17\n\x0f\x66ootprint_bytes\x18\x03 \x01(\x04\"V\n\x14ResizeTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.pagetide.v1.Tenant\x12\x19\n\x11tenant_generation\x18\x02 \x01(\x04\"5\n\x13\x41\x64vanceClockRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\r\n\x05ticks\x18\x02 \x01(\r\"`\n\x14\x41\x64vanceClockResponse\x12\x0f\n\x07time_ns\x18\x01 \x01(\x04\x12\x0e\n\x06period\x18\x02 \x01(\x04\x12\x14\n\x0cwall_time_ns\x18\x03 \x01(\x04\x12\x11\n\tticks_run\x18\x04 \x01(\r\"\"\n\x0fGetStatsRequest\x12\x0f\n\x07host_id\x18\x01 \x01(\t\"\xc0\x05\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x17\n\x0f\x66ootprint_bytes\x18\x03 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65sses\x18\x04 \x01(\x01\x12\x12\n\ndram_share\x18\x05 \x01(\x01\x12\x14\n\x0coracle_share\x18\x06 \x01(\x01\x12\x1b\n\x13static_oracle_share\x18\x07 \x01(\x01\x12\x0f\n\x07\x61mat_ns\x18\x08 \x01(\x01\x12\x10\n\x08slowdown\x18\t \x01(\x01\x12\x17\n\x0foracle_slowdown\x18\n \x01(\x01\x12\x16\n\x0emigrated_bytes\x18\x0b \x01(\x04\x12\x10\n\x08pingpong\x18\x0c \x01(\x04\x12\x16\n\x0eresident_bytes\x18\r \x03(\x04\x12\x19\n\x11\x64ram_share_series\x18\x0e \x03(\x01\x12\x1b\n\x13oracle_share_series\x18\x0f \x03(\x01\x12\x12\n\nnode_reads\x18\x10 \x03(\x01\x12\x13\n\x0bnode_writes\x18\x11 \x03(\x01\x12\x16\n\x0epromoted_bytes\x18\x12 \x01(\x04\x12\x15\n\rdemoted_bytes\x18\x13 \x01(\x04\x12\x18\n\x10lag_oracle_share\x18\x14 \x01(\x01\x12\x1b\n\x13lag_oracle_slowdown\x18\x15 \x01(\x01\x12\x19\n\x11lag_cost_slowdown\x18\x16 \x01(\x01\x12\x34\n\x06labels\x18\x17 \x03(\x0b\x32$.pagetide.v1.TenantStats.LabelsEntry\x12\x13\n\x0b\x66irst_epoch\x18\x18 \x01(\r\x12\x17\n\x0f\x61rrived_time_ns\x18\x19 \x01(\x04\x12\x10\n\x08\x64\x65parted\x18\x1a \x01(\x08\x12\x18\n\x10\x64\x65parted_time_ns\x18\x1b \x01(\x04\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc0\x02\n\x10GetStatsResponse\x12\x0f\n\x07host_id\x18\x01 \x01(\t\x12\x0f\n\x07time_ns\x18\x02 \x01(\x04\x12)\n\x07tenants\x18\x03 \x03(\x0b\x32\x18.pagetide.v1.TenantStats\x12#\n\x06vmstat\x18\x04 \x01(\x0b\x32\x13.pagetide.v1.Vmstat\x12\x12\n\ndram_share\x18\x05 \x01(\x01\x12\x14\n\x0coracle_share\x18\x06 \x01(\x01\x12\x10\n\x08slowdown\x18\x07 \x01(\x01\x12\x17\n\x0fnode_used_bytes\x18\x08 \x03(\x04\x12\x17\n\x0fnode_free_bytes\x18\t \x03(\x04\x12\x17\n\x0finvariant_error\x18\n \x01(\t\x12\x18\n\x10lag_oracle_share\x18\x0b \x01(\x01\x12\x19\n\x11lag_cost_slowdown\x18\x0c \x01(\x01\x32\xa7\x03\n\x11SimulationService\x12S\n\x0c\x41\x64vanceClock\x12 .pagetide.v1.AdvanceClockRequest\x1a!.pagetide.v1.AdvanceClockResponse\x12G\n\x08GetStats\x12\x1c.pagetide.v1.GetStatsRequest\x1a\x1d.pagetide.v1.GetStatsResponse\x12J\n\tAddTenant\x12\x1d.pagetide.v1.AddTenantRequest\x1a\x1e.pagetide.v1.AddTenantResponse\x12S\n\x0cRemoveTenant\x12 .pagetide.v1.RemoveTenantRequest\x1a!.pagetide.v1.RemoveTenantResponse\x12S\n\x0cResizeTenant\x12 .pagetide.v1.ResizeTenantRequest\x1a!.pagetide.v1.ResizeTenantResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pagetide.v1.simulation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADVANCECLOCKREQUEST']._serialized_start=70
-  _globals['_ADVANCECLOCKREQUEST']._serialized_end=123
-  _globals['_ADVANCECLOCKRESPONSE']._serialized_start=125
-  _globals['_ADVANCECLOCKRESPONSE']._serialized_end=221
-  _globals['_GETSTATSREQUEST']._serialized_start=223
-  _globals['_GETSTATSREQUEST']._serialized_end=257
-  _globals['_TENANTSTATS']._serialized_start=260
-  _globals['_TENANTSTATS']._serialized_end=773
-  _globals['_GETSTATSRESPONSE']._serialized_start=776
-  _globals['_GETSTATSRESPONSE']._serialized_end=1096
-  _globals['_SIMULATIONSERVICE']._serialized_start=1099
-  _globals['_SIMULATIONSERVICE']._serialized_end=1276
+  _globals['_WORKLOAD_OPTIONSENTRY']._loaded_options = None
+  _globals['_WORKLOAD_OPTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_ADDTENANTREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_ADDTENANTREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_TENANTSTATS_LABELSENTRY']._loaded_options = None
+  _globals['_TENANTSTATS_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_WORKLOAD']._serialized_start=70
+  _globals['_WORKLOAD']._serialized_end=195
+  _globals['_WORKLOAD_OPTIONSENTRY']._serialized_start=149
+  _globals['_WORKLOAD_OPTIONSENTRY']._serialized_end=195
+  _globals['_ADDTENANTREQUEST']._serialized_start=198
+  _globals['_ADDTENANTREQUEST']._serialized_end=579
+  _globals['_ADDTENANTREQUEST_LABELSENTRY']._serialized_start=507
+  _globals['_ADDTENANTREQUEST_LABELSENTRY']._serialized_end=552
+  _globals['_ADDTENANTRESPONSE']._serialized_start=581
+  _globals['_ADDTENANTRESPONSE']._serialized_end=664
+  _globals['_REMOVETENANTREQUEST']._serialized_start=666
+  _globals['_REMOVETENANTREQUEST']._serialized_end=720
+  _globals['_REMOVETENANTRESPONSE']._serialized_start=722
+  _globals['_REMOVETENANTRESPONSE']._serialized_end=771
+  _globals['_RESIZETENANTREQUEST']._serialized_start=773
+  _globals['_RESIZETENANTREQUEST']._serialized_end=852
+  _globals['_RESIZETENANTRESPONSE']._serialized_start=854
+  _globals['_RESIZETENANTRESPONSE']._serialized_end=940
+  _globals['_ADVANCECLOCKREQUEST']._serialized_start=942
+  _globals['_ADVANCECLOCKREQUEST']._serialized_end=995
+  _globals['_ADVANCECLOCKRESPONSE']._serialized_start=997
+  _globals['_ADVANCECLOCKRESPONSE']._serialized_end=1093
+  _globals['_GETSTATSREQUEST']._serialized_start=1095
+  _globals['_GETSTATSREQUEST']._serialized_end=1129
+  _globals['_TENANTSTATS']._serialized_start=1132
+  _globals['_TENANTSTATS']._serialized_end=1836
+  _globals['_TENANTSTATS_LABELSENTRY']._serialized_start=507
+  _globals['_TENANTSTATS_LABELSENTRY']._serialized_end=552
+  _globals['_GETSTATSRESPONSE']._serialized_start=1839
+  _globals['_GETSTATSRESPONSE']._serialized_end=2159
+  _globals['_SIMULATIONSERVICE']._serialized_start=2162
+  _globals['_SIMULATIONSERVICE']._serialized_end=2585
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,92 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Workload(_message.Message):
+    __slots__ = ("type", "options")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    options: _containers.ScalarMap[str, str]
+    def __init__(self, type: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class AddTenantRequest(_message.Message):
+    __slots__ = ("host_id", "name", "kind", "footprint_bytes", "page_size_bytes", "home_node", "workload", "prefault", "pinned_share", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FOOTPRINT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HOME_NODE_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    PREFAULT_FIELD_NUMBER: _ClassVar[int]
+    PINNED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    name: str
+    kind: _types_pb2.TenantKind
+    footprint_bytes: int
+    page_size_bytes: int
+    home_node: int
+    workload: Workload
+    prefault: bool
+    pinned_share: float
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, host_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.TenantKind, str]] = ..., footprint_bytes: _Optional[int] = ..., page_size_bytes: _Optional[int] = ..., home_node: _Optional[int] = ..., workload: _Optional[_Union[Workload, _Mapping]] = ..., prefault: _Optional[bool] = ..., pinned_share: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class AddTenantResponse(_message.Message):
+    __slots__ = ("tenant", "tenant_generation")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    tenant: _types_pb2.Tenant
+    tenant_generation: int
+    def __init__(self, tenant: _Optional[_Union[_types_pb2.Tenant, _Mapping]] = ..., tenant_generation: _Optional[int] = ...) -> None: ...
+
+class RemoveTenantRequest(_message.Message):
+    __slots__ = ("host_id", "tenant")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    tenant: str
+    def __init__(self, host_id: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class RemoveTenantResponse(_message.Message):
+    __slots__ = ("tenant_generation",)
+    TENANT_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    tenant_generation: int
+    def __init__(self, tenant_generation: _Optional[int] = ...) -> None: ...
+
+class ResizeTenantRequest(_message.Message):
+    __slots__ = ("host_id", "tenant", "footprint_bytes")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    FOOTPRINT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    tenant: str
+    footprint_bytes: int
+    def __init__(self, host_id: _Optional[str] = ..., tenant: _Optional[str] = ..., footprint_bytes: _Optional[int] = ...) -> None: ...
+
+class ResizeTenantResponse(_message.Message):
+    __slots__ = ("tenant", "tenant_generation")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    tenant: _types_pb2.Tenant
+    tenant_generation: int
+    def __init__(self, tenant: _Optional[_Union[_types_pb2.Tenant, _Mapping]] = ..., tenant_generation: _Optional[int] = ...) -> None: ...
+
 class AdvanceClockRequest(_message.Message):
     __slots__ = ("host_id", "ticks")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -34,7 +120,14 @@ class GetStatsRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class TenantStats(_message.Message):
-    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series", "node_reads", "node_writes", "promoted_bytes", "demoted_bytes", "lag_oracle_share", "lag_oracle_slowdown", "lag_cost_slowdown")
+    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series", "node_reads", "node_writes", "promoted_bytes", "demoted_bytes", "lag_oracle_share", "lag_oracle_slowdown", "lag_cost_slowdown", "labels", "first_epoch", "arrived_time_ns", "departed", "departed_time_ns")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TENANT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     FOOTPRINT_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +150,11 @@ class TenantStats(_message.Message):
     LAG_ORACLE_SHARE_FIELD_NUMBER: _ClassVar[int]
     LAG_ORACLE_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
     LAG_COST_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ARRIVED_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    DEPARTED_FIELD_NUMBER: _ClassVar[int]
+    DEPARTED_TIME_NS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     workload: str
     footprint_bytes: int
@@ -79,7 +177,12 @@ class TenantStats(_message.Message):
     lag_oracle_share: float
     lag_oracle_slowdown: float
     lag_cost_slowdown: float
-    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ..., lag_oracle_share: _Optional[float] = ..., lag_oracle_slowdown: _Optional[float] = ..., lag_cost_slowdown: _Optional[float] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    first_epoch: int
+    arrived_time_ns: int
+    departed: bool
+    departed_time_ns: int
+    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ..., lag_oracle_share: _Optional[float] = ..., lag_oracle_slowdown: _Optional[float] = ..., lag_cost_slowdown: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., first_epoch: _Optional[int] = ..., arrived_time_ns: _Optional[int] = ..., departed: _Optional[bool] = ..., departed_time_ns: _Optional[int] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
     __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes", "invariant_error", "lag_oracle_share", "lag_cost_slowdown")

@@ -49,6 +49,21 @@ class SimulationServiceStub:
                 request_serializer=pagetide_dot_v1_dot_simulation__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=pagetide_dot_v1_dot_simulation__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.AddTenant = channel.unary_unary(
+                '/pagetide.v1.SimulationService/AddTenant',
+                request_serializer=pagetide_dot_v1_dot_simulation__pb2.AddTenantRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_simulation__pb2.AddTenantResponse.FromString,
+                _registered_method=True)
+        self.RemoveTenant = channel.unary_unary(
+                '/pagetide.v1.SimulationService/RemoveTenant',
+                request_serializer=pagetide_dot_v1_dot_simulation__pb2.RemoveTenantRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_simulation__pb2.RemoveTenantResponse.FromString,
+                _registered_method=True)
+        self.ResizeTenant = channel.unary_unary(
+                '/pagetide.v1.SimulationService/ResizeTenant',
+                request_serializer=pagetide_dot_v1_dot_simulation__pb2.ResizeTenantRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_simulation__pb2.ResizeTenantResponse.FromString,
+                _registered_method=True)
 
 
 class SimulationServiceServicer:
@@ -73,6 +88,32 @@ class SimulationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddTenant(self, request, context):
+        """Start a tenant on the host (a VM arriving): it first-touches its memory as the host's kernel allocates
+        it. INVALID_ARGUMENT naming the field for a bad tenant, ALREADY_EXISTS for a name taken,
+        RESOURCE_EXHAUSTED when the host's tenants would map more than all its memory plus swap (or no address
+        slot is free); nothing changes then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveTenant(self, request, context):
+        """Stop a tenant (a VM leaving): its pages are freed on every node and in swap. NOT_FOUND if unknown.
+        Its accounting stays in GetStats, marked departed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResizeTenant(self, request, context):
+        """Grow or shrink a tenant's memory (a balloon, memory hot-plug): shrinking frees the pages past the new
+        end, growing adds pages after the old ones. NOT_FOUND, INVALID_ARGUMENT, RESOURCE_EXHAUSTED as AddTenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +126,21 @@ def add_SimulationServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=pagetide_dot_v1_dot_simulation__pb2.GetStatsRequest.FromString,
                     response_serializer=pagetide_dot_v1_dot_simulation__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'AddTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTenant,
+                    request_deserializer=pagetide_dot_v1_dot_simulation__pb2.AddTenantRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_simulation__pb2.AddTenantResponse.SerializeToString,
+            ),
+            'RemoveTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveTenant,
+                    request_deserializer=pagetide_dot_v1_dot_simulation__pb2.RemoveTenantRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_simulation__pb2.RemoveTenantResponse.SerializeToString,
+            ),
+            'ResizeTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResizeTenant,
+                    request_deserializer=pagetide_dot_v1_dot_simulation__pb2.ResizeTenantRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_simulation__pb2.ResizeTenantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -146,6 +202,87 @@ class SimulationService:
             '/pagetide.v1.SimulationService/GetStats',
             pagetide_dot_v1_dot_simulation__pb2.GetStatsRequest.SerializeToString,
             pagetide_dot_v1_dot_simulation__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.SimulationService/AddTenant',
+            pagetide_dot_v1_dot_simulation__pb2.AddTenantRequest.SerializeToString,
+            pagetide_dot_v1_dot_simulation__pb2.AddTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.SimulationService/RemoveTenant',
+            pagetide_dot_v1_dot_simulation__pb2.RemoveTenantRequest.SerializeToString,
+            pagetide_dot_v1_dot_simulation__pb2.RemoveTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResizeTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.SimulationService/ResizeTenant',
+            pagetide_dot_v1_dot_simulation__pb2.ResizeTenantRequest.SerializeToString,
+            pagetide_dot_v1_dot_simulation__pb2.ResizeTenantResponse.FromString,
             options,
             channel_credentials,
             insecure,
