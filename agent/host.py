@@ -21,9 +21,12 @@ Kernel behaviour follows the 2018 PMEM-NUMA RFC and Linux 5.15 (DESIGN.md sectio
   PG_referenced and rotates it (kernel page_check_references). Where pagetide differs from the kernel: an
   anonymous page whose only sign of use is PG_referenced (as MPOL_MF_SW_YOUNG leaves it) also gets one
   rotation instead of being reclaimed -- this is the second chance the RFC's SW_YOUNG flag is for;
-- a reclaimed anonymous page on a DRAM node is migrated to the peer slow node (demotion) when
-  demotion_enabled and the peer has room above its min watermark; otherwise it is swapped out, and if swap
-  is full it goes back on the LRU;
+- a reclaimed anonymous page is migrated to its node's demotion target (demotion) when demotion_enabled
+  and the target has room above its min watermark; otherwise it is swapped out, and if swap is full it goes
+  back on the LRU. Nodes sit in memory tiers (Linux 5.15+ memory tiers, ranked by abstract distance:
+  scenario.NodeSpec.tier): a node's demotion target is its peer in the next lower tier (a DRAM node's peer
+  slow node), so reclaim demotes DRAM -> CXL -> PMEM, tier by tier, and kswapd runs the top tier first;
+  the lowest tier swaps. A migration to a higher tier is a promotion, to a lower one a demotion;
 - TPP's decoupled WMARK_DEMOTE: kswapd on a DRAM node wakes below low + demote_scale_factor and reclaims up
   to high + demote_scale_factor;
 - promotion is the scenario's kernel tiering mode (`tiering`: none, NUMA-balancing tiering, TPP, DAMOS), called
@@ -82,8 +85,8 @@ class TenantStats:
     hint_fault_time: float = 0.0      # NUMA hint faults taken for kernel tiering (minor faults)
     lost_accesses: float = 0.0        # accesses to pages that could not be allocated (OOM)
     migrated_bytes: int = 0           # by move_pages() and by kernel demotion
-    promoted_pages: int = 0           # base pages moved slow -> fast
-    demoted_pages: int = 0            # base pages moved fast -> slow (kernel or move_pages)
+    promoted_pages: int = 0           # base pages moved to a higher tier (slow -> fast)
+    demoted_pages: int = 0            # base pages moved to a lower tier (kernel or move_pages)
     pingpong: int = 0                 # migrations that reversed the page's previous migration
 
     def __post_init__(self):
@@ -164,6 +167,9 @@ class Host:
         nodes = scenario.nodes
         self.nr_nodes = len(nodes)
         self.is_fast = np.array([n.is_fast for n in nodes])
+        # memory tiers, ranked: 0 the top (DRAM), each next one slower (scenario.NodeSpec.tier)
+        self.tier = np.array([n.tier for n in nodes], dtype=np.int64)
+        self.nr_tiers = int(self.tier.max()) + 1
         self.capacity = np.array([n.capacity // PAGE_SIZE for n in nodes], dtype=np.int64)
         self.read_latency = np.array([n.read_latency for n in nodes])
         self.write_latency = np.array([n.write_latency for n in nodes])
@@ -181,7 +187,7 @@ class Host:
         # inactive_ratio = int_sqrt(10 * node GiB), 1 below 1 GiB (mm/vmscan.c inactive_is_low)
         gib = self.capacity * PAGE_SIZE / (1 << 30)
         self.inactive_ratio = np.where(gib >= 1, np.floor(np.sqrt(10 * gib)), 1).astype(np.int64)
-        self.demotion_target = np.where(self.is_fast, self.peer_node, -1)
+        self.demotion_target = np.array([n.demotion_target for n in nodes], dtype=np.int64)
         self.zonelist = [self._build_zonelist(n, dram_only=self.k.zonelist == "separate")
                          for n in range(self.nr_nodes)]
         self.dram_zonelist = [self._build_zonelist(n, dram_only=True) for n in range(self.nr_nodes)]
@@ -454,14 +460,15 @@ class Host:
         self.kswapd_wake[nid] = True
 
     def _kswapd(self) -> None:
-        """Run kswapd on every node below its wake-up watermark, DRAM nodes first (their demotions may push
-        a slow node below its own)."""
+        """Run kswapd on every node below its wake-up watermark, the top tier first, then each lower tier
+        (a tier's demotions may push the next one below its own)."""
         free = self.free()
-        for nid in sorted(range(self.nr_nodes), key=lambda n: not self.is_fast[n]):
+        for nid in sorted(range(self.nr_nodes), key=lambda n: self.tier[n]):
             target = int(self.wmark_balance[nid] + self.demote_extra[nid])
             wake = self.kswapd_wake[nid] or free[nid] < self.wmark_low[nid] + self.demote_extra[nid]
             if wake and self.free_pages(nid) < target:
-                if self.is_fast[nid] or self.swap_capacity > self.swap_used:
+                can_demote = self.k.demotion_enabled and self.demotion_target[nid] >= 0
+                if self.is_fast[nid] or can_demote or self.swap_capacity > self.swap_used:
                     self._shrink_node(nid, target - self.free_pages(nid), direct=False)
             self.kswapd_wake[nid] = False
 
@@ -525,7 +532,8 @@ class Host:
         return self._evict(nid, victims, vw, direct, stall)
 
     def _evict(self, nid: int, victims: np.ndarray, vw: np.ndarray, direct: bool, stall: Tenant | None) -> int:
-        """Demote victims to the peer node where possible, else swap them out, else put them back."""
+        """Demote victims to the node's demotion target (next lower tier) where possible, else swap them out,
+        else put them back."""
         if victims.size == 0:
             return 0
         freed = 0
@@ -533,6 +541,14 @@ class Host:
         target = int(self.demotion_target[nid])
         if self.k.demotion_enabled and target >= 0:
             room = self.free_pages(target) - int(self.wmark_min[target])
+            short = int(vw.sum()) - room
+            if short > 0 and self.demotion_target[target] >= 0:
+                # a target that demotes further (a middle tier): its kswapd, woken by the failing demotion
+                # allocations (alloc_demote_folio is GFP_NOWAIT), runs beside this reclaim on a real kernel
+                # and demotes to the tier below it; the model runs it here, so a burst of demotions goes down
+                # the tiers instead of to swap while a lower tier has room
+                self._shrink_node(target, short + SWAP_CLUSTER_MAX, direct=False)
+                room = self.free_pages(target) - int(self.wmark_min[target])
             ok = np.cumsum(vw) <= room
             if ok.any():
                 t_time = self.migrate_pages(victims[ok], vw[ok], nid, target)
@@ -575,8 +591,8 @@ class Host:
         np.subtract.at(self.node_used, src, w)
         self.node_used[dst] += int(w.sum())
         self.node[slots] = dst
-        promote = ~self.is_fast[src] & self.is_fast[dst]
-        demote = self.is_fast[src] & ~self.is_fast[dst]
+        promote = self.tier[src] > self.tier[dst]          # to a higher tier
+        demote = self.tier[src] < self.tier[dst]
         f = self.flags[slots]
         pingpong = (promote & ((f & PG_LAST_DEMOTE) != 0)) | (demote & ((f & PG_LAST_PROMOTE) != 0))
         f = np.where(promote, (f & ~PG_LAST_DEMOTE) | PG_LAST_PROMOTE, f)
@@ -699,7 +715,7 @@ class Host:
         if k == 0:
             return
         src = cur[ok]
-        promoted = int((~self.is_fast[src] & self.is_fast[dst]).sum())
+        promoted = int((self.tier[src] > self.tier[dst]).sum())
         tm = self.migrate_pages(slots[ok], np.full(k, pw, dtype=np.int64), src, dst)
         np.add.at(self.move_pages_migrated, (src, np.full(src.shape, dst)), pw)
         self.vmstat["pgpromote_success"] += promoted * pw

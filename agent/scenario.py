@@ -40,6 +40,13 @@ DEVICE_DEFAULTS = {
     "cxl": dict(read_latency=271e-9, write_latency=271e-9, read_bandwidth=26e9, write_bandwidth=26e9),
 }
 
+# Linux memory tiers (mm/memory-tiers.c): a node's abstract distance puts it in memory tier adistance >> 7
+# (memory_tierN in sysfs); DRAM nodes sit at MEMTIER_ADISTANCE_DRAM (memory_tier4), and a slow node's abstract
+# distance comes from its performance against DRAM's (mt_perf_to_adistance, from HMAT: the device figures
+# here), unless the scenario gives one (`adistance`, as a memory-tier driver sets it). Lower tiers are slower.
+MEMTIER_CHUNK_BITS = 7
+MEMTIER_ADISTANCE_DRAM = (4 << MEMTIER_CHUNK_BITS) + (1 << (MEMTIER_CHUNK_BITS - 1))
+
 # SLIT-style distances when the scenario gives none: 10 local, a DRAM node and its peer slow node 17,
 # two DRAM nodes 21, anything else 28.
 LOCAL_DISTANCE, PEER_DISTANCE, REMOTE_DISTANCE, FAR_DISTANCE = 10, 17, 21, 28
@@ -73,11 +80,20 @@ class NodeSpec:
     write_latency: float
     read_bandwidth: float    # bytes/s
     write_bandwidth: float
-    peer_node: int = -1      # DRAM node -> its slow peer (and back); -1 none
+    peer_node: int = -1      # the node's peer in the next lower tier (a slow node: the node naming it); -1 none
+    adistance: int = MEMTIER_ADISTANCE_DRAM   # abstract distance (Linux memory tiers)
+    tier: int = 0            # rank of its memory tier on the host: 0 the top (DRAM), 1 the next lower, ...
+    demotion_target: int = -1    # where reclaim demotes its pages (node_demotion): a node of the next lower
+                                 # tier, -1 none (the lowest tier; a DRAM node without a peer swaps)
 
     @property
     def is_fast(self) -> bool:
         return self.type == "dram"
+
+    @property
+    def memory_tier(self) -> int:
+        """Linux's memory tier id (memory_tierN): 4 for DRAM."""
+        return self.adistance >> MEMTIER_CHUNK_BITS
 
 
 @dataclass(frozen=True)
@@ -183,7 +199,7 @@ def _positive(key: str, value: float) -> float:
 def _parse_node(i: int, d: Any) -> NodeSpec:
     key = f"host.nodes[{i}]"
     _check_keys(d, key, {"id", "type", "capacity", "peer_node", "read_latency", "write_latency",
-                         "read_bandwidth", "write_bandwidth"}, {"id", "type", "capacity"})
+                         "read_bandwidth", "write_bandwidth", "adistance"}, {"id", "type", "capacity"})
     nid = _int(f"{key}.id", d["id"], 0)
     if nid != i:
         raise ScenarioError(f"{key}.id", f"node ids must be 0..N-1 in order, expected {i}, got {nid}")
@@ -201,13 +217,50 @@ def _parse_node(i: int, d: Any) -> NodeSpec:
         if k in d:
             dev[k] = _positive(f"{key}.{k}", _parse(f"{key}.{k}", units.parse_bandwidth, d[k]))
     peer = _int(f"{key}.peer_node", d.get("peer_node", -1), -1)
-    return NodeSpec(id=nid, type=ntype, capacity=capacity, peer_node=peer, **dev)
+    adistance = -1                      # from the node's performance (`_assign_tiers`)
+    if "adistance" in d:
+        if ntype == "dram":
+            raise ScenarioError(f"{key}.adistance", f"DRAM nodes are at abstract distance {MEMTIER_ADISTANCE_DRAM}; "
+                                                    "only slow nodes take one")
+        adistance = _int(f"{key}.adistance", d["adistance"], 0)
+    return NodeSpec(id=nid, type=ntype, capacity=capacity, peer_node=peer, adistance=adistance, **dev)
+
+
+def _perf_adistance(n: NodeSpec, dram: NodeSpec) -> int:
+    """mt_perf_to_adistance(): DRAM's abstract distance scaled by the node's read + write latency over DRAM's
+    and DRAM's read + write bandwidth over the node's, in the kernel's integer arithmetic (ns, MB/s)."""
+    lat = round((n.read_latency + n.write_latency) * 1e9)
+    dram_lat = round((dram.read_latency + dram.write_latency) * 1e9)
+    bw = max(1, round((n.read_bandwidth + n.write_bandwidth) / 1e6))
+    dram_bw = round((dram.read_bandwidth + dram.write_bandwidth) / 1e6)
+    return MEMTIER_ADISTANCE_DRAM * lat // max(1, dram_lat) * dram_bw // bw
+
+
+def _assign_tiers(nodes: list[NodeSpec]) -> list[NodeSpec]:
+    """Each node's abstract distance and tier rank. DRAM nodes are the top tier, and only they: a slow node
+    whose abstract distance falls in DRAM's memory tier is rejected, naming the distance it needs."""
+    dram = [n for n in nodes if n.is_fast]
+    if not dram:
+        raise ScenarioError("host.nodes", "at least one dram node is required")
+    out = [n if n.adistance >= 0 else dataclasses.replace(n, adistance=(
+        MEMTIER_ADISTANCE_DRAM if n.is_fast else _perf_adistance(n, dram[0]))) for n in nodes]
+    top = MEMTIER_ADISTANCE_DRAM >> MEMTIER_CHUNK_BITS
+    for n in out:
+        if not n.is_fast and n.memory_tier <= top:
+            how = "given" if nodes[n.id].adistance >= 0 else "from its latencies and bandwidths"
+            raise ScenarioError(f"host.nodes[{n.id}]", f"a {n.type} node at abstract distance {n.adistance} ({how}) "
+                                f"is in memory_tier{n.memory_tier}, at or above DRAM's memory_tier{top}; a slow "
+                                f"node needs an adistance of at least {(top + 1) << MEMTIER_CHUNK_BITS}")
+    rank = {t: r for r, t in enumerate(sorted({n.memory_tier for n in out}))}
+    return [dataclasses.replace(n, tier=rank[n.memory_tier]) for n in out]
 
 
 def _link_peers(nodes: list[NodeSpec]) -> list[NodeSpec]:
-    """Validate peer_node links and make them symmetric (a slow node's peer is the DRAM node naming it)."""
+    """Validate peer_node links, which follow the memory tiers: a node's peer is a node of the next lower tier
+    (where its reclaim demotes), named by one node only, and the chain of peers ends; a slow node may also
+    name the node above that names it (or names none), the RFC's pairing seen from below. A node naming no
+    peer gets the node above that names it, so pairs are symmetric."""
     peers = {n.id: n.peer_node for n in nodes}
-    claimed: dict[int, int] = {}
     for n in nodes:
         if n.peer_node == -1:
             continue
@@ -216,22 +269,61 @@ def _link_peers(nodes: list[NodeSpec]) -> list[NodeSpec]:
             raise ScenarioError(key, f"node {n.peer_node} does not exist")
         if n.peer_node == n.id:
             raise ScenarioError(key, "a node cannot be its own peer")
+    # links downwards (and sideways): a cycle among them would demote pages for ever
+    down = {n.id: n.peer_node for n in nodes if n.peer_node >= 0 and nodes[n.peer_node].tier >= n.tier}
+    for n in nodes:
+        path = [n.id]
+        while path[-1] in down and len(path) <= len(nodes):
+            path.append(down[path[-1]])
+            if path[-1] == n.id:
+                raise ScenarioError(f"host.nodes[{n.id}].peer_node", "peer_node links form a cycle "
+                                    f"{' -> '.join(map(str, path))}: a node's peer is in a lower tier")
+    claimed: dict[int, int] = {}
+    for n in nodes:
+        if n.peer_node == -1:
+            continue
+        key = f"host.nodes[{n.id}].peer_node"
         other = nodes[n.peer_node]
-        if n.is_fast == other.is_fast:
-            raise ScenarioError(key, f"the peer of a {n.type} node must be of the other tier, node "
-                                     f"{other.id} is {other.type}")
-        if n.is_fast:
+        if other.tier == n.tier:
+            raise ScenarioError(key, f"node {other.id} ({other.type}) is in the same memory tier as node {n.id} "
+                                     f"(memory_tier{n.memory_tier}): a node's peer is in the next lower tier")
+        if other.tier > n.tier:
+            if other.tier > n.tier + 1:
+                nxt = min(m.memory_tier for m in nodes if m.tier == n.tier + 1)
+                raise ScenarioError(key, f"node {other.id} is in memory_tier{other.memory_tier}, below the next "
+                                         f"lower tier memory_tier{nxt}: reclaim demotes to the next lower tier")
             if n.peer_node in claimed:
                 raise ScenarioError(key, f"node {n.peer_node} is already the peer of node "
                                          f"{claimed[n.peer_node]}: a node is never the peer of two nodes")
             claimed[n.peer_node] = n.id
+        elif other.tier != n.tier - 1:
+            raise ScenarioError(key, f"node {other.id} is in a higher memory tier (memory_tier{other.memory_tier}) "
+                                     f"than node {n.id} (memory_tier{n.memory_tier}): a node's peer is in the next "
+                                     "lower tier (a node may name the one just above that names it)")
         elif peers.get(n.peer_node, -1) not in (-1, n.id):
             raise ScenarioError(key, f"node {n.peer_node}'s peer is node {peers[n.peer_node]}, not {n.id}")
     out = []
     for n in nodes:
-        if not n.is_fast and n.id in claimed:
+        if n.peer_node == -1 and n.id in claimed:
             n = dataclasses.replace(n, peer_node=claimed[n.id])
         out.append(n)
+    return out
+
+
+def _demotion_targets(nodes: list[NodeSpec], distances: list[list[int]]) -> list[NodeSpec]:
+    """node_demotion (mm/memory-tiers.c establish_demotion_targets): a node's pages are demoted to its peer
+    in the next lower tier; a node below the top without one demotes to the nearest node of the next lower
+    tier; the lowest tier demotes nowhere, and a DRAM node without a peer swaps (the RFC's rule)."""
+    out = []
+    for n in nodes:
+        target = -1
+        if n.peer_node >= 0 and nodes[n.peer_node].tier > n.tier:
+            target = n.peer_node
+        elif not n.is_fast:
+            lower = [m.id for m in nodes if m.tier == n.tier + 1]
+            if lower:
+                target = min(lower, key=lambda m: (distances[n.id][m], m))
+        out.append(dataclasses.replace(n, demotion_target=target))
     return out
 
 
@@ -394,11 +486,10 @@ def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
         raise ScenarioError("host.tracker", f"unknown tracker {tracker!r}; valid: {', '.join(sorted(TRACKERS))}")
     if not isinstance(host["nodes"], list) or not host["nodes"]:
         raise ScenarioError("host.nodes", "expected a non-empty list of nodes")
-    nodes = _link_peers([_parse_node(i, n) for i, n in enumerate(host["nodes"])])
-    if not any(n.is_fast for n in nodes):
-        raise ScenarioError("host.nodes", "at least one dram node is required")
+    nodes = _link_peers(_assign_tiers([_parse_node(i, n) for i, n in enumerate(host["nodes"])]))
     distances = (_parse_distances(host["distances"], len(nodes)) if "distances" in host
                  else _default_distances(nodes))
+    nodes = _demotion_targets(nodes, distances)
     kernel = _parse_kernel(host.get("kernel", {}))
     if not isinstance(d["tenants"], list) or not d["tenants"]:
         raise ScenarioError("tenants", "expected a non-empty list of tenants")

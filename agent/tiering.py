@@ -14,7 +14,13 @@ scenario's `host.kernel.tiering: {mode: ..., ...options}`.
 - `damos`: Linux 6.11+ DAMON-based tiering after HMSDK's (SK hynix) setup: one kdamond per DRAM node,
   monitoring the tenants homed there, with two DAMOS schemes for the node and its slow peer --
   `migrate_hot` (slow -> DRAM) and `migrate_cold` (DRAM -> slow) -- each under a size quota per quota
-  interval whose effective size is auto-tuned to a DRAM-used goal. Details below.
+  interval whose effective size is auto-tuned to a DRAM-used goal; on a host of more than two tiers the
+  same pair of schemes for each next pair down the demotion chain (DRAM -> CXL, CXL -> PMEM), each goal
+  on the pair's upper node. Details below.
+
+With more than two memory tiers (scenario.NodeSpec.tier), NUMA-balancing tiering and TPP arm pages on every
+tier below the top and promote a hot one straight to the faulting task's DRAM node, as Linux does (only
+top-tier nodes are promotion targets: node_is_toptier); reclaim demotes tier by tier (host).
 
 DAMOS tiering, as modelled (mm/damon/core.c, ops-common.c; DESIGN.md section 2):
 - Regions. Each tenant is a DAMON target whose address space (its one VMA) is tiled by regions, initially
@@ -401,7 +407,7 @@ class Damos:
 
 @dataclass
 class DamonContext:
-    """One kdamond: the tenants homed on DRAM node `dram` as targets, and the two schemes of the pair."""
+    """One kdamond: the tenants homed on DRAM node `dram` as targets, and the schemes of its node pairs."""
     dram: int
     slow: int
     targets: list[DamonTarget]
@@ -461,15 +467,18 @@ class DamosTiering(Tiering):
             tenants = [t for t in host.tenants if t.spec.home_node == dram]
             if slow == dram or host.is_fast[slow] or not tenants:
                 continue
-            schemes = [
-                # migrate_cold first: it makes the room migrate_hot fills
-                Damos("migrate_cold", src=dram, dst=slow, min_nr_accesses=0, max_nr_accesses=0,
-                      min_age=cold_age, goal_metric="node_mem_free_bp", goal_nid=dram, goal_bp=free_bp,
-                      quota_sz=spec.quota),
-                Damos("migrate_hot", src=slow, dst=dram, min_nr_accesses=spec.hot_min_accesses,
-                      max_nr_accesses=self.aggr_samples, min_age=0, goal_metric="node_mem_used_bp",
-                      goal_nid=dram, goal_bp=used_bp, quota_sz=spec.quota),
-            ]
+            # the node pairs down the tiers (DRAM -> its slow node -> that node's demotion target ...), each
+            # with a migrate_cold and a migrate_hot scheme; migrate_cold first, from the lowest pair up: it
+            # makes the room migrate_hot fills
+            pairs = [(dram, slow)]
+            while host.demotion_target[pairs[-1][1]] >= 0 and len(pairs) < host.nr_tiers - 1:
+                pairs.append((pairs[-1][1], int(host.demotion_target[pairs[-1][1]])))
+            schemes = [Damos("migrate_cold", src=up, dst=low, min_nr_accesses=0, max_nr_accesses=0,
+                             min_age=cold_age, goal_metric="node_mem_free_bp", goal_nid=up, goal_bp=free_bp,
+                             quota_sz=spec.quota) for up, low in reversed(pairs)]
+            schemes += [Damos("migrate_hot", src=low, dst=up, min_nr_accesses=spec.hot_min_accesses,
+                              max_nr_accesses=self.aggr_samples, min_age=0, goal_metric="node_mem_used_bp",
+                              goal_nid=up, goal_bp=used_bp, quota_sz=spec.quota) for up, low in pairs]
             rng = np.random.default_rng([host.scenario.seed, 0xDA305, dram])
             # damon_va_init_regions() gives every target min_nr_regions; with many targets the model caps the
             # context's total at max_nr_regions so that it starts within bounds (the kernel's first merge

@@ -1,0 +1,179 @@
+"""Hosts with more than two memory tiers: scenarios (tiers by abstract distance, peer chains), the model's
+demotion chain DRAM -> CXL -> PMEM and promotion from any lower tier."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from pagetide.agent.commands.scenarios import default_scenario_path
+from pagetide.agent.host import MPOL_MF_MOVE, Host
+from pagetide.agent.scenario import ScenarioError, load_scenario, parse_scenario
+
+MiB = 1 << 20
+FAST_CXL = {"read_latency": "170ns", "write_latency": "170ns", "read_bandwidth": "64GB/s",
+            "write_bandwidth": "64GB/s"}
+
+
+def three_tier(dram="16MiB", cxl="16MiB", pmem="64MiB", tenants=None, kernel=None, **top):
+    d = {
+        "seed": 3, "tick": "100ms", "duration": "2s", "epoch": "500ms",
+        "host": {"nodes": [{"id": 0, "type": "dram", "capacity": dram, "peer_node": 1},
+                           {"id": 1, "type": "cxl", "capacity": cxl, "peer_node": 2, **FAST_CXL},
+                           {"id": 2, "type": "pmem", "capacity": pmem}],
+                 "kernel": {"swap": "64MiB", **(kernel or {})}},
+        "tenants": tenants or [{"name": "vm0", "footprint": "56MiB", "workload": {"type": "zipf", "samples": 2048}}],
+    }
+    d.update(top)
+    return d
+
+
+def check_state(h: Host) -> None:
+    h.check_invariants()                     # every page on exactly one node; no node over capacity
+    assert (h.node_used + h.node_pgtable <= h.capacity).all()
+
+
+# ---- scenarios ------------------------------------------------------------------------------------------
+
+def test_a_dram_cxl_pmem_chain_gets_three_tiers_by_abstract_distance_and_demotes_tier_by_tier():
+    s = parse_scenario(three_tier())
+    assert [n.memory_tier for n in s.nodes] == [4, 14, 41]     # 576, 1912 (fast CXL), 5335 (Optane)
+    assert [n.tier for n in s.nodes] == [0, 1, 2]
+    assert [n.demotion_target for n in s.nodes] == [1, 2, -1]
+    assert [n.peer_node for n in s.nodes] == [1, 2, 1]          # PMEM's peer is the CXL node naming it
+    assert s.distances[0][1] == s.distances[1][2] == 17 and s.distances[0][2] == 28
+
+
+def test_a_middle_node_without_a_peer_demotes_to_the_nearest_node_of_the_next_tier():
+    d = three_tier()
+    d["host"]["nodes"][1].pop("peer_node")
+    d["host"]["nodes"].append({"id": 3, "type": "pmem", "capacity": "64MiB"})
+    d["host"]["distances"] = [[10, 17, 28, 28], [17, 10, 30, 20], [28, 30, 10, 21], [28, 20, 21, 10]]
+    s = parse_scenario(d)
+    assert s.nodes[1].demotion_target == 3
+    assert s.nodes[2].tier == s.nodes[3].tier == 2
+
+
+def test_default_device_figures_put_optane_above_a_slow_cxl_asic():
+    d = three_tier()
+    for k in FAST_CXL:
+        d["host"]["nodes"][1].pop(k)
+    d["host"]["nodes"][0]["peer_node"] = 2                        # DRAM -> PMEM -> CXL
+    d["host"]["nodes"][1].pop("peer_node")
+    d["host"]["nodes"][2]["peer_node"] = 1
+    s = parse_scenario(d)
+    assert [n.tier for n in s.nodes] == [0, 2, 1]
+    assert [n.demotion_target for n in s.nodes] == [2, -1, 1]
+
+
+def test_two_tier_scenarios_keep_their_peers_and_demote_only_from_dram():
+    s = load_scenario(default_scenario_path())
+    assert [n.tier for n in s.nodes] == [0, 1]
+    assert [n.peer_node for n in s.nodes] == [1, 0]
+    assert [n.demotion_target for n in s.nodes] == [1, -1]
+
+
+def _with(d, node, **changes):
+    d = copy.deepcopy(d)
+    d["host"]["nodes"][node].update(changes)
+    return d
+
+
+@pytest.mark.parametrize("d,key,reason", [
+    (_with(three_tier(), 2, peer_node=0), "host.nodes[2].peer_node", "higher memory tier"),
+    (_with(three_tier(), 0, peer_node=2), "host.nodes[0].peer_node", "below the next lower tier"),
+    (_with(three_tier(), 1, peer_node=1), "host.nodes[1].peer_node", "its own peer"),
+    (_with(three_tier(), 1, adistance=600), "host.nodes[1]", "adistance of at least 640"),
+    (_with(three_tier(), 0, adistance=900), "host.nodes[0].adistance", "only slow nodes"),
+    (_with(three_tier(), 1, adistance=5300), "host.nodes[1].peer_node", "same memory tier"),
+])
+def test_invalid_tier_chains_are_rejected_naming_the_node(d, key, reason):
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(d)
+    assert e.value.key == key
+    assert reason in str(e.value)
+
+
+def test_a_cycle_of_peers_is_rejected_naming_it():
+    d = three_tier()
+    d["host"]["nodes"][1].pop("peer_node")
+    d["host"]["nodes"] += [{"id": 3, "type": "pmem", "capacity": "16MiB", "peer_node": 2}]
+    d["host"]["nodes"][2]["peer_node"] = 3
+    with pytest.raises(ScenarioError, match=r"cycle 2 -> 3 -> 2"):
+        parse_scenario(d)
+
+
+def test_the_shipped_three_tier_scenario_loads():
+    path = default_scenario_path().replace("default.yaml", "three-tier.yaml")
+    s = load_scenario(path)
+    assert [n.type for n in s.nodes] == ["dram", "cxl", "pmem"]
+    assert [n.tier for n in s.nodes] == [0, 1, 2]
+
+
+# ---- the model ------------------------------------------------------------------------------------------
+
+def test_reclaim_demotes_dram_to_cxl_and_cxl_to_pmem_never_skipping_a_tier():
+    h = Host(parse_scenario(three_tier()))
+    h.boot()
+    check_state(h)
+    for _ in range(10):
+        h.run_tick()
+        check_state(h)
+    m = h.migrated_pages
+    assert m[0, 1] > 0 and m[1, 2] > 0            # down the chain
+    assert m[0, 2] == 0                           # never past a tier
+    assert h.vmstat["pswpout"] == 0               # PMEM had room: nothing swapped
+    assert (h.node_used > 0).all()
+    t = h.tenants[0]
+    assert t.stats.demoted_pages == m[0, 1] + m[1, 2]
+
+
+def test_the_lowest_tier_swaps_once_every_tier_is_full():
+    h = Host(parse_scenario(three_tier(pmem="16MiB", kernel={"watermarks": {"min": "4%", "low": "6%", "high": "8%"}},
+                                       tenants=[{"name": "vm0", "footprint": "46MiB", "workload": {"type": "zipf", "samples": 2048}}])))
+    h.boot()
+    for _ in range(5):
+        h.run_tick()
+        check_state(h)
+    assert h.vmstat["pswpout"] > 0 and h.swap_used > 0
+
+
+@pytest.mark.parametrize("mode", ["nbt", "tpp"])
+@pytest.mark.parametrize("footprint,lower", [("28MiB", 1), ("56MiB", 2)])
+def test_numa_balancing_promotes_hot_pages_from_a_lower_tier_straight_to_dram(mode, footprint, lower):
+    # 28 MiB fits DRAM + CXL: the hot pages outside DRAM are on CXL; at 56 MiB the oldest (the first
+    # faulted, lowest addresses, armed first) went on down to PMEM
+    h = Host(parse_scenario(three_tier(kernel={"tiering": {"mode": mode}}, duration="6s", tenants=[
+        {"name": "vm0", "footprint": footprint, "workload": {"type": "zipf", "samples": 2048}}])))
+    h.boot()
+    for _ in range(60):
+        h.run_tick()
+        check_state(h)
+    m = h.migrated_pages
+    assert m[lower, 0] > 0
+    assert m[2, 1] == 0                           # the kernel promotes to the top tier only (node_is_toptier)
+    assert h.tenants[0].stats.promoted_pages == m[1, 0] + m[2, 0]
+    assert h.vmstat["pgpromote_success"] == m[1, 0] + m[2, 0]
+
+
+def test_damos_runs_a_pair_of_schemes_for_each_step_down_the_chain():
+    h = Host(parse_scenario(three_tier(kernel={"tiering": {"mode": "damos"}})))
+    ctx, = h.tiering.contexts
+    assert [(s.action, s.src, s.dst, s.goal_nid) for s in ctx.schemes] == [
+        ("migrate_cold", 1, 2, 1), ("migrate_cold", 0, 1, 0), ("migrate_hot", 1, 0, 0), ("migrate_hot", 2, 1, 1)]
+
+
+def test_move_pages_between_lower_tiers_counts_as_promotion_or_demotion_by_tier():
+    h = Host(parse_scenario(three_tier()))
+    h.boot()
+    t = h.tenants[0]
+    on_pmem = np.flatnonzero(h.node[t.start:t.end] == 2)[:8]
+    addrs = t.vma_start + on_pmem * t.spec.page_size
+    before = t.stats.promoted_pages, t.stats.demoted_pages
+    r = h.move_pages(0, addrs, np.full(addrs.size, 1), MPOL_MF_MOVE)
+    assert (r.status == 1).all()
+    assert t.stats.promoted_pages - before[0] == 8
+    r = h.move_pages(0, addrs, np.full(addrs.size, 2), MPOL_MF_MOVE)
+    assert (r.status == 2).all()
+    assert t.stats.demoted_pages - before[1] >= 8
+    check_state(h)
