@@ -559,20 +559,27 @@ def page_report(vma: Vma, runs: DecodedRuns | Iterable[Run]) -> PageReport:
 
     PUD_PRESENT tests no A bit, so it reports neither.
     """
+    return range_report(vma.start, vma.npages, vma.page_shift, runs)
+
+
+def range_report(start: int, npages: int, page_shift: int, runs: DecodedRuns | Iterable[Run]) -> PageReport:
+    """page_report for any range of `npages` pages of 1 << page_shift bytes from `start` (a real process's
+    mapping read through the kernel's /proc/PID/idle_pages, whose start need not be 2 MiB aligned)."""
     if not isinstance(runs, DecodedRuns):
         runs = list(runs)
         runs = DecodedRuns(np.array([r.address for r in runs], np.int64), np.array([r.type for r in runs], np.uint8),
                            np.array([r.npages for r in runs], np.uint8))
+    end, page_size = start + (npages << page_shift), 1 << page_shift
     lo = runs.address
     hi = lo + (runs.npages.astype(np.int64) << _ENTRY_SHIFT[runs.type])
-    lo, hi = np.maximum(lo, vma.start), np.minimum(hi, vma.end)
+    lo, hi = np.maximum(lo, start), np.minimum(hi, end)
 
     def pages_covered(select: np.ndarray) -> np.ndarray:
         select &= hi > lo
-        first = (lo[select] - vma.start) >> vma.page_shift
-        last = (hi[select] - vma.start + vma.page_size - 1) >> vma.page_shift
-        depth = np.bincount(first, minlength=vma.npages + 1) - np.bincount(last, minlength=vma.npages + 1)
-        return np.cumsum(depth[: vma.npages]) > 0
+        first = (lo[select] - start) >> page_shift
+        last = (hi[select] - start + page_size - 1) >> page_shift
+        depth = np.bincount(first, minlength=npages + 1) - np.bincount(last, minlength=npages + 1)
+        return np.cumsum(depth[:npages]) > 0
 
     return PageReport(pages_covered(np.isin(runs.type, _ACCESSED_TYPES)),
                       pages_covered(np.isin(runs.type, _DIRTY_TYPES)))

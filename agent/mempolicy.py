@@ -5,3 +5,4 @@ refuse it with EINVAL). No imports, so a real host loads nothing of the model.""
 MPOL_MF_MOVE = 1 << 1
 MPOL_MF_MOVE_ALL = 1 << 2
 MPOL_MF_SW_YOUNG = 1 << 7
+MOVE_PAGES_FLAGS = MPOL_MF_MOVE | MPOL_MF_MOVE_ALL | MPOL_MF_SW_YOUNG   # every flag a move request may carry

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from pagetide.agent.backend import BadRequest, MoveCall, MoveResult
-from pagetide.agent.host import MOVE_PAGES_FLAGS
+from pagetide.agent.mempolicy import MOVE_PAGES_FLAGS
 from pagetide.common.limits import MAX_CALLS, MAX_MOVE_BYTES
 
 REMEMBERED_BATCHES = 1024      # answers kept for retried batch ids

@@ -18,11 +18,14 @@ byte stream in tests/test_idle_pages.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pagetide.agent.host import Host, Tenant
 from pagetide.agent.idle_pages import scan_fast
+
+if TYPE_CHECKING:       # the fold and the picking below are shared with real hosts, which never load the model
+    from pagetide.agent.host import Host, Tenant
 
 HEAT_ONE = 16
 HEAT_BINS = 16
@@ -39,7 +42,7 @@ class Candidates:
 
 @dataclass
 class TenantHeat:
-    tenant: Tenant
+    tenant: Tenant    # the model's Tenant, or a real host's tenant
     hist: np.ndarray          # [nr_nodes, HEAT_BINS] resident pages per node and heat bin
     hot_slow: Candidates      # hottest pages on slow nodes, hottest first
     cold_fast: Candidates     # coldest pages on DRAM nodes, coldest first
@@ -89,11 +92,7 @@ class Scanner:
 
     def end_period(self) -> None:
         """Fold this period's refs into heat and start a new period."""
-        n = max(1, self.scans_in_period)
-        level = (self.refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n          # 0..15 whatever nr_scans is
-        heat = self.heat.astype(np.uint16)
-        target = level * HEAT_ONE
-        self.heat = ((heat + target + (target > heat)) // 2).astype(np.uint8)
+        self.heat = fold(self.heat, self.refs, self.scans_in_period)
         self.period_refs = np.array([int(self.refs[t.start:t.end].sum(dtype=np.int64)) for t in self.host.tenants])
         self.refs[:] = 0
         self.scans_in_period = 0
@@ -101,24 +100,40 @@ class Scanner:
 
     def tenant_heat(self, t: Tenant, max_candidates: int, max_hot_fast: int | None = None) -> TenantHeat:
         h = self.host
-        heat = self.heat[t.start:t.end]
-        node = h.node[t.start:t.end]
-        present = node >= 0
-        bins = heat >> 4
-        hist = np.bincount(node[present].astype(np.int64) * HEAT_BINS + bins[present],
-                           minlength=h.nr_nodes * HEAT_BINS).reshape(h.nr_nodes, HEAT_BINS)
-        fast_page = present & h.is_fast[np.maximum(node, 0)]
-        slow_page = present & ~fast_page
-        return TenantHeat(
-            tenant=t, hist=hist,
-            hot_slow=_pick(np.flatnonzero(slow_page), heat, node, max_candidates, hottest=True),
-            cold_fast=_pick(np.flatnonzero(fast_page), heat, node, max_candidates, hottest=False),
-            hot_fast=_pick(np.flatnonzero(fast_page), heat, node,
-                           max_candidates if max_hot_fast is None else min(max_hot_fast, max_candidates),
-                           hottest=True))
+        return tenant_heat(t, self.heat[t.start:t.end], h.node[t.start:t.end], h.is_fast, max_candidates,
+                           max_hot_fast)
 
 
-def _pick(pages: np.ndarray, heat: np.ndarray, node: np.ndarray, k: int, hottest: bool) -> Candidates:
+def fold(heat: np.ndarray, refs: np.ndarray, scans: int) -> np.ndarray:
+    """A period's refs (of `scans` scans) folded into the decaying heat (the module docstring's formula)."""
+    n = max(1, scans)
+    level = (refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n          # 0..15 whatever nr_scans is
+    old = heat.astype(np.uint16)
+    target = level * HEAT_ONE
+    return ((old + target + (target > old)) // 2).astype(np.uint8)
+
+
+def tenant_heat(tenant, heat: np.ndarray, node: np.ndarray, is_fast: np.ndarray, max_candidates: int,
+                max_hot_fast: int | None = None) -> TenantHeat:
+    """One tenant's histogram [nodes, HEAT_BINS] and candidate lists from its pages' heat and node (< 0: not
+    present); is_fast[n]: node n is DRAM."""
+    nr_nodes = is_fast.size
+    present = node >= 0
+    bins = heat >> 4
+    hist = np.bincount(node[present].astype(np.int64) * HEAT_BINS + bins[present],
+                       minlength=nr_nodes * HEAT_BINS).reshape(nr_nodes, HEAT_BINS)
+    fast_page = present & is_fast[np.maximum(node, 0)]
+    slow_page = present & ~fast_page
+    return TenantHeat(
+        tenant=tenant, hist=hist,
+        hot_slow=pick(np.flatnonzero(slow_page), heat, node, max_candidates, hottest=True),
+        cold_fast=pick(np.flatnonzero(fast_page), heat, node, max_candidates, hottest=False),
+        hot_fast=pick(np.flatnonzero(fast_page), heat, node,
+                      max_candidates if max_hot_fast is None else min(max_hot_fast, max_candidates),
+                      hottest=True))
+
+
+def pick(pages: np.ndarray, heat: np.ndarray, node: np.ndarray, k: int, hottest: bool) -> Candidates:
     """The k hottest (or coldest) of `pages`, hottest (coldest) first, ties by page offset. Heat is a byte,
     so the cut is found with a 256-bin histogram rather than a partition of all pages."""
     h = heat[pages]

@@ -128,14 +128,14 @@ def test_sim_host_rejects_bad_batches_whole_and_replays_retried_batch_ids():
 @pytest.mark.parametrize("hottest", [True, False])
 @pytest.mark.parametrize("k", [1, 100, 4096, 70000])
 def test_candidate_picking_equals_a_full_sort_by_heat_then_page(hottest, k):
-    from pagetide.agent.scanner import _pick
+    from pagetide.agent.scanner import pick
 
     rng = np.random.default_rng(k)
     heat = rng.integers(0, 256, 50000).astype(np.uint8)
     heat[rng.random(50000) < 0.5] = 0
     node = rng.integers(0, 2, 50000)
     pages = np.flatnonzero(rng.random(50000) < 0.8)
-    c = _pick(pages, heat, node, k, hottest)
+    c = pick(pages, heat, node, k, hottest)
     key = -heat[pages].astype(int) if hottest else heat[pages].astype(int)
     ref = pages[np.lexsort((pages, key))][:k]
     if hottest:

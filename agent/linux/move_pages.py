@@ -9,6 +9,8 @@ import ctypes
 import ctypes.util
 import os
 
+import numpy as np
+
 from pagetide.agent.mempolicy import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_SW_YOUNG
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -16,6 +18,7 @@ _move_pages = getattr(_libc, "move_pages", None)  # glibc >= 2.x has no wrapper 
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _NR_MOVE_PAGES = {"x86_64": 279, "aarch64": 239}.get(os.uname().machine)
+CHUNK_PAGES = 1 << 16     # pages per syscall
 
 
 def move_pages(pid: int, addrs: list[int], nodes: list[int] | None, flags: int = MPOL_MF_MOVE) -> list[int]:
@@ -23,26 +26,33 @@ def move_pages(pid: int, addrs: list[int], nodes: list[int] | None, flags: int =
 
     Returns one status per page: the node it is on now, or a negated errno. Raises OSError when the call
     itself fails (bad pid, no permission, bad node)."""
+    if any(a < 0 for a in addrs):
+        raise ValueError("move_pages: negative address")
+    return move_pages_array(pid, np.asarray(addrs, dtype=np.uint64),
+                            None if nodes is None else np.asarray(nodes, dtype=np.int64), flags).tolist()
+
+
+def move_pages_array(pid: int, addrs: np.ndarray, nodes: np.ndarray | None, flags: int = MPOL_MF_MOVE,
+                     chunk: int = CHUNK_PAGES) -> np.ndarray:
+    """move_pages on numpy arrays (addresses uint64, nodes int), in calls of at most `chunk` pages: the
+    statuses as int32, one per page."""
     if _NR_MOVE_PAGES is None:
         raise OSError(f"move_pages: unknown syscall number on {os.uname().machine}")
     if nodes is not None and len(nodes) != len(addrs):
         raise ValueError(f"move_pages: {len(addrs)} addresses but {len(nodes)} nodes")
-    if any(a < 0 for a in addrs):
-        raise ValueError("move_pages: negative address")
-    n = len(addrs)
-    if n == 0:
-        return []
-    pages = (ctypes.c_void_p * n)(*addrs)
-    status = (ctypes.c_int * n)(*([-1] * n))
-    node_arr = (ctypes.c_int * n)(*nodes) if nodes is not None else None
-    rc = _syscall(ctypes.c_long(_NR_MOVE_PAGES), ctypes.c_long(pid), ctypes.c_ulong(n), pages,
-                  node_arr, status, ctypes.c_int(flags))
-    if rc < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"move_pages(pid={pid}, {n} pages): {os.strerror(err)}")
-    return list(status)
-
-
+    pages = np.ascontiguousarray(addrs, dtype=np.uint64)
+    node_arr = None if nodes is None else np.ascontiguousarray(nodes, dtype=np.int32)
+    status = np.full(pages.size, -1, dtype=np.int32)
+    for lo in range(0, pages.size, chunk):
+        n = min(chunk, pages.size - lo)
+        rc = _syscall(ctypes.c_long(_NR_MOVE_PAGES), ctypes.c_long(pid), ctypes.c_ulong(n),
+                      ctypes.c_void_p(pages.ctypes.data + 8 * lo),
+                      None if node_arr is None else ctypes.c_void_p(node_arr.ctypes.data + 4 * lo),
+                      ctypes.c_void_p(status.ctypes.data + 4 * lo), ctypes.c_int(flags))
+        if rc < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"move_pages(pid={pid}, {n} pages): {os.strerror(err)}")
+    return status
 
 
 def sw_young_supported() -> tuple[bool, str]:
