@@ -10,8 +10,8 @@ A host backend offers four things, as memtierd keeps tracker, policy and mover a
 The gRPC servicer (agent/server.py) talks only to this interface. A backend that is a simulation also offers
 `Simulated` (a clock to advance, accounting with oracles), which only SimulationService calls.
 
-Backends register by name in `BACKENDS`; `pagetide agent --backend NAME` picks one (today "sim", the host
-model in agent/simhost.py; next "linux").
+Backends register by name in `BACKENDS`; `pagetide agent --backend NAME` picks one: "sim", the host model in
+agent/simhost.py, or "linux", a real host (agent/linux/backend.py), which scans on the wall clock (`Sampling`).
 """
 
 from __future__ import annotations
@@ -195,6 +195,17 @@ class HostBackend(Protocol):
         """Memory, counters and migrations now; the scan durations since the last call (each reported once)."""
 
 
+@runtime_checkable
+class Sampling(Protocol):
+    """A backend whose tracker scans on the wall clock (a real host): the agent's server calls `run_due()`
+    under the host's lock when `seconds_to_next_scan()` is <= 0."""
+
+    def seconds_to_next_scan(self) -> float: ...
+
+    def run_due(self) -> bool:
+        """Run the scan due now; True when it completed a period (a new heat report)."""
+
+
 @dataclass
 class SimulationStats:
     """Accounting of a simulated host (agent/accounting.py's HostResult) and its nodes now."""
@@ -236,6 +247,7 @@ class Simulated(Protocol):
 
 BACKENDS: dict[str, str] = {
     "sim": "pagetide.agent.simhost:SimHost",
+    "linux": "pagetide.agent.linux.backend:LinuxHost",
 }
 
 # Trackers a host can be configured with (`host.tracker` in a scenario), peers behind `Tracker`.

@@ -23,9 +23,10 @@ import grpc
 import numpy as np
 
 from pagetide.agent.backend import (
-    BadRequest, HeatReport, HostBackend, MoveCall, PageList, Simulated, SimulationStats, TenantInfo, Topology,
+    BadRequest, HeatReport, HostBackend, MoveCall, PageList, Sampling, Simulated, SimulationStats, TenantInfo,
+    Topology,
 )
-from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
+from pagetide.agent.mempolicy import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
 from pagetide.agent.metrics import AgentMetrics
 from pagetide.common import keepalive
 from pagetide.common.limits import MAX_CANDIDATES, MAX_PAGE_TICKS, MAX_QUEUED, MAX_TICKS, MAX_WAIT_SECONDS
@@ -395,6 +396,23 @@ async def realtime_clock(slots: dict[str, HostSlot]) -> None:
         await asyncio.sleep(step)
 
 
+async def sampling_clock(slots: dict[str, HostSlot]) -> None:
+    """Real hosts scan on the wall clock: each due scan runs under the host's lock; a completed period
+    rebuilds the host's report and wakes its long polls."""
+    live = [s for s in slots.values() if isinstance(s.backend, Sampling)]
+
+    def scan(slot: HostSlot) -> bool:
+        done = slot.backend.run_due()
+        if done:
+            slot.rebuild()
+        return done
+    while live:
+        for slot in live:
+            if slot.backend.seconds_to_next_scan() <= 0 and await slot.run(lambda: scan(slot), queue_limit=False):
+                await slot.notify()
+        await asyncio.sleep(min(1.0, max(0.005, min(s.backend.seconds_to_next_scan() for s in live))))
+
+
 class AgentServer:
     """A running agent: its gRPC server, bound port, slots and (realtime) clock task."""
 
@@ -427,5 +445,7 @@ async def start_agent(hosts: list[HostBackend], listen: str = "127.0.0.1:0", clo
         metrics=metrics.rpc if metrics is not None else None)
     if metrics is not None:
         metrics.attach(slots, asyncio.get_running_loop())
-    task = asyncio.get_running_loop().create_task(realtime_clock(slots)) if clock == "realtime" else None
+    loop = asyncio.get_running_loop()
+    clocks = ([realtime_clock(slots)] if clock == "realtime" else []) + [sampling_clock(slots)]
+    task = asyncio.gather(*(loop.create_task(c) for c in clocks))
     return AgentServer(server, port, slots, task)

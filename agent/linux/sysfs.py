@@ -1,7 +1,9 @@
 """What a real Linux host offers, read from sysfs and procfs (never written here).
 
 Topology: NUMA nodes with memory, their CPUs and distances, memory tiers
-(/sys/devices/virtual/memory_tiering), CPU-less nodes. Kernel knobs: demotion_enabled, numa_balancing,
+(/sys/devices/virtual/memory_tiering), CPU-less nodes, HMAT latencies and bandwidths where the firmware gives
+them. Memory now: a node's meminfo, its zones' watermarks (/proc/zoneinfo), the kernel's counters
+(/proc/vmstat and each node's vmstat). Kernel knobs: demotion_enabled, numa_balancing,
 watermark_scale_factor. Trackers the kernel has: the seed's /proc/PID/idle_pages, idle page tracking
 (/sys/kernel/mm/page_idle/bitmap), soft-dirty (probed: clear_refs 4, a write, pagemap bit 55).
 """
@@ -73,6 +75,64 @@ def read_topology(nodes_dir: Path = NODES, tiers_dir: Path = TIERS) -> Topology:
                           distances=tuple(int(x) for x in (d / "distance").read_text().split()),
                           tier=tier_of.get(n)))
     return Topology(nodes=tuple(nodes), knobs=read_knobs())
+
+
+def node_meminfo(node: int, nodes_dir: Path = NODES) -> dict[str, int]:
+    """A node's meminfo in bytes ("Node 0 MemFree:  123 kB" -> {"MemFree": 125952}); counts stay counts."""
+    out = {}
+    for line in (nodes_dir / f"node{node}" / "meminfo").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 4:
+            out[parts[2].rstrip(":")] = int(parts[3]) * (1024 if parts[-1] == "kB" else 1)
+    return out
+
+
+def read_counters(path: Path) -> dict[str, int]:
+    """A vmstat-style file ("name value" per line)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            out[name] = int(value)
+    return out
+
+
+def vmstat(proc: Path = Path("/proc")) -> dict[str, int]:
+    return read_counters(proc / "vmstat")
+
+
+def node_vmstat(node: int, nodes_dir: Path = NODES) -> dict[str, int]:
+    """A node's own counters (pgdemote_kswapd counted on the node pages left, pgpromote_success on the node
+    they reached)."""
+    path = nodes_dir / f"node{node}" / "vmstat"
+    return read_counters(path) if path.exists() else {}
+
+
+def watermarks(zoneinfo: Path = Path("/proc/zoneinfo")) -> dict[int, tuple[int, int, int]]:
+    """Per node, its zones' min, low and high watermarks summed, in pages."""
+    out: dict[int, list[int]] = {}
+    node = None
+    for line in zoneinfo.read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["Node"]:
+            node = int(parts[1].rstrip(","))
+            out.setdefault(node, [0, 0, 0])
+        elif node is not None and len(parts) == 2 and parts[0] in ("min", "low", "high"):
+            out[node][("min", "low", "high").index(parts[0])] += int(parts[1])
+    return {n: (w[0], w[1], w[2]) for n, w in out.items()}
+
+
+def hmat(node: int, nodes_dir: Path = NODES) -> dict[str, float]:
+    """The firmware's (HMAT) access figures of a node from its nearest initiators: read/write latency in
+    seconds and bandwidth in bytes per second; {} where there are none (the kernel gives ns and MB/s)."""
+    d = nodes_dir / f"node{node}" / "access0" / "initiators"
+    out = {}
+    for name, scale in (("read_latency", 1e-9), ("write_latency", 1e-9), ("read_bandwidth", 1e6),
+                        ("write_bandwidth", 1e6)):
+        f = d / name
+        if f.exists():
+            out[name] = int(f.read_text()) * scale
+    return out
 
 
 def read_knobs() -> dict[str, str]:
