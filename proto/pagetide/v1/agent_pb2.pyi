@@ -84,7 +84,7 @@ class HeatHistogram(_message.Message):
     def __init__(self, node: _Optional[int] = ..., pages: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class TenantHeat(_message.Message):
-    __slots__ = ("tenant", "page_size_bytes", "histograms", "hot_slow", "cold_fast", "hot_fast", "accessed_page_scans", "window_scans")
+    __slots__ = ("tenant", "page_size_bytes", "histograms", "hot_slow", "cold_fast", "hot_fast", "accessed_page_scans", "window_scans", "lower_tiers")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class TenantHeat(_message.Message):
     HOT_FAST_FIELD_NUMBER: _ClassVar[int]
     ACCESSED_PAGE_SCANS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SCANS_FIELD_NUMBER: _ClassVar[int]
+    LOWER_TIERS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     page_size_bytes: int
     histograms: _containers.RepeatedCompositeFieldContainer[HeatHistogram]
@@ -101,7 +102,20 @@ class TenantHeat(_message.Message):
     hot_fast: PageList
     accessed_page_scans: int
     window_scans: float
-    def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ..., accessed_page_scans: _Optional[int] = ..., window_scans: _Optional[float] = ...) -> None: ...
+    lower_tiers: _containers.RepeatedCompositeFieldContainer[TierCandidates]
+    def __init__(self, tenant: _Optional[str] = ..., page_size_bytes: _Optional[int] = ..., histograms: _Optional[_Iterable[_Union[HeatHistogram, _Mapping]]] = ..., hot_slow: _Optional[_Union[PageList, _Mapping]] = ..., cold_fast: _Optional[_Union[PageList, _Mapping]] = ..., hot_fast: _Optional[_Union[PageList, _Mapping]] = ..., accessed_page_scans: _Optional[int] = ..., window_scans: _Optional[float] = ..., lower_tiers: _Optional[_Iterable[_Union[TierCandidates, _Mapping]]] = ...) -> None: ...
+
+class TierCandidates(_message.Message):
+    __slots__ = ("memory_tier", "hot_below", "cold", "hot")
+    MEMORY_TIER_FIELD_NUMBER: _ClassVar[int]
+    HOT_BELOW_FIELD_NUMBER: _ClassVar[int]
+    COLD_FIELD_NUMBER: _ClassVar[int]
+    HOT_FIELD_NUMBER: _ClassVar[int]
+    memory_tier: int
+    hot_below: PageList
+    cold: PageList
+    hot: PageList
+    def __init__(self, memory_tier: _Optional[int] = ..., hot_below: _Optional[_Union[PageList, _Mapping]] = ..., cold: _Optional[_Union[PageList, _Mapping]] = ..., hot: _Optional[_Union[PageList, _Mapping]] = ...) -> None: ...
 
 class GetHeatReportResponse(_message.Message):
     __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out", "incarnation", "tracker", "bin_level", "tenant_generation")

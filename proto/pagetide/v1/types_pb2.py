@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pagetide/v1/types.proto\x12\x0bpagetide.v1\"\xa6\x03\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\x05\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.pagetide.v1.NodeType\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x03 \x01(\x04\x12\x12\n\nfree_bytes\x18\x04 \x01(\x04\x12\x12\n\nused_bytes\x18\x05 \x01(\x04\x12\x18\n\x10page_table_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fread_latency_ns\x18\x07 \x01(\x01\x12\x18\n\x10write_latency_ns\x18\x08 \x01(\x01\x12\'\n\x1fread_bandwidth_bytes_per_second\x18\t \x01(\x01\x12(\n write_bandwidth_bytes_per_second\x18\n \x01(\x01\x12\x11\n\tpeer_node\x18\x0b \x01(\x05\x12\x11\n\tdistances\x18\x0c \x03(\r\x12\x17\n\x0fwmark_min_bytes\x18\r \x01(\x04\x12\x17\n\x0fwmark_low_bytes\x18\x0e \x01(\x04\x12\x18\n\x10wmark_high_bytes\x18\x0f \x01(\x04\x12\x1b\n\x13\x64\x65mote_margin_bytes\x18\x10 \x01(\x04\"\xbe\x02\n\x06Tenant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.pagetide.v1.TenantKind\x12\x17\n\x0fpage_size_bytes\x18\x03 \x01(\x04\x12\x17\n\x0f\x66ootprint_bytes\x18\x04 \x01(\x04\x12\x11\n\thome_node\x18\x05 \x01(\x05\x12\x15\n\raddress_start\x18\x06 \x01(\x04\x12\x13\n\x0b\x61\x64\x64ress_end\x18\x07 \x01(\x04\x12.\n\x0bscan_ranges\x18\x08 \x03(\x0b\x32\x19.pagetide.v1.AddressRange\x12/\n\x06labels\x18\t \x03(\x0b\x32\x1f.pagetide.v1.Tenant.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x0c\x41\x64\x64ressRange\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"\xe4\x01\n\x06Vmstat\x12\x17\n\x0fpgdemote_kswapd\x18\x01 \x01(\x04\x12\x17\n\x0fpgdemote_direct\x18\x02 \x01(\x04\x12\x19\n\x11pgpromote_success\x18\x03 \x01(\x04\x12\x19\n\x11pgmigrate_success\x18\x04 \x01(\x04\x12\x16\n\x0epgmigrate_fail\x18\x05 \x01(\x04\x12\x0f\n\x07pswpout\x18\x06 \x01(\x04\x12\x0e\n\x06pswpin\x18\x07 \x01(\x04\x12\x14\n\x0cpgalloc_fail\x18\x08 \x01(\x04\x12\x0f\n\x07pgfault\x18\t \x01(\x04\x12\x12\n\npgmajfault\x18\n \x01(\x04*`\n\x08NodeType\x12\x19\n\x15NODE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eNODE_TYPE_DRAM\x10\x01\x12\x12\n\x0eNODE_TYPE_PMEM\x10\x02\x12\x11\n\rNODE_TYPE_CXL\x10\x03*S\n\nTenantKind\x12\x1b\n\x17TENANT_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eTENANT_KIND_VM\x10\x01\x12\x14\n\x10TENANT_KIND_TASK\x10\x02*d\n\x0cZonelistMode\x12\x1d\n\x19ZONELIST_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16ZONELIST_MODE_SEPARATE\x10\x01\x12\x19\n\x15ZONELIST_MODE_UNIFIED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pagetide/v1/types.proto\x12\x0bpagetide.v1\"\xd2\x03\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\x05\x12#\n\x04type\x18\x02 \x01(\x0e\x32\x15.pagetide.v1.NodeType\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x03 \x01(\x04\x12\x12\n\nfree_bytes\x18\x04 \x01(\x04\x12\x12\n\nused_bytes\x18\x05 \x01(\x04\x12\x18\n\x10page_table_bytes\x18\x06 \x01(\x04\x12\x17\n\x0fread_latency_ns\x18\x07 \x01(\x01\x12\x18\n\x10write_latency_ns\x18\x08 \x01(\x01\x12\'\n\x1fread_bandwidth_bytes_per_second\x18\t \x01(\x01\x12(\n write_bandwidth_bytes_per_second\x18\n \x01(\x01\x12\x11\n\tpeer_node\x18\x0b \x01(\x05\x12\x11\n\tdistances\x18\x0c \x03(\r\x12\x17\n\x0fwmark_min_bytes\x18\r \x01(\x04\x12\x17\n\x0fwmark_low_bytes\x18\x0e \x01(\x04\x12\x18\n\x10wmark_high_bytes\x18\x0f \x01(\x04\x12\x1b\n\x13\x64\x65mote_margin_bytes\x18\x10 \x01(\x04\x12\x13\n\x0bmemory_tier\x18\x11 \x01(\r\x12\x15\n\rdemotion_node\x18\x12 \x01(\x05\"\xbe\x02\n\x06Tenant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.pagetide.v1.TenantKind\x12\x17\n\x0fpage_size_bytes\x18\x03 \x01(\x04\x12\x17\n\x0f\x66ootprint_bytes\x18\x04 \x01(\x04\x12\x11\n\thome_node\x18\x05 \x01(\x05\x12\x15\n\raddress_start\x18\x06 \x01(\x04\x12\x13\n\x0b\x61\x64\x64ress_end\x18\x07 \x01(\x04\x12.\n\x0bscan_ranges\x18\x08 \x03(\x0b\x32\x19.pagetide.v1.AddressRange\x12/\n\x06labels\x18\t \x03(\x0b\x32\x1f.pagetide.v1.Tenant.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x0c\x41\x64\x64ressRange\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"\xe4\x01\n\x06Vmstat\x12\x17\n\x0fpgdemote_kswapd\x18\x01 \x01(\x04\x12\x17\n\x0fpgdemote_direct\x18\x02 \x01(\x04\x12\x19\n\x11pgpromote_success\x18\x03 \x01(\x04\x12\x19\n\x11pgmigrate_success\x18\x04 \x01(\x04\x12\x16\n\x0epgmigrate_fail\x18\x05 \x01(\x04\x12\x0f\n\x07pswpout\x18\x06 \x01(\x04\x12\x0e\n\x06pswpin\x18\x07 \x01(\x04\x12\x14\n\x0cpgalloc_fail\x18\x08 \x01(\x04\x12\x0f\n\x07pgfault\x18\t \x01(\x04\x12\x12\n\npgmajfault\x18\n \x01(\x04*`\n\x08NodeType\x12\x19\n\x15NODE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eNODE_TYPE_DRAM\x10\x01\x12\x12\n\x0eNODE_TYPE_PMEM\x10\x02\x12\x11\n\rNODE_TYPE_CXL\x10\x03*S\n\nTenantKind\x12\x1b\n\x17TENANT_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eTENANT_KIND_VM\x10\x01\x12\x14\n\x10TENANT_KIND_TASK\x10\x02*d\n\x0cZonelistMode\x12\x1d\n\x19ZONELIST_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16ZONELIST_MODE_SEPARATE\x10\x01\x12\x19\n\x15ZONELIST_MODE_UNIFIED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,20 +33,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TENANT_LABELSENTRY']._loaded_options = None
   _globals['_TENANT_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_NODETYPE']._serialized_start=1061
-  _globals['_NODETYPE']._serialized_end=1157
-  _globals['_TENANTKIND']._serialized_start=1159
-  _globals['_TENANTKIND']._serialized_end=1242
-  _globals['_ZONELISTMODE']._serialized_start=1244
-  _globals['_ZONELISTMODE']._serialized_end=1344
+  _globals['_NODETYPE']._serialized_start=1105
+  _globals['_NODETYPE']._serialized_end=1201
+  _globals['_TENANTKIND']._serialized_start=1203
+  _globals['_TENANTKIND']._serialized_end=1286
+  _globals['_ZONELISTMODE']._serialized_start=1288
+  _globals['_ZONELISTMODE']._serialized_end=1388
   _globals['_NODE']._serialized_start=41
-  _globals['_NODE']._serialized_end=463
-  _globals['_TENANT']._serialized_start=466
-  _globals['_TENANT']._serialized_end=784
-  _globals['_TENANT_LABELSENTRY']._serialized_start=739
-  _globals['_TENANT_LABELSENTRY']._serialized_end=784
-  _globals['_ADDRESSRANGE']._serialized_start=786
-  _globals['_ADDRESSRANGE']._serialized_end=828
-  _globals['_VMSTAT']._serialized_start=831
-  _globals['_VMSTAT']._serialized_end=1059
+  _globals['_NODE']._serialized_end=507
+  _globals['_TENANT']._serialized_start=510
+  _globals['_TENANT']._serialized_end=828
+  _globals['_TENANT_LABELSENTRY']._serialized_start=783
+  _globals['_TENANT_LABELSENTRY']._serialized_end=828
+  _globals['_ADDRESSRANGE']._serialized_start=830
+  _globals['_ADDRESSRANGE']._serialized_end=872
+  _globals['_VMSTAT']._serialized_start=875
+  _globals['_VMSTAT']._serialized_end=1103
 # @@protoc_insertion_point(module_scope)

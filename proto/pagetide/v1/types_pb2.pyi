@@ -37,7 +37,7 @@ ZONELIST_MODE_SEPARATE: ZonelistMode
 ZONELIST_MODE_UNIFIED: ZonelistMode
 
 class Node(_message.Message):
-    __slots__ = ("id", "type", "capacity_bytes", "free_bytes", "used_bytes", "page_table_bytes", "read_latency_ns", "write_latency_ns", "read_bandwidth_bytes_per_second", "write_bandwidth_bytes_per_second", "peer_node", "distances", "wmark_min_bytes", "wmark_low_bytes", "wmark_high_bytes", "demote_margin_bytes")
+    __slots__ = ("id", "type", "capacity_bytes", "free_bytes", "used_bytes", "page_table_bytes", "read_latency_ns", "write_latency_ns", "read_bandwidth_bytes_per_second", "write_bandwidth_bytes_per_second", "peer_node", "distances", "wmark_min_bytes", "wmark_low_bytes", "wmark_high_bytes", "demote_margin_bytes", "memory_tier", "demotion_node")
     ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,8 @@ class Node(_message.Message):
     WMARK_LOW_BYTES_FIELD_NUMBER: _ClassVar[int]
     WMARK_HIGH_BYTES_FIELD_NUMBER: _ClassVar[int]
     DEMOTE_MARGIN_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TIER_FIELD_NUMBER: _ClassVar[int]
+    DEMOTION_NODE_FIELD_NUMBER: _ClassVar[int]
     id: int
     type: NodeType
     capacity_bytes: int
@@ -70,7 +72,9 @@ class Node(_message.Message):
     wmark_low_bytes: int
     wmark_high_bytes: int
     demote_margin_bytes: int
-    def __init__(self, id: _Optional[int] = ..., type: _Optional[_Union[NodeType, str]] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., page_table_bytes: _Optional[int] = ..., read_latency_ns: _Optional[float] = ..., write_latency_ns: _Optional[float] = ..., read_bandwidth_bytes_per_second: _Optional[float] = ..., write_bandwidth_bytes_per_second: _Optional[float] = ..., peer_node: _Optional[int] = ..., distances: _Optional[_Iterable[int]] = ..., wmark_min_bytes: _Optional[int] = ..., wmark_low_bytes: _Optional[int] = ..., wmark_high_bytes: _Optional[int] = ..., demote_margin_bytes: _Optional[int] = ...) -> None: ...
+    memory_tier: int
+    demotion_node: int
+    def __init__(self, id: _Optional[int] = ..., type: _Optional[_Union[NodeType, str]] = ..., capacity_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., page_table_bytes: _Optional[int] = ..., read_latency_ns: _Optional[float] = ..., write_latency_ns: _Optional[float] = ..., read_bandwidth_bytes_per_second: _Optional[float] = ..., write_bandwidth_bytes_per_second: _Optional[float] = ..., peer_node: _Optional[int] = ..., distances: _Optional[_Iterable[int]] = ..., wmark_min_bytes: _Optional[int] = ..., wmark_low_bytes: _Optional[int] = ..., wmark_high_bytes: _Optional[int] = ..., demote_margin_bytes: _Optional[int] = ..., memory_tier: _Optional[int] = ..., demotion_node: _Optional[int] = ...) -> None: ...
 
 class Tenant(_message.Message):
     __slots__ = ("name", "kind", "page_size_bytes", "footprint_bytes", "home_node", "address_start", "address_end", "scan_ranges", "labels")
