@@ -51,6 +51,8 @@ class NodeInfo:
     wmark_low: int
     wmark_high: int
     demote_margin: int        # TPP's extra free space kept on a DRAM node (0 elsewhere)
+    memory_tier: int = 0      # Linux memory tier id (memory_tierN; 0: not known)
+    demotion_node: int = -1   # where reclaim demotes its pages (-1: none)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,16 @@ class TenantReport:
     hot_fast: PageList            # hottest pages on DRAM nodes, hottest first
     accessed_page_scans: int      # the tenant's refs summed over the reported period
     window_scans: float = 0.0     # scans the tenant's heat averages over (0: unknown)
+    lower_tiers: tuple[TierLists, ...] = ()   # on more than two memory tiers: each lower boundary's lists
+
+
+@dataclass
+class TierLists:
+    """A tenant's candidates at the boundary below memory tier `memory_tier` (not DRAM's)."""
+    memory_tier: int              # memory_tierN id of the boundary's upper tier
+    hot_below: PageList           # hottest pages on the tiers below it, hottest first
+    cold: PageList                # coldest pages on it, coldest first
+    hot: PageList                 # hottest pages on it, hottest first
 
 
 @dataclass

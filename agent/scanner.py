@@ -17,7 +17,7 @@ byte stream in tests/test_idle_pages.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,6 +47,9 @@ class TenantHeat:
     hot_slow: Candidates      # hottest pages on slow nodes, hottest first
     cold_fast: Candidates     # coldest pages on DRAM nodes, coldest first
     hot_fast: Candidates      # hottest pages on DRAM nodes, hottest first
+    # on more than two memory tiers, per boundary b = 1, 2, ... (all tiers but the top and the lowest):
+    # (b, hottest pages on tiers below b, coldest on tier b, hottest on tier b)
+    lower: list[tuple[int, Candidates, Candidates, Candidates]] = field(default_factory=list)
 
 
 class Scanner:
@@ -101,7 +104,7 @@ class Scanner:
     def tenant_heat(self, t: Tenant, max_candidates: int, max_hot_fast: int | None = None) -> TenantHeat:
         h = self.host
         return tenant_heat(t, self.heat[t.start:t.end], h.node[t.start:t.end], h.is_fast, max_candidates,
-                           max_hot_fast)
+                           max_hot_fast, tier=h.tier if h.nr_tiers > 2 else None)
 
 
 def fold(heat: np.ndarray, refs: np.ndarray, scans: int) -> np.ndarray:
@@ -114,9 +117,10 @@ def fold(heat: np.ndarray, refs: np.ndarray, scans: int) -> np.ndarray:
 
 
 def tenant_heat(tenant, heat: np.ndarray, node: np.ndarray, is_fast: np.ndarray, max_candidates: int,
-                max_hot_fast: int | None = None) -> TenantHeat:
+                max_hot_fast: int | None = None, tier: np.ndarray | None = None) -> TenantHeat:
     """One tenant's histogram [nodes, HEAT_BINS] and candidate lists from its pages' heat and node (< 0: not
-    present); is_fast[n]: node n is DRAM."""
+    present); is_fast[n]: node n is DRAM. With `tier` (node -> tier rank, on a host of more than two tiers)
+    also the lists of every boundary below DRAM's."""
     nr_nodes = is_fast.size
     present = node >= 0
     bins = heat >> 4
@@ -124,13 +128,20 @@ def tenant_heat(tenant, heat: np.ndarray, node: np.ndarray, is_fast: np.ndarray,
                        minlength=nr_nodes * HEAT_BINS).reshape(nr_nodes, HEAT_BINS)
     fast_page = present & is_fast[np.maximum(node, 0)]
     slow_page = present & ~fast_page
+    n_hot = max_candidates if max_hot_fast is None else min(max_hot_fast, max_candidates)
+    lower = []
+    if tier is not None:
+        rank = np.where(present, tier[np.maximum(node, 0)], -1)
+        for b in range(1, int(tier.max())):
+            on, below = np.flatnonzero(rank == b), np.flatnonzero(rank > b)
+            lower.append((b, pick(below, heat, node, max_candidates, hottest=True),
+                          pick(on, heat, node, max_candidates, hottest=False),
+                          pick(on, heat, node, n_hot, hottest=True)))
     return TenantHeat(
         tenant=tenant, hist=hist,
         hot_slow=pick(np.flatnonzero(slow_page), heat, node, max_candidates, hottest=True),
         cold_fast=pick(np.flatnonzero(fast_page), heat, node, max_candidates, hottest=False),
-        hot_fast=pick(np.flatnonzero(fast_page), heat, node,
-                      max_candidates if max_hot_fast is None else min(max_hot_fast, max_candidates),
-                      hottest=True))
+        hot_fast=pick(np.flatnonzero(fast_page), heat, node, n_hot, hottest=True), lower=lower)
 
 
 def pick(pages: np.ndarray, heat: np.ndarray, node: np.ndarray, k: int, hottest: bool) -> Candidates:

@@ -58,7 +58,8 @@ def topology_pb(t: Topology) -> agent_pb2.GetTopologyResponse:
         page_table_bytes=n.page_tables, read_latency_ns=n.read_latency * 1e9, write_latency_ns=n.write_latency * 1e9,
         read_bandwidth_bytes_per_second=n.read_bandwidth, write_bandwidth_bytes_per_second=n.write_bandwidth,
         peer_node=n.peer_node, distances=list(n.distances), wmark_min_bytes=n.wmark_min, wmark_low_bytes=n.wmark_low,
-        wmark_high_bytes=n.wmark_high, demote_margin_bytes=n.demote_margin) for n in t.nodes]
+        wmark_high_bytes=n.wmark_high, demote_margin_bytes=n.demote_margin, memory_tier=n.memory_tier,
+        demotion_node=n.demotion_node) for n in t.nodes]
     return agent_pb2.GetTopologyResponse(
         host_id=t.host_id, nodes=nodes, tenants=[tenant_pb(x) for x in t.tenants], time_ns=_ns(t.time),
         tick_ns=_ns(t.tick), period_ns=_ns(t.period), demotion_enabled=t.demotion_enabled,
@@ -82,7 +83,10 @@ def heat_pb(host_id: str, rep: HeatReport) -> agent_pb2.GetHeatReportResponse:
         histograms=[agent_pb2.HeatHistogram(node=i, pages=row.tolist()) for i, row in enumerate(th.histograms)
                     if row.any()],
         hot_slow=_pages_pb(th.hot_slow), cold_fast=_pages_pb(th.cold_fast), hot_fast=_pages_pb(th.hot_fast),
-        accessed_page_scans=th.accessed_page_scans, window_scans=th.window_scans) for th in rep.tenants]
+        accessed_page_scans=th.accessed_page_scans, window_scans=th.window_scans,
+        lower_tiers=[agent_pb2.TierCandidates(memory_tier=low.memory_tier, hot_below=_pages_pb(low.hot_below),
+                                              cold=_pages_pb(low.cold), hot=_pages_pb(low.hot))
+                     for low in th.lower_tiers]) for th in rep.tenants]
     return agent_pb2.GetHeatReportResponse(
         host_id=host_id, period=rep.period, nr_scans=rep.nr_scans, time_ns=_ns(rep.time), tenants=tenants,
         node_free_bytes=rep.node_free, vmstat=vmstat_pb(rep.vmstat), tracker=rep.tracker, bin_level=rep.bin_level,

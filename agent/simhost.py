@@ -16,7 +16,7 @@ import numpy as np
 from pagetide.agent.accounting import Recorder
 from pagetide.agent.backend import (
     BadRequest, HeatReport, HostUsage, MoveCall, MoveResult, NodeInfo, PageList, SimulationStats, TenantInfo,
-    TenantReport, Topology, tracker_class,
+    TenantReport, TierLists, Topology, tracker_class,
 )
 from pagetide.agent.host import Host
 from pagetide.agent.mover import BatchMover
@@ -121,7 +121,8 @@ class SimHost:
             read_latency=n.read_latency, write_latency=n.write_latency, read_bandwidth=n.read_bandwidth,
             write_bandwidth=n.write_bandwidth, peer_node=n.peer_node, distances=tuple(sc.distances[n.id]),
             wmark_min=int(h.wmark_min[n.id]) * PAGE_SIZE, wmark_low=int(h.wmark_low[n.id]) * PAGE_SIZE,
-            wmark_high=int(h.wmark_high[n.id]) * PAGE_SIZE, demote_margin=int(h.demote_extra[n.id]) * PAGE_SIZE)
+            wmark_high=int(h.wmark_high[n.id]) * PAGE_SIZE, demote_margin=int(h.demote_extra[n.id]) * PAGE_SIZE,
+            memory_tier=n.memory_tier, demotion_node=n.demotion_target)
             for n in sc.nodes)
         return Topology(host_id=self.host_id, backend=self.backend, nodes=nodes, tenants=self.tenant_infos,
                         time=self.time, tick=sc.tick, period=sc.epoch, demotion_enabled=sc.kernel.demotion_enabled,
@@ -131,13 +132,16 @@ class SimHost:
         if max_candidates < 0 or (max_hot_fast is not None and max_hot_fast < 0):
             raise BadRequest("max_candidates and max_hot_fast must be >= 0")
         tenants = []
+        memory_tier = {n.tier: n.memory_tier for n in self.scenario.nodes}     # rank -> memory_tierN
         for t, info in zip(self.host.tenants, self.tenant_infos):
             th = self.tracker.tenant_heat(t, max_candidates, max_hot_fast)
             tenants.append(TenantReport(
                 tenant=info, histograms=th.hist, hot_slow=self._pages(t, th.hot_slow),
                 cold_fast=self._pages(t, th.cold_fast), hot_fast=self._pages(t, th.hot_fast),
                 accessed_page_scans=int(self.tracker.period_refs[t.index]),
-                window_scans=float(self.tracker.window_scans(t.index))))
+                window_scans=float(self.tracker.window_scans(t.index)),
+                lower_tiers=tuple(TierLists(memory_tier[b], self._pages(t, up), self._pages(t, cold),
+                                            self._pages(t, hot)) for b, up, cold, hot in th.lower)))
         return HeatReport(period=self.tracker.period, nr_scans=self.tracker.nr_scans, time=self.period_time,
                           tenants=tenants, node_free=[int(x) * PAGE_SIZE for x in self.host.free()],
                           vmstat=dict(self.host.vmstat), tracker=self.tracker.name,

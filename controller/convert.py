@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pagetide.controller.policies import Candidates, HostView, NodeView, TenantHeat, VmPolicy
+from pagetide.controller.policies.view import TierCandidates
 from pagetide.v1 import agent_pb2, controller_pb2, types_pb2
 
 
@@ -12,18 +13,35 @@ def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeat
     """The policies' view of one host's report: validated, with its node tables, once per round (ValueError
     if the report and the topology disagree)."""
     free = list(report.node_free_bytes)
-    nodes = tuple(NodeView(id=n.id, fast=n.type == types_pb2.NODE_TYPE_DRAM, capacity_bytes=n.capacity_bytes,
+    rank = tier_ranks(topology)
+    nodes = tuple(NodeView(id=n.id, fast=rank[n.memory_tier] == 0 if rank else n.type == types_pb2.NODE_TYPE_DRAM,
+                           capacity_bytes=n.capacity_bytes,
                            free_bytes=free[n.id] if n.id < len(free) else n.free_bytes,
-                           wmark_high_bytes=n.wmark_high_bytes + n.demote_margin_bytes, peer_node=n.peer_node)
+                           wmark_high_bytes=n.wmark_high_bytes + n.demote_margin_bytes, peer_node=n.peer_node,
+                           tier=rank[n.memory_tier] if rank else -1,
+                           demotion_node=n.demotion_node if rank else -1)
                   for n in topology.nodes)
     footprint = {t.name: t.footprint_bytes for t in topology.tenants}
     tenants = tuple(TenantHeat(name=t.tenant, page_size=t.page_size_bytes,
                                hist={h.node: np.array(h.pages, dtype=np.int64) for h in t.histograms},
                                hot_slow=candidates(t.hot_slow), cold_fast=candidates(t.cold_fast),
                                hot_fast=candidates(t.hot_fast), footprint_bytes=footprint.get(t.tenant, 0),
-                               window_scans=t.window_scans)
+                               window_scans=t.window_scans,
+                               lower=tuple(TierCandidates(tier=rank.get(c.memory_tier, -1),
+                                                          hot_below=candidates(c.hot_below),
+                                                          cold=candidates(c.cold), hot=candidates(c.hot))
+                                           for c in t.lower_tiers if rank))
                     for t in report.tenants)
     return HostView(host_id=report.host_id, nodes=nodes, tenants=tenants, bin_level=tuple(report.bin_level))
+
+
+def tier_ranks(topology: agent_pb2.GetTopologyResponse) -> dict[int, int]:
+    """Each memory tier id the host's nodes report (memory_tierN) -> its rank, 0 the top (lowest id); {} when
+    the agent reports none (its DRAM nodes are then the top tier, the rest one slow tier)."""
+    ids = sorted({n.memory_tier for n in topology.nodes})
+    if not ids or ids[0] == 0:
+        return {}
+    return {t: r for r, t in enumerate(ids)}
 
 
 def candidates(p: agent_pb2.PageList) -> Candidates:

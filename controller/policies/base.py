@@ -4,7 +4,8 @@ per-round knobs (`PolicyParams`), the users' per-VM policies (`VmPolicy`), the p
 
 A policy is a `PlacementPolicy` with a `name`, its tunables declared once in `OPTIONS` (parsed by
 `pagetide.common.options` when the object is made, so a bad value fails at start-up), and
-`plan(view, policies, params) -> Plan`: pure -- no I/O, no clock. It may keep state between rounds in its own
+`place(view, policies, params) -> Plan` between two tiers, which `plan` runs once per boundary between memory
+tiers (one on a DRAM + slow host): pure -- no I/O, no clock. It may keep state between rounds in its own
 object (memtierd's heat map); time comes only as rounds of `period_seconds`, so one object serves one host for
 the whole run. `report_request` says how big a heat report the policy wants each round.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -127,6 +128,39 @@ class PlacementPolicy(ABC):
         `OptionError` (a ValueError) naming the policy and the key, and for an unknown key the valid ones."""
         self.options: dict[str, Any] = parse_options(self.OPTIONS, options, where=self.name,
                                                      owner=f"policy {self.name!r}")
+        self._given = dict(options)
+        self._lower: list[PlacementPolicy] = []    # one more object of this policy per boundary below DRAM's
+        self.boundaries = 1                        # tier boundaries of the host's last view
+
+    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+        """This round's plan for the host, across all its memory tiers. On two tiers it is `place`'s. On more,
+        `place` decides each boundary between a tier and those below it, top first, every boundary on the
+        view as the ones above it leave it (`HostView.after`) and with the migration budget they left: so
+        the hottest pages go to DRAM, the next to the tier below, the coldest to the lowest, within each
+        tier's room. Each boundary below DRAM's has its own object of the policy (a stateful policy keeps
+        each boundary's history apart), and there a VM's policy keeps only its weight and migration switch
+        (its DRAM bounds and pinned tier are DRAM's; `placement.honour_vm_rules` still drops what a pinned or
+        frozen VM forbids). Batches run demotions from the lowest boundary up (each makes room for the one
+        above), then promotions from the top down, then SW_YOUNG marks."""
+        self.boundaries = view.nr_boundaries
+        if self.boundaries == 1:
+            return self.place(view.boundary(0), policies, params)
+        while len(self._lower) < self.boundaries - 1:
+            self._lower.append(type(self)(**self._given))
+        lower_policies = {name: VmPolicy(weight=p.weight, migrate=p.migrate) for name, p in policies.items()}
+        plans, budget, now = [], params.max_bytes_per_round, view
+        for b in range(self.boundaries):
+            policy, pols = (self, policies) if b == 0 else (self._lower[b - 1], lower_policies)
+            plan = policy.place(now.boundary(b), pols, replace(params, max_bytes_per_round=max(0, budget)))
+            budget -= plan.promote_bytes + plan.demote_bytes
+            plans.append(plan)
+            now = now.after(plan.batches)
+        batches = ([m for p in reversed(plans) for m in p.batches if m.kind == "demote"]
+                   + [m for p in plans for m in p.batches if m.kind == "promote"]
+                   + [m for p in plans for m in p.batches if m.kind == "mark"])
+        return Plan(host_id=view.host_id, dram_target_bytes=plans[0].dram_target_bytes, batches=tuple(batches),
+                    promote_bytes=sum(p.promote_bytes for p in plans),
+                    demote_bytes=sum(p.demote_bytes for p in plans))
 
     def invalid(self, rule: str, key: str | None = None) -> OptionError:
         """The error for an option that parses but breaks a rule of this policy: `key`'s own rule, or (no
@@ -134,13 +168,14 @@ class PlacementPolicy(ABC):
         return OptionError(f"{self.name}.{key}: {rule}" if key else f"{self.name}: {rule}")
 
     @abstractmethod
-    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
-        """This round's plan for the host. Batches of at most `params.batch_bytes`, one target node each,
-        demotions before promotions, all within `params.max_bytes_per_round`. Raises ValueError on invalid
-        params or a VM policy for a tenant the view does not hold."""
+    def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+        """This round's plan between two tiers: the view's fast nodes and its slow ones (`plan` calls it once
+        per tier boundary). Batches of at most `params.batch_bytes`, one target node each, demotions before
+        promotions, all within `params.max_bytes_per_round`. Raises ValueError on invalid params or a VM
+        policy for a tenant the view does not hold."""
 
     def report_request(self, n_tenants: int, params: PolicyParams, max_candidates: int) -> ReportRequest:
         """The report to ask for on a host running `n_tenants`: at most `max_candidates` pages per list, fewer
         when the host's tenants would take the report past `REPORT_BUDGET`; the hot_fast list unset."""
-        per_tenant = REPORT_BUDGET // (max(1, n_tenants) * CANDIDATE_BYTES)
+        per_tenant = REPORT_BUDGET // (max(1, n_tenants) * CANDIDATE_BYTES * self.boundaries)
         return ReportRequest(max_candidates=min(max_candidates, per_tenant), max_hot_fast=None)

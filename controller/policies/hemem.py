@@ -88,7 +88,7 @@ class HeMem(PlacementPolicy):
         self.counts.halve(tenant, times)
         self.coolings[tenant] = self.coolings.get(tenant, 0) + times
 
-    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+    def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         validate_params(params, view)
         resolve_policies(view, policies)           # validated; HeMem has no per-VM policy
         topo = view.topology

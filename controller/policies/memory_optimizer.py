@@ -70,7 +70,7 @@ class MemoryOptimizer(PlacementPolicy):
         footprint = int((bins.sum(axis=1) * [t.page_size for t in view.tenants]).sum())
         return min(1.0, usable_dram(view, dram) / footprint) if footprint else 0.0
 
-    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+    def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         validate_params(params, view)
         resolve_policies(view, policies)          # validated; the daemon has no per-VM policy
         bins, dram = tenant_bytes(view)

@@ -104,7 +104,7 @@ class MemtierdHeat(PlacementPolicy):
         order = np.argsort(addresses[alive], kind="stable")
         self.heatmap[tenant] = (addresses[alive][order], new_heat[alive][order], seen[alive][order])
 
-    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+    def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         validate_params(params, view)
         resolve_policies(view, policies)           # validated; memtierd has no per-VM policy
         topo = view.topology

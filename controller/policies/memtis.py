@@ -97,7 +97,7 @@ class Memtis(PlacementPolicy):
             return HEAT_BINS - 1, 0
         return int(fits[0]), int(above[fits[0]])
 
-    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+    def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         validate_params(params, view)
         resolve_policies(view, policies)           # validated; MEMTIS has no per-VM policy
         topo = view.topology

@@ -16,5 +16,5 @@ class NoMigration(PlacementPolicy):
     `pagetide bench` for the kernel-only modes use it, so the same controller loop measures them."""
     name = "none"
 
-    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+    def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         return assemble(view, params, empty_moves(), empty_moves())

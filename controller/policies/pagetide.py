@@ -450,7 +450,7 @@ class PagetidePolicy(PlacementPolicy):
         p = self._overridden(params)
         return p if self.rounds % self.mark_every == 0 else replace(p, sw_young=False)
 
-    def plan(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
+    def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         share = dram_heat_share(view)
         moving = frozenset(n for n, s in share.items() if self.dram_share.get(n, s) - s >= PHASE_DROP)
         plan = plan_host(view, policies, self._params(params), moving)
