@@ -2,6 +2,7 @@
 bounded memory, and the `trace` workload replays them deterministically."""
 
 import json
+import re
 import zlib
 
 import numpy as np
@@ -10,12 +11,13 @@ import pytest
 from pagetide.agent.sim import simulate
 from pagetide.agent.traces.damo import convert_damo
 from pagetide.agent.traces.format import TraceFile, TraceFormatError, TraceWriter
-from pagetide.agent.traces.lackey import convert_lackey
+from pagetide.agent.traces.lackey import _blocks, _parse_block, convert_lackey, parse_line
 from pagetide.agent.traces.shipped import resolve_trace_path, shipped_traces
 from pagetide.agent.traces.workload import TraceWorkload
 from pagetide.agent.workloads import WORKLOADS, make_workload
 
 from helpers import small_scenario
+from lackey_log import lackey_log
 
 LACKEY = """\
 ==4242== Lackey, an example Valgrind tool
@@ -87,6 +89,99 @@ def test_malformed_lackey_input_is_an_error_naming_the_line(tmp_path, bad):
     with pytest.raises(TraceFormatError, match=r"a\.log:4: malformed lackey line"):
         convert_lackey(src, tmp_path / "a.pgtrace", chunk_size=5)
     assert list(tmp_path.iterdir()) == [src]  # no partial output or spool left behind
+
+
+# A generated log (tests/lackey_log.py) with every odd line the format allows spliced in: CRLF endings, spaces
+# around the fields, upper-case hex, leading zeros, 16-digit addresses, sizes of 0, 8 and 10 digits, blank lines
+# and valgrind's lines; the block parser must read it exactly as the reference line parser does.
+ODD_LINES = [b" L 00001ff8,8\r", b" S   00002000,4  ", b" M 0000ABCD,2", b"I  0000000000001000,12345678",
+             b" L ffffffffffff0000,16", b" S 00003000,0", b" L 00004000,1234567890", b"", b"   ", b"==42== x",
+             b"--42-- y", b"**42** z", b" L 00000000000000000000000005000,1", b" M 7ffe,64"]
+
+
+def lackey_with_odd_lines(records=4000, seed=2, odd_lines=ODD_LINES):
+    lines = lackey_log(records, seed).split(b"\n")
+    rng = np.random.default_rng(seed)
+    for at, odd in zip(rng.integers(0, len(lines), 300), rng.choice(len(odd_lines), 300)):
+        lines.insert(int(at), odd_lines[odd])
+    return b"\n".join(lines)
+
+
+def reference_records(data: bytes, instructions=True):
+    """The records parse_line reads, line by line."""
+    out = [r for r in map(parse_line, data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n"))
+           if r is not None and (instructions or r[0] != 3)]
+    return [np.array(x, dtype=np.uint64) for x in zip(*out)]
+
+
+@pytest.mark.parametrize("chunk_size", [13, 257, 4096, 1 << 20])
+@pytest.mark.parametrize("instructions", [True, False])
+def test_the_block_parser_reads_every_line_as_the_reference_line_parser_does(tmp_path, chunk_size, instructions):
+    data = lackey_with_odd_lines(records=500 if chunk_size < 4096 else 20000)
+    src = write(tmp_path, "a.log", data)
+    parts = [_parse_block(src, n, b, instructions) for n, b in _blocks(src, chunk_size)]
+    got = [np.concatenate([p[i] for p in parts]).astype(np.uint64) for i in range(3)]
+    want = reference_records(data, instructions)
+    assert got[0].size == want[0].size > 150
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)
+
+
+def test_lines_in_the_common_layout_never_take_the_one_line_at_a_time_path(tmp_path, monkeypatch):
+    from pagetide.agent.traces import lackey
+
+    seen = []
+    monkeypatch.setattr(lackey, "parse_line", lambda line: seen.append(line) or parse_line(line))
+    data = lackey_log(20000, seed=4)
+    kinds, _, _ = _parse_block(tmp_path / "a.log", 1, data)
+    assert kinds.size == 20000 and seen == [x for x in data.split(b"\n") if x.startswith((b"==", b"--"))]
+
+
+def test_a_converted_generated_log_holds_exactly_the_reference_counts_and_is_the_same_for_any_chunk_size(tmp_path):
+    # (without the 1.2 GB access, which the pure-Python count below would take seconds over)
+    data = lackey_with_odd_lines(records=6000, odd_lines=[x for x in ODD_LINES if not x.endswith(b"1234567890")])
+    src = write(tmp_path, "a.log", data)
+    t = convert_lackey(src, tmp_path / "a.pgtrace", epoch_accesses=500)
+    convert_lackey(src, tmp_path / "b.pgtrace", epoch_accesses=500, chunk_size=997)
+    assert (tmp_path / "a.pgtrace").read_bytes() == (tmp_path / "b.pgtrace").read_bytes()
+    kinds, addrs, sizes = reference_records(data, instructions=False)
+    touches = {}         # (epoch, page) -> [reads, writes], record by record
+    for i, (k, a, z) in enumerate(zip(kinds.tolist(), addrs.tolist(), sizes.tolist())):
+        for page in range(a >> 12, ((a + max(z, 1) - 1) >> 12) + 1):
+            c = touches.setdefault((i // 500, page << 12), [0, 0])
+            c[0] += k in (0, 2)
+            c[1] += k in (1, 2)
+    reads, writes = t.dense_counts()
+    assert t.nepochs == -(-kinds.size // 500) and t.addresses.tolist() == sorted({p for _, p in touches})
+    column = {a: i for i, a in enumerate(t.addresses.tolist())}
+    want_r, want_w = np.zeros_like(reads), np.zeros_like(writes)
+    for (e, page), (r, w) in touches.items():
+        want_r[e, column[page]], want_w[e, column[page]] = r, w
+    assert np.array_equal(reads, want_r) and np.array_equal(writes, want_w)
+
+
+@pytest.mark.parametrize("bad, why", [
+    (b" L 00001000,4a", "expected ' L addr,size'"),       # a hex digit in the size
+    (b" L 00001000;4", "expected ' L addr,size'"),
+    (b" L 00001000,4,4", "expected ' L addr,size'"),
+    (b"I 00001000,4", "expected ' L addr,size'"),          # one space after I
+    (b" l 00001000,4", "expected ' L addr,size'"),
+    (b" L 0000-1000,4", "expected ' L addr,size'"),
+    (b" L ,4", "expected ' L addr,size'"),
+    (b" L 00001000,", "expected ' L addr,size'"),
+    (b" L 00001000", "expected ' L addr,size'"),
+    (b" L 10000000000000000,4", "does not fit 64 bits"),
+    (b" L ffffffffffffffff,2", "past the end of the 64-bit address space"),
+    (b" L 00001000,4294967296", "more than 4294967295 bytes")])
+def test_a_malformed_line_deep_in_a_block_is_an_error_naming_its_line_number(tmp_path, bad, why):
+    lines = lackey_log(3000, seed=3).split(b"\n")
+    lines[2500] = bad
+    src = write(tmp_path, "a.log", b"\n".join(lines))
+    with pytest.raises(TraceFormatError, match=rf"a\.log:2501: malformed lackey line .*{re.escape(why)}"):
+        convert_lackey(src, tmp_path / "a.pgtrace")
+    with pytest.raises(TraceFormatError, match=r"a\.log:2501: "):     # split over many small blocks too
+        convert_lackey(src, tmp_path / "a.pgtrace", chunk_size=100)
+    assert list(tmp_path.iterdir()) == [src]
 
 
 # ---- damo ------------------------------------------------------------------------------------------------
