@@ -16,6 +16,11 @@ placement-independent references exactly:
   end of the first epoch, then from the previous choice) and every page that leaves it.
 The gap between the per-epoch and lag-one oracles is what reacting one epoch late costs; the gap between
 lag-one and a policy is what its signal and its policy lose.
+On a host of more than two memory tiers, results also give the share of accesses each tier served and the
+per-epoch oracle's per tier: it fills the top tier with the densest pages, the next tier with the next, the
+rest on the lowest, and its modelled time charges each tier's latency (the node of that tier on the way
+down from the tenant's home node). DRAM-served shares, the static and lag-one oracles and the all-slow
+reference stay DRAM against the rest (the all-slow tier being the home node's slow node).
 The oracles share DRAM across the host's tenants (greedy by accesses per base page, which is optimal for
 equal page sizes): DRAM capacity above the min watermarks, less page tables. The first-touch reference
 needs its own run of the model (see `sim.reference_runs`).
@@ -69,6 +74,8 @@ class TenantResult:
     first_epoch: int = 0            # the epoch its series start at (a tenant that arrived later starts later)
     arrived_time: float = 0.0       # seconds of simulated time when it started
     departed_time: float | None = None   # seconds when it left the host (None: still there)
+    tier_share: list[float] = field(default_factory=list)          # share of accesses served per memory tier
+    oracle_tier_share: list[float] = field(default_factory=list)   # the per-epoch oracle's, per tier
 
 
 @dataclass
@@ -85,6 +92,8 @@ class HostResult:
     tiering: str = "none"           # the kernel's promotion mode
     lag_oracle_share: float = 1.0
     lag_cost_slowdown: float = 1.0
+    tier_share: list[float] = field(default_factory=list)          # share of accesses served per memory tier
+    oracle_tier_share: list[float] = field(default_factory=list)   # the per-epoch oracle's, per tier
 
 
 class Recorder:
@@ -101,6 +110,7 @@ class Recorder:
         self._epoch_start = host.tick_no
         self.slot_weights = np.repeat(host.tenant_page_nr, [t.npages for t in host.tenants]).astype(np.int16)
         self.oracle_hits = np.zeros(nt)
+        self.oracle_tier_hits = np.zeros((nt, host.nr_tiers))     # the per-epoch oracle's hits per tier
         self.lag_hits = np.zeros(nt)
         self.lag_migration_time = np.zeros(nt)    # seconds the lag-one oracle's moves would cost
         self._lag_chosen: np.ndarray | None = None  # the previous epoch's oracle choice (a mask of slots)
@@ -133,7 +143,7 @@ class Recorder:
         self.slot_weights = np.repeat(h.tenant_page_nr, [t.npages for t in h.tenants]).astype(np.int16)
         if self._lag_chosen is not None:
             self._lag_chosen = change.pages(self._lag_chosen, False)
-        for name in ("oracle_hits", "lag_hits", "lag_migration_time", "_prev_fast", "_prev_all"):
+        for name in ("oracle_hits", "oracle_tier_hits", "lag_hits", "lag_migration_time", "_prev_fast", "_prev_all"):
             setattr(self, name, change.tenants(getattr(self, name), 0))
         self.series_dram = change.tenant_list(self.series_dram, list)
         self.series_oracle = change.tenant_list(self.series_oracle, list)
@@ -150,25 +160,36 @@ class Recorder:
 
     def dram_budget(self) -> int:
         """Base pages of DRAM the oracles may fill."""
+        return int(self.tier_budgets()[0])
+
+    def tier_budgets(self) -> np.ndarray:
+        """Base pages the oracles may fill on each memory tier but the lowest (which takes the rest): its
+        capacity above the min watermarks, less page tables."""
         h = self.host
-        fast = h.is_fast
-        return int((h.capacity[fast] - h.wmark_min[fast] - h.node_pgtable[fast]).sum())
+        room = h.capacity - h.wmark_min - h.node_pgtable
+        return np.array([room[h.tier == r].sum() for r in range(max(1, h.nr_tiers - 1))], dtype=np.int64)
 
     def _choose(self, expected: np.ndarray) -> np.ndarray:
-        """Mask of the pages a clairvoyant placement keeps in DRAM: densest expected accesses per base page
-        first, within the DRAM budget."""
+        """Mask of the pages a clairvoyant placement keeps in DRAM (`_assign`'s top tier)."""
+        return self._assign(expected) == 0
+
+    def _assign(self, expected: np.ndarray) -> np.ndarray:
+        """The memory tier (rank) of each page in a clairvoyant placement: densest expected accesses per base
+        page first, the top tier filled within its budget, then the next, the rest on the lowest."""
         h = self.host
-        budget = self.dram_budget()
-        chosen = np.zeros(h.nr_pages, dtype=bool)
-        if budget <= 0:
-            return chosen
+        last = max(1, h.nr_tiers - 1)
+        tier = np.full(h.nr_pages, last, dtype=np.int8)
+        bounds = np.cumsum(np.maximum(self.tier_budgets(), 0))
+        total = int(bounds[-1])
+        if total <= 0:
+            return tier
         weights = self.slot_weights
         density = expected / weights
-        k = min(h.nr_pages, budget)                        # no more pages than base pages of budget
+        k = min(h.nr_pages, total)                         # no more pages than base pages of budget
         cand = np.argpartition(-density, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
         cand = cand[np.argsort(-density[cand], kind="stable")]
-        chosen[cand[np.cumsum(weights[cand]) <= budget]] = True
-        return chosen
+        tier[cand] = np.searchsorted(bounds, np.cumsum(weights[cand]), side="left")
+        return tier
 
     def _expected(self, n_ticks: int) -> np.ndarray:
         """Expected accesses per page slot over the n_ticks just recorded: the distribution at their middle
@@ -196,13 +217,20 @@ class Recorder:
         counts = np.bincount(inv, weights=weights)
         expected = self._expected(n_ticks)
         self._epoch_start = h.tick_no
-        full = self._choose(expected)
+        assigned = self._assign(expected)
+        full = assigned == 0
         chosen = full[uniq]
         nt = len(h.tenants)
         owner = h.owner(uniq)
         hits = np.bincount(owner[chosen], weights=counts[chosen], minlength=nt)
         per_tenant = np.bincount(owner, weights=counts, minlength=nt)
         self.oracle_hits += hits
+        if h.nr_tiers > 2:
+            self.oracle_tier_hits += np.bincount(owner * h.nr_tiers + assigned[uniq], weights=counts,
+                                                 minlength=nt * h.nr_tiers).reshape(nt, h.nr_tiers)
+        else:
+            self.oracle_tier_hits[:, 0] += hits
+            self.oracle_tier_hits[:, -1] += per_tenant - hits
         if self.total_expected is not None:
             self.total_expected += expected
             self.total_sampled[uniq] += counts.astype(np.float32)
@@ -261,6 +289,14 @@ class Recorder:
         slow_lat = st.slow_time / acc if acc else 0.0
         o = self.oracle_hits[i]
         oracle_time = o * fast_lat + (acc - o) * slow_lat
+        tier_served = np.array([st.reads[h.tier == r].sum() + st.writes[h.tier == r].sum()
+                                for r in range(h.nr_tiers)])
+        tier_oracle = self.oracle_tier_hits[i]
+        if h.nr_tiers > 2:
+            # the same accesses served by each tier's node on the way down from the home node
+            lat = [fast_lat, slow_lat] + [(st.reads.sum() * h.read_latency[n] + st.writes.sum() * h.write_latency[n])
+                                          / acc if acc else 0.0 for n in _tier_nodes(h, t.spec.home_node)[2:]]
+            oracle_time = float(sum(x * y for x, y in zip(tier_oracle, lat)))
         lag = self.lag_hits[i]
         lag_time = lag * fast_lat + (acc - lag) * slow_lat
         lag_cost_time = lag_time + self.lag_migration_time[i]
@@ -286,8 +322,10 @@ class Recorder:
             resident_bytes=[int(x) for x in resident],
             node_reads=st.reads.tolist(), node_writes=st.writes.tolist(),
             series_dram_share=list(self.series_dram[i]), series_oracle_share=list(self.series_oracle[i]),
-            labels=t.spec.labels, first_epoch=self.first_epoch[i], arrived_time=self.arrived[i])
-        return res, (acc, fast, o, stall, st.dram_time, lag, lag_cost_time)
+            labels=t.spec.labels, first_epoch=self.first_epoch[i], arrived_time=self.arrived[i],
+            tier_share=(tier_served / acc).tolist() if acc else [1.0] + [0.0] * (h.nr_tiers - 1),
+            oracle_tier_share=(tier_oracle / acc).tolist() if acc else [1.0] + [0.0] * (h.nr_tiers - 1))
+        return res, (acc, fast, o, stall, st.dram_time, lag, lag_cost_time, tier_served, tier_oracle)
 
     def results(self, final: bool = False) -> HostResult:
         """Results so far, of the tenants there now and then of those that left; final=True first closes a
@@ -300,7 +338,11 @@ class Recorder:
         now = [self._tenant_result(i, t, static[i]) for i, t in enumerate(h.tenants)]
         every = now + self.departed
         tot_acc, tot_fast, tot_oracle, tot_time, tot_dram, tot_lag, tot_lag_time = (
-            float(sum(x)) for x in zip(*(tot for _, tot in every))) if every else (0.0,) * 7
+            float(sum(x)) for x in zip(*(tot[:7] for _, tot in every))) if every else (0.0,) * 7
+        tiers = h.nr_tiers
+        tot_tier = sum((tot[7] for _, tot in every), np.zeros(tiers))
+        tot_tier_oracle = sum((tot[8] for _, tot in every), np.zeros(tiers))
+        unserved = [1.0] + [0.0] * (tiers - 1)
         return HostResult(
             name=h.scenario.name, time=h.time, tenants=[r for r, _ in every], vmstat=dict(h.vmstat),
             node_used_bytes=[int(x) for x in (h.node_used + h.node_pgtable) * PAGE_SIZE],
@@ -309,4 +351,19 @@ class Recorder:
             oracle_share=tot_oracle / tot_acc if tot_acc else 1.0,
             slowdown=tot_time / tot_dram if tot_dram else 1.0, tiering=h.scenario.kernel.tiering.mode,
             lag_oracle_share=tot_lag / tot_acc if tot_acc else 1.0,
-            lag_cost_slowdown=tot_lag_time / tot_dram if tot_dram else 1.0)
+            lag_cost_slowdown=tot_lag_time / tot_dram if tot_dram else 1.0,
+            tier_share=(tot_tier / tot_acc).tolist() if tot_acc else unserved,
+            oracle_tier_share=(tot_tier_oracle / tot_acc).tolist() if tot_acc else unserved)
+
+
+def _tier_nodes(h: Host, home: int) -> list[int]:
+    """The node of each memory tier a home DRAM node's pages would go to, top first: the home node, its slow
+    node (the accounting's all-slow reference), then down the demotion targets, else the nearest node of the
+    tier."""
+    out = [home]
+    for r in range(1, h.nr_tiers):
+        nxt = h.slow_node_of(home) if r == 1 else int(h.demotion_target[out[-1]])
+        if nxt < 0 or h.tier[nxt] != r:
+            nxt = min(np.flatnonzero(h.tier == r), key=lambda n: (h.distance[out[-1]][n], n))
+        out.append(int(nxt))
+    return out

@@ -52,5 +52,19 @@ def host_report(kernel: HostResult, first_touch: HostResult | None = None) -> st
     out.append(table(nodes, [[str(i), format_size(u), format_size(c)]
                              for i, (u, c) in enumerate(zip(kernel.node_used_bytes, kernel.node_capacity_bytes))]))
     out.append("")
+    if len(kernel.tier_share) > 2:
+        out.append(tier_table(kernel))
+        out.append("")
     out.append("vmstat: " + ", ".join(f"{k} {v}" for k, v in kernel.vmstat.items() if v))
     return "\n".join(out)
+
+
+def tier_table(r: HostResult) -> str:
+    """On a host of more than two memory tiers: per tenant, the share of its accesses each tier served (top
+    first) beside the per-epoch oracle's."""
+    n = len(r.tier_share)
+    headers = ["tenant"] + [f"tier {i}" for i in range(n)] + [f"oracle tier {i}" for i in range(n)]
+    rows = [[t.name] + [format_ratio(x) for x in t.tier_share] + [format_ratio(x) for x in t.oracle_tier_share]
+            for t in r.tenants]
+    rows.append(["(host)"] + [format_ratio(x) for x in r.tier_share] + [format_ratio(x) for x in r.oracle_tier_share])
+    return "accesses served per memory tier (0 = DRAM)\n" + table(headers, rows)

@@ -105,11 +105,13 @@ def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsRespons
         demoted_bytes=t.demoted_bytes, lag_oracle_share=t.lag_oracle_share,
         lag_oracle_slowdown=t.lag_oracle_slowdown, lag_cost_slowdown=t.lag_cost_slowdown, labels=dict(t.labels),
         first_epoch=t.first_epoch, arrived_time_ns=_ns(t.arrived_time), departed=t.departed_time is not None,
-        departed_time_ns=_ns(t.departed_time or 0.0)) for t in r.tenants]
+        departed_time_ns=_ns(t.departed_time or 0.0), tier_shares=t.tier_share,
+        oracle_tier_shares=t.oracle_tier_share) for t in r.tenants]
     return simulation_pb2.GetStatsResponse(
         host_id=host_id, time_ns=_ns(r.time), tenants=tenants, vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
         oracle_share=r.oracle_share, slowdown=r.slowdown, node_used_bytes=s.node_used, node_free_bytes=s.node_free,
-        invariant_error=s.invariant_error, lag_oracle_share=r.lag_oracle_share, lag_cost_slowdown=r.lag_cost_slowdown)
+        invariant_error=s.invariant_error, lag_oracle_share=r.lag_oracle_share, lag_cost_slowdown=r.lag_cost_slowdown,
+        tier_shares=r.tier_share, oracle_tier_shares=r.oracle_tier_share)
 
 
 # the keys of a tenant mapping (scenario.parse_tenant's errors) as AddTenantRequest names them
@@ -426,6 +428,10 @@ class AgentServer:
     async def stop(self, grace: float = 1.0) -> None:
         if self.clock_task is not None:
             self.clock_task.cancel()
+            try:
+                await self.clock_task
+            except asyncio.CancelledError:
+                pass
         await self.server.stop(grace=grace)
 
 

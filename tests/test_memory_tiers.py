@@ -2,6 +2,7 @@
 demotion chain DRAM -> CXL -> PMEM and promotion from any lower tier."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -256,3 +257,44 @@ def test_two_tier_views_plan_exactly_as_before():
     a, b = policy.plan(view, {}, PolicyParams()), plan_host(view, {})
     assert [(x.tenant, x.target_node, x.kind, x.addresses.tolist()) for x in a.batches] == \
         [(x.tenant, x.target_node, x.kind, x.addresses.tolist()) for x in b.batches]
+
+
+# ---- accounting per tier --------------------------------------------------------------------------------
+
+from pagetide.agent.accounting import Recorder                                     # noqa: E402
+from pagetide.agent.server import stats_pb                                         # noqa: E402
+from pagetide.agent.sim import simulate                                            # noqa: E402
+
+
+def test_results_give_each_tiers_served_share_and_the_oracles_per_tier():
+    r = simulate(parse_scenario(three_tier(kernel={"tiering": {"mode": "nbt"}}, duration="3s")), check=True)
+    assert len(r.tier_share) == 3 and sum(r.tier_share) == pytest.approx(1.0)
+    assert r.tier_share[0] == r.dram_share and r.oracle_tier_share[0] == pytest.approx(r.oracle_share)
+    assert r.tier_share[1] > 0 and r.tier_share[2] > 0         # 56 MiB on 16 MiB of DRAM: every tier serves
+    assert sum(r.oracle_tier_share) == pytest.approx(1.0)
+    # the oracle fills DRAM with the densest pages and CXL with the next: it serves more from DRAM than the
+    # run, and what it leaves for PMEM is the least of all
+    assert r.oracle_tier_share[0] > r.tier_share[0] and r.oracle_tier_share[2] < r.oracle_tier_share[1]
+    for t in r.tenants:
+        assert t.tier_share[0] == t.dram_share and sum(t.tier_share) == pytest.approx(1.0)
+    pb = stats_pb("h", type("S", (), {"result": r, "node_used": [], "node_free": [], "invariant_error": ""})())
+    assert list(pb.tier_shares) == pytest.approx(r.tier_share)
+    assert list(pb.tenants[0].oracle_tier_shares) == pytest.approx(r.tenants[0].oracle_tier_share)
+
+
+def test_the_oracle_keeps_within_each_tiers_capacity():
+    h = Host(parse_scenario(three_tier()))
+    h.boot()
+    rec = Recorder(h)
+    expected = np.random.default_rng(1).random(h.nr_pages).astype(np.float32)
+    tier = rec._assign(expected)
+    budgets = rec.tier_budgets()
+    assert [int((tier == r).sum()) for r in range(2)] == [int(b) for b in budgets]   # 4 KiB pages: exactly full
+    assert expected[tier == 0].min() >= expected[tier == 1].max() >= expected[tier == 2].max()
+
+
+def test_two_tier_results_split_accesses_between_dram_and_the_rest():
+    r = simulate(dataclasses.replace(load_scenario(default_scenario_path()), duration=2.0))
+    assert len(r.tier_share) == 2
+    assert r.tier_share[0] == r.dram_share and r.tier_share[1] == pytest.approx(1 - r.dram_share)
+    assert r.oracle_tier_share == pytest.approx([r.oracle_share, 1 - r.oracle_share])
