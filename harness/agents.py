@@ -191,12 +191,43 @@ class SimulationClient:
                                    return_exceptions=True)
         return {h: r for h, r in zip(names, out) if not isinstance(r, BaseException)}
 
+    async def add_tenant(self, host: str, spec: dict) -> simulation_pb2.AddTenantResponse:
+        """Start tenant `spec` (a scenario `tenants[]` mapping, already validated) on `host`."""
+        return await self.stubs[host].AddTenant(add_tenant_request(host, spec), timeout=STATS_TIMEOUT)
+
+    async def remove_tenant(self, host: str, tenant: str) -> simulation_pb2.RemoveTenantResponse:
+        return await self.stubs[host].RemoveTenant(
+            simulation_pb2.RemoveTenantRequest(host_id=host, tenant=tenant), timeout=STATS_TIMEOUT)
+
+    async def resize_tenant(self, host: str, tenant: str, footprint: int) -> simulation_pb2.ResizeTenantResponse:
+        return await self.stubs[host].ResizeTenant(simulation_pb2.ResizeTenantRequest(
+            host_id=host, tenant=tenant, footprint_bytes=footprint), timeout=STATS_TIMEOUT)
+
     async def close(self) -> None:
         for t in self.lagging.values():
             t.cancel()
         await asyncio.gather(*self.lagging.values(), return_exceptions=True)
         for ch in self.channels.values():
             await ch.close()
+
+
+def add_tenant_request(host: str, spec: dict) -> simulation_pb2.AddTenantRequest:
+    """A scenario's tenant mapping as an AddTenant request (sizes and ratios parsed, workload options as text)."""
+    from pagetide.common import units
+    from pagetide.v1 import types_pb2
+
+    wl = dict(spec["workload"])
+    r = simulation_pb2.AddTenantRequest(
+        host_id=host, name=spec["name"], footprint_bytes=units.parse_size(spec["footprint"]),
+        kind={"vm": types_pb2.TENANT_KIND_VM, "task": types_pb2.TENANT_KIND_TASK}[spec.get("kind", "vm")],
+        page_size_bytes=units.parse_size(spec.get("page_size", 4096)),
+        workload=simulation_pb2.Workload(type=wl.pop("type"), options={k: str(v) for k, v in wl.items()}),
+        pinned_share=units.parse_ratio(spec.get("pinned", 0)), labels=dict(spec.get("labels") or {}))
+    if "home_node" in spec:
+        r.home_node = spec["home_node"]
+    if "prefault" in spec:
+        r.prefault = spec["prefault"]
+    return r
 
 
 def _reason(e: BaseException) -> str:

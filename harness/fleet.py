@@ -1,4 +1,6 @@
-"""Generated fleets: N host scenarios for the multi-host simulation, deterministic under a seed.
+"""Generated fleets: N host scenarios for the multi-host simulation, deterministic under a seed (`pagetide sim
+--hosts N --seed S --host-memory M`; the shipped fleet file harness/fleets/default.yaml is this mix for 4
+hosts, seed 1, 2 GiB).
 
 Every host has one DRAM node holding 1/4 of its memory and a PMEM peer with the rest, and a mix of VMs of
 different sizes running different workloads of the suite (DESIGN.md section 5), filling ~80% of memory.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from pagetide.agent.scenario import Scenario, parse_scenario, with_tiering
+from pagetide.harness.fleetfile import Fleet, Host
 
 MIX = ("zipf", "hotset", "drift", "scan+hot", "idle-vm", "write-heavy", "phases")
 VM_SIZES_MIB = (128, 192, 256, 384, 512)
@@ -47,3 +50,12 @@ def fleet_dicts(n_hosts: int, seed: int = 1, tiering: str | None = None, **kw) -
 
 def fleet(n_hosts: int, seed: int = 1, tiering: str | None = None, **kw) -> list[Scenario]:
     return [parse_scenario(d) for d in fleet_dicts(n_hosts, seed, tiering, **kw)]
+
+
+def generated_fleet(n_hosts: int, seed: int = 1, **kw) -> Fleet:
+    """The generated fleet as a Fleet of one host class, "host"; nothing arrives or leaves."""
+    hosts = tuple(Host(d["name"], "host", d) for d in fleet_dicts(n_hosts, seed, **kw))
+    for h in hosts:
+        parse_scenario(h.scenario)
+    return Fleet(name=f"generated-{n_hosts}", seed=seed, duration=60.0, tick=0.1, epoch=1.0, hosts=hosts,
+                 classes={"host": tuple(h.name for h in hosts)}, events=(), policies={})
