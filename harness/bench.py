@@ -2,7 +2,7 @@
 and kernel tiering mode, next to the reference runs (DESIGN.md sections 4 and 5).
 
 The suite is a grid of hosts, one per (workload, DRAM share): the synthetic workloads, the shipped traces
-and a multi-VM host mix, each on a host whose DRAM is 1/2, 1/4 or 1/8 of its footprint (the slow tier holds
+(and any .pgtrace file given to --workloads) and a multi-VM host mix, each on a host whose DRAM is 1/2, 1/4 or 1/8 of its footprint (the slow tier holds
 the rest plus headroom). One *run* per policy or kernel mode packs every host of the grid into one or two
 `pagetide agent --clock driven` processes (scenario YAML files written to a temporary directory, host names
 `<workload>-s<denominator>-<run>`), drives them with one Controller for N rounds and reads GetStats at the
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from pagetide.agent.traces.format import SUFFIX
 from pagetide.common.units import parse_size
 
 
@@ -110,11 +111,21 @@ class HostCase:
     touched_pages: int = 0          # 4 KiB pages the run touches (traces; synthetic hosts: every page)
 
     def host_id(self, run: str) -> str:
-        return f"{slug(self.workload)}-s{self.share}-{run}"
+        return f"{slug(workload_label(self.workload))}-s{self.share}-{run}"
 
 
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def trace_workloads(workloads: tuple[str, ...] | list[str]) -> list[str]:
+    """The workloads that replay a trace: the shipped traces' names and paths of users' trace files."""
+    return [w for w in workloads if w not in SYNTHETIC and w != MIX]
+
+
+def workload_label(workload: str) -> str:
+    """What a workload's hosts are named after: its name, or a trace file's name without `.pgtrace`."""
+    return workload if workload in WORKLOADS else os.path.basename(workload).removesuffix(SUFFIX)
 
 
 def round_up(x: int, to: int) -> int:
@@ -177,12 +188,13 @@ def suite(cfg: SuiteConfig, trace_pages: dict[str, tuple[int, int]]) -> list[Hos
             dram = None
             if w in SYNTHETIC:
                 tenants = [{"name": "vm0", "footprint": fmt_mib(fp), "workload": {"type": w, "samples": SAMPLES}}]
-            elif w in TRACES:
+            elif w in trace_pages:
                 npages, touched = trace_pages[w]
                 tfp = round_up(npages * PAGE, HUGE)
                 copies, dram = trace_copies(touched, share)
+                path = w if w in TRACES else os.path.abspath(w)     # the agents may run elsewhere
                 tenants = [{"name": f"t{i}", "kind": "task", "footprint": fmt_mib(tfp), "prefault": False,
-                            "workload": {"type": "trace", "path": w, "samples": SAMPLES}}
+                            "workload": {"type": "trace", "path": path, "samples": SAMPLES}}
                            for i in range(copies)]
             elif w == MIX:
                 total = fp * 3 // 2
@@ -190,8 +202,8 @@ def suite(cfg: SuiteConfig, trace_pages: dict[str, tuple[int, int]]) -> list[Hos
                             "workload": {"type": wl, "samples": SAMPLES}} for name, wl, frac, _ in MIX_VMS]
                 weights = {name: wt for name, _, _, wt in MIX_VMS if wt != 1.0}
             else:
-                raise ValueError(f"unknown workload {w!r}; valid: {', '.join(WORKLOADS)}")
-            touched = (trace_pages[w][1] * len(tenants) if w in TRACES
+                raise ValueError(f"unknown workload {w!r}; valid: {', '.join(WORKLOADS)} or a trace file")
+            touched = (trace_pages[w][1] * len(tenants) if w in trace_pages
                        else sum(parse_size(t["footprint"]) for t in tenants) // PAGE)
             cases.append(HostCase(w, share, host_scenario(tenants, share, seed, cfg.rounds, dram), weights,
                                   touched))
@@ -511,7 +523,8 @@ def plot(results: dict, outdir: str) -> list[str]:
     os.makedirs(outdir, exist_ok=True)
     hosts = results["hosts"]
     runs = [r for r in RUNS if any(h["run"] == r for h in hosts)]
-    workloads = [w for w in WORKLOADS if any(h["workload"] == w for h in hosts)]
+    present = list(dict.fromkeys(h["workload"] for h in hosts))
+    workloads = [w for w in WORKLOADS if w in present] + [w for w in present if w not in WORKLOADS]
     files = []
     for s in sorted({h["share"] for h in hosts}):
         cell = {(h["workload"], h["run"]): ratio(h["dram_share"], h["oracle_share"]) for h in hosts if h["share"] == s}
@@ -566,16 +579,16 @@ def command_line(cfg: SuiteConfig, out: str, json_path: str | None, plots: str |
 # --------------------------------------------------------------------------------------------- shell
 
 def trace_pages(names: list[str], rounds: int) -> dict[str, tuple[int, int]]:
-    """Per shipped trace, (pages in its address map, pages a run of `rounds` periods touches): the suite
-    replays one trace epoch per 100 ms tick, looping, so the first rounds x 10 epochs."""
+    """Per trace (a shipped trace's name or a trace file's path), (pages in its address map, pages a run of
+    `rounds` periods touches): the suite replays one trace epoch per 100 ms tick, looping, so the first
+    rounds x 10 epochs."""
     import numpy as np
 
-    from pagetide.agent.traces.format import TraceFile
-    from pagetide.agent.traces.shipped import resolve_trace_path
+    from pagetide.agent.traces.shipped import open_trace
 
     out = {}
     for n in names:
-        tf = TraceFile(resolve_trace_path(n))
+        tf = open_trace(n)
         seen = np.zeros(tf.npages, dtype=bool)
         for i, e in enumerate(tf.epochs()):
             if i >= rounds * TICKS_PER_ROUND:
@@ -633,7 +646,7 @@ async def run_suite(cfg: SuiteConfig, progress=None) -> dict:
     from pagetide.controller.cluster import init_ray
 
     init_ray()
-    traces = [w for w in cfg.workloads if w in TRACES]
+    traces = trace_workloads(cfg.workloads)
     cases = suite(cfg, trace_pages(traces, cfg.rounds) if traces else {})
     t0 = time.perf_counter()
     hosts, run_seconds = [], {}
@@ -654,7 +667,7 @@ def measure_trackers(cfg: SuiteConfig, progress=None) -> dict:
     from pagetide.agent.scenario import parse_scenario
     from pagetide.harness.trackers import tracker_table
 
-    traces = [w for w in cfg.workloads if w in TRACES]
+    traces = trace_workloads(cfg.workloads)
     cases = suite(cfg, trace_pages(traces, cfg.rounds) if traces else {})
 
     def scenario(c: HostCase, tracker: str):
@@ -720,6 +733,37 @@ def _csv(choices, cast=str):
     return parse
 
 
+def parse_workloads(text: str) -> tuple[str, ...]:
+    """--workloads: the suite's workload names and paths of trace files (.pgtrace, 4 KiB pages), each file
+    opened and checked here, so a missing or bad one is an error before anything starts."""
+    from pagetide.agent.traces.shipped import SHIPPED_DIR, open_trace
+
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"no workload in {text!r}; valid: {', '.join(WORKLOADS)} or trace files")
+    out = []
+    for w in items:
+        if w not in WORKLOADS:
+            try:
+                t = open_trace(w)
+            except (OSError, ValueError) as e:
+                raise argparse.ArgumentTypeError(f"{w!r} is neither a workload ({', '.join(WORKLOADS)}) nor a "
+                                                 f"trace file: {e}") from None
+            if t.page_size != PAGE:
+                raise argparse.ArgumentTypeError(f"{w}: a trace of {t.page_size}-byte pages; the suite's hosts "
+                                                 f"have {PAGE}-byte pages (convert with --page-size 4KiB)")
+            if t.path.parent == SHIPPED_DIR:        # `sort.pgtrace`: the shipped trace, by its name
+                w = t.path.name.removesuffix(SUFFIX)
+        out.append(w)
+    by_label: dict[str, str] = {}
+    for w in out:
+        other = by_label.setdefault(slug(workload_label(w)), w)
+        if other != w:
+            raise argparse.ArgumentTypeError(f"{other!r} and {w!r} would name the same hosts "
+                                             f"({slug(workload_label(w))}-...): rename one trace file")
+    return tuple(dict.fromkeys(out))
+
+
 def config_from_args(args: argparse.Namespace) -> SuiteConfig:
     base = QUICK if args.quick else SuiteConfig()
     return SuiteConfig(workloads=args.workloads or base.workloads, shares=args.shares or base.shares,
@@ -764,7 +808,9 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"CI size: {', '.join(QUICK.workloads)} at DRAM 1/{QUICK.shares[0]}, {QUICK.rounds} rounds, "
                         f"{QUICK.footprint_mib} MiB hosts")
-    p.add_argument("--workloads", type=_csv(WORKLOADS), help=f"comma-separated subset of {', '.join(WORKLOADS)}")
+    p.add_argument("--workloads", type=parse_workloads,
+                   help=f"comma-separated: any of {', '.join(WORKLOADS)}, and paths of .pgtrace files "
+                        f"(`pagetide trace convert`)")
     p.add_argument("--shares", type=_csv(SHARES, int), help="DRAM shares as denominators, e.g. 2,4,8 (default)")
     p.add_argument("--policies", type=_csv(tuple(RUNS)), help=f"runs, comma-separated: {', '.join(RUNS)} (default all)")
     p.add_argument("--rounds", type=int, help="controller rounds of 1 s simulated time (default 30; quick 8)")

@@ -150,6 +150,86 @@ def test_unknown_policies_and_shares_are_rejected():
             build_parser().parse_args(argv)
 
 
+@pytest.fixture
+def user_trace(tmp_path):
+    """A user's trace: a generated lackey log converted to tmp_path/mine.pgtrace."""
+    from pagetide.agent.traces.lackey import convert_lackey
+
+    from lackey_log import lackey_log
+
+    (tmp_path / "mine.lackey").write_bytes(lackey_log(30000, seed=5))
+    convert_lackey(tmp_path / "mine.lackey", tmp_path / "mine.pgtrace", epoch_accesses=1000)
+    return tmp_path / "mine.pgtrace"
+
+
+def bench_args(argv):
+    return bench.config_from_args(build_parser("bench").parse_args(["bench", *argv]))
+
+
+def test_workloads_take_a_users_trace_file_which_becomes_hosts_replaying_it(user_trace, monkeypatch):
+    from pagetide.agent.sim import simulate
+    from pagetide.agent.traces.format import TraceFile
+
+    monkeypatch.chdir(user_trace.parent)
+    cfg = bench_args(["--workloads", "zipf,mine.pgtrace", "--shares", "4", "--rounds", "2"])
+    assert cfg.workloads == ("zipf", "mine.pgtrace") and bench.trace_workloads(cfg.workloads) == ["mine.pgtrace"]
+    pages = bench.trace_pages(["mine.pgtrace"], cfg.rounds)
+    npages = TraceFile(user_trace).npages
+    assert pages["mine.pgtrace"][0] == npages and 0 < pages["mine.pgtrace"][1] <= npages
+    (case,) = [c for c in bench.suite(cfg, pages) if c.workload == "mine.pgtrace"]
+    assert case.host_id("tpp") == "mine-s4-tpp"
+    tenant = case.scenario["tenants"][0]["workload"]
+    assert tenant["type"] == "trace" and tenant["path"] == str(user_trace)        # absolute: agents run anywhere
+    d = yaml.safe_load(yaml.safe_dump(bench.scenario_for(case, "demotion")))
+    result = simulate(parse_scenario({**d, "duration": "1s"}))                    # the agent's own parser and model
+    assert sum(t.accesses for t in result.tenants) > 0
+    assert bench.command_line(cfg, "o.md", None, None, False).startswith(
+        "pagetide bench --workloads zipf,mine.pgtrace --shares 4 --rounds 2")
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda d: None, "'missing.pgtrace' is neither a workload (zipf, hotset"),
+    (lambda d: (d / "missing.pgtrace").write_text("not a trace"), "not a pagetide trace (bad magic)")])
+def test_a_missing_or_bad_trace_file_is_an_error_before_anything_starts(tmp_path, monkeypatch, capsys, make, error):
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        bench_args(["--workloads", "zipf,missing.pgtrace"])
+    assert e.value.code == 2 and error in capsys.readouterr().err
+
+
+def test_a_shipped_traces_name_in_workloads_is_the_shipped_trace_even_beside_a_file_of_that_name(tmp_path,
+                                                                                                  monkeypatch):
+    from pagetide.agent.traces.shipped import SHIPPED_DIR
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sort").write_text("not a trace")
+    (tmp_path / "sort.pgtrace").write_text("not a trace")
+    assert bench_args(["--workloads", "sort,sort.pgtrace"]).workloads == ("sort",)
+    (case,) = bench.suite(bench.SuiteConfig(workloads=("sort",), shares=(4,)), {"sort": (377, 377)})
+    assert case.scenario["tenants"][0]["workload"]["path"] == "sort"
+    assert bench.trace_pages(["sort"], 1)["sort"][0] == bench.trace_pages([str(SHIPPED_DIR / "sort.pgtrace")], 1)[
+        str(SHIPPED_DIR / "sort.pgtrace")][0] == 377
+
+
+def test_trace_files_that_would_name_the_same_hosts_or_have_other_pages_are_refused(user_trace, monkeypatch,
+                                                                                   capsys):
+    import shutil
+
+    from pagetide.agent.traces.lackey import convert_lackey
+
+    monkeypatch.chdir(user_trace.parent)
+    (user_trace.parent / "b").mkdir()
+    shutil.copy(user_trace, user_trace.parent / "b" / "mine.pgtrace")
+    with pytest.raises(SystemExit):
+        bench_args(["--workloads", "mine.pgtrace,b/mine.pgtrace"])
+    assert "'mine.pgtrace' and 'b/mine.pgtrace' would name the same hosts (mine-...)" in capsys.readouterr().err
+    convert_lackey(user_trace.parent / "mine.lackey", "huge.pgtrace", page_size=2 << 20)
+    with pytest.raises(SystemExit):
+        bench_args(["--workloads", "huge.pgtrace"])
+    assert "huge.pgtrace: a trace of 2097152-byte pages" in capsys.readouterr().err
+
+
 @pytest.mark.e2e
 def test_quick_bench_runs_two_policies_end_to_end(ray_session, tmp_path):
     out, js, plots = tmp_path / "suite.md", tmp_path / "suite.json", tmp_path / "plots"

@@ -388,3 +388,36 @@ def test_a_shipped_traces_name_never_resolves_to_a_file_of_that_name_in_the_work
     assert resolve_trace_path("mine.pgtrace").resolve() == tmp_path / "mine.pgtrace"
     with pytest.raises(FileNotFoundError, match="no trace file 'nope'"):
         resolve_trace_path("nope")
+
+
+def test_a_users_trace_runs_in_pagetide_run_by_a_relative_path_and_trace_info_describes_it(tmp_path, monkeypatch,
+                                                                                            capsys):
+    import yaml
+
+    from pagetide.harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    convert_lackey(write(tmp_path, "mine.lackey", lackey_log(20000, seed=6)), "mine.pgtrace", epoch_accesses=1000)
+    scenario = {"seed": 1, "tick": "100ms", "duration": "1s", "epoch": "500ms",
+                "host": {"nodes": [{"id": 0, "type": "dram", "capacity": "2MiB", "peer_node": 1},
+                                   {"id": 1, "type": "pmem", "capacity": "16MiB"}], "kernel": {"swap": "16MiB"}},
+                "tenants": [{"name": "vm0", "footprint": "16MiB",
+                             "workload": {"type": "trace", "path": "mine.pgtrace", "samples": 512}}]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(scenario))
+    assert main(["run", "--scenario", "s.yaml", "--json", "out.json"]) == 0
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["kernel"]["tenants"][0]["accesses"] > 0
+    capsys.readouterr()
+    assert main(["trace", "info", "mine.pgtrace"]) == 0
+    assert capsys.readouterr().out.startswith("mine.pgtrace: valgrind-lackey trace of ?: ")
+
+
+def test_a_missing_or_bad_trace_in_a_scenario_is_an_error_naming_the_key_and_the_file(tmp_path, monkeypatch):
+    from pagetide.agent.scenario import ScenarioError
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "bad.pgtrace", "hello")
+    for path, why in (("nope.pgtrace", "no trace file 'nope.pgtrace'"), ("bad.pgtrace", "not a pagetide trace")):
+        with pytest.raises(ScenarioError, match=rf"workload\.path: .*{why}"):
+            small_scenario(tenants=[{"name": "vm0", "footprint": "16MiB",
+                                     "workload": {"type": "trace", "path": path}}])

@@ -60,10 +60,9 @@ def _convert(args: argparse.Namespace) -> str:
 
 
 def _info(args: argparse.Namespace) -> str:
-    from pagetide.agent.traces.format import TraceFile
-    from pagetide.agent.traces.shipped import resolve_trace_path
+    from pagetide.agent.traces.shipped import open_trace
 
-    return _summary(TraceFile(resolve_trace_path(args.trace)))
+    return _summary(open_trace(args.trace))
 
 
 def _summary(t) -> str:

@@ -1,15 +1,17 @@
 """The traces shipped with pagetide (this package's *.pgtrace files, described in its README.md) and how a
-trace named in a scenario or on the command line resolves to a file: a shipped trace's bare name is that
-trace, anything else a path."""
+trace named anywhere -- a scenario's or fleet file's `{type: trace, path: ...}`, `pagetide trace info`,
+`pagetide bench --workloads` -- resolves to a file: a shipped trace's bare name is that trace, anything else a
+path (relative to the working directory). Everything that names a trace goes through `resolve_trace_path` or
+`open_trace`, so a user's trace works wherever a shipped one does."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from pagetide.agent.traces.format import SUFFIX
+from pagetide.agent.traces.format import SUFFIX, TraceFile
 
-__all__ = ["SHIPPED_DIR", "shipped_traces", "resolve_trace_path"]
+__all__ = ["SHIPPED_DIR", "shipped_traces", "resolve_trace_path", "open_trace"]
 
 SHIPPED_DIR = Path(__file__).parent
 
@@ -32,3 +34,9 @@ def resolve_trace_path(path: str | os.PathLike) -> Path:
     if p.is_file():
         return p
     raise FileNotFoundError(f"no trace file {text!r}; shipped traces: {', '.join(shipped_traces()) or 'none'}")
+
+
+def open_trace(path: str | os.PathLike) -> TraceFile:
+    """The trace a name or path resolves to, opened (its header, address map and epoch index read and checked):
+    FileNotFoundError for a missing file, TraceFormatError for one that is not a trace, each naming the file."""
+    return TraceFile(resolve_trace_path(path))

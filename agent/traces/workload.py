@@ -9,8 +9,9 @@ are writes (unless `write_ratio` is given, which then applies to every draw). An
 the nearest earlier epoch that has some (or the first one that has some). Trace page i is the tenant's page i,
 in address order (the real layout, so 2 MiB regions keep their real density); the footprint must be at least
 the trace's npages, and the extra pages are never touched. Trace pages map one to one onto the tenant's pages:
-convert with `page_size` equal to the tenant's page size. `path` is a file path, or the name of a shipped
-trace (`shipped`: `sort`, `python-dict`, `sqlite-index`).
+convert with `page_size` equal to the tenant's page size. `path` is a file path (relative to the working
+directory), or the name of a shipped trace (`shipped`: `sort`, `python-dict`, `sqlite-index`), which a file of
+that name in the working directory never shadows (`./sort` names the file).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy as np
 
 from pagetide.common import units
 from pagetide.common.options import Option, count, flag, text
-from pagetide.agent.traces.format import Epoch, TraceFile, TraceFormatError
-from pagetide.agent.traces.shipped import resolve_trace_path
+from pagetide.agent.traces.format import Epoch, TraceFormatError
+from pagetide.agent.traces.shipped import open_trace
 from pagetide.agent.workloads import Workload, register
 
 __all__ = ["TraceWorkload"]
@@ -55,7 +56,7 @@ class TraceWorkload(Workload):
         if path is None:
             raise self._fail("path", "missing: a trace workload replays a converted trace file")
         try:
-            self.trace = TraceFile(resolve_trace_path(path))
+            self.trace = open_trace(path)
         except (OSError, TraceFormatError) as e:
             raise self._fail("path", str(e)) from None
         if self.trace.npages > self.npages:
