@@ -219,6 +219,7 @@ def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float, c
                 "oracle_slowdown": t.oracle_slowdown, "migrated_bytes": t.migrated_bytes, "pingpong": t.pingpong,
                 "lag_oracle_share": t.lag_oracle_share, "lag_cost_slowdown": t.lag_cost_slowdown,
                 "accesses": t.accesses, "labels": dict(t.labels), "first_epoch": t.first_epoch,
+                "tier_shares": list(t.tier_shares), "oracle_tier_shares": list(t.oracle_tier_shares),
                 "arrived_seconds": t.arrived_time_ns / 1e9,
                 "departed_seconds": t.departed_time_ns / 1e9 if t.departed else None,
                 "dram_share_series": list(t.dram_share_series),
@@ -277,7 +278,14 @@ def by_class(hosts: list[dict]) -> dict[str, dict]:
     out = {}
     for c in dict.fromkeys(h["class"] for h in hosts):
         hs = [h for h in hosts if h["class"] == c]
-        out[c] = {"hosts": len(hs), **_group([v for h in hs for v in h["vms"]]),
+        vms = [v for h in hs for v in h["vms"]]
+        acc = sum(v["accesses"] for v in vms)
+        tiers = {len(v["tier_shares"]) for v in vms}
+        # per tier only where every host of the class has the same tiers (a class's hosts share their nodes)
+        n = tiers.pop() if len(tiers) == 1 else 0
+        by_tier = {k: [sum(v["accesses"] * v[k][i] for v in vms) / acc if acc else 0.0 for i in range(n)]
+                   for k in ("tier_shares", "oracle_tier_shares")} if n else {}
+        out[c] = {"hosts": len(hs), **_group(vms), **by_tier,
                   "promoted_bytes": sum(h["promoted_bytes"] for h in hs),
                   "demoted_bytes": sum(h["demoted_bytes"] for h in hs)}
     return out
@@ -350,6 +358,14 @@ def report(res: dict) -> str:
     return "\n".join(out)
 
 
+def _tiers(x: dict) -> str:
+    """Shares served per memory tier, top first, and the per-epoch oracle's: "82/10/8% (92/5/3%)"."""
+    if not x.get("tier_shares"):
+        return "-"
+    f = lambda xs: "/".join(f"{100 * v:.0f}" for v in xs) + "%"   # noqa: E731
+    return f"{f(x['tier_shares'])} ({f(x['oracle_tier_shares'])})"
+
+
 def _group_tables(res: dict) -> list[str]:
     """The per-class table when the fleet has several classes, the per-label table when VMs carry labels."""
     out = []
@@ -358,9 +374,10 @@ def _group_tables(res: dict) -> list[str]:
             continue
         rows = [[g, *([str(x[extra])] if extra else []), str(x["vms"]), str(x["departed"]), fmt_pct(x["dram_share"]),
                  fmt_pct(x["oracle_share"]), f"{x['dram_share'] / x['oracle_share']:.3f}" if x["oracle_share"] else "-",
-                 _lag_ratio(x), f"{x['slowdown']:.3f}x", fmt_bytes(x["migrated_bytes"])] for g, x in groups.items()]
+                 _lag_ratio(x), f"{x['slowdown']:.3f}x", fmt_bytes(x["migrated_bytes"]),
+                 *([_tiers(x)] if extra else [])] for g, x in groups.items()]
         out += [table([title, *([extra] if extra else []), "VMs", "departed", "DRAM share", "oracle", "ratio",
-                       "vs lag-one", "slowdown", "migrated"], rows), ""]
+                       "vs lag-one", "slowdown", "migrated", *(["by tier (oracle)"] if extra else [])], rows), ""]
     return out
 
 

@@ -43,4 +43,7 @@ def test_the_churn_fleet_runs_with_arrivals_resizes_and_departures_and_reports_c
     acc = sum(v["accesses"] for v in tiered)
     assert res["classes"]["tiered"]["dram_share"] == pytest.approx(
         sum(v["accesses"] * v["dram_share"] for v in tiered) / acc)
+    shares = res["classes"]["tiered"]["tier_shares"]           # DRAM, CXL, PMEM
+    assert len(shares) == 3 and shares[0] == pytest.approx(res["classes"]["tiered"]["dram_share"])
+    assert sum(shares) == pytest.approx(1.0, abs=1e-6) and len(res["classes"]["pmem"]["tier_shares"]) == 2
     assert "host class" in printed and "team=kv" in printed and "kv-late (from 8 s)" in printed
