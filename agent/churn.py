@@ -14,7 +14,8 @@ same slice copies, never a loop per page.
 - `resize_tenant`: growing appends never-touched pages to its slice (first-touched at once with
   `prefault`, as a balloon deflating or hot-plugged guest memory being zeroed); shrinking unmaps and frees
   the pages past the new end (a balloon inflating) and the page tables no longer needed. Its workload is
-  rebuilt for the new footprint with the same seed.
+  rebuilt for the new footprint with the same seed: its popularity ranking over the pages is drawn afresh,
+  so its hot pages move (the model has no notion of which pages a guest keeps using across a resize).
 
 Every operation is checked before anything changes: `BadRequest` NOT_FOUND for an unknown tenant,
 ALREADY_EXISTS for a name taken, INVALID_ARGUMENT for a bad size, RESOURCE_EXHAUSTED when the host's

@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from pagetide.agent.scenario import ScenarioError, parse_scenario
+from pagetide.agent.scenario import ScenarioError, parse_scenario, with_tiering
 from pagetide.common import units
 
 SHIPPED = ("default", "churn")     # harness/fleets/NAME.yaml
@@ -103,12 +103,8 @@ class Fleet:
     policies: dict[tuple[str, str], Any]  # (host, VM) -> controller VmPolicy, for the VMs at start
     controller: Controller = Controller()
 
-    def host_class(self, host: str) -> str:
-        return next(h.host_class for h in self.hosts if h.name == host)
-
     def scenarios(self, tiering: str | None = None) -> list[dict]:
         """Every host's scenario mapping (with `tiering` as its kernel mode, if given)."""
-        from pagetide.agent.scenario import with_tiering
         return [with_tiering(copy.deepcopy(h.scenario), tiering) for h in self.hosts]
 
 
