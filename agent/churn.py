@@ -194,7 +194,8 @@ def resize_tenant(host: Host, name: str, footprint: int) -> Relayout | None:
     try:
         workload = make_workload(t.spec.workload, new_n, t.workload.seed, host.scenario.tick, where="workload")
     except ValueError as e:
-        raise BadRequest(f"footprint_bytes: tenant {_shown(name)}'s workload does not fit {footprint} bytes: {e}") from None
+        raise BadRequest(f"footprint_bytes: tenant {_shown(name)}'s workload does not fit {footprint} bytes: "
+                         f"{e}") from None
     if new_n < old_n:
         _free(host, t, new_n)
         _free_page_tables(host, t)

@@ -267,7 +267,8 @@ def _parse_event(i: int, e: Any, hosts: dict[str, dict], duration: float, catalo
     _mapping(e, key, {"at", *EVENT_KINDS}, ("at",))
     at = _unit(units.parse_duration, e["at"], f"{key}.at")
     if not 0 <= at < duration:
-        raise FleetError(f"{key}.at", f"must be within the run (0 to {units.format_duration(duration)}), got {e['at']!r}")
+        raise FleetError(f"{key}.at", f"must be within the run (0 to {units.format_duration(duration)}), "
+                                      f"got {e['at']!r}")
     kinds = [k for k in EVENT_KINDS if k in e]
     if len(kinds) != 1:
         raise FleetError(key, f"give exactly one of {', '.join(EVENT_KINDS)}, got {kinds or 'none'}")
@@ -355,7 +356,8 @@ def parse_fleet(d: Any, name: str = "fleet") -> Fleet:
                 raise FleetError(f"{k}.name", f"VM {ev.vm!r} is already on host {ev.host!r} then")
             ts.append(new[0])
         elif ev.vm not in names:
-            raise FleetError(f"{k}.vm", f"no VM {ev.vm!r} on host {ev.host!r} then (there: {', '.join(names) or 'none'})")
+            raise FleetError(f"{k}.vm", f"no VM {ev.vm!r} on host {ev.host!r} then "
+                                        f"(there: {', '.join(names) or 'none'})")
         elif ev.kind == "depart":
             del ts[names.index(ev.vm)]
         else:
@@ -388,7 +390,7 @@ def _controller(d: Any) -> Controller:
         except ValueError as e:
             bad = next((k for k in options if f".{k}:" in str(e) or f"{k!r}" in str(e)), None)
             raise FleetError(f"controller.options.{bad}" if bad else "controller.options", str(e)) from None
-    bw = _unit(units.parse_bandwidth, d["bandwidth"], "controller.bandwidth") if "bandwidth" in d else None  # 256MiB[/s]
+    bw = _unit(units.parse_bandwidth, d["bandwidth"], "controller.bandwidth") if "bandwidth" in d else None
     if bw is not None and bw <= 0:
         raise FleetError("controller.bandwidth", f"must be positive, got {d['bandwidth']!r}")
     mc = _count(d["max_candidates"], "controller.max_candidates") if "max_candidates" in d else None
