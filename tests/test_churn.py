@@ -187,3 +187,31 @@ def test_refused_changes_change_nothing():
         assert same(before, state(s)), str(e.value)
     err = pytest.raises(BadRequest, s.add_tenant, {"name": "x", "footprint": "8MiB", "workload": {"type": "nope"}})
     assert str(err.value).startswith("tenant.workload.type")
+
+
+@pytest.mark.parametrize("mode", ["none", "tpp", "damos"])
+def test_churn_on_a_three_tier_host_frees_and_places_pages_on_every_tier(mode):
+    from pagetide.agent.scenario import parse_scenario
+
+    d = {"seed": 5, "tick": "100ms", "epoch": "500ms",
+         "host": {"nodes": [{"id": 0, "type": "dram", "capacity": "16MiB", "peer_node": 1},
+                            {"id": 1, "type": "cxl", "capacity": "32MiB", "peer_node": 2, "read_latency": "170ns",
+                             "write_latency": "170ns", "read_bandwidth": "64GB/s", "write_bandwidth": "64GB/s"},
+                            {"id": 2, "type": "pmem", "capacity": "64MiB"}],
+                  "kernel": {"swap": "0", **({"tiering": {"mode": mode}} if mode != "none" else {})}},
+         "tenants": TENANTS}
+    s = SimHost(parse_scenario(d))
+    s.advance(5)
+    assert set(np.unique(s.host.node[s.host.node >= 0])) == {0, 1, 2}, "the VMs should span DRAM, CXL, PMEM"
+    gone = max(("vm0", "vm1", "vm2"), key=lambda n: len(np.unique(pages_of(s, n))))
+    nd = pages_of(s, gone)
+    assert len(np.unique(nd[nd >= 0])) >= 2
+    used = s.host.node_used.copy()
+    s.remove_tenant(gone)
+    assert (s.host.node_used == used - np.bincount(nd[nd >= 0], minlength=3)).all()
+    s.host.check_invariants()
+    s.add_tenant({"name": "web", "footprint": "24MiB", "workload": {"type": "zipf", "samples": 512}})
+    s.resize_tenant(next(n for n in ("vm0", "vm1", "vm2") if n != gone), 40 * MiB)
+    s.advance(5)
+    assert s.stats().invariant_error == ""
+    assert (s.host.node_used + s.host.node_pgtable <= s.host.capacity).all()
