@@ -309,8 +309,9 @@ class Controller:
         after an absence) are waited for even while down, for at most BACK_GRACE seconds: long enough for the
         host's loop to find its agent again, so a returning host's first periods are not left unmanaged."""
         def done(grace: bool) -> bool:
-            return all(self.hosts[h].last_period >= p or
-                       (self.hosts[h].status == "down" and not (grace and h in back))
+            # a host back but down here still has its old incarnation's last period: wait for it to be up
+            return all((self.hosts[h].last_period >= p or self.hosts[h].status == "down") and
+                       not (grace and h in back and self.hosts[h].status != "up")
                        for h, p in periods.items())
         loop = asyncio.get_running_loop()
         now = loop.time()
