@@ -244,9 +244,15 @@ class HostSlot:
         await self.notify()
 
 
+MAX_STATUS_CHARS = 256    # a status message travels in a header: a client's 8 KiB metadata limit bounds it
+
+
 async def _abort(context, e: BadRequest | Busy, message: str | None = None):
+    """Refuse the call with `e`'s status; its message cut short (it may echo a client's long strings: a name,
+    a label, a workload option)."""
     code = grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(e, Busy) else grpc.StatusCode[e.code]
-    await context.abort(code, message or str(e))
+    text = message or str(e)
+    await context.abort(code, text if len(text) <= MAX_STATUS_CHARS else text[:MAX_STATUS_CHARS] + "...")
 
 
 def shown(name: str, limit: int = 64) -> str:

@@ -43,6 +43,11 @@ import pagetide.v1.simulation_pb2       # noqa: F401
 # driven clocks and simulated hosts, where no call of the API has a precondition to fail.
 ALLOWED = frozenset({grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
                      grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+# and the refusals a method documents beside those: a tenant name taken, a host whose tenants would not fit
+REFUSALS = {"/pagetide.v1.SimulationService/AddTenant": {grpc.StatusCode.ALREADY_EXISTS,
+                                                         grpc.StatusCode.RESOURCE_EXHAUSTED},
+            "/pagetide.v1.SimulationService/ResizeTenant": {grpc.StatusCode.RESOURCE_EXHAUSTED}}
+OVERSIZED = "received metadata size exceeds"   # RESOURCE_EXHAUSTED of a status message too long: never allowed
 
 I32, U32, I64, U64 = (-(1 << 31), (1 << 31) - 1), (0, (1 << 32) - 1), (-(1 << 63), (1 << 63) - 1), (0, (1 << 64) - 1)
 F = FieldDescriptor
@@ -386,6 +391,8 @@ class Outcome:
             return False              # bytes that are no message of the request type are a malformed request
         if self.code == grpc.StatusCode.DEADLINE_EXCEEDED and self.method.server_streaming and self.details == STREAM_CUT:
             return True               # the client's own deadline ended a stream it was still reading
+        if self.code in REFUSALS.get(self.method.path, ()) and OVERSIZED not in self.details:
+            return True
         return self.code in ALLOWED
 
 

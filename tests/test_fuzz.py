@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from pagetide.agent.scenario import parse_scenario
 from pagetide.agent.server import start_agent
 from pagetide.agent.simhost import SimHost
+from pagetide.agent.workloads import WORKLOADS
 from pagetide.common.limits import MAX_TICKS, MAX_WAIT_SECONDS
 from pagetide.v1 import agent_pb2, agent_pb2_grpc, simulation_pb2, simulation_pb2_grpc
 
@@ -45,6 +46,10 @@ DEADLINE = 5.0             # seconds per call; a call that misses it fails the t
 CAPS = {
     "ticks": over_limit(8, MAX_TICKS),                              # a few ticks per AdvanceClock
     "max_wait_ms": over_limit(40, int(MAX_WAIT_SECONDS * 1000)),    # long polls of at most 40 ms
+    # AddTenant's workload and size: real types and small page multiples half the time, so that tenants arrive
+    "type": st.one_of(st.sampled_from(sorted(WORKLOADS)), st.text(max_size=12)),
+    "footprint_bytes": st.one_of(st.integers(1, 64).map(lambda n: n * 4096), st.integers(0, (1 << 64) - 1)),
+    "name": st.one_of(st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True), st.text(max_size=24)),
 }
 RAW_SHARE = st.sampled_from([False] * 5 + [True])
 TALLY = Tally()            # the session's outcomes, written to PAGETIDE_FUZZ_REPORT after each fuzz test
