@@ -2,8 +2,8 @@
 and kernel tiering mode, next to the reference runs (DESIGN.md sections 4 and 5).
 
 The suite is a grid of hosts, one per (workload, DRAM share): the synthetic workloads, the shipped traces
-(and any .pgtrace file given to --workloads) and a multi-VM host mix, each on a host whose DRAM is 1/2, 1/4 or 1/8 of its footprint (the slow tier holds
-the rest plus headroom). One *run* per policy or kernel mode packs every host of the grid into one or two
+(and any .pgtrace file given to --workloads) and a multi-VM host mix, each on a host whose DRAM is 1/2, 1/4
+or 1/8 of its footprint (the slow tier holds the rest plus headroom). One *run* per policy or kernel mode packs every host of the grid into one or two
 `pagetide agent --clock driven` processes (scenario YAML files written to a temporary directory, host names
 `<workload>-s<denominator>-<run>`), drives them with one Controller for N rounds and reads GetStats at the
 end. Controller policies run on a kernel that only demotes (tiering `none`); the kernel-only modes run the
@@ -757,6 +757,8 @@ def parse_workloads(text: str) -> tuple[str, ...]:
         out.append(w)
     by_label: dict[str, str] = {}
     for w in out:
+        if not slug(workload_label(w)):
+            raise argparse.ArgumentTypeError(f"{w}: a trace file's name needs a letter or digit to name its hosts")
         other = by_label.setdefault(slug(workload_label(w)), w)
         if other != w:
             raise argparse.ArgumentTypeError(f"{other!r} and {w!r} would name the same hosts "
