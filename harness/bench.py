@@ -1,14 +1,14 @@
 """`pagetide bench`: the benchmark suite -- every workload at several DRAM shares, under every placement policy
 and kernel tiering mode, next to the reference runs (DESIGN.md sections 4 and 5).
 
-The suite is a grid of hosts, one per (workload, DRAM share): the synthetic workloads, the shipped traces
-(and any .pgtrace file given to --workloads) and a multi-VM host mix, each on a host whose DRAM is 1/2, 1/4
-or 1/8 of its footprint (the slow tier holds the rest plus headroom). One *run* per policy or kernel mode packs every host of the grid into one or two
-`pagetide agent --clock driven` processes (scenario YAML files written to a temporary directory, host names
-`<workload>-s<denominator>-<run>`), drives them with one Controller for N rounds and reads GetStats at the
-end. Controller policies run on a kernel that only demotes (tiering `none`); the kernel-only modes run the
-`none` policy, which moves nothing. The references come from the same GetStats: all-DRAM (slowdown 1 by
-definition), the per-epoch oracle and the static oracle.
+The suite is a grid of hosts, one per (workload, DRAM share): the synthetic workloads, the shipped traces (and
+any .pgtrace file given to --workloads) and a multi-VM host mix, each on a host whose DRAM is 1/2, 1/4 or 1/8 of
+its footprint (the slow tier holds the rest plus headroom). One *run* per policy or kernel mode packs every host
+of the grid into one or two `pagetide agent --clock driven` processes (scenario YAML files written to a
+temporary directory, host names `<workload>-s<denominator>-<run>`), drives them with one Controller for N rounds
+and reads GetStats at the end. Controller policies run on a kernel that only demotes (tiering `none`); the
+kernel-only modes run the `none` policy, which moves nothing. The references come from the same GetStats:
+all-DRAM (slowdown 1 by definition), the per-epoch oracle and the static oracle.
 
 Suite generation, aggregation and the report are pure functions of plain dicts; `run_suite` is the shell
 that starts processes. It drives the agents and the controller as `pagetide sim` does (harness/drive.py):
