@@ -421,3 +421,31 @@ def test_a_missing_or_bad_trace_in_a_scenario_is_an_error_naming_the_key_and_the
         with pytest.raises(ScenarioError, match=rf"workload\.path: .*{why}"):
             small_scenario(tenants=[{"name": "vm0", "footprint": "16MiB",
                                      "workload": {"type": "trace", "path": path}}])
+
+
+def test_a_users_trace_in_a_fleet_file_is_checked_by_the_same_resolver_and_a_bad_one_names_its_key(tmp_path,
+                                                                                                   monkeypatch):
+    from pagetide.agent.scenario import parse_scenario
+    from pagetide.agent.traces.shipped import SHIPPED_DIR
+    from pagetide.harness.fleetfile import FleetError, parse_fleet
+
+    monkeypatch.chdir(tmp_path)
+    convert_lackey(write(tmp_path, "mine.lackey", lackey_log(5000, seed=7)), "mine.pgtrace", epoch_accesses=500)
+    (tmp_path / "sort").write_text("not a trace")          # never shadows the shipped trace of that name
+
+    def fleet(path):
+        return {"duration": "2s", "host_classes": {"h": {"count": 1, "host": {
+                    "nodes": [{"id": 0, "type": "dram", "capacity": "16MiB", "peer_node": 1},
+                              {"id": 1, "type": "pmem", "capacity": "48MiB"}], "kernel": {"swap": "64MiB"}},
+                    "vms": [{"vm": "mine"}, {"vm": "sort"}]}},
+                "vms": {"mine": {"footprint": "16MiB", "workload": {"type": "trace", "path": path}},
+                        "sort": {"footprint": "2MiB", "workload": {"type": "trace", "path": "sort"}}}}
+
+    (scenario,) = parse_fleet(fleet("mine.pgtrace")).scenarios()
+    replayed = [make_workload(t.workload, t.npages, 0, 0.1).trace.path.resolve()
+                for t in parse_scenario(scenario).tenants]
+    assert replayed == [tmp_path / "mine.pgtrace", SHIPPED_DIR / "sort.pgtrace"]
+    with pytest.raises(FleetError, match=r"vms\.mine\.workload\.path: .*no trace file 'gone\.pgtrace'"):
+        parse_fleet(fleet("gone.pgtrace"))
+    with pytest.raises(FleetError, match=r"vms\.mine\.workload\.path: .*not a pagetide trace"):
+        parse_fleet(fleet("./sort"))
