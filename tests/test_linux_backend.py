@@ -54,6 +54,7 @@ def test_tenant_specs_parse_and_bad_ones_name_the_option():
     assert TenantSpec.parse("vm0=pid:12") == TenantSpec("pid", "12", "vm0")
     assert TenantSpec.parse("name:qemu-system-x86_64") == TenantSpec("name", "qemu-system-x86_64")
     assert TenantSpec.parse("cgroup:/sys/fs/cgroup/x") == TenantSpec("cgroup", "/sys/fs/cgroup/x")
+    assert TenantSpec.parse("w=vm:pid:7") == TenantSpec("pid", "7", "w", vm=True)
     for bad in ("pid:abc", "uid:3", "pid:", "12"):
         with pytest.raises(ConfigError, match="--tenant"):
             TenantSpec.parse(bad)
@@ -69,6 +70,7 @@ def test_a_spec_matching_no_process_is_refused(child):
         resolve([TenantSpec("pid", str(p.pid), "a"), TenantSpec("pid", str(p.pid), "a")])
     assert [(x.name, x.pid, x.kind) for x in resolve([TenantSpec("pid", str(p.pid))])] == [
         (f"pid-{p.pid}", p.pid, "task")]
+    assert [x.kind for x in resolve([TenantSpec("pid", str(p.pid), vm=True)])] == ["vm"]
 
 
 def test_the_child_is_served_topology_heat_and_usage(child):

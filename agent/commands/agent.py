@@ -25,9 +25,9 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
                         "SimulationService.AdvanceClock advances it (a simulation harness)")
     p.add_argument("--nr-scans", type=int, default=5, help="tracker scans per period")
     linux = p.add_argument_group("linux backend (README \"A real host\")")
-    linux.add_argument("--tenant", action="append", metavar="[NAME=]pid:N|name:COMM|cgroup:PATH",
-                       help="a process (or a cgroup's processes) to serve; repeat for several; a QEMU process is "
-                            "a VM whose guest RAM is tracked")
+    linux.add_argument("--tenant", action="append", metavar="[NAME=][vm:]pid:N|name:COMM|cgroup:PATH",
+                       help="a process (or a cgroup's processes) to serve; repeat for several; a QEMU process (or "
+                            "one given with vm:) is a VM whose guest RAM, its largest writable mapping, is tracked")
     linux.add_argument("--tracker", default="auto",
                        help="auto (the best the kernel offers), idle_pages, page_idle, soft_dirty or none")
     linux.add_argument("--period", type=float, default=10.0, help="seconds per scan period (default 10)")

@@ -3,11 +3,13 @@
 - Topology from sysfs (agent/linux/sysfs.py): nodes with memory, distances, memory tiers. A node is DRAM if it
   has CPUs and sits in the fastest memory tier present; any other node is slow, of type `slow_type` (default
   pmem: the seed's DAX kmem node). A DRAM node's peer (demotion target) is its nearest slow node, a slow
-  node's its nearest DRAM node. Latencies and
+  node's its nearest DRAM node. The kernel's memory tier of each node is reported where the kernel ranks DRAM
+  above every slow node (else 0, unknown, so the controller ranks DRAM over the rest). Latencies and
   bandwidths are the firmware's HMAT figures where it gives them (else 0); watermarks from /proc/zoneinfo.
 - Tenants (agent/linux/tenants.py), chosen by `TenantSpec`s: `pid:N`, `name:COMM`, `cgroup:PATH`, optionally
-  named (`vm0=pid:1234`). A QEMU process is a VM whose tracked range is its guest RAM; any other process is a
-  task whose tracked ranges are its private writable mappings (re-read every period).
+  named (`vm0=pid:1234`). A QEMU process (or one given as `vm:pid:N`, ...) is a VM whose tracked range is its
+  guest RAM, its largest writable mapping; any other process is a task whose tracked ranges are its private
+  writable mappings (re-read every period).
 - Heat from the best tracker the kernel offers (agent/linux/trackers.py; `tracker="auto"`), or the one asked
   for (refused, with the kernel's reason, where it does not work); `none` where the kernel has none.
   `nr_scans` scans per `period` seconds of the wall clock, run by the agent's server (`run_due`).
@@ -55,22 +57,26 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TenantSpec:
-    """`[NAME=]pid:N`, `[NAME=]name:COMM` or `[NAME=]cgroup:PATH` (absolute, or under /sys/fs/cgroup)."""
+    """`[NAME=][vm:]pid:N`, `[NAME=][vm:]name:COMM` or `[NAME=][vm:]cgroup:PATH` (absolute, or under
+    /sys/fs/cgroup); `vm:` serves the processes as VMs (their largest writable mapping is guest RAM)."""
     kind: str
     value: str
     name: str = ""
+    vm: bool = False
 
     @classmethod
     def parse(cls, text: str) -> TenantSpec:
         name, eq, rest = text.partition("=")
         if not eq:
             name, rest = "", text
-        kind, colon, value = rest.partition(":")
+        vm = rest.startswith("vm:")
+        kind, colon, value = rest.removeprefix("vm:").partition(":")
         if not colon or kind not in TENANT_KINDS or not value:
-            raise ConfigError(f"--tenant {text!r}: expected [NAME=]pid:N, [NAME=]name:COMM or [NAME=]cgroup:PATH")
+            raise ConfigError(f"--tenant {text!r}: expected [NAME=][vm:]pid:N, [NAME=][vm:]name:COMM or "
+                              f"[NAME=][vm:]cgroup:PATH")
         if kind == "pid" and not value.isdigit():
             raise ConfigError(f"--tenant {text!r}: pid must be a number")
-        return cls(kind, value, name)
+        return cls(kind, value, name, vm)
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ def resolve(specs: list[TenantSpec], proc: Path = tenants.PROC,
         for pid in pids:
             comm = (proc / str(pid) / "comm").read_text().strip()
             name = base if len(pids) == 1 else f"{base}-{pid}"
-            out.append(Process(name, pid, "vm" if comm.startswith("qemu") else "task"))
+            out.append(Process(name, pid, "vm" if s.vm or comm.startswith("qemu") else "task"))
     names = [p.name for p in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -268,6 +274,11 @@ class LinuxHost:
         dist = {n.id: n.distances for n in topo.nodes}
         online = sorted(dist)
         slow = [n for n in online if self.types[n] != "dram"]
+        # the kernel's memory tiers are reported where they rank DRAM above every slow node; a CPU-less node the
+        # kernel keeps in DRAM's tier (plain RAM, no HMAT or dax kmem) is reported as tier 0 (unknown) for all
+        tier = {n.id: n.tier for n in topo.nodes}
+        tiered = all(tier[n] is not None for n in online) and all(
+            tier[d] < tier[x] for d in online if self.types[d] == "dram" for x in slow)
         nodes = []
         for n in topo.nodes:
             info = sysfs.node_meminfo(n.id)
@@ -281,7 +292,8 @@ class LinuxHost:
                 read_latency=perf.get("read_latency", 0.0), write_latency=perf.get("write_latency", 0.0),
                 read_bandwidth=perf.get("read_bandwidth", 0.0), write_bandwidth=perf.get("write_bandwidth", 0.0),
                 peer_node=peer, distances=n.distances, wmark_min=wmin * PAGE_SIZE, wmark_low=wlow * PAGE_SIZE,
-                wmark_high=whigh * PAGE_SIZE, demote_margin=0))
+                wmark_high=whigh * PAGE_SIZE, demote_margin=0, memory_tier=n.tier if tiered else 0,
+                demotion_node=peer if self.types[n.id] == "dram" else -1))
         return Topology(host_id=self.host_id, backend=self.backend, nodes=tuple(nodes), tenants=self._tenant_infos(),
                         time=self.time, tick=0.0, period=self.period_seconds,
                         demotion_enabled=topo.knobs.get("demotion_enabled") in ("1", "true"), zonelist="unified")

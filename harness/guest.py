@@ -1,0 +1,198 @@
+"""Real promotion and demotion across real NUMA nodes, run inside a qemu guest (harness/qemu.py).
+
+Inside the guest (`python -m pagetide.harness.guest --out result.json`):
+1. A workload process maps `pages` private anonymous pages and first-touches them interleaved over nodes 0
+   and 1 (set_mempolicy MPOL_INTERLEAVE), then keeps writing a hot quarter of them (page i is hot when
+   i % 8 is 0 or 3, so the hot pages start half on each node) and never touches the rest again.
+2. `pagetide`: the agent's linux backend serves it as a VM (`vm:pid:N`: its buffer is the tracked range)
+   with the soft-dirty tracker (the one Debian's 6.1 kernel offers), over gRPC on loopback; the controller's
+   own host client (controller/proxy.py HostClient) runs rounds with the pagetide policy and the VM's DRAM
+   capped at a quarter of its footprint -- room for exactly its hot pages. The guest's NUMA balancing (on by
+   default on a NUMA machine) is switched off, so pagetide alone moves pages.
+   `kernel`: no pagetide; the guest's own tiering is switched on (demotion_enabled=1, numa_balancing=2) for
+   the same time, on the same workload.
+3. Where every page is, read back with move_pages queries, from its frame number, and the buffer's line of
+   /proc/PID/numa_maps, before and after, and the pages each side moved: pagetide's move_pages results, the kernel's
+   numa_pages_migrated, pgpromote_success and pgdemote_* from /proc/vmstat.
+The result is JSON (`--out`); tests/test_linux_guest.py boots the guest and checks it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PAGE = 4096
+WORKLOAD = r"""
+import ctypes, mmap, sys, time
+n = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+mask = ctypes.c_ulong(0b11)
+if libc.syscall(238, 3, ctypes.byref(mask), 64) != 0:          # set_mempolicy(MPOL_INTERLEAVE, {0,1})
+    sys.exit("set_mempolicy failed: errno %d" % ctypes.get_errno())
+buf = mmap.mmap(-1, n * 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+buf.madvise(mmap.MADV_NOHUGEPAGE)       # 4 KiB pages: a THP would put hot and cold pages in one 2 MiB page
+for i in range(n):
+    buf[i * 4096] = 1
+libc.syscall(238, 0, None, 0)                                    # back to the default policy
+hot = [i * 4096 for i in range(n) if i % 8 in (0, 3)]
+print(ctypes.addressof(ctypes.c_char.from_buffer(buf)), flush=True)
+v = 1
+while True:
+    v = v % 250 + 1
+    for a in hot:
+        buf[a] = v
+    time.sleep(0.02)
+"""
+VMSTAT = ("numa_pages_migrated", "pgpromote_success", "pgdemote_kswapd", "pgdemote_direct", "pgmigrate_success",
+          "numa_hint_faults")
+
+
+def hot_mask(pages: int) -> np.ndarray:
+    return np.isin(np.arange(pages) % 8, (0, 3))
+
+
+def placement(pid: int, base: int, pages: int) -> np.ndarray:
+    from pagetide.agent.linux.move_pages import move_pages_array
+    return move_pages_array(pid, np.arange(base, base + pages * PAGE, PAGE, dtype=np.uint64), None)
+
+
+def placement_by_frame(pid: int, base: int, pages: int) -> np.ndarray:
+    """Each page's node from its frame number (/proc/PID/pagemap) and the memory blocks of each node in sysfs:
+    unlike a move_pages query it also sees pages whose PTE NUMA balancing made PROT_NONE (-1: not present)."""
+    from pagetide.agent.linux.tenants import Range
+    from pagetide.agent.linux.trackers import PM_PFN_MASK, PM_PRESENT, pagemap
+
+    block = int(Path("/sys/devices/system/memory/block_size_bytes").read_text(), 16)
+    owner = {}
+    for d in Path("/sys/devices/system/node").glob("node[0-9]*"):
+        for m in d.glob("memory[0-9]*"):
+            owner[int(m.name.removeprefix("memory"))] = int(d.name.removeprefix("node"))
+    table = np.full(max(owner) + 1, -1, np.int64)
+    table[list(owner)] = list(owner.values())
+    e = pagemap(pid, [Range(base, base + pages * PAGE, "rw-p", "")])
+    blk = ((e & np.uint64(PM_PFN_MASK)).astype(np.int64) * PAGE) // block
+    return np.where((e & np.uint64(PM_PRESENT)) != 0, table[np.minimum(blk, table.size - 1)], -1)
+
+
+def numa_maps(pid: int, base: int) -> dict[str, int]:
+    """The buffer's line of /proc/PID/numa_maps: pages per node (N0=..., N1=...)."""
+    for line in Path(f"/proc/{pid}/numa_maps").read_text().splitlines():
+        if int(line.split()[0], 16) == base:
+            return {k: int(v) for k, v in re.findall(r"\b(N\d+)=(\d+)", line)}
+    raise ValueError(f"no numa_maps line at {base:#x}")
+
+
+def summary(node: np.ndarray, hot: np.ndarray) -> dict[str, int]:
+    return {"hot_on_0": int((node[hot] == 0).sum()), "hot_on_1": int((node[hot] == 1).sum()),
+            "cold_on_0": int((node[~hot] == 0).sum()), "cold_on_1": int((node[~hot] == 1).sum()),
+            "not_found": int((node < 0).sum())}
+
+
+def vmstat() -> dict[str, int]:
+    from pagetide.agent.linux.sysfs import vmstat as read
+    v = read()
+    return {k: v.get(k, 0) for k in VMSTAT}
+
+
+async def run_pagetide(pid: int, base: int, pages: int, seconds: float, period: float) -> dict:
+    from pagetide.agent.linux.backend import LinuxHost, TenantSpec
+    from pagetide.agent.server import start_agent
+    from pagetide.controller.policies import PolicyParams, VmPolicy
+    from pagetide.controller.proxy import HostClient
+
+    hot = hot_mask(pages)
+    host = LinuxHost([TenantSpec("pid", str(pid), "wl", vm=True)], host_id="guest", tracker="soft_dirty",
+                     nr_scans=4, period=period)
+    agent = await start_agent([host], "127.0.0.1:0", clock="realtime")
+    client = HostClient(f"127.0.0.1:{agent.port}", "guest")
+    policies = {"wl": VmPolicy(max_dram_share=0.25)}
+    rounds, t0 = [], time.monotonic()
+    try:
+        topo = await client.get_topology()
+        while time.monotonic() - t0 < seconds:
+            res = await client.reconcile(policies, PolicyParams(), wait=3 * period)
+            if res is None:
+                continue
+            now = summary(placement(pid, base, pages), hot)
+            rounds.append({"period": res.period, "promoted_pages": res.promoted_bytes // PAGE,
+                           "demoted_pages": res.demoted_bytes // PAGE,
+                           "errors": {str(k): v for k, v in res.errors.items()},
+                           "seconds": round(time.monotonic() - t0, 2), **now})
+            if now["hot_on_0"] == hot.sum() and now["cold_on_1"] == (~hot).sum():
+                break
+    finally:
+        await client.close()
+        await agent.stop(grace=0)
+    return {"rounds": rounds, "tracker": host.tracker.name, "tenant_kind": host.processes["wl"].kind,
+            "footprint_pages": int(host.tracker.tenants["wl"].addresses.size),
+            "nodes": [(n.id, int(n.type)) for n in topo.nodes],
+            "moved_pages": int(sum(r["promoted_pages"] + r["demoted_pages"] for r in rounds))}
+
+
+NUMA_BALANCING = Path("/proc/sys/kernel/numa_balancing")
+DEMOTION = Path("/sys/kernel/mm/numa/demotion_enabled")
+
+
+def knobs() -> dict[str, str]:
+    return {"numa_balancing": NUMA_BALANCING.read_text().strip(), "demotion_enabled": DEMOTION.read_text().strip()}
+
+
+def run_kernel(seconds: float) -> dict:
+    DEMOTION.write_text("1")          # the guest's own settings, in the guest it booted
+    NUMA_BALANCING.write_text("2")
+    time.sleep(seconds)
+    return {"knobs_kernel": knobs()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=("pagetide", "kernel"), default="pagetide")
+    p.add_argument("--pages", type=int, default=8192)
+    p.add_argument("--seconds", type=float, default=20.0, help="longest the mode runs")
+    p.add_argument("--period", type=float, default=1.0, help="pagetide's scan period, seconds")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    t_start = time.monotonic()
+    knobs_booted = knobs()
+    if args.mode == "pagetide":
+        NUMA_BALANCING.write_text("0")      # the guest's kernel moves nothing on its own (the guest's settings)
+    wl = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(args.pages)], stdout=subprocess.PIPE, text=True)
+    try:
+        base = int(wl.stdout.readline())
+        hot = hot_mask(args.pages)
+        out: dict = {"mode": args.mode, "pages": args.pages, "hot_pages": int(hot.sum()),
+                     "kernel": Path("/proc/sys/kernel/osrelease").read_text().strip(),
+                     "tiers": sorted(x.name for x in Path("/sys/devices/virtual/memory_tiering").glob("memory_tier*"))}
+        out["workload_start_seconds"] = round(time.monotonic() - t_start, 2)
+        out["before"] = summary(placement(wl.pid, base, args.pages), hot)
+        out["knobs_booted"], out["knobs_run"] = knobs_booted, knobs()
+        out["numa_maps_before"] = numa_maps(wl.pid, base)
+        v0, t0 = vmstat(), time.monotonic()
+        if args.mode == "pagetide":
+            out.update(asyncio.run(run_pagetide(wl.pid, base, args.pages, args.seconds, args.period)))
+        else:
+            out.update(run_kernel(args.seconds))
+        out["seconds"] = round(time.monotonic() - t0, 2)
+        out["vmstat_delta"] = {k: v - v0[k] for k, v in vmstat().items()}
+        out["after"] = summary(placement(wl.pid, base, args.pages), hot)
+        out["after_by_frame"] = summary(placement_by_frame(wl.pid, base, args.pages), hot)
+        out["numa_maps_after"] = numa_maps(wl.pid, base)
+    finally:
+        wl.kill()
+        wl.wait()
+    print(json.dumps(out), flush=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""A throw-away qemu guest that runs one command on this machine's own filesystem, with real NUMA tiers.
+
+The guest boots Debian's stock kernel (/boot/vmlinuz-*) under TCG (this machine's /dev/kvm runs only kernels
+built for it: /work/shared/ECOSYSTEM.md). No disk image: a busybox initramfs, made here per run, loads the
+virtio and 9p modules, mounts the host's `/` read-only over 9p, a tmpfs on /tmp, proc, sysfs and devtmpfs,
+and a second, writable 9p share at the run directory's own path, then runs `run.sh` from there chrooted into
+the host's filesystem, its output in `guest.log`, and powers off. The command sees the same paths as here
+(the project, its venv, its Python), and writes what it finds into the run directory.
+
+Memory: two NUMA nodes of `node_mib` each, node 0 with both CPUs and node 1 CPU-less -- the layout of a
+CPU-less CXL/PMEM node. Both are plain RAM under TCG (placement is real, speed is not).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+QEMU = "qemu-system-x86_64"
+BUSYBOX = Path("/bin/busybox")
+# the modules the initramfs needs (their dependencies from modules.dep come first): virtio's PCI transport, 9p
+MODULES = ("virtio_pci", "9pnet_virtio", "9p")
+P9 = "trans=virtio,version=9p2000.L,msize=512000"
+
+
+@dataclass
+class GuestRun:
+    returncode: int            # of run.sh inside the guest (-1: it never reported one)
+    log: str                   # run.sh's output
+    console: str               # the guest's serial console
+    seconds: float             # qemu start to exit
+    directory: Path            # the run directory (results the command wrote)
+
+
+def kernel(boot: Path = Path("/boot")) -> Path | None:
+    """The newest Debian kernel image installed here, or None."""
+    images = sorted(boot.glob("vmlinuz-*"))
+    return images[-1] if images else None
+
+
+def missing() -> str:
+    """Why a guest cannot boot here ("" if it can)."""
+    if shutil.which(QEMU) is None:
+        return f"{QEMU} not installed (apt-get install qemu-system-x86)"
+    if not BUSYBOX.exists():
+        return f"{BUSYBOX} not installed (apt-get install busybox-static)"
+    image = kernel()
+    if image is None:
+        return "no kernel image in /boot (apt-get install linux-image-amd64)"
+    if not module_dir(image).is_dir():
+        return f"no modules for {image.name} in /lib/modules"
+    return ""
+
+
+def module_dir(image: Path) -> Path:
+    return Path("/lib/modules") / image.name.removeprefix("vmlinuz-")
+
+
+def _modules(image: Path) -> list[Path]:
+    """MODULES and what they need, in load order (modules.dep lists a module's dependencies, deepest last)."""
+    root = module_dir(image)
+    deps = {}
+    for line in (root / "modules.dep").read_text().splitlines():
+        mod, _, rest = line.partition(":")
+        deps[mod] = rest.split()
+    by_name = {Path(m).name.removesuffix(".ko"): m for m in deps}
+    order: list[str] = []
+
+    def need(mod: str) -> None:
+        for d in reversed(deps[mod]):
+            need(d)
+        if mod not in order:
+            order.append(mod)
+    for m in MODULES:
+        if m not in by_name:
+            raise FileNotFoundError(f"module {m} not found in {root / 'modules.dep'}")
+        need(by_name[m])
+    return [root / m for m in order]
+
+
+INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in {modules}; do insmod /lib/$m.ko || echo "insmod $m failed"; done
+mkdir -p /root
+mount -t 9p -o {p9},ro,cache=loose hostroot /root || echo "mount hostroot failed"
+mount -t proc proc /root/proc; mount -t sysfs sys /root/sys; mount -t devtmpfs dev /root/dev
+mount -t tmpfs -o size=256m tmp /root/tmp
+mkdir -p /root{run}
+mount -t 9p -o {p9} results /root{run} || echo "mount results failed"
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+chroot /root /bin/sh -c 'cd {run} && HOME=/tmp PYTHONDONTWRITEBYTECODE=1 sh ./run.sh > guest.log 2>&1; echo $? > rc'
+sync
+echo o > /proc/sysrq-trigger
+sleep 10
+"""
+
+
+def initramfs(image: Path, run: Path, out: Path) -> None:
+    """A newc cpio of busybox, the modules and /init (cpio from Debian's `cpio`, which every image has)."""
+    tree = Path(tempfile.mkdtemp(prefix="initramfs-", dir=run.parent))
+    try:
+        for d in ("bin", "lib", "proc", "sys", "dev", "root"):
+            (tree / d).mkdir()
+        shutil.copy2(BUSYBOX, tree / "bin" / "busybox")
+        mods = _modules(image)
+        for m in mods:
+            shutil.copy2(m, tree / "lib" / m.name)
+        init = tree / "init"
+        init.write_text(INIT.format(modules=" ".join(m.name.removesuffix(".ko") for m in mods), p9=P9, run=run))
+        init.chmod(0o755)
+        names = "\n".join(str(p.relative_to(tree)) for p in sorted(tree.rglob("*"))) + "\n"
+        with open(out, "wb") as f:
+            subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], input=names.encode(), cwd=tree, stdout=f,
+                           check=True)
+    finally:
+        shutil.rmtree(tree)
+
+
+def boot(script: str, node_mib: int = 512, timeout: float = 180.0, run_dir: Path | None = None) -> GuestRun:
+    """Run `script` (sh) in a fresh guest; its run directory is kept (results, logs)."""
+    why = missing()
+    if why:
+        raise RuntimeError(why)
+    image = kernel()
+    run = Path(run_dir or tempfile.mkdtemp(prefix="pagetide-guest-", dir="/var/tmp")).resolve()
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "run.sh").write_text(script)
+    for stale in ("rc", "guest.log"):
+        (run / stale).unlink(missing_ok=True)
+    initrd = run / "initrd.cpio"
+    initramfs(image, run, initrd)
+    cmd = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+           "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-machine", "pc",
+           "-m", f"{2 * node_mib}M",
+           "-object", f"memory-backend-ram,id=m0,size={node_mib}M", "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
+           "-object", f"memory-backend-ram,id=m1,size={node_mib}M", "-numa", "node,nodeid=1,memdev=m1",
+           "-kernel", str(image), "-initrd", str(initrd),
+           "-append", "console=ttyS0 panic=-1 quiet rdinit=/init",
+           "-serial", f"file:{run / 'console.log'}",
+           "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+           "-virtfs", f"local,path={run},mount_tag=results,security_model=none,multidevs=remap"]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise TimeoutError(f"guest still running after {timeout} s (console: {run / 'console.log'})") from None
+    seconds = time.monotonic() - t0
+    rc_file = run / "rc"
+    rc = int(rc_file.read_text()) if rc_file.exists() and rc_file.read_text().strip() else -1
+    log = (run / "guest.log").read_text() if (run / "guest.log").exists() else ""
+    console = (run / "console.log").read_text(errors="replace") if (run / "console.log").exists() else ""
+    if proc.returncode and rc == -1:
+        console += "\n[qemu] " + out.decode(errors="replace")
+    return GuestRun(rc, log, console, seconds, run)
+
+
+if __name__ == "__main__":            # a smoke check: python -m pagetide.harness.qemu
+    r = boot("numactl --hardware; cat /sys/devices/system/node/has_cpu; echo ok\n")
+    print(r.log, f"rc {r.returncode}, {r.seconds:.1f} s, {r.directory}", sep="\n")
+    os.sys.exit(0 if r.returncode == 0 else 1)
