@@ -140,8 +140,10 @@ class PlacementPolicy(ABC):
         tier's room. Each boundary below DRAM's has its own object of the policy (a stateful policy keeps
         each boundary's history apart), and there a VM's policy keeps only its weight and migration switch
         (its DRAM bounds and pinned tier are DRAM's; `placement.honour_vm_rules` still drops what a pinned or
-        frozen VM forbids). Batches run demotions from the lowest boundary up (each makes room for the one
-        above), then promotions from the top down, then SW_YOUNG marks."""
+        frozen VM forbids). A page that a boundary moved into a tier and the next boundary moves on goes
+        straight to its last node, in one move_pages call (a cold DRAM page to PMEM). Batches run demotions
+        deepest target first (each makes room for the one above), then promotions top first, then SW_YOUNG
+        marks of pages that stay."""
         self.boundaries = view.nr_boundaries
         if self.boundaries == 1:
             return self.place(view.boundary(0), policies, params)
@@ -155,12 +157,7 @@ class PlacementPolicy(ABC):
             budget -= plan.promote_bytes + plan.demote_bytes
             plans.append(plan)
             now = now.after(plan.batches)
-        batches = ([m for p in reversed(plans) for m in p.batches if m.kind == "demote"]
-                   + [m for p in plans for m in p.batches if m.kind == "promote"]
-                   + [m for p in plans for m in p.batches if m.kind == "mark"])
-        return Plan(host_id=view.host_id, dram_target_bytes=plans[0].dram_target_bytes, batches=tuple(batches),
-                    promote_bytes=sum(p.promote_bytes for p in plans),
-                    demote_bytes=sum(p.demote_bytes for p in plans))
+        return _merged(view, plans, params.batch_bytes)
 
     def invalid(self, rule: str, key: str | None = None) -> OptionError:
         """The error for an option that parses but breaks a rule of this policy: `key`'s own rule, or (no
@@ -179,3 +176,59 @@ class PlacementPolicy(ABC):
         when the host's tenants would take the report past `REPORT_BUDGET`; the hot_fast list unset."""
         per_tenant = REPORT_BUDGET // (max(1, n_tenants) * CANDIDATE_BYTES * self.boundaries)
         return ReportRequest(max_candidates=min(max_candidates, per_tenant), max_hot_fast=None)
+
+
+_KINDS = ("demote", "promote")
+
+
+def _merged(view: HostView, plans: list[Plan], batch_bytes: int) -> Plan:
+    """The boundaries' plans (top boundary first) as one: each page moved once, from where it is to the node
+    the last boundary that moved it chose, kept the kind of its first move; demotions deepest target first,
+    then promotions top target first, then the marks of pages that do not move, each group cut into calls
+    of at most batch_bytes (by tenant and target node, in first-appearance order)."""
+    names = [t.name for t in view.tenants]
+    index = {n: v for v, n in enumerate(names)}
+    page_size = np.array([t.page_size for t in view.tenants], dtype=np.int64)
+    moves = [b for p in plans for b in p.batches if b.kind in _KINDS]
+    marks = [b for p in plans for b in p.batches if b.kind not in _KINDS]
+    if moves:
+        count = [len(b.addresses) for b in moves]
+        tenant = np.repeat([index[b.tenant] for b in moves], count).astype(np.int64)
+        addr = np.concatenate([np.asarray(b.addresses, dtype=np.uint64) for b in moves])
+        target = np.repeat([b.target_node for b in moves], count).astype(np.int64)
+        kind = np.repeat([_KINDS.index(b.kind) for b in moves], count).astype(np.int64)
+    else:
+        tenant = target = kind = np.zeros(0, np.int64)
+        addr = np.zeros(0, np.uint64)
+    seq = np.arange(addr.size)
+    order = np.lexsort((seq, addr, tenant))                  # each page's moves together, in plan order
+    t_o, a_o = tenant[order], addr[order]
+    starts = np.flatnonzero(np.r_[True, (t_o[1:] != t_o[:-1]) | (a_o[1:] != a_o[:-1])]) if addr.size else seq
+    last = np.r_[starts[1:], addr.size].astype(np.int64)[:starts.size] - 1
+    first = order[starts]
+    tenant, addr, kind, target = tenant[first], addr[first], kind[first], target[order[last]]
+    rank = view.topology.tier[target]
+    # demotions deepest first, promotions top first; ties keep the pages' first-appearance order
+    key = np.where(kind == 0, -rank, view.topology.nr_tiers + rank)
+    go = np.lexsort((first, key))
+    batches: list[MoveBatch] = []
+    for k in np.unique(key[go]):
+        sel = go[key[go] == k]
+        for v in dict.fromkeys(tenant[sel].tolist()):
+            pages = addr[sel[tenant[sel] == v]]
+            per = max(1, batch_bytes // int(page_size[v]))
+            nid = int(target[sel[0]])
+            batches += [MoveBatch(tenant=names[v], target_node=nid, addresses=pages[i:i + per], sw_young=False,
+                                  kind=_KINDS[int(kind[sel[0]])]) for i in range(0, pages.size, per)]
+    moved = {v: np.sort(addr[tenant == v]) for v in np.unique(tenant).tolist()}
+    for m in marks:
+        gone = moved.get(index[m.tenant])
+        a = np.asarray(m.addresses, dtype=np.uint64)
+        if gone is not None and gone.size:
+            i = np.minimum(np.searchsorted(gone, a), gone.size - 1)
+            a = a[gone[i] != a]
+        if a.size:
+            batches.append(replace(m, addresses=a))
+    size = page_size[tenant]
+    return Plan(host_id=view.host_id, dram_target_bytes=plans[0].dram_target_bytes, batches=tuple(batches),
+                promote_bytes=int(size[kind == 1].sum()), demote_bytes=int(size[kind == 0].sum()))

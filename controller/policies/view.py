@@ -181,11 +181,14 @@ class HostView:
     def after(self, batches) -> HostView:
         """The view once `batches` (a plan's MoveBatches; SW_YOUNG marks move nothing) are done: free bytes
         and histograms follow each moved page (its heat bin and node from the candidate lists it came from),
-        and moved pages leave every candidate list, so no later boundary moves a page twice in one round."""
+        and a moved page leaves the candidate lists of its old node for those of its new one -- a page demoted
+        from DRAM to CXL is a CXL demotion candidate at the next boundary (`base.PlacementPolicy.plan` then
+        sends it straight to where that boundary puts it)."""
         moves = [b for b in batches if not b.sw_young and len(b.addresses)]
         if not moves:
             return self
         free = {n.id: n.free_bytes for n in self.nodes}
+        rank = self.topology.tier
         by_tenant: dict[str, list] = {}
         for b in moves:
             by_tenant.setdefault(b.tenant, []).append(b)
@@ -202,7 +205,7 @@ class HostView:
             addr, first = np.unique(addr, return_index=True)
             heat, node = heat[first], node[first]
             hist = {nid: np.asarray(h, dtype=np.int64).copy() for nid, h in t.hist.items()}
-            moved = []
+            m_addr, m_heat, m_node = [], [], []
             for b in by_tenant[t.name]:
                 a = np.asarray(b.addresses, dtype=np.uint64)
                 i = np.minimum(np.searchsorted(addr, a), max(addr.size - 1, 0))
@@ -217,20 +220,33 @@ class HostView:
                 dst = hist.setdefault(b.target_node, np.zeros(HEAT_BINS, np.int64))
                 np.add.at(dst, bins, 1)
                 free[b.target_node] = free.get(b.target_node, 0) - int(known.sum()) * t.page_size
-                moved.append(a)
-            gone = np.unique(np.concatenate(moved))
+                m_addr.append(a[known])
+                m_heat.append(heat[i[known]])
+                m_node.append(np.full(int(known.sum()), b.target_node, dtype=np.int64))
+            gone = np.unique(np.concatenate([np.asarray(b.addresses, dtype=np.uint64) for b in by_tenant[t.name]]))
+            arrived = Candidates(np.concatenate(m_addr), np.concatenate(m_heat), np.concatenate(m_node))
+            arrived_rank = rank[arrived.node]
 
-            def without(c: Candidates) -> Candidates:
+            def relisted(c: Candidates, on: np.ndarray, hottest: bool) -> Candidates:
+                """c without the moved pages, plus those that arrived on a node `on` selects, in c's order."""
                 a = np.asarray(c.addresses, dtype=np.uint64)
-                if not a.size:
-                    return c
-                i = np.minimum(np.searchsorted(gone, a), gone.size - 1)
-                k = gone[i] != a
-                return Candidates(a[k], np.asarray(c.heat)[k], np.asarray(c.node)[k])
-            tenants.append(replace(t, hist=hist, hot_slow=without(t.hot_slow), cold_fast=without(t.cold_fast),
-                                   hot_fast=without(t.hot_fast),
-                                   lower=tuple(replace(low, hot_below=without(low.hot_below), cold=without(low.cold),
-                                                       hot=without(low.hot)) for low in t.lower)))
+                k = np.ones(a.size, bool)
+                if a.size:
+                    i = np.minimum(np.searchsorted(gone, a), gone.size - 1)
+                    k = gone[i] != a
+                new = on & ((arrived.heat > 0) if hottest else True)
+                a = np.concatenate([a[k], arrived.addresses[new]])
+                h = np.concatenate([np.asarray(c.heat, dtype=np.uint8)[k], arrived.heat[new]])
+                n = np.concatenate([np.asarray(c.node, dtype=np.int64)[k], arrived.node[new]])
+                order = np.argsort(-h.astype(np.int64) if hottest else h, kind="stable")
+                return Candidates(a[order], h[order], n[order])
+            top, below = arrived_rank == 0, arrived_rank > 0
+            tenants.append(replace(
+                t, hist=hist, hot_slow=relisted(t.hot_slow, below, True),
+                cold_fast=relisted(t.cold_fast, top, False), hot_fast=relisted(t.hot_fast, top, True),
+                lower=tuple(replace(low, hot_below=relisted(low.hot_below, arrived_rank > low.tier, True),
+                                    cold=relisted(low.cold, arrived_rank == low.tier, False),
+                                    hot=relisted(low.hot, arrived_rank == low.tier, True)) for low in t.lower)))
         nodes = tuple(replace(n, free_bytes=free[n.id]) for n in self.nodes)
         return HostView(self.host_id, nodes, tuple(tenants), self.bin_level)
 
