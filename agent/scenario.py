@@ -1,7 +1,7 @@
 """Scenario files: the YAML description of one simulated host, validated into frozen dataclasses.
 
 A scenario names the host's NUMA nodes (type, capacity, device latencies and bandwidths, peer nodes,
-distances), the kernel's memory-management settings (demotion, zonelists, watermarks, swap) and the tenants
+distances; each node's Linux memory tier follows from its abstract distance, and peers chain down the tiers), the kernel's memory-management settings (demotion, zonelists, watermarks, swap) and the tenants
 (VMs and tasks) with their workloads. Every size, duration and ratio is a human unit parsed by `units`; the
 tunables of a tiering mode and of a workload are the options it declares (`pagetide.common.options`).
 Anything unknown or inconsistent is rejected with a `ScenarioError` naming the dotted key and the reason,
