@@ -33,6 +33,11 @@ Kernel behaviour follows the 2018 PMEM-NUMA RFC and Linux 5.15 (DESIGN.md sectio
   after every tenant's accesses and at the end of every tick; in a tiering mode kswapd balances nodes to
   WMARK_PROMO (high + the high - low gap, Linux 6.1) instead of high.
 
+Costs: an access pays its node's loaded latency (idle latency x `bandwidth.latency_factor` of the bandwidth
+the node served in the last tick: accesses and migration copies); a migration pays its copy at the slower
+side's bandwidth, slowed as that node's accesses are, plus `migration_overhead` (unmap + TLB shootdown) per
+page; page tables take DRAM (`node_pgtable`) as the pages they map are faulted in.
+
 A tiering mode reads the page arrays, the watermarks and `free_pages`, and acts only through the public
 operations named after the kernel functions they model: `migrate_misplaced_folio` (hint-fault promotion),
 `migrate_pages` (the core of every migration), `folio_activate`, `flush_tlb_pages` and `wakeup_kswapd`.
@@ -45,6 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pagetide.agent.bandwidth import NodeLoad
 from pagetide.agent.idle_pages import Vma
 from pagetide.agent.pageflags import (
     HPAGE_PMD_NR, NODE_NONE, NODE_SWAP, PAGE_SIZE, PG_ACCESSED, PG_ACTIVE, PG_DIRTY, PG_LAST_DEMOTE,
@@ -175,6 +181,7 @@ class Host:
         self.write_latency = np.array([n.write_latency for n in nodes])
         self.read_bw = np.array([n.read_bandwidth for n in nodes])
         self.write_bw = np.array([n.write_bandwidth for n in nodes])
+        self.load = NodeLoad(self.read_bw, self.write_bw)     # bandwidth served per node: loaded latency
         self.peer_node = np.array([n.peer_node for n in nodes], dtype=np.int64)
         self.distance = np.array(scenario.distances, dtype=np.int64)
         self.wmark_min = (self.capacity * self.k.wmark_min).astype(np.int64)
@@ -399,6 +406,7 @@ class Host:
                 if hi == t.npages:
                     del pos[i]
             self._kswapd()
+        self.load.discard_tick()        # booting happens before time 0: its copies load no tick
 
     # ---- accesses -------------------------------------------------------------------------------------
     def access(self, t: Tenant, pages: np.ndarray, is_write: np.ndarray, weight: float) -> np.ndarray:
@@ -422,7 +430,10 @@ class Host:
         writes = np.bincount(w_nodes, minlength=nn) * weight
         st.reads += reads
         st.writes += writes
-        st.access_time += float(reads @ self.read_latency + writes @ self.write_latency)
+        # each node's loaded latency (agent/bandwidth.py: the last tick's load); the references stay idle
+        lf = self.load.factor
+        st.access_time += float(reads @ (self.read_latency * lf) + writes @ (self.write_latency * lf))
+        self.load.accesses(reads, writes)
         home = t.spec.home_node
         slow = self.slow_node_of(home)
         nr, nw = reads.sum(), writes.sum()
@@ -600,8 +611,12 @@ class Host:
         self.flags[slots] = f.astype(np.uint8)
         self._lru_add(slots)
         nbytes = w * PAGE_SIZE
+        # the copy reads the source and writes the destination, at the slower side's bandwidth, slowed as
+        # that node's accesses are by its load, and takes their bandwidth; then unmap + TLB shootdown per page
         bw = np.minimum(self.read_bw[src], self.write_bw[dst])
-        per_page = nbytes / bw + self.k.migration_overhead
+        slowed = np.maximum(self.load.factor[src], self.load.factor[dst])
+        per_page = nbytes / bw * slowed + self.k.migration_overhead
+        self.load.migration(src, dst, nbytes)
         owner = self.owner(slots)
         nt = len(self.tenants)
         by_t_bytes = np.bincount(owner, weights=nbytes, minlength=nt)
@@ -738,6 +753,7 @@ class Host:
             samples.append(pages)
         self._kswapd()
         self.tiering.on_tick(self)
+        self.load.end_tick(self.scenario.tick)
         self.tick_no += 1
         return samples
 
