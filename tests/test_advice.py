@@ -1,0 +1,197 @@
+"""Fleet advice (controller/advice.py) on hand-made heat histograms, where the right answer is known."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pagetide.controller.advice import Host, Tier, Vm, advise, estimate_host, vm_rates
+from pagetide.controller.policies import VmPolicy
+
+MiB = 1 << 20
+PAGE = 4096
+RATE = vm_rates()
+
+
+def pt(footprint: int) -> int:
+    """Page tables of a VM of this footprint (8 bytes per 4 KiB page, in DRAM)."""
+    return footprint // PAGE * 8
+
+
+def host(name: str, dram: int, slow: int, slow_ns: float = 305.0) -> Host:
+    return Host(name, (Tier(dram, 80.0), Tier(slow, slow_ns)))
+
+
+def vm(host_id: str, name: str, footprint: int, bins: dict[int, float] | None = None, **policy) -> Vm:
+    """A VM whose resident pages fill its footprint, split over heat bins by share ({15: 1.0}: all hot;
+    None: all in bin 0, never accessed)."""
+    pages = np.zeros(16, np.int64)
+    n = footprint // PAGE
+    for b, s in (bins or {0: 1.0}).items():
+        pages[b] += int(n * s)
+    pages[0] += n - pages.sum()
+    return Vm(host_id, name, PAGE, footprint, pages, RATE, VmPolicy(**policy))
+
+
+def placed(advice, vms):
+    """Where every VM runs once the advice's moves are done."""
+    where = {v.key: v.host_id for v in vms}
+    for m in advice.moves:
+        where[f"{m.source}/{m.vm}" if f"{m.source}/{m.vm}" in where else
+              next(k for k in where if k.endswith("/" + m.vm) and where[k] == m.source)] = m.destination
+    return where
+
+
+def assert_within_capacity(hosts, vms, advice):
+    where = placed(advice, vms)
+    for h in hosts:
+        mine = [v for v in vms if where[v.key] == h.host_id]
+        assert sum(v.footprint_bytes + pt(v.footprint_bytes) for v in mine) <= h.memory_bytes, h.host_id
+        dram = sum(advice.after[v.key].dram_bytes for v in mine)
+        assert dram + sum(pt(v.footprint_bytes) for v in mine) <= h.tiers[0].capacity_bytes, h.host_id
+
+
+def crowded_and_roomy():
+    """A: two hot VMs on 256 MiB of DRAM; B: two idle VMs on as much. Both hosts nearly full, so only a swap
+    fits."""
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 256 * MiB, 768 * MiB)]
+    vms = [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("a", "hot2", 448 * MiB, {15: 1.0}),
+           vm("b", "cold1", 480 * MiB), vm("b", "cold2", 480 * MiB)]
+    return hosts, vms
+
+
+def test_share_with_d_bytes_of_dram_is_the_share_of_accesses_in_the_hottest_d_bytes():
+    v = vm("a", "x", 200 * PAGE, {15: 0.5, 1: 0.5})
+    h = host("a", 100 * PAGE + pt(v.footprint_bytes), 1000 * PAGE)
+    f = estimate_host(h, [v])[v.key]
+    want = 100 * RATE[15] / (100 * RATE[15] + 100 * RATE[1])
+    assert f.dram_bytes == 100 * PAGE
+    assert f.dram_share == pytest.approx(want)
+    assert f.slowdown == pytest.approx(want + (1 - want) * 305 / 80)
+    # with 50 pages of DRAM, half the hot pages: half the hot accesses
+    f = estimate_host(host("a", 50 * PAGE + pt(v.footprint_bytes), 1000 * PAGE), [v])[v.key]
+    assert f.dram_share == pytest.approx(50 * RATE[15] / (100 * RATE[15] + 100 * RATE[1]))
+
+
+def test_three_tiers_fill_top_down_and_slowdown_charges_each_tier():
+    v = vm("a", "x", 300 * PAGE, {15: 1 / 3, 8: 1 / 3, 2: 1 / 3})
+    h = Host("a", (Tier(100 * PAGE + pt(v.footprint_bytes), 80.0), Tier(100 * PAGE, 170.0), Tier(1000 * PAGE, 305.0)))
+    f = estimate_host(h, [v])[v.key]
+    acc = 100 * np.array([RATE[15], RATE[8], RATE[2]])
+    assert f.tier_shares == pytest.approx(tuple(acc / acc.sum()))
+    assert f.slowdown == pytest.approx(float(acc @ [80, 170, 305]) / (acc.sum() * 80))
+
+
+def test_hot_vm_on_a_crowded_host_swaps_with_a_cold_vm_on_a_roomy_one():
+    hosts, vms = crowded_and_roomy()
+    a = advise(hosts, vms)
+    assert len(a.moves) == 2
+    first, second = a.moves
+    # the smaller hot VM (fewer bytes copied for the same gain) trades places with an idle one
+    assert (first.vm, first.source, first.destination) == ("hot2", "a", "b")
+    assert second.source == "b" and second.destination == "a" and second.vm in ("cold1", "cold2")
+    assert first.swap_with == f"b/{second.vm}" and second.swap_with == "a/hot2"
+    assert first.bytes == 448 * MiB and first.seconds == pytest.approx(448 * MiB / 1.25e9)
+    # before: both hot VMs share A's DRAM, about 0.265 of the fleet's accesses; after: each hot VM has a
+    # host's DRAM to itself
+    dram = 256 * MiB - pt(960 * MiB)
+    assert a.before_share == pytest.approx(dram / (960 * MiB), rel=1e-3)
+    after = ((256 * MiB - pt(512 * MiB) - pt(480 * MiB)) + (256 * MiB - pt(448 * MiB) - pt(480 * MiB))) / (960 * MiB)
+    assert a.after_share == pytest.approx(after, rel=1e-3)
+    assert first.gain == pytest.approx(a.after_share - a.before_share, rel=1e-6)
+    assert_within_capacity(hosts, vms, a)
+
+
+def test_a_hot_vm_moves_alone_to_a_host_with_room():
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 512 * MiB, 1536 * MiB)]
+    vms = [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("a", "hot2", 448 * MiB, {15: 1.0}),
+           vm("b", "idle", 256 * MiB)]
+    a = advise(hosts, vms)
+    assert [(m.vm, m.source, m.destination, m.swap_with) for m in a.moves] == [("hot2", "a", "b", "")]
+    assert a.after["a/hot2"].host_id == "b"
+    assert a.after["a/hot2"].dram_share == pytest.approx(1.0)
+    assert a.after_share > a.before_share + 0.3
+    assert_within_capacity(hosts, vms, a)
+
+
+def test_nothing_moves_where_nothing_is_gained():
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 256 * MiB, 768 * MiB)]
+    vms = [vm("a", "hot", 256 * MiB, {15: 1.0}), vm("b", "hot", 256 * MiB, {15: 1.0})]
+    a = advise(hosts, vms)
+    assert a.moves == () and a.after_share == pytest.approx(a.before_share)
+
+
+def test_no_move_overfills_a_host():
+    # B's memory holds its own VM and no more: hot2 (448 MiB) cannot join it, and B's VM (900 MiB) cannot
+    # fit on A beside hot1 either, so there is no advice
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 512 * MiB, 512 * MiB)]
+    vms = [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("a", "hot2", 448 * MiB, {15: 1.0}),
+           vm("b", "big", 1000 * MiB, {1: 0.1})]
+    a = advise(hosts, vms)
+    assert a.moves == ()
+    assert "memory" in a.estimates["a/hot2"]["b"]
+
+
+def test_slowdown_guard_keeps_a_warm_vm_from_being_pushed_off_dram():
+    # B's warm VM has B's DRAM to itself; a hot VM moving in would take it (higher rate per byte) and leave
+    # the warm VM ~3.5x slower than all-DRAM
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 256 * MiB, 1536 * MiB)]
+    vms = [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("a", "hot2", 448 * MiB, {15: 1.0}),
+           vm("b", "warm", 200 * MiB, {8: 1.0})]
+    guarded = advise(hosts, vms)                    # default limit 1.5x
+    assert all(m.destination != "b" for m in guarded.moves)
+    for k, f in guarded.after.items():
+        assert f.slowdown <= max(1.5, guarded.before[k].slowdown) + 1e-9, k
+    loose = advise(hosts, vms, max_slowdown=5.0)
+    assert [(m.vm, m.destination) for m in loose.moves][:1] in ([("hot2", "b")], [("hot1", "b")])
+    assert loose.after["b/warm"].slowdown > 1.5
+    assert loose.after_share > guarded.after_share
+
+
+def test_no_vm_is_starved_below_its_policys_dram_minimum():
+    # B's VM is guaranteed 200 MiB of B's 256 MiB of DRAM; a hot VM guaranteed 100 MiB cannot join it
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 256 * MiB, 1536 * MiB)]
+    vms = [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("a", "hot2", 448 * MiB, {15: 1.0}, min_dram_bytes=100 * MiB),
+           vm("b", "kv", 256 * MiB, {4: 1.0}, min_dram_bytes=200 * MiB)]
+    a = advise(hosts, vms, max_slowdown=5.0)
+    assert "DRAM minimums" in a.estimates["a/hot2"]["b"]
+    assert all(not (m.vm == "hot2" and m.destination == "b") for m in a.moves)
+    for v in vms:
+        assert a.after[v.key].dram_bytes >= min(v.policy.min_dram_bytes, v.resident_bytes)
+
+
+def test_a_vm_with_migration_off_stays_where_it_is():
+    hosts, vms = crowded_and_roomy()
+    # hot2 keeps the 128 MiB of DRAM it holds, so hot1 gains by trading places with an idle VM instead
+    frozen = replace(vm("a", "hot2", 448 * MiB, {15: 1.0}, migrate=False), dram_bytes=128 * MiB)
+    vms = [v if v.name != "hot2" else frozen for v in vms]
+    a = advise(hosts, vms)
+    assert all(m.vm != "hot2" for m in a.moves)
+    assert [m.vm for m in a.moves][:1] == ["hot1"]
+    assert a.after["a/hot2"].dram_bytes == 128 * MiB
+
+
+def test_a_new_vm_is_placed_where_dram_is_free_and_a_too_big_one_nowhere():
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 512 * MiB, 1536 * MiB)]
+    vms = [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("b", "idle", 256 * MiB)]
+    new = [vm("", "web", 256 * MiB, {15: 0.5, 3: 0.5}), vm("", "huge", 4096 * MiB, {15: 1.0})]
+    a = advise(hosts, vms, new)
+    by_name = {p.vm: p for p in a.placements}
+    assert by_name["web"].host_id == "b" and by_name["web"].figures.dram_share == pytest.approx(1.0)
+    assert by_name["huge"].host_id == "" and "memory" in by_name["huge"].reason
+    # hot1 following to B's larger DRAM would leave web 1.7x slower than all-DRAM: the guard keeps it on A
+    assert a.moves == ()
+    assert a.after["b/web"].dram_share == pytest.approx(1.0)
+    assert [(m.vm, m.destination) for m in advise(hosts, vms, new, max_slowdown=2.0).moves] == [("hot1", "b")]
+
+
+def test_bad_input_is_refused_naming_what():
+    hosts, vms = crowded_and_roomy()
+    with pytest.raises(ValueError, match="max_slowdown"):
+        advise(hosts, vms, max_slowdown=0.5)
+    with pytest.raises(ValueError, match="bandwidth"):
+        advise(hosts, vms, bandwidth=0)
+    with pytest.raises(ValueError, match="no host 'c'"):
+        advise(hosts, vms + [vm("c", "x", MiB)])
+    with pytest.raises(ValueError, match="given twice"):
+        advise(hosts, vms + [vms[0]])
