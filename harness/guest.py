@@ -15,6 +15,10 @@ Inside the guest (`python -m pagetide.harness.guest --out result.json`):
    /proc/PID/numa_maps, before and after, and the pages each side moved: pagetide's move_pages results, the kernel's
    numa_pages_migrated, pgpromote_success and pgdemote_* from /proc/vmstat.
 The result is JSON (`--out`); tests/test_linux_guest.py boots the guest and checks it.
+
+On the host, `--boot` boots one guest per `--mode` (harness/qemu.py, `--layout numa` or `nvdimm`: node 1 an
+emulated NVDIMM onlined through dax kmem, in a lower memory tier, where the kernel's own tiering applies) and
+prints them side by side (BENCHMARKS.md "Real tiering in a guest").
 """
 
 from __future__ import annotations
@@ -153,14 +157,65 @@ def run_kernel(seconds: float) -> dict:
     return {"knobs_kernel": knobs()}
 
 
+def boot_and_compare(modes: list[str], layout: str, pages: int, seconds: float, period: float) -> list[dict]:
+    """On the host: one fresh guest per mode, each running this module; their results, with the guest's time."""
+    from pagetide.harness import qemu
+
+    root = Path(__file__).resolve().parent.parent
+    results = []
+    for mode in modes:
+        script = (qemu.SETUP_NVDIMM if layout == "nvdimm" else "") + (
+            f"D=$(pwd); cd {root} && {sys.executable} -m pagetide.harness.guest --mode {mode} --pages {pages} "
+            f"--seconds {seconds} --period {period} --out $D/result.json\n")
+        run = qemu.boot(script, layout=layout, timeout=seconds + 240)
+        if run.returncode != 0:
+            raise RuntimeError(f"guest ({mode}) failed: {run.log[-2000:]}")
+        r = json.loads((run.directory / "result.json").read_text())
+        r["guest_seconds"] = round(run.seconds, 1)
+        results.append(r)
+    return results
+
+
+def table(results: list[dict]) -> str:
+    from pagetide.common.tables import table as fmt
+
+    rows = []
+    for r in results:
+        b, a = r["before"], r["after_by_frame"]
+        moved = (r["moved_pages"] if r["mode"] == "pagetide"
+                 else r["vmstat_delta"]["pgpromote_success"] + r["vmstat_delta"]["pgdemote_kswapd"]
+                 + r["vmstat_delta"]["pgdemote_direct"])
+        rows.append([r["mode"], f"{b['hot_on_0']}/{r['hot_pages']}", f"{a['hot_on_0']}/{r['hot_pages']}",
+                     f"{a['cold_on_1']}/{r['pages'] - r['hot_pages']}", str(moved),
+                     str(r["vmstat_delta"]["pgpromote_success"]),
+                     str(r["vmstat_delta"]["pgdemote_kswapd"] + r["vmstat_delta"]["pgdemote_direct"]),
+                     str(r["vmstat_delta"]["pgmigrate_success"]), f"{r['seconds']:.1f}", str(r["guest_seconds"])])
+    return fmt(["mode", "hot on node 0 before", "hot on node 0 after", "cold on node 1 after", "pages moved",
+                "pgpromote_success", "pgdemote_*", "pgmigrate_success", "run s", "guest s"], rows, left=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("pagetide", "kernel"), default="pagetide")
+    p.add_argument("--mode", choices=("pagetide", "kernel"), action="append",
+                   help="pagetide (default) or kernel; with --boot repeat for a side-by-side")
     p.add_argument("--pages", type=int, default=8192)
     p.add_argument("--seconds", type=float, default=20.0, help="longest the mode runs")
     p.add_argument("--period", type=float, default=1.0, help="pagetide's scan period, seconds")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, help="(in the guest) where the result goes")
+    p.add_argument("--boot", action="store_true", help="on the host: boot a guest per --mode and compare")
+    p.add_argument("--layout", choices=("numa", "nvdimm"), default="numa", help="with --boot: the guest's memory")
+    p.add_argument("--json", type=Path, help="with --boot: write the results here")
     args = p.parse_args(argv)
+    modes = args.mode or ["pagetide"]
+    if args.boot:
+        results = boot_and_compare(modes, args.layout, args.pages, args.seconds, args.period)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        print(table(results))
+        return 0
+    if args.out is None or len(modes) != 1:
+        p.error("in the guest: one --mode and --out")
+    args.mode = modes[0]
     t_start = time.monotonic()
     knobs_booted = knobs()
     if args.mode == "pagetide":

@@ -90,7 +90,7 @@ for m in {modules}; do insmod /lib/$m.ko || echo "insmod $m failed"; done
 mkdir -p /root
 mount -t 9p -o {p9},ro,cache=loose hostroot /root || echo "mount hostroot failed"
 mount -t proc proc /root/proc; mount -t sysfs sys /root/sys; mount -t devtmpfs dev /root/dev
-mount -t tmpfs -o size=256m tmp /root/tmp
+mount -t tmpfs -o size=256m tmp /root/tmp; mount -t tmpfs -o size=16m run /root/run
 mkdir -p /root{run}
 mount -t 9p -o {p9} results /root{run} || echo "mount results failed"
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
@@ -122,8 +122,35 @@ def initramfs(image: Path, run: Path, out: Path) -> None:
         shutil.rmtree(tree)
 
 
-def boot(script: str, node_mib: int = 512, timeout: float = 180.0, run_dir: Path | None = None) -> GuestRun:
-    """Run `script` (sh) in a fresh guest; its run directory is kept (results, logs)."""
+def memory_args(layout: str, node_mib: int, run: Path) -> list[str]:
+    """qemu's memory and NUMA options: `numa`, two RAM nodes of node_mib (node 1 CPU-less, in DRAM's memory
+    tier); `nvdimm`, node 0 RAM and an emulated NVDIMM of node_mib on node 1, which `setup_nvdimm()` in the
+    guest onlines as system RAM through dax kmem -- the kernel puts it in a lower memory tier (the seed's use
+    model: PMEM as volatile memory)."""
+    if layout == "numa":
+        return ["-machine", "pc", "-m", f"{2 * node_mib}M",
+                "-object", f"memory-backend-ram,id=m0,size={node_mib}M", "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
+                "-object", f"memory-backend-ram,id=m1,size={node_mib}M", "-numa", "node,nodeid=1,memdev=m1"]
+    if layout == "nvdimm":
+        return ["-machine", "pc,nvdimm=on", "-m", f"{node_mib}M,slots=2,maxmem=8G",
+                "-object", f"memory-backend-ram,id=m0,size={node_mib}M", "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
+                "-numa", "node,nodeid=1",
+                "-object", f"memory-backend-file,id=nv0,share=on,mem-path={run / 'nvdimm.img'},size={node_mib}M",
+                "-device", "nvdimm,memdev=nv0,node=1"]
+    raise ValueError(f"layout must be numa or nvdimm, got {layout!r}")
+
+
+# the guest's shell lines that turn the NVDIMM into node 1's memory (devdax namespace, then dax kmem)
+SETUP_NVDIMM = """for m in nfit dax_pmem device_dax kmem; do modprobe $m; done
+ndctl create-namespace -f -e namespace0.0 --mode=devdax --map=mem >/dev/null
+daxctl reconfigure-device --mode=system-ram dax0.0 >/dev/null
+"""
+
+
+def boot(script: str, node_mib: int = 512, timeout: float = 180.0, run_dir: Path | None = None,
+         layout: str = "numa") -> GuestRun:
+    """Run `script` (sh) in a fresh guest; its run directory is kept (results, logs). With layout `nvdimm`
+    the script should start with SETUP_NVDIMM."""
     why = missing()
     if why:
         raise RuntimeError(why)
@@ -136,10 +163,7 @@ def boot(script: str, node_mib: int = 512, timeout: float = 180.0, run_dir: Path
     initrd = run / "initrd.cpio"
     initramfs(image, run, initrd)
     cmd = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-           "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-machine", "pc",
-           "-m", f"{2 * node_mib}M",
-           "-object", f"memory-backend-ram,id=m0,size={node_mib}M", "-numa", "node,nodeid=0,memdev=m0,cpus=0-1",
-           "-object", f"memory-backend-ram,id=m1,size={node_mib}M", "-numa", "node,nodeid=1,memdev=m1",
+           "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", *memory_args(layout, node_mib, run),
            "-kernel", str(image), "-initrd", str(initrd),
            "-append", "console=ttyS0 panic=-1 quiet rdinit=/init",
            "-serial", f"file:{run / 'console.log'}",
@@ -158,6 +182,7 @@ def boot(script: str, node_mib: int = 512, timeout: float = 180.0, run_dir: Path
     rc = int(rc_file.read_text()) if rc_file.exists() and rc_file.read_text().strip() else -1
     log = (run / "guest.log").read_text() if (run / "guest.log").exists() else ""
     console = (run / "console.log").read_text(errors="replace") if (run / "console.log").exists() else ""
+    (run / "nvdimm.img").unlink(missing_ok=True)
     if proc.returncode and rc == -1:
         console += "\n[qemu] " + out.decode(errors="replace")
     return GuestRun(rc, log, console, seconds, run)
