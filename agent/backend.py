@@ -126,6 +126,10 @@ class HeatReport:
     tracker: str = "idle_pages"   # the tracker that measured the heat
     bin_level: list[float] = field(default_factory=list)   # refs level each heat bin stands for; []: linear
     generation: int = 0           # the tenant set's generation (Topology.generation) the report describes
+    # per node over the reported period: mean bandwidth share in use and mean loaded read latency, seconds
+    # ([]: not measured)
+    node_utilization: list[float] = field(default_factory=list)
+    node_loaded_read_latency: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

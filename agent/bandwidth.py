@@ -4,7 +4,7 @@ A device's idle latency (DESIGN.md section 3) holds only while few requests queu
 latency an access sees rises -- slowly at first, then sharply near saturation -- so a DRAM node serving most of
 a host's bandwidth can become slower than the idle slow tier (Colloid, SOSP'24: even under moderate loads the
 default tier's latency inflated to 2.5x the alternate tier's). The model's curve has that shape: with u the
-node's utilisation (bytes read over its read bandwidth plus bytes written over its write bandwidth, per second),
+node's utilization (bytes read over its read bandwidth plus bytes written over its write bandwidth, per second),
 
     factor(u) = 1 + KNEE * u**POWER / (1 - min(u, U_CAP))
 
@@ -15,7 +15,7 @@ rising with u**POWER, as a queue that grows with the excess.
 `NodeLoad` keeps each node's bytes of the current tick -- accesses (a 64-byte cache line each) and migration
 copies (the source's read and the destination's write) -- and at the end of the tick turns them into the
 latency factor the next tick's accesses pay (one tick of lag: accesses are charged as they are made), plus
-running sums from which a period's mean utilisation and loaded latency are read. Per node, vectorised: no
+running sums from which a period's mean utilization and loaded latency are read. Per node, vectorised: no
 state per page.
 """
 
@@ -26,11 +26,11 @@ import numpy as np
 LINE_BYTES = 64        # bytes one access moves (a cache line)
 KNEE = 0.5             # the curve's scale
 POWER = 4              # how flat it stays at low load
-U_CAP = 0.96           # utilisation beyond which the queueing term stops growing as 1 / (1 - u)
+U_CAP = 0.96           # utilization beyond which the queueing term stops growing as 1 / (1 - u)
 
 
 def latency_factor(u: np.ndarray) -> np.ndarray:
-    """Loaded over idle latency at utilisation u (>= 0), elementwise."""
+    """Loaded over idle latency at utilization u (>= 0), elementwise."""
     u = np.maximum(np.asarray(u, dtype=np.float64), 0.0)
     return 1.0 + KNEE * u ** POWER / (1.0 - np.minimum(u, U_CAP))
 
@@ -45,8 +45,8 @@ class NodeLoad:
         self.read_bytes = np.zeros(n)          # this tick's
         self.write_bytes = np.zeros(n)
         self.factor = np.ones(n)               # what accesses pay now: from the last tick's load
-        self.utilisation = np.zeros(n)         # the last tick's
-        self.busy_s = np.zeros(n)              # running sums over ticks: utilisation x tick length
+        self.utilization = np.zeros(n)         # the last tick's
+        self.busy_s = np.zeros(n)              # running sums over ticks: utilization x tick length
         self.factor_s = np.zeros(n)            # latency factor x tick length
         self.elapsed_s = 0.0
         self.migration_bytes = 0.0             # bytes copied by migrations, ever (read + write counted once)
@@ -65,9 +65,9 @@ class NodeLoad:
         self.migration_bytes += total
 
     def end_tick(self, tick_s: float) -> None:
-        """Close a tick of tick_s seconds: its utilisation sets the factor of the next one."""
+        """Close a tick of tick_s seconds: its utilization sets the factor of the next one."""
         u = (self.read_bytes / self.read_bw + self.write_bytes / self.write_bw) / tick_s
-        self.utilisation = u
+        self.utilization = u
         self.factor = latency_factor(u)
         self.busy_s += u * tick_s
         self.factor_s += self.factor * tick_s

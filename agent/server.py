@@ -90,7 +90,8 @@ def heat_pb(host_id: str, rep: HeatReport) -> agent_pb2.GetHeatReportResponse:
     return agent_pb2.GetHeatReportResponse(
         host_id=host_id, period=rep.period, nr_scans=rep.nr_scans, time_ns=_ns(rep.time), tenants=tenants,
         node_free_bytes=rep.node_free, vmstat=vmstat_pb(rep.vmstat), tracker=rep.tracker, bin_level=rep.bin_level,
-        tenant_generation=rep.generation)
+        tenant_generation=rep.generation, node_utilization=rep.node_utilization,
+        node_loaded_read_latency_ns=[x * 1e9 for x in rep.node_loaded_read_latency])
 
 
 def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsResponse:
@@ -106,12 +107,12 @@ def stats_pb(host_id: str, s: SimulationStats) -> simulation_pb2.GetStatsRespons
         lag_oracle_slowdown=t.lag_oracle_slowdown, lag_cost_slowdown=t.lag_cost_slowdown, labels=dict(t.labels),
         first_epoch=t.first_epoch, arrived_time_ns=_ns(t.arrived_time), departed=t.departed_time is not None,
         departed_time_ns=_ns(t.departed_time or 0.0), tier_shares=t.tier_share,
-        oracle_tier_shares=t.oracle_tier_share) for t in r.tenants]
+        oracle_tier_shares=t.oracle_tier_share, lag_oracle_tier_shares=t.lag_oracle_tier_share) for t in r.tenants]
     return simulation_pb2.GetStatsResponse(
         host_id=host_id, time_ns=_ns(r.time), tenants=tenants, vmstat=vmstat_pb(r.vmstat), dram_share=r.dram_share,
         oracle_share=r.oracle_share, slowdown=r.slowdown, node_used_bytes=s.node_used, node_free_bytes=s.node_free,
         invariant_error=s.invariant_error, lag_oracle_share=r.lag_oracle_share, lag_cost_slowdown=r.lag_cost_slowdown,
-        tier_shares=r.tier_share, oracle_tier_shares=r.oracle_tier_share)
+        tier_shares=r.tier_share, oracle_tier_shares=r.oracle_tier_share, lag_oracle_tier_shares=r.lag_oracle_tier_share)
 
 
 # the keys of a tenant mapping (scenario.parse_tenant's errors) as AddTenantRequest names them

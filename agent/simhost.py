@@ -47,6 +47,8 @@ class SimHost:
         # scan after these ticks of each period (1-based offsets), evenly spaced, the last at the period's end
         self.scan_offsets = {int(round(per * (i + 1) / n)) for i in range(n)}
         self.period_time = self.host.time
+        self._load_at = self.host.load.sums()      # the node load's running sums when the period started
+        self.period_load = ([], [])                # the last complete period's utilization, loaded latency
         self._tenants_changed()
         self.scan_seconds: deque[float] = deque(maxlen=SCAN_SECONDS_KEPT)
 
@@ -145,7 +147,8 @@ class SimHost:
         return HeatReport(period=self.tracker.period, nr_scans=self.tracker.nr_scans, time=self.period_time,
                           tenants=tenants, node_free=[int(x) * PAGE_SIZE for x in self.host.free()],
                           vmstat=dict(self.host.vmstat), tracker=self.tracker.name,
-                          bin_level=list(self.tracker.BIN_LEVEL), generation=self.host.generation)
+                          bin_level=list(self.tracker.BIN_LEVEL), generation=self.host.generation,
+                          node_utilization=self.period_load[0], node_loaded_read_latency=self.period_load[1])
 
     @staticmethod
     def _pages(t, c: Candidates) -> PageList:
@@ -192,6 +195,16 @@ class SimHost:
             if offset == per:
                 self.tracker.end_period()
                 self.period_time = self.host.time
+                self._end_load_period()
+
+    def _end_load_period(self) -> None:
+        """The period's mean utilization and loaded read latency per node, for the heat reports."""
+        now = self.host.load.sums()
+        (b0, f0, e0), (b1, f1, e1) = self._load_at, now
+        self._load_at = now
+        if e1 > e0:
+            self.period_load = (((b1 - b0) / (e1 - e0)).tolist(),
+                                (self.host.read_latency * (f1 - f0) / (e1 - e0)).tolist())
 
     def stats(self) -> SimulationStats:
         try:

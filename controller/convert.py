@@ -13,13 +13,15 @@ def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeat
     """The policies' view of one host's report: validated, with its node tables, once per round (ValueError
     if the report and the topology disagree)."""
     free = list(report.node_free_bytes)
+    loaded = list(report.node_loaded_read_latency_ns)      # [] from an agent that does not measure it
     rank = tier_ranks(topology)
     nodes = tuple(NodeView(id=n.id, fast=rank[n.memory_tier] == 0 if rank else n.type == types_pb2.NODE_TYPE_DRAM,
                            capacity_bytes=n.capacity_bytes,
                            free_bytes=free[n.id] if n.id < len(free) else n.free_bytes,
                            wmark_high_bytes=n.wmark_high_bytes + n.demote_margin_bytes, peer_node=n.peer_node,
                            tier=rank[n.memory_tier] if rank else -1,
-                           demotion_node=n.demotion_node if rank else -1)
+                           demotion_node=n.demotion_node if rank else -1,
+                           latency_ns=loaded[n.id] if n.id < len(loaded) else n.read_latency_ns)
                   for n in topology.nodes)
     footprint = {t.name: t.footprint_bytes for t in topology.tenants}
     tenants = tuple(TenantHeat(name=t.tenant, page_size=t.page_size_bytes,

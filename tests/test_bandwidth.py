@@ -28,7 +28,7 @@ def test_node_load_counts_accesses_and_both_sides_of_a_copy():
     assert load.write_bytes.tolist() == [8192.0, 1e7 * LINE_BYTES]
     load.end_tick(0.1)
     expect = [(1e8 * LINE_BYTES / 100e9 + 8192 / 100e9) / 0.1, (8192 / 40e9 + 1e7 * LINE_BYTES / 14e9) / 0.1]
-    assert np.allclose(load.utilisation, expect)
+    assert np.allclose(load.utilization, expect)
     assert np.allclose(load.factor, latency_factor(np.array(expect)))
     assert load.read_bytes.sum() == load.write_bytes.sum() == 0     # the next tick starts empty
     busy, fac, elapsed = load.sums()
@@ -52,14 +52,14 @@ def _amat_ns(h: Host, ticks: int) -> float:
 def test_a_lightly_loaded_node_is_charged_its_idle_latency():
     h = _host("100M/s")                         # 6.4 GB/s of 100 GB/s DRAM: 6%
     assert np.isclose(_amat_ns(h, 10), 80.0, rtol=1e-3)
-    assert h.load.utilisation[0] < 0.1
+    assert h.load.utilization[0] < 0.1
     assert np.isclose(h.tenants[0].stats.dram_time / h.tenants[0].stats.accesses * 1e9, 80.0)
 
 
 def test_a_saturated_dram_node_becomes_slower_than_the_idle_slow_tier():
     h = _host("1.5G/s")                          # 96 GB/s of 100 GB/s
     amat = _amat_ns(h, 10)
-    assert h.load.utilisation[0] > 0.9
+    assert h.load.utilization[0] > 0.9
     assert amat > 305.0                          # slower than idle PMEM
     # the all-DRAM reference stays at idle latency: the ceiling
     assert np.isclose(h.tenants[0].stats.dram_time / h.tenants[0].stats.accesses * 1e9, 80.0)

@@ -35,6 +35,11 @@ The round, in four steps:
    `batch_bytes` and one target node each, in execution order: demotions, promotions, then MPOL_MF_SW_YOUNG
    marks on hot pages already in DRAM so that kernel reclaim between rounds spares them (the 2018 RFC's
    flag; newly promoted pages are not marked: they must prove hotness on the LRU).
+
+Loaded latency. A DRAM node whose accesses now pay more than those of the slow node it demotes to (its
+`NodeView.latency_ns`, the last period's loaded latency: a DRAM node saturated by bandwidth -- Colloid,
+SOSP'24) takes no promotions, neither fills nor swaps, until its latency drops below the slow node's again;
+demotions down to the targets go on. Idle latencies (an agent that does not measure load) never trigger it.
 """
 
 from __future__ import annotations
@@ -278,6 +283,18 @@ def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
     return s[i] == x
 
 
+def slower_fast_nodes(view: HostView) -> np.ndarray:
+    """Per DRAM node (in `Topology.fast_ids` order): whether its loaded latency exceeds that of the slow node
+    it demotes to, so that promoting into it would slow the pages promoted. False where either is unknown."""
+    topo = view.topology
+    lat = {n.id: n.latency_ns for n in view.nodes}
+    out = np.zeros(topo.fast_ids.size, dtype=bool)
+    for j, f in enumerate(topo.fast_ids.tolist()):
+        slow = int(topo.demote_to[f])
+        out[j] = slow >= 0 and lat[f] > 0 and lat.get(slow, 0) > 0 and lat[f] > lat[slow]
+    return out
+
+
 def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams(),
               moving: frozenset[str] = frozenset()) -> Plan:
     """The migration plan for one host this round. `moving`: tenants whose working set is moving (see
@@ -339,6 +356,11 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
              for v, t in enumerate(view.tenants)]
     down = _concat([p[0] for p in parts], _DOWN)
     mv = _concat([p[1] for p in parts], _MOVE)
+    # a DRAM node slower than its slow node under load takes no promotions: no swaps into it, no fill room
+    slower = slower_fast_nodes(view)
+    if slower.any():
+        into_slower = mv["swap"] & slower[np.maximum(topo.fast_pos[np.maximum(mv["cold_node"], 0)], 0)]
+        mv = {k: a[~into_slower] for k, a in mv.items()}
 
     # --- step 4a: demotions down to target come first -- they make the room -- least weighted loss first
     # (stable sorts: ties keep tenant order, then the candidate order, so the plan is deterministic)
@@ -351,6 +373,7 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
     # DRAM room above watermark + reserve, per DRAM node, plus what this plan's demotions free there
     room = np.array([n.free_bytes - n.wmark_high_bytes - r for n, r in zip(fast, reserve)], dtype=np.int64)
     np.add.at(room, topo.fast_pos[down["node"]], d_size)
+    room[slower] = np.minimum(room[slower], 0)
 
     # --- step 4b: fills and swaps by gain per byte copied; fills only into room, swaps bring their own
     order = np.argsort(-mv["gain"], kind="stable")

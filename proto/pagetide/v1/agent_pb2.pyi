@@ -118,7 +118,7 @@ class TierCandidates(_message.Message):
     def __init__(self, memory_tier: _Optional[int] = ..., hot_below: _Optional[_Union[PageList, _Mapping]] = ..., cold: _Optional[_Union[PageList, _Mapping]] = ..., hot: _Optional[_Union[PageList, _Mapping]] = ...) -> None: ...
 
 class GetHeatReportResponse(_message.Message):
-    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out", "incarnation", "tracker", "bin_level", "tenant_generation")
+    __slots__ = ("host_id", "period", "nr_scans", "time_ns", "tenants", "node_free_bytes", "vmstat", "waited_out", "incarnation", "tracker", "bin_level", "tenant_generation", "node_utilization", "node_loaded_read_latency_ns")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     NR_SCANS_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,8 @@ class GetHeatReportResponse(_message.Message):
     TRACKER_FIELD_NUMBER: _ClassVar[int]
     BIN_LEVEL_FIELD_NUMBER: _ClassVar[int]
     TENANT_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    NODE_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    NODE_LOADED_READ_LATENCY_NS_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     period: int
     nr_scans: int
@@ -143,7 +145,9 @@ class GetHeatReportResponse(_message.Message):
     tracker: str
     bin_level: _containers.RepeatedScalarFieldContainer[float]
     tenant_generation: int
-    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ..., incarnation: _Optional[str] = ..., tracker: _Optional[str] = ..., bin_level: _Optional[_Iterable[float]] = ..., tenant_generation: _Optional[int] = ...) -> None: ...
+    node_utilization: _containers.RepeatedScalarFieldContainer[float]
+    node_loaded_read_latency_ns: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, host_id: _Optional[str] = ..., period: _Optional[int] = ..., nr_scans: _Optional[int] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantHeat, _Mapping]]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., waited_out: _Optional[bool] = ..., incarnation: _Optional[str] = ..., tracker: _Optional[str] = ..., bin_level: _Optional[_Iterable[float]] = ..., tenant_generation: _Optional[int] = ..., node_utilization: _Optional[_Iterable[float]] = ..., node_loaded_read_latency_ns: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class MoveCall(_message.Message):
     __slots__ = ("tenant", "count", "addresses", "nodes", "sw_young", "expected_nodes")
