@@ -62,6 +62,7 @@ class RoundResult:
     heat_pages: dict[str, list[int]] = field(default_factory=dict)      # per VM: pages per heat bin
     heat_fast_pages: dict[str, list[int]] = field(default_factory=dict)  # per VM: of those, pages on DRAM
     dram_resident_share: dict[str, float] = field(default_factory=dict)  # per VM: resident pages on DRAM
+    bin_level: tuple[float, ...] = ()    # the refs level each heat bin stands for (the report's; (): linear)
     node_id: str = ""                    # the Ray node that ran the round
     cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
     paused: bool = False                 # migration paused: planned, nothing pushed
@@ -168,6 +169,7 @@ class HostClient:
         res = RoundResult(host_id=self.host_id, period=report.period,
                           topology=self.topology.SerializeToString() if changed else b"")
         res.report_bytes = report.ByteSize()
+        res.bin_level = tuple(report.bin_level)
         for t in report.tenants:
             pages = [sum(col) for col in zip(*(h.pages for h in t.histograms))]
             res.heat_pages[t.tenant] = pages

@@ -1,17 +1,22 @@
 """ControllerService: the gRPC API users' policy clients call -- per-VM policies (set, get, list, delete; by
 name or by selector), hosts and VMs with live placement statistics, a VM's heat histogram, migration pause
-and resume, and the event stream -- a thin shell over the Controller. Requests are checked by `requests`
+and resume, the event stream, and the fleet's advice (controller/advice.py) -- a thin shell over the
+Controller. Requests are checked by `requests`
 before anything changes; the Controller stores a change before it answers."""
 
 from __future__ import annotations
 
 import functools
+import math
 import sqlite3
+
+import numpy as np
 
 import grpc
 
 from pagetide.common.security import ServerSecurity
 from pagetide.common.serve import start_server
+from pagetide.controller import advice
 from pagetide.controller.controller import Controller, HostState
 from pagetide.controller.convert import vm_policy_pb
 from pagetide.controller.events import Event
@@ -209,6 +214,12 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             out.dram_pages.extend(last.heat_fast_pages.get(request.vm, []))
         return out
 
+    # ------------------------------------------------------------------------------------- advice
+
+    @_answers
+    async def GetFleetAdvice(self, request, context):
+        return fleet_advice(self.c, request)
+
     # ------------------------------------------------------------------------------------- pauses
 
     def _pauses(self):
@@ -273,3 +284,77 @@ async def start_controller_server(controller: Controller, listen: str = "127.0.0
     return await start_server([(controller_pb2_grpc.add_ControllerServiceServicer_to_server,
                                 ControllerServicer(controller), name)], listen, security=security,
                               metrics=controller.metrics.rpc)
+
+
+# ------------------------------------------------------------------------------------------ the advice
+
+def fleet_advice(c: Controller, request: controller_pb2.GetFleetAdviceRequest) -> controller_pb2.GetFleetAdviceResponse:
+    """GetFleetAdvice: the request checked (Invalid naming the field, NotFound), the advice from every up
+    host's last round, as the API shows it."""
+    for key, lo in (("max_slowdown", 1.0), ("migration_bandwidth_bytes_per_second", 0.0)):
+        x = getattr(request, key)
+        if not math.isfinite(x) or (x != 0 and x < lo) or x < 0:
+            raise Invalid(key, f"must be 0 (the default) or a finite number >= {lo:g}, got {x!r}")
+    if request.HasField("min_gain") and not 0 <= request.min_gain <= 1:
+        raise Invalid("min_gain", f"must be in [0, 1], got {request.min_gain!r}")
+    up = {h: s for h, s in c.hosts.items() if s.up and s.topology is not None and s.history}
+    hosts, vms = advice.fleet_inputs({h: s.topology for h, s in up.items()},
+                                     {h: s.history[-1] for h, s in up.items()}, c.policies, c.params.reserve)
+    by_key = {v.key: v for v in vms}
+    new, names = [], set()
+    for i, n in enumerate(request.new_vms):
+        where = f"new_vms[{i}]"
+        if not n.name or n.name in names:
+            raise Invalid(f"{where}.name", "must be a non-empty name, unique among new_vms" if n.name else
+                          "must name the VM")
+        names.add(n.name)
+        ps = n.page_size_bytes or 4096
+        if ps not in (4096, 2 << 20):
+            raise Invalid(f"{where}.page_size_bytes", f"must be 0, 4096 or 2097152, got {n.page_size_bytes}")
+        if n.footprint_bytes < ps:
+            raise Invalid(f"{where}.footprint_bytes", f"must hold at least one page, got {n.footprint_bytes}")
+        if n.pages:
+            if len(n.pages) != len(advice.vm_rates()):
+                raise Invalid(f"{where}.pages", f"must have {len(advice.vm_rates())} bins, got {len(n.pages)}")
+            pages, rate = np.asarray(n.pages, dtype=np.float64), advice.vm_rates()
+        else:
+            if not n.like_host_id or not n.like_vm:
+                raise Invalid(f"{where}.pages", "give pages, or like_host_id and like_vm")
+            like = by_key.get(f"{n.like_host_id}/{n.like_vm}")
+            if like is None:
+                raise NotFound(f"{where}.like_vm: no VM {shown(n.like_vm)} with heat on host {shown(n.like_host_id)}")
+            pages, rate = like.pages.astype(np.float64), like.rate
+        total = n.footprint_bytes // ps
+        scaled = np.floor(pages * total / pages.sum()).astype(np.int64) if pages.sum() else np.zeros(pages.size, np.int64)
+        scaled[0] += total - int(scaled.sum())
+        new.append(advice.Vm("", n.name, ps, n.footprint_bytes, scaled, rate))
+    try:
+        a = advice.advise(hosts, vms, new, max_slowdown=request.max_slowdown or advice.MAX_SLOWDOWN,
+                          bandwidth=request.migration_bandwidth_bytes_per_second or advice.MIGRATION_BANDWIDTH,
+                          min_gain=request.min_gain if request.HasField("min_gain") else advice.MIN_GAIN,
+                          max_moves=request.max_moves or 16, estimates=request.include_estimates)
+    except ValueError as e:           # the request's values passed the checks above; a VM the hosts disagree on
+        raise Invalid("new_vms", str(e)) from None
+    out = controller_pb2.GetFleetAdviceResponse(
+        dram_share_before=a.before_share, dram_share_after=a.after_share, move_bytes=a.move_bytes,
+        move_seconds=sum(m.seconds for m in a.moves), hosts_left_out=sorted(set(c.hosts) - set(up)))
+    for m in a.moves:
+        out.moves.add(vm=m.vm, source_host_id=m.source, destination_host_id=m.destination, copy_bytes=m.bytes,
+                      copy_seconds=m.seconds, gain=m.gain, swap_with_host_id=m.swap_with[0] if m.swap_with else "",
+                      swap_with_vm=m.swap_with[1] if m.swap_with else "")
+    for p in a.placements:
+        out.placements.add(vm=p.vm, host_id=p.host_id, reason=p.reason,
+                           estimate=_estimate_pb(p.host_id, p.figures) if p.figures else None)
+    for v in sorted(vms, key=lambda v: (v.host_id, v.name)):
+        x = out.vms.add(host_id=v.host_id, vm=v.name, now=_estimate_pb(v.host_id, a.before[v.key]),
+                        after=_estimate_pb(a.after[v.key].host_id, a.after[v.key]))
+        for h, f in sorted(a.estimates.get(v.key, {}).items()):
+            x.hosts.append(_estimate_pb(h, f))
+    return out
+
+
+def _estimate_pb(host_id: str, f) -> controller_pb2.VmEstimate:
+    if isinstance(f, str):
+        return controller_pb2.VmEstimate(host_id=host_id, refused=f)
+    return controller_pb2.VmEstimate(host_id=host_id, dram_bytes=f.dram_bytes, dram_share=f.dram_share,
+                                     slowdown=f.slowdown, tier_shares=list(f.tier_shares))

@@ -90,7 +90,7 @@ def test_hot_vm_on_a_crowded_host_swaps_with_a_cold_vm_on_a_roomy_one():
     # the smaller hot VM (fewer bytes copied for the same gain) trades places with an idle one
     assert (first.vm, first.source, first.destination) == ("hot2", "a", "b")
     assert second.source == "b" and second.destination == "a" and second.vm in ("cold1", "cold2")
-    assert first.swap_with == f"b/{second.vm}" and second.swap_with == "a/hot2"
+    assert first.swap_with == ("b", second.vm) and second.swap_with == ("a", "hot2")
     assert first.bytes == 448 * MiB and first.seconds == pytest.approx(448 * MiB / 1.25e9)
     # before: both hot VMs share A's DRAM, about 0.265 of the fleet's accesses; after: each hot VM has a
     # host's DRAM to itself
@@ -107,7 +107,7 @@ def test_a_hot_vm_moves_alone_to_a_host_with_room():
     vms = [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("a", "hot2", 448 * MiB, {15: 1.0}),
            vm("b", "idle", 256 * MiB)]
     a = advise(hosts, vms)
-    assert [(m.vm, m.source, m.destination, m.swap_with) for m in a.moves] == [("hot2", "a", "b", "")]
+    assert [(m.vm, m.source, m.destination, m.swap_with) for m in a.moves] == [("hot2", "a", "b", ())]
     assert a.after["a/hot2"].host_id == "b"
     assert a.after["a/hot2"].dram_share == pytest.approx(1.0)
     assert a.after_share > a.before_share + 0.3
@@ -195,3 +195,75 @@ def test_bad_input_is_refused_naming_what():
         advise(hosts, vms + [vm("c", "x", MiB)])
     with pytest.raises(ValueError, match="given twice"):
         advise(hosts, vms + [vms[0]])
+
+
+# ------------------------------------------------------------------------- GetFleetAdvice over the state
+
+def controller_with(hosts: dict[str, list[tuple[str, int, list[int]]]], dram: int = 256 * MiB,
+                    slow: int = 768 * MiB):
+    """A Controller (not started: no Ray) whose hosts are up with a topology and one round of heat: per
+    host, its VMs as (name, footprint, pages per bin)."""
+    from pagetide.controller.controller import Controller
+    from pagetide.controller.proxy import RoundResult
+    from pagetide.v1 import agent_pb2, types_pb2
+
+    c = Controller({h: "127.0.0.1:1" for h in hosts})
+    for h, vms in hosts.items():
+        topo = agent_pb2.GetTopologyResponse(host_id=h, period_ns=10**9, nodes=[
+            types_pb2.Node(id=0, type=types_pb2.NODE_TYPE_DRAM, capacity_bytes=dram, read_latency_ns=80.0,
+                           peer_node=1),
+            types_pb2.Node(id=1, type=types_pb2.NODE_TYPE_PMEM, capacity_bytes=slow, read_latency_ns=305.0,
+                           peer_node=0)],
+            tenants=[types_pb2.Tenant(name=n, page_size_bytes=PAGE, footprint_bytes=fp) for n, fp, _ in vms])
+        s = c.hosts[h]
+        s.topology, s.status = topo, "up"
+        s.history.append(RoundResult(host_id=h, period=1, heat_pages={n: p for n, _, p in vms},
+                                     heat_fast_pages={n: [0] * 16 for n, _, _ in vms}))
+    return c
+
+
+def bins(footprint: int, b: int) -> list[int]:
+    p = [0] * 16
+    p[b] = footprint // PAGE
+    return p
+
+
+def test_get_fleet_advice_answers_from_the_hosts_last_rounds():
+    from pagetide.controller.service import fleet_advice
+    from pagetide.v1 import controller_pb2
+
+    c = controller_with({"a": [("hot1", 512 * MiB, bins(512 * MiB, 15)), ("hot2", 448 * MiB, bins(448 * MiB, 15))],
+                         "b": [("cold1", 480 * MiB, bins(480 * MiB, 0)), ("cold2", 480 * MiB, bins(480 * MiB, 0))]})
+    r = fleet_advice(c, controller_pb2.GetFleetAdviceRequest(
+        include_estimates=True, migration_bandwidth_bytes_per_second=1e9,
+        new_vms=[controller_pb2.NewVm(name="copy", footprint_bytes=64 * MiB, like_host_id="a", like_vm="hot1")]))
+    assert [(m.vm, m.source_host_id, m.destination_host_id) for m in r.moves][:1] == [("hot2", "a", "b")]
+    assert r.moves[0].swap_with_host_id == "b" and r.moves[0].copy_seconds == pytest.approx(448 * MiB / 1e9)
+    assert r.dram_share_after > r.dram_share_before + 0.2
+    # both hosts are full: the new VM fits nowhere, and the answer says why per host
+    assert [p.vm for p in r.placements] == ["copy"] and r.placements[0].host_id == ""
+    assert "a: memory" in r.placements[0].reason and "b: memory" in r.placements[0].reason
+    assert {(v.host_id, v.vm) for v in r.vms} == {("a", "hot1"), ("a", "hot2"), ("b", "cold1"), ("b", "cold2")}
+    hot2 = next(v for v in r.vms if v.vm == "hot2")
+    assert [e.host_id for e in hot2.hosts] == ["a", "b"] and "memory" in hot2.hosts[1].refused
+    assert hot2.after.host_id == "b" and hot2.after.dram_share > hot2.now.dram_share
+    c.store.close()
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("max_slowdown", 0.9, "max_slowdown"), ("migration_bandwidth_bytes_per_second", -1.0, "migration_bandwidth"),
+    ("min_gain", 2.0, "min_gain")])
+def test_get_fleet_advice_refuses_bad_fields_by_name(field, value, match):
+    from pagetide.controller.requests import Invalid
+    from pagetide.controller.service import fleet_advice
+    from pagetide.v1 import controller_pb2
+
+    c = controller_with({"a": [("x", 64 * MiB, bins(64 * MiB, 3))]})
+    with pytest.raises(Invalid, match=match):
+        fleet_advice(c, controller_pb2.GetFleetAdviceRequest(**{field: value}))
+    for bad, m in ((controller_pb2.NewVm(name="n", footprint_bytes=MiB), "new_vms\\[0\\].pages"),
+                   (controller_pb2.NewVm(name="n", footprint_bytes=0, pages=[1] * 16), "footprint_bytes"),
+                   (controller_pb2.NewVm(name="n", footprint_bytes=MiB, pages=[1] * 3), "16 bins")):
+        with pytest.raises(Invalid, match=m):
+            fleet_advice(c, controller_pb2.GetFleetAdviceRequest(new_vms=[bad]))
+    c.store.close()

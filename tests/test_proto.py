@@ -29,7 +29,7 @@ def test_generated_modules_import_and_carry_every_service():
     # service a real host serves
     assert [m.name for m in controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].methods] == [
         "SetVmPolicy", "GetVmPolicy", "ListVmPolicies", "GetStatus", "DeleteVmPolicy", "ListManagedHosts", "ListVms",
-        "GetVmHeat", "PauseMigration", "ResumeMigration", "WatchEvents"]
+        "GetVmHeat", "PauseMigration", "ResumeMigration", "WatchEvents", "GetFleetAdvice"]
     assert agent_pb2_grpc.AgentServiceStub and controller_pb2_grpc.ControllerServiceStub
     assert agent_pb2.DESCRIPTOR.package == "pagetide.v1"
 

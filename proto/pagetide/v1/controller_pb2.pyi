@@ -359,3 +359,117 @@ class WatchEventsResponse(_message.Message):
     reason: str
     dropped_events: int
     def __init__(self, sequence: _Optional[int] = ..., time_unix_ns: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., host_id: _Optional[str] = ..., vm: _Optional[str] = ..., policy: _Optional[_Union[VmPolicy, _Mapping]] = ..., period: _Optional[int] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ..., migration_paused: _Optional[bool] = ..., reason: _Optional[str] = ..., dropped_events: _Optional[int] = ...) -> None: ...
+
+class NewVm(_message.Message):
+    __slots__ = ("name", "footprint_bytes", "page_size_bytes", "pages", "like_host_id", "like_vm")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FOOTPRINT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    LIKE_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    LIKE_VM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    footprint_bytes: int
+    page_size_bytes: int
+    pages: _containers.RepeatedScalarFieldContainer[int]
+    like_host_id: str
+    like_vm: str
+    def __init__(self, name: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., page_size_bytes: _Optional[int] = ..., pages: _Optional[_Iterable[int]] = ..., like_host_id: _Optional[str] = ..., like_vm: _Optional[str] = ...) -> None: ...
+
+class GetFleetAdviceRequest(_message.Message):
+    __slots__ = ("max_slowdown", "migration_bandwidth_bytes_per_second", "min_gain", "max_moves", "new_vms", "include_estimates")
+    MAX_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
+    MIGRATION_BANDWIDTH_BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    MIN_GAIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_MOVES_FIELD_NUMBER: _ClassVar[int]
+    NEW_VMS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_ESTIMATES_FIELD_NUMBER: _ClassVar[int]
+    max_slowdown: float
+    migration_bandwidth_bytes_per_second: float
+    min_gain: float
+    max_moves: int
+    new_vms: _containers.RepeatedCompositeFieldContainer[NewVm]
+    include_estimates: bool
+    def __init__(self, max_slowdown: _Optional[float] = ..., migration_bandwidth_bytes_per_second: _Optional[float] = ..., min_gain: _Optional[float] = ..., max_moves: _Optional[int] = ..., new_vms: _Optional[_Iterable[_Union[NewVm, _Mapping]]] = ..., include_estimates: _Optional[bool] = ...) -> None: ...
+
+class VmEstimate(_message.Message):
+    __slots__ = ("host_id", "dram_bytes", "dram_share", "slowdown", "tier_shares", "refused")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    DRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DRAM_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
+    TIER_SHARES_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    dram_bytes: int
+    dram_share: float
+    slowdown: float
+    tier_shares: _containers.RepeatedScalarFieldContainer[float]
+    refused: str
+    def __init__(self, host_id: _Optional[str] = ..., dram_bytes: _Optional[int] = ..., dram_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., tier_shares: _Optional[_Iterable[float]] = ..., refused: _Optional[str] = ...) -> None: ...
+
+class VmAdvice(_message.Message):
+    __slots__ = ("host_id", "vm", "now", "after", "hosts")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    VM_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    vm: str
+    now: VmEstimate
+    after: VmEstimate
+    hosts: _containers.RepeatedCompositeFieldContainer[VmEstimate]
+    def __init__(self, host_id: _Optional[str] = ..., vm: _Optional[str] = ..., now: _Optional[_Union[VmEstimate, _Mapping]] = ..., after: _Optional[_Union[VmEstimate, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[VmEstimate, _Mapping]]] = ...) -> None: ...
+
+class FleetMove(_message.Message):
+    __slots__ = ("vm", "source_host_id", "destination_host_id", "copy_bytes", "copy_seconds", "gain", "swap_with_host_id", "swap_with_vm")
+    VM_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    COPY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COPY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GAIN_FIELD_NUMBER: _ClassVar[int]
+    SWAP_WITH_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    SWAP_WITH_VM_FIELD_NUMBER: _ClassVar[int]
+    vm: str
+    source_host_id: str
+    destination_host_id: str
+    copy_bytes: int
+    copy_seconds: float
+    gain: float
+    swap_with_host_id: str
+    swap_with_vm: str
+    def __init__(self, vm: _Optional[str] = ..., source_host_id: _Optional[str] = ..., destination_host_id: _Optional[str] = ..., copy_bytes: _Optional[int] = ..., copy_seconds: _Optional[float] = ..., gain: _Optional[float] = ..., swap_with_host_id: _Optional[str] = ..., swap_with_vm: _Optional[str] = ...) -> None: ...
+
+class NewVmPlacement(_message.Message):
+    __slots__ = ("vm", "host_id", "reason", "estimate")
+    VM_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    vm: str
+    host_id: str
+    reason: str
+    estimate: VmEstimate
+    def __init__(self, vm: _Optional[str] = ..., host_id: _Optional[str] = ..., reason: _Optional[str] = ..., estimate: _Optional[_Union[VmEstimate, _Mapping]] = ...) -> None: ...
+
+class GetFleetAdviceResponse(_message.Message):
+    __slots__ = ("dram_share_before", "dram_share_after", "moves", "placements", "vms", "move_bytes", "move_seconds", "hosts_left_out")
+    DRAM_SHARE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DRAM_SHARE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
+    VMS_FIELD_NUMBER: _ClassVar[int]
+    MOVE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MOVE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
+    dram_share_before: float
+    dram_share_after: float
+    moves: _containers.RepeatedCompositeFieldContainer[FleetMove]
+    placements: _containers.RepeatedCompositeFieldContainer[NewVmPlacement]
+    vms: _containers.RepeatedCompositeFieldContainer[VmAdvice]
+    move_bytes: int
+    move_seconds: float
+    hosts_left_out: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dram_share_before: _Optional[float] = ..., dram_share_after: _Optional[float] = ..., moves: _Optional[_Iterable[_Union[FleetMove, _Mapping]]] = ..., placements: _Optional[_Iterable[_Union[NewVmPlacement, _Mapping]]] = ..., vms: _Optional[_Iterable[_Union[VmAdvice, _Mapping]]] = ..., move_bytes: _Optional[int] = ..., move_seconds: _Optional[float] = ..., hosts_left_out: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -94,6 +94,11 @@ class ControllerServiceStub:
                 request_serializer=pagetide_dot_v1_dot_controller__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=pagetide_dot_v1_dot_controller__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.GetFleetAdvice = channel.unary_unary(
+                '/pagetide.v1.ControllerService/GetFleetAdvice',
+                request_serializer=pagetide_dot_v1_dot_controller__pb2.GetFleetAdviceRequest.SerializeToString,
+                response_deserializer=pagetide_dot_v1_dot_controller__pb2.GetFleetAdviceResponse.FromString,
+                _registered_method=True)
 
 
 class ControllerServiceServicer:
@@ -204,6 +209,19 @@ class ControllerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFleetAdvice(self, request, context):
+        """Advice for the fleet, from every up host's last round (its VMs' heat histograms) and topology: each
+        VM's estimated DRAM-served share and slowdown on its host now and on every other host, the moves of VMs
+        between hosts (single moves and swaps) and the hosts for new VMs that raise the fleet's estimated
+        DRAM-served share, within every host's memory and its VMs' DRAM minimums, and with no VM's estimated
+        slowdown raised past max_slowdown (or past its own now, if higher). Changes nothing: the moves are for
+        whoever places VMs. Errors: INVALID_ARGUMENT (a field of the request, named); NOT_FOUND (a new VM's
+        like_host_id/like_vm naming no VM with heat).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +279,11 @@ def add_ControllerServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=pagetide_dot_v1_dot_controller__pb2.WatchEventsRequest.FromString,
                     response_serializer=pagetide_dot_v1_dot_controller__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'GetFleetAdvice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFleetAdvice,
+                    request_deserializer=pagetide_dot_v1_dot_controller__pb2.GetFleetAdviceRequest.FromString,
+                    response_serializer=pagetide_dot_v1_dot_controller__pb2.GetFleetAdviceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -565,6 +588,33 @@ class ControllerService:
             '/pagetide.v1.ControllerService/WatchEvents',
             pagetide_dot_v1_dot_controller__pb2.WatchEventsRequest.SerializeToString,
             pagetide_dot_v1_dot_controller__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFleetAdvice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pagetide.v1.ControllerService/GetFleetAdvice',
+            pagetide_dot_v1_dot_controller__pb2.GetFleetAdviceRequest.SerializeToString,
+            pagetide_dot_v1_dot_controller__pb2.GetFleetAdviceResponse.FromString,
             options,
             channel_credentials,
             insecure,
