@@ -19,8 +19,9 @@ lag-one and a policy is what its signal and its policy lose.
 On a host of more than two memory tiers, results also give the share of accesses each tier served and the
 per-epoch oracle's per tier: it fills the top tier with the densest pages, the next tier with the next, the
 rest on the lowest, and its modelled time charges each tier's latency (the node of that tier on the way
-down from the tenant's home node). DRAM-served shares, the static and lag-one oracles and the all-slow
-reference stay DRAM against the rest (the all-slow tier being the home node's slow node).
+down from the tenant's home node). The lag-one oracle is per tier there too (its
+placements are the per-epoch oracle's of the previous epoch, each page changing tier paying its copy). The
+static oracle and the all-slow reference stay DRAM against the rest (all-slow: the home node's slow node).
 The oracles share DRAM across the host's tenants (greedy by accesses per base page, which is optimal for
 equal page sizes): DRAM capacity above the min watermarks, less page tables. The first-touch reference
 needs its own run of the model (see `sim.reference_runs`).
@@ -76,6 +77,7 @@ class TenantResult:
     departed_time: float | None = None   # seconds when it left the host (None: still there)
     tier_share: list[float] = field(default_factory=list)          # share of accesses served per memory tier
     oracle_tier_share: list[float] = field(default_factory=list)   # the per-epoch oracle's, per tier
+    lag_oracle_tier_share: list[float] = field(default_factory=list)   # the lag-one oracle's, per tier
 
 
 @dataclass
@@ -94,6 +96,7 @@ class HostResult:
     lag_cost_slowdown: float = 1.0
     tier_share: list[float] = field(default_factory=list)          # share of accesses served per memory tier
     oracle_tier_share: list[float] = field(default_factory=list)   # the per-epoch oracle's, per tier
+    lag_oracle_tier_share: list[float] = field(default_factory=list)   # the lag-one oracle's, per tier
 
 
 class Recorder:
@@ -115,6 +118,11 @@ class Recorder:
         self.lag_migration_time = np.zeros(nt)    # seconds the lag-one oracle's moves would cost
         self._lag_chosen: np.ndarray | None = None  # the previous epoch's oracle choice (a mask of slots)
         self._prev_fast = np.zeros(nt)
+        # on more than two tiers, the lag-one oracle per tier: its hits, its moves' cost, last epoch's choice
+        self.lag_tier_hits = np.zeros((nt, host.nr_tiers))
+        self.lag_tier_migration_time = np.zeros(nt)
+        self._lag_tier: np.ndarray | None = None
+        self._prev_tier = np.zeros((nt, host.nr_tiers))
         self._prev_all = np.zeros(nt)
         self.series_dram = [[] for _ in range(nt)]
         self.series_oracle = [[] for _ in range(nt)]
@@ -143,7 +151,10 @@ class Recorder:
         self.slot_weights = np.repeat(h.tenant_page_nr, [t.npages for t in h.tenants]).astype(np.int16)
         if self._lag_chosen is not None:
             self._lag_chosen = change.pages(self._lag_chosen, False)
-        for name in ("oracle_hits", "oracle_tier_hits", "lag_hits", "lag_migration_time", "_prev_fast", "_prev_all"):
+        if self._lag_tier is not None:
+            self._lag_tier = change.pages(self._lag_tier, h.nr_tiers - 1)
+        for name in ("oracle_hits", "oracle_tier_hits", "lag_hits", "lag_migration_time", "_prev_fast", "_prev_all",
+                     "lag_tier_hits", "lag_tier_migration_time", "_prev_tier"):
             setattr(self, name, change.tenants(getattr(self, name), 0))
         self.series_dram = change.tenant_list(self.series_dram, list)
         self.series_oracle = change.tenant_list(self.series_oracle, list)
@@ -239,6 +250,8 @@ class Recorder:
         d_fast, d_all = fast_now - self._prev_fast, all_now - self._prev_all
         self._prev_fast, self._prev_all = fast_now, all_now
         self._lag_one(full, uniq, owner, counts, d_fast)
+        if h.nr_tiers > 2:
+            self._lag_one_tiers(assigned, uniq, owner, counts)
         for i in range(nt):
             self.series_dram[i].append(float(d_fast[i] / d_all[i]) if d_all[i] else 1.0)
             self.series_oracle[i].append(float(hits[i] / per_tenant[i]) if per_tenant[i] else 1.0)
@@ -271,6 +284,31 @@ class Recorder:
             self.lag_migration_time += np.bincount(h.owner(down), weights=w[down] * down_s + over, minlength=nt)
         self._lag_chosen = full
 
+    def _lag_one_tiers(self, assigned: np.ndarray, uniq: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> None:
+        """`_lag_one` per tier, on more than two: each tier holds what the per-epoch oracle put there last epoch,
+        and every page changing tier pays a copy at the lesser of the source tier's read and the destination
+        tier's write bandwidth (each tier's first node) plus the unmap/TLB shootdown."""
+        h = self.host
+        nt, nr = len(h.tenants), h.nr_tiers
+        now = np.array([[t.stats.reads[h.tier == r].sum() + t.stats.writes[h.tier == r].sum() for r in range(nr)]
+                        for t in h.tenants]).reshape(nt, nr)
+        if self._lag_tier is None:
+            self.lag_tier_hits += now - self._prev_tier          # no signal yet: the run's own first epoch
+            before = np.where(h.node >= 0, h.tier[np.maximum(h.node, 0)], nr - 1)
+        else:
+            self.lag_tier_hits += np.bincount(owner * nr + self._lag_tier[uniq], weights=counts,
+                                              minlength=nt * nr).reshape(nt, nr)
+            before = self._lag_tier
+        self._prev_tier = now
+        moved = np.flatnonzero(before != assigned)
+        if moved.size:
+            first = np.array([np.flatnonzero(h.tier == r)[0] for r in range(nr)])
+            src, dst = first[before[moved]], first[assigned[moved]]
+            per_page = PAGE_SIZE / np.minimum(h.read_bw[src], h.write_bw[dst])
+            cost = self.slot_weights[moved].astype(np.float64) * per_page + h.k.migration_overhead
+            self.lag_tier_migration_time += np.bincount(h.owner(moved), weights=cost, minlength=nt)
+        self._lag_tier = assigned
+
     def static_oracle_hits(self) -> np.ndarray:
         chosen = self._choose(self.total_expected)
         h = self.host
@@ -300,6 +338,12 @@ class Recorder:
         lag = self.lag_hits[i]
         lag_time = lag * fast_lat + (acc - lag) * slow_lat
         lag_cost_time = lag_time + self.lag_migration_time[i]
+        tier_lag = self.lag_tier_hits[i]
+        if h.nr_tiers > 2:
+            lag_time = float(sum(x * y for x, y in zip(tier_lag, lat)))
+            lag_cost_time = lag_time + self.lag_tier_migration_time[i]
+        else:
+            tier_lag = np.array([lag, acc - lag])[:h.nr_tiers]
         nd = h.node[t.start:t.end]
         resident = np.bincount(nd[nd >= 0], minlength=h.nr_nodes) * t.page_nr * PAGE_SIZE
         res = TenantResult(
@@ -324,8 +368,9 @@ class Recorder:
             series_dram_share=list(self.series_dram[i]), series_oracle_share=list(self.series_oracle[i]),
             labels=t.spec.labels, first_epoch=self.first_epoch[i], arrived_time=self.arrived[i],
             tier_share=(tier_served / acc).tolist() if acc else [1.0] + [0.0] * (h.nr_tiers - 1),
-            oracle_tier_share=(tier_oracle / acc).tolist() if acc else [1.0] + [0.0] * (h.nr_tiers - 1))
-        return res, (acc, fast, o, stall, st.dram_time, lag, lag_cost_time, tier_served, tier_oracle)
+            oracle_tier_share=(tier_oracle / acc).tolist() if acc else [1.0] + [0.0] * (h.nr_tiers - 1),
+            lag_oracle_tier_share=(tier_lag / acc).tolist() if acc else [1.0] + [0.0] * (h.nr_tiers - 1))
+        return res, (acc, fast, o, stall, st.dram_time, lag, lag_cost_time, tier_served, tier_oracle, tier_lag)
 
     def results(self, final: bool = False) -> HostResult:
         """Results so far, of the tenants there now and then of those that left; final=True first closes a
@@ -342,6 +387,7 @@ class Recorder:
         tiers = h.nr_tiers
         tot_tier = sum((tot[7] for _, tot in every), np.zeros(tiers))
         tot_tier_oracle = sum((tot[8] for _, tot in every), np.zeros(tiers))
+        tot_tier_lag = sum((tot[9] for _, tot in every), np.zeros(tiers))
         unserved = [1.0] + [0.0] * (tiers - 1)
         return HostResult(
             name=h.scenario.name, time=h.time, tenants=[r for r, _ in every], vmstat=dict(h.vmstat),
@@ -353,7 +399,8 @@ class Recorder:
             lag_oracle_share=tot_lag / tot_acc if tot_acc else 1.0,
             lag_cost_slowdown=tot_lag_time / tot_dram if tot_dram else 1.0,
             tier_share=(tot_tier / tot_acc).tolist() if tot_acc else unserved,
-            oracle_tier_share=(tot_tier_oracle / tot_acc).tolist() if tot_acc else unserved)
+            oracle_tier_share=(tot_tier_oracle / tot_acc).tolist() if tot_acc else unserved,
+            lag_oracle_tier_share=(tot_tier_lag / tot_acc).tolist() if tot_acc else unserved)
 
 
 def _tier_nodes(h: Host, home: int) -> list[int]:

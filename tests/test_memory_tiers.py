@@ -277,7 +277,12 @@ def test_results_give_each_tiers_served_share_and_the_oracles_per_tier():
     assert r.oracle_tier_share[0] > r.tier_share[0] and r.oracle_tier_share[2] < r.oracle_tier_share[1]
     for t in r.tenants:
         assert t.tier_share[0] == t.dram_share and sum(t.tier_share) == pytest.approx(1.0)
+    # the lag-one oracle per tier: last epoch's oracle placement, so between the run and the per-epoch oracle
+    assert r.lag_oracle_tier_share[0] == pytest.approx(r.lag_oracle_share) and sum(r.lag_oracle_tier_share) == \
+        pytest.approx(1.0)
+    assert r.tier_share[2] > r.lag_oracle_tier_share[2] > r.oracle_tier_share[2]
     pb = stats_pb("h", type("S", (), {"result": r, "node_used": [], "node_free": [], "invariant_error": ""})())
+    assert list(pb.lag_oracle_tier_shares) == pytest.approx(r.lag_oracle_tier_share)
     assert list(pb.tier_shares) == pytest.approx(r.tier_share)
     assert list(pb.tenants[0].oracle_tier_shares) == pytest.approx(r.tenants[0].oracle_tier_share)
 
@@ -298,6 +303,7 @@ def test_two_tier_results_split_accesses_between_dram_and_the_rest():
     assert len(r.tier_share) == 2
     assert r.tier_share[0] == r.dram_share and r.tier_share[1] == pytest.approx(1 - r.dram_share)
     assert r.oracle_tier_share == pytest.approx([r.oracle_share, 1 - r.oracle_share])
+    assert r.lag_oracle_tier_share == pytest.approx([r.lag_oracle_share, 1 - r.lag_oracle_share])
 
 
 # ---- the composition of boundaries on a hand-built view ---------------------------------------------------

@@ -120,7 +120,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, host_id: _Optional[str] = ...) -> None: ...
 
 class TenantStats(_message.Message):
-    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series", "node_reads", "node_writes", "promoted_bytes", "demoted_bytes", "lag_oracle_share", "lag_oracle_slowdown", "lag_cost_slowdown", "labels", "first_epoch", "arrived_time_ns", "departed", "departed_time_ns", "tier_shares", "oracle_tier_shares")
+    __slots__ = ("tenant", "workload", "footprint_bytes", "accesses", "dram_share", "oracle_share", "static_oracle_share", "amat_ns", "slowdown", "oracle_slowdown", "migrated_bytes", "pingpong", "resident_bytes", "dram_share_series", "oracle_share_series", "node_reads", "node_writes", "promoted_bytes", "demoted_bytes", "lag_oracle_share", "lag_oracle_slowdown", "lag_cost_slowdown", "labels", "first_epoch", "arrived_time_ns", "departed", "departed_time_ns", "tier_shares", "oracle_tier_shares", "lag_oracle_tier_shares")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class TenantStats(_message.Message):
     DEPARTED_TIME_NS_FIELD_NUMBER: _ClassVar[int]
     TIER_SHARES_FIELD_NUMBER: _ClassVar[int]
     ORACLE_TIER_SHARES_FIELD_NUMBER: _ClassVar[int]
+    LAG_ORACLE_TIER_SHARES_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     workload: str
     footprint_bytes: int
@@ -186,10 +187,11 @@ class TenantStats(_message.Message):
     departed_time_ns: int
     tier_shares: _containers.RepeatedScalarFieldContainer[float]
     oracle_tier_shares: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ..., lag_oracle_share: _Optional[float] = ..., lag_oracle_slowdown: _Optional[float] = ..., lag_cost_slowdown: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., first_epoch: _Optional[int] = ..., arrived_time_ns: _Optional[int] = ..., departed: _Optional[bool] = ..., departed_time_ns: _Optional[int] = ..., tier_shares: _Optional[_Iterable[float]] = ..., oracle_tier_shares: _Optional[_Iterable[float]] = ...) -> None: ...
+    lag_oracle_tier_shares: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, tenant: _Optional[str] = ..., workload: _Optional[str] = ..., footprint_bytes: _Optional[int] = ..., accesses: _Optional[float] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., static_oracle_share: _Optional[float] = ..., amat_ns: _Optional[float] = ..., slowdown: _Optional[float] = ..., oracle_slowdown: _Optional[float] = ..., migrated_bytes: _Optional[int] = ..., pingpong: _Optional[int] = ..., resident_bytes: _Optional[_Iterable[int]] = ..., dram_share_series: _Optional[_Iterable[float]] = ..., oracle_share_series: _Optional[_Iterable[float]] = ..., node_reads: _Optional[_Iterable[float]] = ..., node_writes: _Optional[_Iterable[float]] = ..., promoted_bytes: _Optional[int] = ..., demoted_bytes: _Optional[int] = ..., lag_oracle_share: _Optional[float] = ..., lag_oracle_slowdown: _Optional[float] = ..., lag_cost_slowdown: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., first_epoch: _Optional[int] = ..., arrived_time_ns: _Optional[int] = ..., departed: _Optional[bool] = ..., departed_time_ns: _Optional[int] = ..., tier_shares: _Optional[_Iterable[float]] = ..., oracle_tier_shares: _Optional[_Iterable[float]] = ..., lag_oracle_tier_shares: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes", "invariant_error", "lag_oracle_share", "lag_cost_slowdown", "tier_shares", "oracle_tier_shares")
+    __slots__ = ("host_id", "time_ns", "tenants", "vmstat", "dram_share", "oracle_share", "slowdown", "node_used_bytes", "node_free_bytes", "invariant_error", "lag_oracle_share", "lag_cost_slowdown", "tier_shares", "oracle_tier_shares", "lag_oracle_tier_shares")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_NS_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +206,7 @@ class GetStatsResponse(_message.Message):
     LAG_COST_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
     TIER_SHARES_FIELD_NUMBER: _ClassVar[int]
     ORACLE_TIER_SHARES_FIELD_NUMBER: _ClassVar[int]
+    LAG_ORACLE_TIER_SHARES_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     time_ns: int
     tenants: _containers.RepeatedCompositeFieldContainer[TenantStats]
@@ -218,4 +221,5 @@ class GetStatsResponse(_message.Message):
     lag_cost_slowdown: float
     tier_shares: _containers.RepeatedScalarFieldContainer[float]
     oracle_tier_shares: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., node_used_bytes: _Optional[_Iterable[int]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., invariant_error: _Optional[str] = ..., lag_oracle_share: _Optional[float] = ..., lag_cost_slowdown: _Optional[float] = ..., tier_shares: _Optional[_Iterable[float]] = ..., oracle_tier_shares: _Optional[_Iterable[float]] = ...) -> None: ...
+    lag_oracle_tier_shares: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, host_id: _Optional[str] = ..., time_ns: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStats, _Mapping]]] = ..., vmstat: _Optional[_Union[_types_pb2.Vmstat, _Mapping]] = ..., dram_share: _Optional[float] = ..., oracle_share: _Optional[float] = ..., slowdown: _Optional[float] = ..., node_used_bytes: _Optional[_Iterable[int]] = ..., node_free_bytes: _Optional[_Iterable[int]] = ..., invariant_error: _Optional[str] = ..., lag_oracle_share: _Optional[float] = ..., lag_cost_slowdown: _Optional[float] = ..., tier_shares: _Optional[_Iterable[float]] = ..., oracle_tier_shares: _Optional[_Iterable[float]] = ..., lag_oracle_tier_shares: _Optional[_Iterable[float]] = ...) -> None: ...
