@@ -6,8 +6,8 @@ Inside the guest (`python -m pagetide.harness.guest --out result.json`):
    i % 8 is 0 or 3, so the hot pages start half on each node) and never touches the rest again.
 2. `pagetide`: the agent's linux backend serves it as a VM (`vm:pid:N`: its buffer is the tracked range)
    with the soft-dirty tracker (the one Debian's 6.1 kernel offers), over gRPC on loopback; the controller's
-   own host client (controller/proxy.py HostClient) runs rounds with the pagetide policy and the VM's DRAM
-   capped at a quarter of its footprint -- room for exactly its hot pages. The guest's NUMA balancing (on by
+   host client (controller/hostclient.py, what each Ray proxy runs) runs rounds with the pagetide policy and
+   the VM's DRAM capped at a quarter of its footprint -- room for exactly its hot pages. The guest's NUMA balancing (on by
    default on a NUMA machine) is switched off, so pagetide alone moves pages.
    `kernel`: no pagetide; the guest's own tiering is switched on (demotion_enabled=1, numa_balancing=2) for
    the same time, on the same workload.
@@ -111,7 +111,7 @@ async def run_pagetide(pid: int, base: int, pages: int, seconds: float, period: 
     from pagetide.agent.linux.backend import LinuxHost, TenantSpec
     from pagetide.agent.server import start_agent
     from pagetide.controller.policies import PolicyParams, VmPolicy
-    from pagetide.controller.proxy import HostClient
+    from pagetide.controller.hostclient import HostClient
 
     hot = hot_mask(pages)
     host = LinuxHost([TenantSpec("pid", str(pid), "wl", vm=True)], host_id="guest", tracker="soft_dirty",
@@ -136,7 +136,9 @@ async def run_pagetide(pid: int, base: int, pages: int, seconds: float, period: 
     finally:
         await client.close()
         await agent.stop(grace=0)
-    return {"rounds": rounds, "tracker": host.tracker.name, "tenant_kind": host.processes["wl"].kind,
+    usage = host.usage()
+    return {"rounds": rounds, "tracker": host.tracker.name, "failed_scans": host.tracker.failed_scans,
+            "move_pages_migrated": usage.move_pages_migrated, "migrated_pages": usage.migrated_pages, "tenant_kind": host.processes["wl"].kind,
             "footprint_pages": int(host.tracker.tenants["wl"].addresses.size),
             "nodes": [(n.id, int(n.type)) for n in topo.nodes],
             "moved_pages": int(sum(r["promoted_pages"] + r["demoted_pages"] for r in rounds))}

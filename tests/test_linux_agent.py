@@ -1,6 +1,7 @@
 """`pagetide agent --backend linux` serving a child process of this test, driven by the controller's own
-host client (controller/proxy.py HostClient, unchanged): topology, a heat report through the long poll, a move
-of the child's pages to node 0 (status 0 on this machine); simulation-only calls refused FAILED_PRECONDITION."""
+host client (controller/hostclient.py HostClient, unchanged): topology, a heat report through the long poll, a
+move of the child's pages to node 0 (status 0 on this machine); simulation-only calls refused
+FAILED_PRECONDITION."""
 
 import asyncio
 import re
@@ -55,7 +56,7 @@ def linux_agent():
 
 def test_the_controller_reads_a_real_host_and_moves_its_pages_to_node_0(linux_agent):
     from pagetide.controller.policies import PolicyParams
-    from pagetide.controller.proxy import HostClient
+    from pagetide.controller.hostclient import HostClient
 
     address, base, log = linux_agent
     assert "tracker " in log and "linux host real" in log

@@ -172,3 +172,19 @@ def test_knobs_are_written_only_as_asked_and_an_unknown_one_writes_nothing(tmp_p
     assert all(f.read_text() == "0\n" for f in knobs.values())
     assert write_knobs({"numa_balancing": "2"}, knobs) == {"numa_balancing": "2"}
     assert knobs["demotion_enabled"].read_text() == "0\n"
+
+
+def test_a_real_host_exports_the_simulated_hosts_series(child):
+    from prometheus_client import generate_latest
+
+    from pagetide.agent.metrics import AgentMetrics
+
+    p, _ = child
+    h = LinuxHost([TenantSpec("pid", str(p.pid), "wl")], host_id="h", period=1.0)
+    m = AgentMetrics()
+    m.record("h", h.usage())
+    text = generate_latest(m.registry).decode()
+    for series in ('pagetide_agent_host_info{backend="linux"', 'pagetide_node_capacity_bytes{host="h",node="0",'
+                   'tier="dram"}', 'pagetide_vm_resident_bytes{host="h",tier="dram",vm="wl"}',
+                   'pagetide_vmstat_pgfault_total{host="h"}', 'pagetide_vmstat_pgmigrate_success_total{host="h"}'):
+        assert series in text, series

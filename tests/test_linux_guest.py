@@ -31,4 +31,7 @@ def test_pagetide_promotes_the_hot_pages_to_node_0_and_demotes_the_cold_ones_to_
     moved = sum(x["promoted_pages"] + x["demoted_pages"] for x in r["rounds"])
     assert moved == r["before"]["hot_on_1"] + r["before"]["cold_on_0"]          # each misplaced page once
     assert r["vmstat_delta"]["pgmigrate_success"] == moved
+    # the agent's own count (its pagetide_migrated_pages series), [source][destination] node
+    assert r["move_pages_migrated"] == [[0, r["before"]["cold_on_0"]], [r["before"]["hot_on_1"], 0]]
+    assert r["migrated_pages"] == r["move_pages_migrated"] and r["failed_scans"] == 0
     print(f"{len(r['rounds'])} round(s), {moved} pages moved, guest {run.seconds:.1f} s")

@@ -184,3 +184,20 @@ def test_a_child_writing_every_other_page_is_tracked_by_the_kernels_tracker(trac
     finally:
         p.kill()
         p.wait(timeout=10)
+
+
+class Failing:
+    name = "failing"
+
+    def sample(self, pid, ranges):
+        raise PermissionError(13, "Permission denied")
+
+
+def test_a_scan_the_kernel_refuses_is_counted_with_its_error_and_heat_stays_cold():
+    ranges = [Range(0x1000, 0x1000 + 4 * PAGE, "rw-p", "")]
+    tr = HeatTracker(Failing(), nr_scans=1, ranges_of=lambda _: (1, ranges),
+                     node_of=lambda pid, a: np.zeros(a.size, np.int64), is_fast=np.array([True]))
+    tr.add("t")
+    tr.scan(); tr.end_period()
+    assert tr.failed_scans == 2 and "Permission denied" in tr.last_error
+    assert not tr.tenants["t"].heat.any() and tr.period == 1

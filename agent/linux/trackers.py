@@ -226,6 +226,8 @@ class HeatTracker:
     tenants: dict[str, TrackedTenant] = field(default_factory=dict)
     period: int = 0
     scans_in_period: int = 0
+    failed_scans: int = 0
+    last_error: str = ""
 
     BIN_LEVEL = ()          # the linear scale of agent/scanner.py
 
@@ -243,6 +245,10 @@ class HeatTracker:
             return self.sampler.sample(t.pid, t.ranges)
         except (ProcessLookupError, FileNotFoundError):
             return np.zeros(t.addresses.size, bool)       # the process exited: nothing accessed
+        except OSError as e:                              # a failed scan is counted, and the next one tried
+            self.failed_scans += 1
+            self.last_error = f"{self.sampler.name} scan of pid {t.pid}: {e}"
+            return np.zeros(t.addresses.size, bool)
 
     def scan(self) -> None:
         for t in self.tenants.values():
