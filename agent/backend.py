@@ -2,8 +2,8 @@
 
 A host backend offers four things, as memtierd keeps tracker, policy and mover apart:
 - its topology and tenants (`topology()`),
-- heat from a tracker (`heat_report()`, built by the host's `Tracker`: today the idle_pages emulation; later
-  real `/proc/PID/idle_pages`, page_idle + pagemap, soft-dirty),
+- heat from a tracker (`heat_report()`, built by the host's `Tracker`: the idle_pages emulation on a simulated
+  host; on a real one `/proc/PID/idle_pages`, page_idle + pagemap or soft-dirty, agent/linux/trackers.py),
 - `move_pages()` through a `Mover`, which validates each request once, where it is applied,
 - the kernel's vmstat counters (inside every heat report),
 - what an operator watches (`usage()`: memory per node and tenant, counters, migrations by who asked).

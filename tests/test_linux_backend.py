@@ -188,3 +188,15 @@ def test_a_real_host_exports_the_simulated_hosts_series(child):
                    'tier="dram"}', 'pagetide_vm_resident_bytes{host="h",tier="dram",vm="wl"}',
                    'pagetide_vmstat_pgfault_total{host="h"}', 'pagetide_vmstat_pgmigrate_success_total{host="h"}'):
         assert series in text, series
+
+
+def test_periods_follow_the_wall_clock_and_missed_ones_are_skipped_not_caught_up(child):
+    p, _ = child
+    h = LinuxHost([TenantSpec("pid", str(p.pid))], period=0.5, nr_scans=2)
+    assert h.seconds_to_next_scan() > 0 and not h.run_due()         # the first scan is 0.25 s away
+    h.started -= 5.0                                                # the agent stood still for 10 periods
+    calls = 0
+    while not h.run_due():
+        calls += 1
+    assert calls == 1 and h.period == 1                             # one period of 2 scans, back to back
+    assert -0.5 < h.seconds_to_next_scan() <= 0.5                   # then on with the current period

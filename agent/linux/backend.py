@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import errno
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -168,8 +169,6 @@ class LinuxHost:
             raise ConfigError(f"--slow-type must be one of {', '.join(SLOW_TYPES)}, got {slow_type!r}")
         if not specs:
             raise ConfigError("the linux backend needs at least one --tenant")
-        import socket
-
         self.host_id = host_id or socket.gethostname()
         self.processes = {p.name: p for p in resolve(specs)}
         self.node_ids = [n.id for n in sysfs.read_topology().nodes]
@@ -232,8 +231,8 @@ class LinuxHost:
         return due - self.time
 
     def run_due(self) -> bool:
-        """Run the scans due by the wall clock (one per call: a late scan is not repeated to catch up); True
-        when a period completed."""
+        """Run the scan due by the wall clock, if one is (late scans of a period run back to back; periods
+        missed as a whole are skipped, not caught up); True when it completed a period."""
         if self.seconds_to_next_scan() > 0:
             return False
         t0 = time.perf_counter()
