@@ -25,6 +25,7 @@ import time
 
 from pagetide.common.security import add_server_security_arguments
 from pagetide.common.tables import fmt_bytes, fmt_pct, table
+from pagetide.harness.advice import Applier, add_advice_arguments, advice_error, fetch, report_lines
 from pagetide.harness.progress import Progress
 from pagetide.harness.simmetrics import SimMetrics, add_metrics_arguments, linger, metrics_errors, with_agent_metrics
 
@@ -36,7 +37,7 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--fleet", metavar="FILE",
                    help="a fleet file (host classes, VMs, arrivals, departures, resizes, the controller's "
-                        "settings); the shipped ones by name: default (the default fleet), churn")
+                        "settings); the shipped ones by name: default (the default fleet), churn, advice")
     p.add_argument("--hosts", type=int,
                    help="a generated fleet of this many hosts (default: the default fleet file, 4)")
     p.add_argument("--agents", type=int, default=2, help="agent processes the hosts are packed into (default 2)")
@@ -64,6 +65,7 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent-token-file", metavar="FILE",
                    help="the token the agents ask for (default: a random one made for this run)")
     add_metrics_arguments(p)
+    add_advice_arguments(p)
 
 
 def resolve_fleet(args: argparse.Namespace):
@@ -175,9 +177,12 @@ async def run_sim(args: argparse.Namespace, security=None, fleet=None) -> dict:
                 ctl.set_policies([(h, vm, p) for (h, vm), p in fleet.policies.items()])
             events = list(fleet.events)
             churn = await apply_events(sim, ctl, events, 0.0)
+            applier = Applier(args, fleet, period, n_rounds) if args.apply_advice else None
 
             async def after(r) -> None:
                 churn.extend(await apply_events(sim, ctl, events, r.number * period))
+                if applier is not None:
+                    await applier.round(r.number, ctl, sim)
                 if r.number % args.stats_every == 0 or r.number == n_rounds:
                     sim_metrics.observe(await sim.stats())
                 if not args.quiet:
@@ -197,7 +202,10 @@ async def run_sim(args: argparse.Namespace, security=None, fleet=None) -> dict:
             stats = await sim.stats()
             sim_metrics.observe(stats)
             await linger(args, stop)
-            return collect(args, rounds, per_host, stats, wall, ctl, fleet, churn)
+            res = collect(args, rounds, per_host, stats, wall, ctl, fleet, churn)
+            res["advice"] = fetch(ctl, args)
+            res["advice_applied"] = applier.result() if applier is not None else None
+            return res
         finally:
             await server.stop(grace=0.5)
             store.close()
@@ -351,6 +359,8 @@ def report(res: dict) -> str:
     if res.get("events"):
         out.append(f"VM churn: {len(res['events'])} events applied at period boundaries"
                    + (f", {len(refused)} refused" if refused else ""))
+    if res.get("advice") or res.get("advice_applied"):
+        out += ["", *report_lines(res)]
     faults = [f"{e['host']}: {e['kind']} {e['vm']} at {e['at']:g} s refused: {e['error']}" for e in refused]
     faults += [f"{h['host']}: {h['outages']} outage(s), {res['rounds_lost'].get(h['host'], 0)} round(s) not advanced"
               for h in res["hosts"] if h.get("outages") or h["host"] in res.get("rounds_lost", {})]
@@ -451,8 +461,8 @@ def main(args: argparse.Namespace) -> int:
     except SecurityError as e:
         print(f"pagetide sim: {e}", file=sys.stderr)
         return 2
-    refused = metrics_errors(args) or listen_error(args.controller_listen, security, "--controller-listen",
-                                                   "controller-")
+    refused = metrics_errors(args) or advice_error(args) or listen_error(
+        args.controller_listen, security, "--controller-listen", "controller-")
     if refused:
         print(f"pagetide sim: {refused}", file=sys.stderr)
         return 2
