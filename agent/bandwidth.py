@@ -6,11 +6,12 @@ a host's bandwidth can become slower than the idle slow tier (Colloid, SOSP'24: 
 default tier's latency inflated to 2.5x the alternate tier's). The model's curve has that shape: with u the
 node's utilization (bytes read over its read bandwidth plus bytes written over its write bandwidth, per second),
 
-    factor(u) = 1 + KNEE * u**POWER / (1 - min(u, U_CAP))
+    factor(u) = 1 + KNEE * u**POWER / (1 - u)            for u <= U_CAP
+    factor(u) = factor(U_CAP) * u / U_CAP                 beyond
 
 flat below half the bandwidth (u = 0.1: +0.006%, u = 0.5: +6%), twice idle at u = 0.8, about 9x at 0.95 and
-12x at the cap; demand beyond the cap (the workloads' accesses do not slow down: an open-loop model) keeps
-rising with u**POWER, as a queue that grows with the excess.
+12x at the cap. Demand beyond the cap (the workloads' accesses do not slow down: their rates are given) is
+served at the node's bandwidth, so the time its accesses take stretches in proportion: linear in u.
 
 `NodeLoad` keeps each node's bytes of the current tick -- accesses (a 64-byte cache line each) and migration
 copies (the source's read and the destination's write) -- and at the end of the tick turns them into the
@@ -32,7 +33,8 @@ U_CAP = 0.96           # utilization beyond which the queueing term stops growin
 def latency_factor(u: np.ndarray) -> np.ndarray:
     """Loaded over idle latency at utilization u (>= 0), elementwise."""
     u = np.maximum(np.asarray(u, dtype=np.float64), 0.0)
-    return 1.0 + KNEE * u ** POWER / (1.0 - np.minimum(u, U_CAP))
+    c = np.minimum(u, U_CAP)
+    return (1.0 + KNEE * c ** POWER / (1.0 - c)) * np.maximum(u / U_CAP, 1.0)
 
 
 class NodeLoad:

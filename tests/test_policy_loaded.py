@@ -7,7 +7,7 @@ from pagetide.agent.simhost import SimHost
 from pagetide.agent.server import heat_pb, topology_pb
 from pagetide.controller.convert import host_view
 from pagetide.controller.policies import Candidates, HostView, NodeView, PolicyParams, TenantHeat
-from pagetide.controller.policies.pagetide import plan_host, slower_fast_nodes
+from pagetide.controller.policies.pagetide import REOPEN, PagetidePolicy, dram_access_share, plan_host, slower_fast_nodes
 from pagetide.controller.policies.view import HEAT_BINS, heat_bins
 
 from helpers import small_scenario
@@ -74,3 +74,48 @@ def test_agent_reports_each_nodes_period_load_and_the_view_carries_it():
     view = host_view(topo, rep)
     assert [n.latency_ns for n in view.nodes] == lat
     assert slower_fast_nodes(view).tolist() == [True]
+
+
+def _hot_dram_view(dram_ns: float, pmem_ns: float) -> HostView:
+    """DRAM holds vm0's 8 MiB hot set (bin 12) and 24 MiB of cold pages; PMEM 32 MiB of cold pages."""
+    hot_n, cold_n = 8 * MiB // PAGE, 24 * MiB // PAGE
+    addr = (1 << 40) + np.arange(hot_n + 2 * cold_n, dtype=np.uint64) * PAGE
+    heat = np.concatenate([np.full(hot_n, 200, np.uint8), np.full(2 * cold_n, 16, np.uint8)])
+    node = np.concatenate([np.zeros(hot_n + cold_n, np.int64), np.ones(cold_n, np.int64)])
+    hist = {n: np.bincount(heat_bins(heat[node == n]), minlength=HEAT_BINS) for n in (0, 1)}
+    dram = np.flatnonzero(node == 0)
+    hot_first, cold_first = dram[np.argsort(-heat[dram], kind="stable")], dram[np.argsort(heat[dram], kind="stable")]
+    pmem = np.flatnonzero(node == 1)
+    t = TenantHeat(name="vm0", page_size=PAGE, hist=hist,
+                   hot_slow=Candidates(addr[pmem], heat[pmem], node[pmem]),
+                   cold_fast=Candidates(addr[cold_first], heat[cold_first], node[cold_first]),
+                   hot_fast=Candidates(addr[hot_first][:1024], heat[hot_first][:1024], node[hot_first][:1024]))
+    nodes = (NodeView(0, True, 64 * MiB, 30 * MiB, 1 * MiB, 1, latency_ns=dram_ns),
+             NodeView(1, False, 256 * MiB, 200 * MiB, 0, 0, latency_ns=pmem_ns))
+    return HostView("h0", nodes, (t,))
+
+
+def test_a_cap_on_drams_access_share_demotes_its_hottest_pages():
+    v = _hot_dram_view(900.0, 310.0)
+    share = dram_access_share(v)
+    assert share > 0.8
+    plan = plan_host(v, {}, PARAMS, dram_cap=share / 2)
+    demoted = np.concatenate([b.addresses for b in plan.batches if b.kind == "demote"])
+    hot = set(v.tenants[0].hot_fast.addresses.tolist())
+    assert demoted.size > 0 and set(demoted.tolist()) <= hot          # the hottest DRAM pages, nothing cold
+    assert _bytes(plan, "promote") == 0
+    assert not any(b.kind == "demote" for b in plan_host(v, {}, PARAMS, dram_cap=1.0).batches)
+
+
+def test_the_policy_bisects_drams_share_between_slower_and_faster_and_clears_when_unloaded():
+    pol = PagetidePolicy()
+    assert pol._dram_cap(_hot_dram_view(250.0, 310.0)) is None       # DRAM never the slower yet: no cap
+    slower = _hot_dram_view(900.0, 310.0)
+    p = dram_access_share(slower)
+    assert np.isclose(pol._dram_cap(slower), p - REOPEN / 2)         # lo was p (faster there): reopened
+    faster = _hot_dram_view(200.0, 310.0)
+    # faster at the share it was slower at: the load fell, the upper bound reopens by REOPEN
+    assert np.isclose(pol._dram_cap(faster), p + REOPEN / 2)
+    assert pol._dram_cap(_hot_dram_view(430.0, 420.0)) == p          # balanced within 5%: hold
+    assert pol._dram_cap(_hot_dram_view(80.0, 305.0)) is None         # lightly loaded: heat alone
+    assert (pol.cap_lo, pol.cap_hi) == (0.0, 1.0)

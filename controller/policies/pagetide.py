@@ -40,6 +40,11 @@ Loaded latency. A DRAM node whose accesses now pay more than those of the slow n
 `NodeView.latency_ns`, the last period's loaded latency: a DRAM node saturated by bandwidth -- Colloid,
 SOSP'24) takes no promotions, neither fills nor swaps, until its latency drops below the slow node's again;
 demotions down to the targets go on. Idle latencies (an agent that does not measure load) never trigger it.
+Beyond stopping, `PagetidePolicy` balances the tiers' loaded latencies (Colloid's principle; our search): it
+bisects the share of the host's estimated accesses DRAM should serve -- an upper bound where DRAM was the
+slower, a lower bound where it was the faster -- and `plan_host(dram_cap=...)` demotes DRAM's hottest pages
+(its hot_fast list) while DRAM's share is above the cap, or promotes at most up to it. A DRAM node faster
+than half its slow node's latency (any lightly loaded host) clears the search: placement is by heat alone.
 """
 
 from __future__ import annotations
@@ -209,7 +214,7 @@ def _concat(parts: list[dict[str, np.ndarray]], dtypes: dict[str, type]) -> dict
 
 _DOWN = {"tenant": np.int64, "addr": np.uint64, "node": np.int64, "loss": np.float64}
 _MOVE = {"tenant": np.int64, "hot_addr": np.uint64, "hot_node": np.int64, "cold_addr": np.uint64,
-         "cold_node": np.int64, "swap": bool, "gain": np.float64}
+         "cold_node": np.int64, "swap": bool, "gain": np.float64, "rate": np.float64}
 
 
 def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bool,
@@ -250,6 +255,7 @@ def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bo
         # weighted heat gain per byte copied: a fill gains the page's rate for one copy, a swap gains the
         # difference of the two rates for two copies
         gain=weight * np.concatenate([rate[h_bin[:n_fill]], (rate[h_bin[hs]] - rate[c_bin[cs]]) / 2]),
+        rate=np.concatenate([rate[h_bin[:n_fill]], rate[h_bin[hs]] - rate[c_bin[cs]]]),   # DRAM accesses added
     )
     return down, moves
 
@@ -279,6 +285,8 @@ def _differ(hot: np.ndarray, cold: np.ndarray, window_scans: float, params: Poli
 def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
     """x in `of`, elementwise (np.isin without its hashing of both arrays: `of` is sorted once)."""
     s = np.sort(of)
+    if not s.size:
+        return np.zeros(np.shape(x), dtype=bool)
     i = np.minimum(np.searchsorted(s, x), s.size - 1)
     return s[i] == x
 
@@ -295,10 +303,47 @@ def slower_fast_nodes(view: HostView) -> np.ndarray:
     return out
 
 
+# Loaded-latency balancing: latencies within BALANCED of each other hold the placement; a bound found wrong
+# (the load changed) is moved REOPEN of the access share away rather than reset, so noise cannot undo the search.
+BALANCED = 0.05
+REOPEN = 0.05
+
+
+def dram_access_share(view: HostView) -> float:
+    """The share of the host's estimated accesses (pages x `bin_rates`, unweighted) its DRAM pages take
+    (1.0 with no heat)."""
+    rate = bin_rates(view)
+    fast = total = 0.0
+    for t in view.tenants:
+        for nid, h in t.hist.items():
+            x = float(np.asarray(h, dtype=np.float64) @ rate)
+            total += x
+            fast += x if view.topology.fast_pos[nid] >= 0 else 0.0
+    return fast / total if total > 0 else 1.0
+
+
+def _balance_demotions(view: HostView, excess: float, rate: np.ndarray, weight: np.ndarray) -> dict:
+    """DRAM's hottest pages (the tenants' hot_fast lists, hottest first) carrying `excess` estimated
+    accesses, to be demoted to their nodes' slow nodes: what brings DRAM's share down to the cap."""
+    topo = view.topology
+    parts = []
+    for v, t in enumerate(view.tenants):
+        a, b, n = sorted_candidates(t.hot_fast, hottest=True)
+        parts.append(dict(tenant=np.full(a.size, v), addr=a, node=n, r=rate[b],
+                          loss=float(weight[v]) * rate[b]))
+    c = _concat(parts, {**_DOWN, "r": np.float64})
+    order = np.argsort(-c["r"], kind="stable")
+    c = {k: x[order] for k, x in c.items()}
+    take = (np.cumsum(c["r"]) - c["r"]) < excess
+    take &= topo.demote_to[c["node"]] >= 0
+    return {k: c[k][take] for k in _DOWN}
+
+
 def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams(),
-              moving: frozenset[str] = frozenset()) -> Plan:
+              moving: frozenset[str] = frozenset(), dram_cap: float | None = None) -> Plan:
     """The migration plan for one host this round. `moving`: tenants whose working set is moving (see
-    `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. Raises ValueError on
+    `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. `dram_cap`: the
+    most of the host's estimated accesses DRAM should serve (loaded-latency balancing; None: no cap). Raises ValueError on
     an invalid policy (naming the VM), a policy for a tenant not in the view, or params the view's pages do
     not fit."""
     validate_params(params, view)
@@ -361,6 +406,18 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
     if slower.any():
         into_slower = mv["swap"] & slower[np.maximum(topo.fast_pos[np.maximum(mv["cold_node"], 0)], 0)]
         mv = {k: a[~into_slower] for k, a in mv.items()}
+    promote_rate = np.inf           # estimated accesses promotions may add to DRAM (the cap's room)
+    if dram_cap is not None:
+        total = sum(float(np.asarray(h, dtype=np.float64) @ rate) for t in view.tenants for h in t.hist.values())
+        excess = (dram_access_share(view) - dram_cap) * total
+        promote_rate = max(0.0, -excess)
+        if excess > 0:
+            bal = _balance_demotions(view, excess, rate, weight)
+            dup = np.zeros(bal["addr"].size, dtype=bool)
+            for v in np.unique(bal["tenant"]):
+                sel = bal["tenant"] == v
+                dup[sel] = _member(bal["addr"][sel], down["addr"][down["tenant"] == v])
+            down = {k: np.concatenate([down[k], bal[k][~dup].astype(down[k].dtype)]) for k in _DOWN}
 
     # --- step 4a: demotions down to target come first -- they make the room -- least weighted loss first
     # (stable sorts: ties keep tenant order, then the candidate order, so the plan is deterministic)
@@ -378,6 +435,9 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
     # --- step 4b: fills and swaps by gain per byte copied; fills only into room, swaps bring their own
     order = np.argsort(-mv["gain"], kind="stable")
     mv = {k: a[order] for k, a in mv.items()}
+    if np.isfinite(promote_rate):
+        within = (np.cumsum(mv["rate"]) - mv["rate"]) < promote_rate
+        mv = {k: a[within] for k, a in mv.items()}
     size = page_size[mv["tenant"]]
     fill = ~mv["swap"]
     fits = ~fill | (np.cumsum(np.where(fill, size, 0)) <= int(np.maximum(room, 0).sum()))
@@ -465,6 +525,7 @@ class PagetidePolicy(PlacementPolicy):
         self.mark_every = self.options["mark_every"]
         self.rounds = 0
         self.dram_share: dict[str, float] = {}     # per tenant, last round's `dram_heat_share`
+        self.cap_lo, self.cap_hi = 0.0, 1.0        # the loaded-latency search's bounds on DRAM's access share
 
     def _overridden(self, params: PolicyParams) -> PolicyParams:
         return replace(params, **self.overrides) if self.overrides else params
@@ -476,10 +537,36 @@ class PagetidePolicy(PlacementPolicy):
     def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         share = dram_heat_share(view)
         moving = frozenset(n for n, s in share.items() if self.dram_share.get(n, s) - s >= PHASE_DROP)
-        plan = plan_host(view, policies, self._params(params), moving)
+        plan = plan_host(view, policies, self._params(params), moving, self._dram_cap(view))
         self.dram_share = share
         self.rounds += 1
         return plan
+
+    def _dram_cap(self, view: HostView) -> float | None:
+        """This round's cap on DRAM's share of the estimated accesses, bisected between the shares at which
+        DRAM was last seen the faster (lo) and the slower (hi) tier under load; None until DRAM has been the
+        slower, and the search cleared while DRAM is clearly the faster (below half its slow nodes' latency)
+        or latencies are unknown."""
+        topo = view.topology
+        lat = {n.id: n.latency_ns for n in view.nodes}
+        pairs = [(lat[f], lat.get(int(topo.demote_to[f]), 0.0)) for f in topo.fast_ids.tolist()
+                 if topo.demote_to[f] >= 0]
+        if not pairs or any(f <= 0 or s <= 0 for f, s in pairs) or all(2 * f < s for f, s in pairs):
+            self.cap_lo, self.cap_hi = 0.0, 1.0
+            return None
+        p = dram_access_share(view)
+        if all(abs(f - s) <= BALANCED * s for f, s in pairs):
+            return p if self.cap_hi < 1.0 else None    # balanced: hold the placement the search found
+        if slower_fast_nodes(view).any():
+            self.cap_hi = min(self.cap_hi, p)
+            if self.cap_lo >= self.cap_hi:         # the load grew since the lower bound was found
+                self.cap_lo = max(0.0, self.cap_hi - REOPEN)
+        else:
+            self.cap_lo = max(self.cap_lo, p)
+            if self.cap_hi <= self.cap_lo:         # the load fell since the upper bound was found
+                self.cap_hi = min(1.0, self.cap_lo + REOPEN)
+        # no cap until DRAM has been seen the slower (a middle tier above a slower one is never capped idle)
+        return (self.cap_lo + self.cap_hi) / 2 if self.cap_hi < 1.0 else None
 
     def mark_candidates(self, tenants: int, params: PolicyParams) -> int:
         """hot_fast pages to ask each tenant for: an equal share of a marking round's `max_mark_pages` rather
