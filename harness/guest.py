@@ -56,6 +56,20 @@ while True:
         buf[a] = v
     time.sleep(0.02)
 """
+FILLER = r"""
+import ctypes, mmap, sys
+libc = ctypes.CDLL(None, use_errno=True)
+mask = ctypes.c_ulong(0b1)
+if libc.syscall(238, 2, ctypes.byref(mask), 64) != 0:          # set_mempolicy(MPOL_BIND, {0})
+    sys.exit("set_mempolicy failed: errno %d" % ctypes.get_errno())
+n = int(sys.argv[1]) * 256
+buf = mmap.mmap(-1, n * 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+buf.madvise(mmap.MADV_NOHUGEPAGE)
+for i in range(n):
+    buf[i * 4096] = 1
+print("filled", flush=True)
+sys.stdin.read()
+"""
 VMSTAT = ("numa_pages_migrated", "pgpromote_success", "pgdemote_kswapd", "pgdemote_direct", "pgmigrate_success",
           "numa_hint_faults")
 
@@ -99,6 +113,11 @@ def summary(node: np.ndarray, hot: np.ndarray) -> dict[str, int]:
     return {"hot_on_0": int((node[hot] == 0).sum()), "hot_on_1": int((node[hot] == 1).sum()),
             "cold_on_0": int((node[~hot] == 0).sum()), "cold_on_1": int((node[~hot] == 1).sum()),
             "not_found": int((node < 0).sum())}
+
+
+def node0_free_mib() -> int:
+    from pagetide.agent.linux.sysfs import node_meminfo
+    return node_meminfo(0)["MemFree"] >> 20
 
 
 def vmstat() -> dict[str, int]:
@@ -159,7 +178,8 @@ def run_kernel(seconds: float) -> dict:
     return {"knobs_kernel": knobs()}
 
 
-def boot_and_compare(modes: list[str], layout: str, pages: int, seconds: float, period: float) -> list[dict]:
+def boot_and_compare(modes: list[str], layout: str, pages: int, seconds: float, period: float,
+                     filler_mib: int = 0) -> list[dict]:
     """On the host: one fresh guest per mode, each running this module; their results, with the guest's time."""
     from pagetide.harness import qemu
 
@@ -168,7 +188,7 @@ def boot_and_compare(modes: list[str], layout: str, pages: int, seconds: float, 
     for mode in modes:
         script = (qemu.SETUP_NVDIMM if layout == "nvdimm" else "") + (
             f"D=$(pwd); cd {root} && {sys.executable} -m pagetide.harness.guest --mode {mode} --pages {pages} "
-            f"--seconds {seconds} --period {period} --out $D/result.json\n")
+            f"--seconds {seconds} --period {period} --filler-mib {filler_mib} --out $D/result.json\n")
         run = qemu.boot(script, layout=layout, timeout=seconds + 240)
         if run.returncode != 0:
             raise RuntimeError(f"guest ({mode}) failed: {run.log[-2000:]}")
@@ -203,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pages", type=int, default=8192)
     p.add_argument("--seconds", type=float, default=20.0, help="longest the mode runs")
     p.add_argument("--period", type=float, default=1.0, help="pagetide's scan period, seconds")
+    p.add_argument("--filler-mib", type=int, default=0,
+                   help="first fill this much of node 0 with a cold process bound to it (DRAM pressure)")
     p.add_argument("--out", type=Path, help="(in the guest) where the result goes")
     p.add_argument("--boot", action="store_true", help="on the host: boot a guest per --mode and compare")
     p.add_argument("--layout", choices=("numa", "nvdimm"), default="numa", help="with --boot: the guest's memory")
@@ -210,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     modes = args.mode or ["pagetide"]
     if args.boot:
-        results = boot_and_compare(modes, args.layout, args.pages, args.seconds, args.period)
+        results = boot_and_compare(modes, args.layout, args.pages, args.seconds, args.period, args.filler_mib)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
         print(table(results))
@@ -222,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     knobs_booted = knobs()
     if args.mode == "pagetide":
         NUMA_BALANCING.write_text("0")      # the guest's kernel moves nothing on its own (the guest's settings)
+    filler = None
+    if args.filler_mib:
+        filler = subprocess.Popen([sys.executable, "-c", FILLER, str(args.filler_mib)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        if filler.stdout.readline().strip() != "filled":
+            raise RuntimeError("the filler did not fill node 0")
     wl = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(args.pages)], stdout=subprocess.PIPE, text=True)
     try:
         base = int(wl.stdout.readline())
@@ -230,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                      "kernel": Path("/proc/sys/kernel/osrelease").read_text().strip(),
                      "tiers": sorted(x.name for x in Path("/sys/devices/virtual/memory_tiering").glob("memory_tier*"))}
         out["workload_start_seconds"] = round(time.monotonic() - t_start, 2)
+        out["filler_mib"] = args.filler_mib
+        out["node0_free_mib"] = node0_free_mib()
         out["before"] = summary(placement(wl.pid, base, args.pages), hot)
         out["knobs_booted"], out["knobs_run"] = knobs_booted, knobs()
         out["numa_maps_before"] = numa_maps(wl.pid, base)
@@ -242,9 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         out["vmstat_delta"] = {k: v - v0[k] for k, v in vmstat().items()}
         out["after"] = summary(placement(wl.pid, base, args.pages), hot)
         out["after_by_frame"] = summary(placement_by_frame(wl.pid, base, args.pages), hot)
+        out["node0_free_mib_after"] = node0_free_mib()
         out["numa_maps_after"] = numa_maps(wl.pid, base)
     finally:
         wl.kill()
+        if filler is not None:
+            filler.kill()
+            filler.wait()
         wl.wait()
     print(json.dumps(out), flush=True)
     args.out.write_text(json.dumps(out, indent=1))

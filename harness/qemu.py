@@ -47,6 +47,8 @@ def missing() -> str:
     """Why a guest cannot boot here ("" if it can)."""
     if shutil.which(QEMU) is None:
         return f"{QEMU} not installed (apt-get install qemu-system-x86)"
+    if shutil.which("cpio") is None:
+        return "cpio not installed (apt-get install cpio)"
     if not BUSYBOX.exists():
         return f"{BUSYBOX} not installed (apt-get install busybox-static)"
     image = kernel()
