@@ -16,7 +16,6 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import grpc
 import numpy as np
 
 from pagetide.common import keepalive

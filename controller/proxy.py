@@ -10,8 +10,7 @@ import ray
 
 from pagetide.common.security import ClientSecurity
 from pagetide.controller.hostclient import (  # noqa: F401 -- re-exported: the controller and tests import them here
-    CHANNEL_OPTIONS, PACE_SECONDS, RETRY_SERVICE_CONFIG, RPC_TIMEOUT, HostClient, RoundResult, expected_nodes,
-    reported_nodes,
+    RPC_TIMEOUT, HostClient, RoundResult, expected_nodes, reported_nodes,
 )
 from pagetide.controller.policies import PolicyParams
 
