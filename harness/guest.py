@@ -7,13 +7,14 @@ Inside the guest (`python -m pagetide.harness.guest --out result.json`):
 2. `pagetide`: the agent's linux backend serves it as a VM (`vm:pid:N`: its buffer is the tracked range)
    with the soft-dirty tracker (the one Debian's 6.1 kernel offers), over gRPC on loopback; the controller's
    host client (controller/hostclient.py, what each Ray proxy runs) runs rounds with the pagetide policy and
-   the VM's DRAM capped at a quarter of its footprint -- room for exactly its hot pages. The guest's NUMA balancing (on by
-   default on a NUMA machine) is switched off, so pagetide alone moves pages.
+   the VM's DRAM capped at a quarter of its footprint -- room for exactly its hot pages. The guest's NUMA
+   balancing (on by default on a NUMA machine) is switched off, so pagetide alone moves pages.
    `kernel`: no pagetide; the guest's own tiering is switched on (demotion_enabled=1, numa_balancing=2) for
    the same time, on the same workload.
 3. Where every page is, read back with move_pages queries, from its frame number, and the buffer's line of
-   /proc/PID/numa_maps, before and after, and the pages each side moved: pagetide's move_pages results, the kernel's
-   numa_pages_migrated, pgpromote_success and pgdemote_* from /proc/vmstat.
+   /proc/PID/numa_maps, before and after, and the pages each side moved: pagetide's move_pages results (and
+   the agent's own count), the kernel's numa_pages_migrated, pgpromote_success and pgdemote_* (/proc/vmstat).
+   `--filler-mib` first fills node 0 with a cold process bound to it, for a run with DRAM under pressure.
 The result is JSON (`--out`); tests/test_linux_guest.py boots the guest and checks it.
 
 On the host, `--boot` boots one guest per `--mode` (harness/qemu.py, `--layout numa` or `nvdimm`: node 1 an

@@ -7,8 +7,9 @@ and a second, writable 9p share at the run directory's own path, then runs `run.
 the host's filesystem, its output in `guest.log`, and powers off. The command sees the same paths as here
 (the project, its venv, its Python), and writes what it finds into the run directory.
 
-Memory: two NUMA nodes of `node_mib` each, node 0 with both CPUs and node 1 CPU-less -- the layout of a
-CPU-less CXL/PMEM node. Both are plain RAM under TCG (placement is real, speed is not).
+Memory (`layout`): two NUMA nodes of `node_mib` each, node 0 with both CPUs and node 1 CPU-less -- plain RAM in
+one memory tier (`numa`), or an emulated NVDIMM that the guest onlines through dax kmem into a lower tier
+(`nvdimm`). Under TCG no node is slower than another: placement is real, speed is not.
 """
 
 from __future__ import annotations
