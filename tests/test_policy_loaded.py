@@ -7,7 +7,9 @@ from pagetide.agent.simhost import SimHost
 from pagetide.agent.server import heat_pb, topology_pb
 from pagetide.controller.convert import host_view
 from pagetide.controller.policies import Candidates, HostView, NodeView, PolicyParams, TenantHeat
-from pagetide.controller.policies.pagetide import REOPEN, PagetidePolicy, dram_access_share, plan_host, slower_fast_nodes
+from pagetide.controller.policies.pagetide import (
+    REOPEN, PagetidePolicy, dram_access_share, plan_host, slower_fast_nodes,
+)
 from pagetide.controller.policies.view import HEAT_BINS, heat_bins
 
 from helpers import small_scenario

@@ -309,9 +309,8 @@ BALANCED = 0.05
 REOPEN = 0.05
 
 
-def dram_access_share(view: HostView) -> float:
-    """The share of the host's estimated accesses (pages x `bin_rates`, unweighted) its DRAM pages take
-    (1.0 with no heat)."""
+def _estimated_accesses(view: HostView) -> tuple[float, float]:
+    """The host's estimated accesses (pages x `bin_rates`, unweighted): on DRAM, and in all."""
     rate = bin_rates(view)
     fast = total = 0.0
     for t in view.tenants:
@@ -319,6 +318,12 @@ def dram_access_share(view: HostView) -> float:
             x = float(np.asarray(h, dtype=np.float64) @ rate)
             total += x
             fast += x if view.topology.fast_pos[nid] >= 0 else 0.0
+    return fast, total
+
+
+def dram_access_share(view: HostView) -> float:
+    """The share of the host's estimated accesses its DRAM pages take (1.0 with no heat)."""
+    fast, total = _estimated_accesses(view)
     return fast / total if total > 0 else 1.0
 
 
@@ -343,9 +348,9 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
               moving: frozenset[str] = frozenset(), dram_cap: float | None = None) -> Plan:
     """The migration plan for one host this round. `moving`: tenants whose working set is moving (see
     `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. `dram_cap`: the
-    most of the host's estimated accesses DRAM should serve (loaded-latency balancing; None: no cap). Raises ValueError on
-    an invalid policy (naming the VM), a policy for a tenant not in the view, or params the view's pages do
-    not fit."""
+    most of the host's estimated accesses DRAM should serve (loaded-latency balancing; None: no cap). Raises
+    ValueError on an invalid policy (naming the VM), a policy for a tenant not in the view, or params the
+    view's pages do not fit."""
     validate_params(params, view)
     pols = resolve_policies(view, policies)
     names = [t.name for t in view.tenants]
@@ -408,8 +413,8 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
         mv = {k: a[~into_slower] for k, a in mv.items()}
     promote_rate = np.inf           # estimated accesses promotions may add to DRAM (the cap's room)
     if dram_cap is not None:
-        total = sum(float(np.asarray(h, dtype=np.float64) @ rate) for t in view.tenants for h in t.hist.values())
-        excess = (dram_access_share(view) - dram_cap) * total
+        fast_acc, total = _estimated_accesses(view)
+        excess = fast_acc - dram_cap * total
         promote_rate = max(0.0, -excess)
         if excess > 0:
             bal = _balance_demotions(view, excess, rate, weight)
