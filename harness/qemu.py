@@ -3,7 +3,8 @@
 The guest boots Debian's stock kernel (/boot/vmlinuz-*) under TCG (this machine's /dev/kvm runs only kernels
 built for it: /work/shared/ECOSYSTEM.md). No disk image: a busybox initramfs, made here per run, loads the
 virtio and 9p modules, mounts the host's `/` read-only over 9p, a tmpfs on /tmp, proc, sysfs and devtmpfs,
-and a second, writable 9p share at the run directory's own path, then runs `run.sh` from there chrooted into
+this checkout read-only at its own path (a tmpfs would hide it under /tmp), and a writable 9p share at the run
+directory's own path, then runs `run.sh` from there chrooted into
 the host's filesystem, its output in `guest.log`, and powers off. The command sees the same paths as here
 (the project, its venv, its Python), and writes what it finds into the run directory.
 
@@ -27,6 +28,9 @@ BUSYBOX = Path("/bin/busybox")
 # the modules the initramfs needs (their dependencies from modules.dep come first): virtio's PCI transport, 9p
 MODULES = ("virtio_pci", "9pnet_virtio", "9p")
 P9 = "trans=virtio,version=9p2000.L,msize=512000"
+# this checkout (and a venv inside it), shared read-only at its own path: the guest's tmpfs on /tmp and /run
+# would hide a checkout there (CI's clean clone may be one)
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -94,6 +98,8 @@ mkdir -p /root
 mount -t 9p -o {p9},ro,cache=loose hostroot /root || echo "mount hostroot failed"
 mount -t proc proc /root/proc; mount -t sysfs sys /root/sys; mount -t devtmpfs dev /root/dev
 mount -t tmpfs -o size=256m tmp /root/tmp; mount -t tmpfs -o size=16m run /root/run
+mkdir -p /root{checkout}
+mount -t 9p -o {p9},ro,cache=loose checkout /root{checkout} || echo "mount checkout failed"
 mkdir -p /root{run}
 mount -t 9p -o {p9} results /root{run} || echo "mount results failed"
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
@@ -115,7 +121,8 @@ def initramfs(image: Path, run: Path, out: Path) -> None:
         for m in mods:
             shutil.copy2(m, tree / "lib" / m.name)
         init = tree / "init"
-        init.write_text(INIT.format(modules=" ".join(m.name.removesuffix(".ko") for m in mods), p9=P9, run=run))
+        init.write_text(INIT.format(modules=" ".join(m.name.removesuffix(".ko") for m in mods), p9=P9, run=run,
+                                    checkout=CHECKOUT))
         init.chmod(0o755)
         names = "\n".join(str(p.relative_to(tree)) for p in sorted(tree.rglob("*"))) + "\n"
         with open(out, "wb") as f:
@@ -171,6 +178,7 @@ def boot(script: str, node_mib: int = 512, timeout: float = 180.0, run_dir: Path
            "-append", "console=ttyS0 panic=-1 quiet rdinit=/init",
            "-serial", f"file:{run / 'console.log'}",
            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+           "-virtfs", f"local,path={CHECKOUT},mount_tag=checkout,security_model=none,readonly=on,multidevs=remap",
            "-virtfs", f"local,path={run},mount_tag=results,security_model=none,multidevs=remap"]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
