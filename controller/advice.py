@@ -8,7 +8,8 @@ gRPC or clock (`fleet_inputs` turns the controller's topologies and last rounds 
 The estimate, per host and set of VMs on it:
 
 1. Each VM's curve: its heat bins, hottest first, each bin's pages at the bin's estimated access rate
-   (`policies.pagetide.bin_rates`: the refs level inverted as a Poisson rate, bin 0 never accessed). The
+   (`policies.pagetide.bin_rates`: the refs level inverted as a Poisson rate; bin 0, which that takes as
+   never accessed, at the rate that explains the pages the VM touched per scan beyond its other bins'). The
    accesses served by a VM's hottest D bytes are U_v(D); its DRAM-served share with D bytes of DRAM is
    U_v(D) / U_v(resident). Rates are per page and scan interval, so VMs of different hosts compare.
 2. The host's split, tier by tier as pagetide's policy splits it: DRAM (its capacity above the high
@@ -20,7 +21,8 @@ The estimate, per host and set of VMs on it:
    DESIGN.md section 3's: DRAM 80 ns, CXL 170 ns, PMEM 305 ns; idle latencies, not loaded ones).
 
 The advice is greedy by gain per byte moved: each step takes the single move (a VM to another host) or swap
-(two VMs of two hosts trading places) that raises the fleet's estimated DRAM-served accesses most per byte
+(two VMs of two hosts trading places; a VM is swapped only for one of the other host's SWAP_CANDIDATES VMs
+of fewest estimated accesses per byte) that raises the fleet's estimated DRAM-served accesses most per byte
 copied, by at least `min_gain` of the fleet's accesses, such that
 
 - every host touched holds its VMs' footprints and page tables within its memory above the watermarks (no
@@ -56,6 +58,7 @@ DEFAULT_LATENCY_NS = {"dram": 80.0, "cxl": 170.0, "pmem": 305.0}
 MIGRATION_BANDWIDTH = 1.25e9     # bytes/s: a live migration's copy over 10 GbE
 MAX_SLOWDOWN = 1.5               # the guard's default: no VM made slower than 1.5x all-DRAM (or than it is now)
 MIN_GAIN = 0.002                 # a step must raise the fleet's DRAM-served share by 0.2 points
+SWAP_CANDIDATES = 2             # a swap trades a VM for one of this many coldest VMs of the other host
 PAGE_TABLE_BYTES = 8             # per mapped page, in DRAM (DESIGN.md section 1: 1/512 of 4 KiB pages)
 
 
@@ -130,7 +133,7 @@ class Move:
     bytes: int                   # resident bytes copied
     seconds: float               # bytes / bandwidth
     gain: float                  # the step's rise of the fleet's DRAM-served share (a swap's on its first move)
-    swap_with: str = ""          # the key (host/name) of the VM it trades places with, if a swap
+    swap_with: tuple[str, str] = ()   # (host, name) of the VM it trades places with, if a swap
 
 
 @dataclass(frozen=True)
@@ -159,62 +162,69 @@ class Advice:
 
 # ------------------------------------------------------------------------------------------- estimate
 
-def vm_rates(bin_level: Sequence[float] = ()) -> np.ndarray:
+def vm_rates(bin_level: Sequence[float] = (), pages: Sequence[int] | None = None,
+             touched_per_scan: float | None = None) -> np.ndarray:
     """Estimated accesses per scan interval of a page in each heat bin, for a host whose tracker reports
-    `bin_level` (() for the seed's linear scale): pagetide's own estimate (`bin_rates`)."""
-    return bin_rates(HostView("", (), (), tuple(bin_level)))
+    `bin_level` (() for the seed's linear scale): pagetide's own estimate (`bin_rates`), which takes bin 0
+    as never accessed. Given a VM's `pages` per bin and the pages it touched per scan interval in the period
+    (accessed_page_scans / nr_scans), bin 0 gets the rate that accounts for what the other bins' pages do not
+    explain -- pages touched too rarely to reach bin 1 are many in a scan's tail -- at most bin 1's."""
+    rate = bin_rates(HostView("", (), (), tuple(bin_level)))
+    if pages is None or touched_per_scan is None:
+        return rate
+    pages = np.asarray(pages, dtype=np.float64)
+    seen = -np.expm1(-rate)                 # a bin's share of scans that find its page accessed
+    rest = touched_per_scan - float(pages[1:] @ seen[1:])
+    if pages[0] > 0 and rest > 0:
+        rate = rate.copy()
+        rate[0] = -np.log1p(-min(rest / pages[0], seen[1]))
+    return rate
 
 
-def _curve(vm: Vm) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative bytes and accesses of a VM's bins, hottest first, starting at (0, 0)."""
-    b = vm.pages[::-1].astype(np.float64) * vm.page_size
-    a = vm.pages[::-1].astype(np.float64) * vm.rate[::-1]
-    return np.concatenate([[0.0], np.cumsum(b)]), np.concatenate([[0.0], np.cumsum(a)])
+def _segments(vms: Sequence[Vm]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every VM's bins hottest first, one row per VM: where each bin starts in its curve (bytes), its size
+    (bytes), and its estimated accesses per byte."""
+    pages = np.array([v.pages[::-1] for v in vms], dtype=np.float64).reshape(len(vms), HEAT_BINS)
+    ps = np.array([v.page_size for v in vms], dtype=np.float64)[:, None]
+    size = pages * ps
+    start = np.cumsum(size, axis=1) - size
+    per_byte = np.array([v.rate[::-1] for v in vms], dtype=np.float64).reshape(len(vms), HEAT_BINS) / ps
+    return start, size, per_byte
 
 
-def _served(vm: Vm, dram: float) -> float:
-    """U_v(D): estimated accesses of the VM's hottest `dram` bytes (linear within a bin)."""
-    x, y = _curve(vm)
-    return float(np.interp(dram, x, y))
+def _served(seg, dram: np.ndarray) -> np.ndarray:
+    """U_v(D_v) per VM: estimated accesses of each VM's hottest D_v bytes (linear within a bin)."""
+    start, size, per_byte = seg
+    return (np.clip(np.asarray(dram, dtype=np.float64)[:, None] - start, 0, size) * per_byte).sum(axis=1)
 
 
-def _fill(vms: Sequence[Vm], lo: list[int], hi: list[int], budget: int) -> list[int]:
+def _fill(vms: Sequence[Vm], seg, lo: np.ndarray, hi: np.ndarray, budget: int) -> np.ndarray:
     """Bytes per VM maximising the weighted accesses served within [lo, hi] and `budget` (>= sum(lo)): every
     VM's curve continues where `lo` left it, segments by weighted rate per byte, highest first; the budget
     ends inside a group of equal value split in proportion to its segments' sizes. Bins of no estimated
-    accesses get nothing."""
-    given = [int(x) for x in lo]
-    remaining = budget - sum(given)
-    seg_v, seg_avail, seg_slope = [], [], []
-    for v, vm in enumerate(vms):
-        x, _ = _curve(vm)
-        start, end = x[:-1], x[1:]
-        avail = np.clip(np.minimum(end, hi[v]) - np.maximum(start, lo[v]), 0, None)
-        slope = vm.policy.weight * vm.rate[::-1] / vm.page_size
-        keep = (avail > 0) & (slope > 0)
-        seg_v.append(np.full(int(keep.sum()), v))
-        seg_avail.append(avail[keep])
-        seg_slope.append(np.round(slope[keep], 15))
-    if not vms or remaining <= 0:
-        return given
-    v_of, avail, slope = (np.concatenate(a) for a in (seg_v, seg_avail, seg_slope))
-    order = np.lexsort((v_of, -slope))
-    v_of, avail, slope = v_of[order], avail[order], slope[order]
-    cum = np.cumsum(avail)
-    full = cum <= remaining
-    if full.all():
+    accesses get nothing. Whole pages only (proportional shares are rounded down)."""
+    start, size, per_byte = seg
+    given = lo.astype(np.float64)
+    remaining = budget - float(given.sum())
+    if not len(vms) or remaining <= 0:
+        return lo.copy()
+    avail = np.clip(np.minimum(start + size, hi[:, None]) - np.maximum(start, lo[:, None]), 0, None)
+    slope = np.round(np.array([v.policy.weight for v in vms])[:, None] * per_byte, 15)
+    keep = (avail > 0) & (slope > 0)
+    v_of = np.broadcast_to(np.arange(len(vms))[:, None], keep.shape)[keep]
+    avail, slope = avail[keep], slope[keep]
+    if avail.sum() <= remaining:
         take = avail
     else:
-        k = int(np.argmin(full))
+        order = np.lexsort((v_of, -slope))
+        k = order[int(np.argmax(np.cumsum(avail[order]) > remaining))]
+        above = slope > slope[k]
         group = slope == slope[k]
-        above = float(avail[slope > slope[k]].sum())
-        take = np.where(slope > slope[k], avail, 0.0)
-        share = (remaining - above) / float(avail[group].sum())
-        take = np.where(group, avail * share, take)
-    for v, t in zip(v_of.tolist(), take.tolist()):
-        given[v] += int(t)
-    # whole pages only (proportional shares are rounded down)
-    return [g // vm.page_size * vm.page_size for g, vm in zip(given, vms)]
+        take = np.where(above, avail, 0.0)
+        take = np.where(group, avail * (remaining - float(avail[above].sum())) / float(avail[group].sum()), take)
+    np.add.at(given, v_of, take)
+    ps = np.array([v.page_size for v in vms], dtype=np.int64)
+    return given.astype(np.int64) // ps * ps
 
 
 def _bounds(vm: Vm, on_own_host: bool) -> tuple[int, int]:
@@ -241,31 +251,30 @@ def estimate_host(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures] | str:
     if not host.tiers:
         return f"host {host.host_id} has no memory"
     dram = host.tiers[0].capacity_bytes - sum(v.page_table_bytes() for v in vms)
-    bounds = [_bounds(v, v.host_id == host.host_id) for v in vms]
-    lo, hi = [b[0] for b in bounds], [b[1] for b in bounds]
-    if sum(lo) > max(dram, 0):
-        return f"DRAM minimums: {sum(lo)} bytes, host {host.host_id} has {max(dram, 0)}"
-    cum = [_fill(vms, lo, hi, dram)]
+    bounds = np.array([_bounds(v, v.host_id == host.host_id) for v in vms], dtype=np.int64).reshape(len(vms), 2)
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    if int(lo.sum()) > max(dram, 0):
+        return f"DRAM minimums: {int(lo.sum())} bytes, host {host.host_id} has {max(dram, 0)}"
+    seg = _segments(vms)
+    cum = [_fill(vms, seg, lo, hi, dram)]
     room = dram
+    res = np.array([v.resident_bytes for v in vms], dtype=np.int64)
     for t in host.tiers[1:]:
         room += t.capacity_bytes
-        res = [v.resident_bytes for v in vms]
-        cum.append(_fill(vms, cum[-1], res, max(room, sum(cum[-1]))))
-    l0 = host.tiers[0].latency_ns
+        cum.append(_fill(vms, seg, cum[-1], res, max(room, int(cum[-1].sum()))))
+    served = np.array([_served(seg, c) for c in cum])             # tiers x VMs, cumulative
+    per_tier = np.diff(np.vstack([np.zeros(len(vms)), served]), axis=0)
+    total = np.array([v.accesses for v in vms])
+    lat = np.array([t.latency_ns for t in host.tiers])
     out = {}
     for i, v in enumerate(vms):
-        total = v.accesses
-        served = [_served(v, c[i]) for c in cum]
-        per_tier = np.diff([0.0] + served)
-        if total <= 0:
-            shares = (1.0,) + (0.0,) * (len(host.tiers) - 1)
-            slow = 1.0
+        if total[i] <= 0:
+            shares, slow = (1.0,) + (0.0,) * (len(host.tiers) - 1), 1.0
         else:
-            shares = tuple(float(s) / total for s in per_tier)
-            rest = max(0.0, total - served[-1])          # beyond every tier: charged the lowest
-            slow = (float(per_tier @ [t.latency_ns for t in host.tiers]) + rest * host.tiers[-1].latency_ns) \
-                / (total * l0)
-        out[v.key] = VmFigures(host.host_id, int(cum[0][i]), shares, slow, served[0])
+            shares = tuple((per_tier[:, i] / total[i]).tolist())
+            rest = max(0.0, total[i] - served[-1, i])          # beyond every tier: charged the lowest
+            slow = (float(per_tier[:, i] @ lat) + rest * lat[-1]) / (total[i] * lat[0])
+        out[v.key] = VmFigures(host.host_id, int(cum[0][i]), shares, float(slow), float(served[0, i]))
     return out
 
 
@@ -393,7 +402,7 @@ def advise(hosts: Sequence[Host], vms: Sequence[Vm], new_vms: Sequence[Vm] = (),
                 options = [(None, {a: [x for x in on[a] if x is not v], b: on[b] + [v]})]
                 options += [(u, {a: [x for x in on[a] if x is not v] + [u],
                                  b: [x for x in on[b] if x is not u] + [v]})
-                            for u in on[b] if u.movable and u.key not in moved]
+                            for u in _coldest(on[b], moved, SWAP_CANDIDATES)]
                 for u, changes in options:
                     t = fleet.trial(changes)
                     if isinstance(t, str) or t[0] < min_gain * total:
@@ -410,13 +419,20 @@ def advise(hosts: Sequence[Host], vms: Sequence[Vm], new_vms: Sequence[Vm] = (),
             fleet.now.update(figs[h])
         gain = gained / total if total > 0 else 0.0
         moves.append(Move(v.name, a, b, v.resident_bytes, v.resident_bytes / bandwidth, gain,
-                          u.key if u is not None else ""))
+                          (b, u.name) if u is not None else ()))
         if u is not None:
-            moves.append(Move(u.name, b, a, u.resident_bytes, u.resident_bytes / bandwidth, 0.0, v.key))
+            moves.append(Move(u.name, b, a, u.resident_bytes, u.resident_bytes / bandwidth, 0.0, (a, v.name)))
         moved |= {v.key} | ({u.key} if u is not None else set())
     return Advice(before_share=share(before, sum(v.accesses for v in vms)), after_share=share(fleet.now, total),
                   moves=tuple(moves), placements=tuple(placements), before=before, after=dict(fleet.now),
                   estimates=table)
+
+
+def _coldest(vms: Sequence[Vm], moved: set[str], n: int) -> list[Vm]:
+    """The n movable VMs of a host with the fewest estimated accesses per resident byte: what a swap trades
+    a hot VM for."""
+    ok = [v for v in vms if v.movable and v.key not in moved]
+    return sorted(ok, key=lambda v: (v.accesses / max(v.resident_bytes, 1), v.name))[:n]
 
 
 def _host_of(on: dict[str, list[Vm]], v: Vm) -> str:
@@ -428,7 +444,7 @@ def _estimate_as_is(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures]:
     l0, ll = host.tiers[0].latency_ns, host.tiers[-1].latency_ns
     out = {}
     for v in vms:
-        total, s = v.accesses, _served(v, v.dram_bytes)
+        total, s = v.accesses, float(_served(_segments([v]), np.array([v.dram_bytes]))[0])
         share = s / total if total > 0 else 1.0
         out[v.key] = VmFigures(host.host_id, v.dram_bytes, (share,) + (0.0,) * (len(host.tiers) - 2)
                                + ((1 - share,) if len(host.tiers) > 1 else ()),
@@ -441,7 +457,7 @@ def _estimate_as_is(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures]:
 def fleet_inputs(topologies: Mapping, last_rounds: Mapping, policies: Mapping[str, Mapping[str, VmPolicy]],
                  reserve: float = 0.0) -> tuple[list[Host], list[Vm]]:
     """Hosts and VMs from the controller's state: per host id its GetTopologyResponse, its last
-    RoundResult (heat_pages, heat_fast_pages, bin_level; hosts without one contribute capacity but no VMs'
+    RoundResult (heat_pages, heat_fast_pages, bin_level, nr_scans, accessed_page_scans; hosts without one contribute capacity but no VMs'
     heat), and its VMs' policies (shares resolved against each VM's footprint)."""
     from pagetide.controller.convert import tier_ranks
     from pagetide.v1 import types_pb2
@@ -465,7 +481,7 @@ def fleet_inputs(topologies: Mapping, last_rounds: Mapping, policies: Mapping[st
         last = last_rounds.get(h)
         if last is None:
             continue
-        rate = vm_rates(getattr(last, "bin_level", ()) or ())
+        level, scans, touched = last.bin_level, last.nr_scans, last.accessed_page_scans
         tenants = [t for t in topo.tenants if len(last.heat_pages.get(t.name, ())) == HEAT_BINS]
         view = HostView(h, (), tuple(TenantHeat(t.name, t.page_size_bytes, {}, Candidates.empty(),
                                                 Candidates.empty(), Candidates.empty(), t.footprint_bytes)
@@ -473,7 +489,8 @@ def fleet_inputs(topologies: Mapping, last_rounds: Mapping, policies: Mapping[st
         mine = {k: p for k, p in policies.get(h, {}).items() if k in {t.name for t in tenants}}
         for t, p in zip(tenants, resolve_policies(view, mine)):
             fast = last.heat_fast_pages.get(t.name) or [0] * HEAT_BINS
-            vms.append(Vm(h, t.name, t.page_size_bytes, t.footprint_bytes,
-                          np.asarray(last.heat_pages[t.name], dtype=np.int64), rate, p,
+            pages = np.asarray(last.heat_pages[t.name], dtype=np.int64)
+            rate = vm_rates(level, pages, touched[t.name] / scans if scans and t.name in touched else None)
+            vms.append(Vm(h, t.name, t.page_size_bytes, t.footprint_bytes, pages, rate, p,
                           int(sum(fast)) * t.page_size_bytes))
     return hosts, vms

@@ -60,6 +60,8 @@ class RoundResult:
     heat_fast_pages: dict[str, list[int]] = field(default_factory=dict)  # per VM: of those, pages on DRAM
     dram_resident_share: dict[str, float] = field(default_factory=dict)  # per VM: resident pages on DRAM
     bin_level: tuple[float, ...] = ()    # the refs level each heat bin stands for (the report's; (): linear)
+    nr_scans: int = 0                    # scans in the reported period
+    accessed_page_scans: dict[str, int] = field(default_factory=dict)   # per VM: (page, scan) pairs found accessed
     node_id: str = ""                    # the Ray node that ran the round
     cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
     paused: bool = False                 # migration paused: planned, nothing pushed
@@ -166,10 +168,11 @@ class HostClient:
         res = RoundResult(host_id=self.host_id, period=report.period,
                           topology=self.topology.SerializeToString() if changed else b"")
         res.report_bytes = report.ByteSize()
-        res.bin_level = tuple(report.bin_level)
+        res.bin_level, res.nr_scans = tuple(report.bin_level), report.nr_scans
         for t in report.tenants:
             pages = [sum(col) for col in zip(*(h.pages for h in t.histograms))]
             res.heat_pages[t.tenant] = pages
+            res.accessed_page_scans[t.tenant] = t.accessed_page_scans
             res.heat_fast_pages[t.tenant] = [sum(col) for col in zip(
                 *(h.pages for h in t.histograms if h.node in self.dram_nodes))] or [0] * len(pages)
             total = sum(pages)

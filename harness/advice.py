@@ -175,6 +175,7 @@ class Applier:
         return {"advice_round": self.advice_round, "advice_seconds": self.advice_round * self.period,
                 "advice": self.advice, "landed": self.landed,
                 "series": self.series, "landed_round": last,
+                "pending": [{**m, "round": r} for r, ms in sorted(self.due.items()) for m in ms],
                 "share_before": sum(before) / len(before) if before else None,
                 "share_after": sum(after[-5:]) / len(after[-5:]) if after else None}
 
@@ -196,6 +197,9 @@ def report_applied(ap: dict) -> list[str]:
         out.append(f"  {m['vm']}: {m['source']} -> {m['destination']}"
                    + (f" as {m['name']}" if m["name"] != m["vm"] else "")
                    + f" landed at {m['time']:g} s" + (f" REFUSED: {m['error']}" if m["error"] else ""))
+    for m in ap["pending"]:
+        out.append(f"  {m['vm']}: {m['source']} -> {m['destination']} still copying when the run ended "
+                   f"(due at {m['round']} rounds)")
     if ap["share_before"] is not None:
         after = [x for x in ap["series"] if ap["landed_round"] is not None and x["round"] > ap["landed_round"]]
         out.append(f"the fleet's measured DRAM-served share: {fmt_pct(ap['share_before'])} in the 5 rounds up to "

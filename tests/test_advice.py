@@ -267,3 +267,92 @@ def test_get_fleet_advice_refuses_bad_fields_by_name(field, value, match):
         with pytest.raises(Invalid, match=m):
             fleet_advice(c, controller_pb2.GetFleetAdviceRequest(new_vms=[bad]))
     c.store.close()
+
+
+# ------------------------------------------------------------------ pagetide sim --apply-advice's moves
+
+class FakeSim:
+    """SimulationService as the harness calls it: records the calls, tenants per host."""
+
+    def __init__(self, ctl):
+        self.ctl, self.calls = ctl, []
+
+    async def remove_tenant(self, host, name):
+        self.calls.append(("remove", host, name))
+        t = self.ctl.hosts[host].topology
+        keep = [x for x in t.tenants if x.name != name]
+        del t.tenants[:]
+        t.tenants.extend(keep)
+
+    async def add_tenant(self, host, spec):
+        from pagetide.v1 import types_pb2
+
+        self.calls.append(("add", host, spec["name"], spec["footprint"]))
+        self.ctl.hosts[host].topology.tenants.append(
+            types_pb2.Tenant(name=spec["name"], page_size_bytes=PAGE, footprint_bytes=spec["footprint"]))
+
+
+def test_apply_advice_lands_a_swap_together_removing_before_adding_and_keeps_policies():
+    import asyncio
+    from types import SimpleNamespace
+
+    from pagetide.harness.advice import Applier
+
+    def state():
+        c = controller_with({"a": [("hot1", 512 * MiB, bins(512 * MiB, 15)), ("hot2", 448 * MiB, bins(448 * MiB, 15))],
+                             "b": [("hot2", 480 * MiB, bins(480 * MiB, 0)), ("cold2", 480 * MiB, bins(480 * MiB, 0))]})
+        c.policies["a"]["hot2"] = VmPolicy(weight=2.0)
+        return c, FakeSim(c)
+
+    spec = lambda n, fp: {"name": n, "footprint": f"{fp >> 20}MiB", "workload": {"type": "zipf"}}  # noqa: E731
+    fleet = SimpleNamespace(events=(), hosts=(
+        SimpleNamespace(name="a", scenario={"tenants": [spec("hot1", 512 * MiB), spec("hot2", 448 * MiB)]}),
+        SimpleNamespace(name="b", scenario={"tenants": [spec("hot2", 480 * MiB), spec("cold2", 480 * MiB)]})))
+
+    def run(bandwidth: float):
+        c, sim = state()
+        ap = Applier(SimpleNamespace(advice_at=2.0, advice_max_slowdown=0.0, vm_copy_bandwidth=bandwidth),
+                     fleet, 1.0, 10)
+        asyncio.run(_drive(ap, c, sim, 10))
+        return c, sim, ap.result()
+
+    # 448 + 480 MiB at 100 MB/s: 9.7 s of copies after the advice at round 2 -- past the run's 10 rounds
+    c, sim, res = run(1e8)
+    moves = res["advice"]["moves"]
+    # a's hot2 trades places with one of b's idle VMs (b's own VM named hot2 is idle too)
+    assert [(m["vm"], m["source"], m["destination"]) for m in moves][:1] == [("hot2", "a", "b")]
+    assert moves[1]["destination"] == "a" and moves[1]["swap_with"] == "a/hot2"
+    assert res["landed"] == [] and sim.calls == [] and {m["round"] for m in res["pending"]} == {12}
+    c.store.close()
+    # at 1 GB/s the copies take 0.97 s: both halves land at the next period boundary, sources emptied first
+    c, sim, res = run(1e9)
+    assert {m["round"] for m in res["landed"]} == {3} and all(m["error"] == "" for m in res["landed"])
+    removes = [i for i, x in enumerate(sim.calls) if x[0] == "remove"]
+    adds = [i for i, x in enumerate(sim.calls) if x[0] == "add"]
+    assert len(removes) == len(adds) == 2 and max(removes) < min(adds)
+    # a name taken on the destination gets -from-SOURCE; the VM's policy follows it
+    landed = {m["vm"] + "@" + m["source"]: m for m in res["landed"]}
+    assert landed["hot2@a"]["name"] == "hot2-from-a"
+    assert ("add", "b", "hot2-from-a", 448 * MiB) in sim.calls
+    assert c.policies["b"]["hot2-from-a"] == VmPolicy(weight=2.0)
+    c.store.close()
+
+
+async def _drive(ap, c, sim, n):
+    import asyncio
+
+    sim.stats = lambda: asyncio.sleep(0, result={})
+    for r in range(1, n + 1):
+        await ap.round(r, c, sim)
+
+
+def test_bin_0_gets_the_rate_that_explains_the_pages_touched_beyond_the_other_bins():
+    pages = np.zeros(16, np.int64)
+    pages[0], pages[15] = 1000, 10
+    seen15 = -np.expm1(-RATE[15])
+    r = vm_rates((), pages, touched_per_scan=10 * seen15 + 50)      # 50 of the 1000 cold pages per scan
+    assert RATE[0] == 0 and r[0] == pytest.approx(-np.log(1 - 0.05))
+    assert (r[1:] == RATE[1:]).all()
+    # never more than bin 1's rate, never negative
+    assert vm_rates((), pages, touched_per_scan=1e6)[0] == pytest.approx(RATE[1])
+    assert vm_rates((), pages, touched_per_scan=0.0)[0] == 0.0
