@@ -43,8 +43,10 @@ demotions down to the targets go on. Idle latencies (an agent that does not meas
 Beyond stopping, `PagetidePolicy` balances the tiers' loaded latencies (Colloid's principle; our search): it
 bisects the share of the host's estimated accesses DRAM should serve -- an upper bound where DRAM was the
 slower, a lower bound where it was the faster -- and `plan_host(dram_cap=...)` demotes DRAM's hottest pages
-(its hot_fast list) while DRAM's share is above the cap, or promotes at most up to it. A DRAM node faster
-than half its slow node's latency (any lightly loaded host) clears the search: placement is by heat alone.
+(its hot_fast list) while DRAM's share is above the cap, or promotes at most up to it. The search starts when
+DRAM is first seen the slower and ends when the upper bound has reopened to all of the accesses (DRAM the
+faster at every share tried); a host whose DRAM is never the slower (any lightly loaded one) is placed by
+heat alone.
 """
 
 from __future__ import annotations
@@ -549,14 +551,13 @@ class PagetidePolicy(PlacementPolicy):
 
     def _dram_cap(self, view: HostView) -> float | None:
         """This round's cap on DRAM's share of the estimated accesses, bisected between the shares at which
-        DRAM was last seen the faster (lo) and the slower (hi) tier under load; None until DRAM has been the
-        slower, and the search cleared while DRAM is clearly the faster (below half its slow nodes' latency)
-        or latencies are unknown."""
+        DRAM was last seen the faster (lo) and the slower (hi) tier under load; None while DRAM has not been
+        the slower (or the upper bound has reopened to 1) and while latencies are unknown."""
         topo = view.topology
         lat = {n.id: n.latency_ns for n in view.nodes}
         pairs = [(lat[f], lat.get(int(topo.demote_to[f]), 0.0)) for f in topo.fast_ids.tolist()
                  if topo.demote_to[f] >= 0]
-        if not pairs or any(f <= 0 or s <= 0 for f, s in pairs) or all(2 * f < s for f, s in pairs):
+        if not pairs or any(f <= 0 or s <= 0 for f, s in pairs):
             self.cap_lo, self.cap_hi = 0.0, 1.0
             return None
         p = dram_access_share(view)
