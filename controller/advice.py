@@ -31,10 +31,10 @@ copied, by at least `min_gain` of the fleet's accesses, such that
 - the slowdown guard: no VM's estimated slowdown rises above `max_slowdown`, or above its slowdown now if
   that is higher already (a VM already slow is never made slower);
 
-and a VM moves at most once per advice (a new VM not at all: it is placed). VMs whose policy turns migration off stay where they are. New VMs
-(a footprint and an assumed heat histogram) are placed first, each where it adds the most DRAM-served
-accesses under the same rules. A move's cost is its resident bytes copied at `bandwidth` (live migration over
-the network): seconds = bytes / bandwidth.
+and a VM moves at most once per advice (a new VM not at all: it is placed). VMs whose policy turns
+migration off stay where they are. New VMs (a footprint and an assumed heat histogram) are placed first,
+each where it adds the most DRAM-served accesses under the same rules. A move's cost is its resident bytes
+copied at `bandwidth` (live migration over the network): seconds = bytes / bandwidth.
 """
 
 from __future__ import annotations
@@ -318,8 +318,8 @@ class _Fleet:
             g = self.guard(e)
             if g:
                 return g
-            before = self.estimate(h, self.on[h])
-            gained += self.served(e) - (self.served(before) if isinstance(before, dict) else 0.0)
+            # against the figures now (a host over capacity now has them as it is, not as the fill would)
+            gained += self.served(e) - sum(self.now[v.key].served for v in self.on[h])
             figs[h] = e
         return gained, figs
 
@@ -328,7 +328,8 @@ def advise(hosts: Sequence[Host], vms: Sequence[Vm], new_vms: Sequence[Vm] = (),
            max_slowdown: float = MAX_SLOWDOWN, bandwidth: float = MIGRATION_BANDWIDTH, min_gain: float = MIN_GAIN,
            max_moves: int = 16, estimates: bool = True) -> Advice:
     """The fleet's advice (see the module docstring). `vms`: the running VMs, each on its host_id; `new_vms`:
-    VMs to place (host_id ""). ValueError on a VM of an unknown host, two VMs of one key, a bad limit."""
+    VMs to place (host_id ""); at most `max_moves` steps (a move or a swap). ValueError on a VM of an
+    unknown host, two VMs of one key, a bad limit."""
     if not (max_slowdown >= 1.0 and math.isfinite(max_slowdown)):
         raise ValueError(f"max_slowdown must be a finite ratio >= 1, got {max_slowdown!r}")
     if not (bandwidth > 0 and math.isfinite(bandwidth)):
@@ -391,7 +392,7 @@ def advise(hosts: Sequence[Host], vms: Sequence[Vm], new_vms: Sequence[Vm] = (),
     moves: list[Move] = []
     # a new VM is placed, not moved: its place already is the best one given the others
     moved: set[str] = {f"{p.host_id}/{p.vm}" for p in placements if p.host_id}
-    while len(moves) < max_moves:
+    for _ in range(max_moves):                # steps: a move or a swap
         best = None
         movable = [v for h in on for v in on[h] if v.movable and v.key not in moved and v.host_id]
         for v in movable:
@@ -456,9 +457,9 @@ def _estimate_as_is(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures]:
 
 def fleet_inputs(topologies: Mapping, last_rounds: Mapping, policies: Mapping[str, Mapping[str, VmPolicy]],
                  reserve: float = 0.0) -> tuple[list[Host], list[Vm]]:
-    """Hosts and VMs from the controller's state: per host id its GetTopologyResponse, its last
-    RoundResult (heat_pages, heat_fast_pages, bin_level, nr_scans, accessed_page_scans; hosts without one contribute capacity but no VMs'
-    heat), and its VMs' policies (shares resolved against each VM's footprint)."""
+    """Hosts and VMs from the controller's state: per host id its GetTopologyResponse, its last RoundResult
+    (heat_pages, heat_fast_pages, bin_level, nr_scans, accessed_page_scans; a host without one contributes
+    its capacity but no VMs), and its VMs' policies (shares resolved against each VM's footprint)."""
     from pagetide.controller.convert import tier_ranks
     from pagetide.v1 import types_pb2
 

@@ -325,7 +325,8 @@ def fleet_advice(c: Controller, request: controller_pb2.GetFleetAdviceRequest) -
                 raise NotFound(f"{where}.like_vm: no VM {shown(n.like_vm)} with heat on host {shown(n.like_host_id)}")
             pages, rate = like.pages.astype(np.float64), like.rate
         total = n.footprint_bytes // ps
-        scaled = np.floor(pages * total / pages.sum()).astype(np.int64) if pages.sum() else np.zeros(pages.size, np.int64)
+        scaled = (np.floor(pages * total / pages.sum()).astype(np.int64) if pages.sum()
+                  else np.zeros(pages.size, np.int64))
         scaled[0] += total - int(scaled.sum())
         new.append(advice.Vm("", n.name, ps, n.footprint_bytes, scaled, rate))
     try:

@@ -45,7 +45,7 @@ import yaml
 from pagetide.agent.scenario import ScenarioError, parse_scenario, with_tiering
 from pagetide.common import units
 
-SHIPPED = ("default", "churn", "advice")     # harness/fleets/NAME.yaml
+SHIPPED = ("default", "churn", "advice", "advice-swap")     # harness/fleets/NAME.yaml
 TOP_KEYS = {"name", "seed", "tick", "duration", "epoch", "controller", "host_classes", "vms", "hosts", "events"}
 VM_KEYS = {"kind", "footprint", "home_node", "page_size", "workload", "prefault", "pinned", "labels", "policy"}
 PLACE_KEYS = VM_KEYS | {"vm", "name", "count"}
@@ -404,7 +404,7 @@ def shipped_path(name: str) -> str:
 
 def load_fleet(path: str | Path, seed: int | None = None) -> Fleet:
     """Read and validate a fleet file (with `seed` instead of its own, if given); a bare shipped name
-    (default, churn, advice) means the shipped file, ./NAME a file of that name here."""
+    (default, churn, advice, advice-swap) means the shipped file, ./NAME a file of that name here."""
     p = Path(shipped_path(str(path)) if str(path) in SHIPPED else path)
     try:
         text = p.read_text()

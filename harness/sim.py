@@ -37,7 +37,7 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--fleet", metavar="FILE",
                    help="a fleet file (host classes, VMs, arrivals, departures, resizes, the controller's "
-                        "settings); the shipped ones by name: default (the default fleet), churn, advice")
+                        "settings); the shipped ones by name: default (the default fleet), churn, advice, advice-swap")
     p.add_argument("--hosts", type=int,
                    help="a generated fleet of this many hosts (default: the default fleet file, 4)")
     p.add_argument("--agents", type=int, default=2, help="agent processes the hosts are packed into (default 2)")
