@@ -324,11 +324,12 @@ class Host:
                 done += k
         return done
 
-    def _alloc(self, t: Tenant, n: int, pw: int, dram_only: bool = False) -> np.ndarray:
+    def _alloc(self, t: Tenant, n: int, pw: int, dram_only: bool = False, zl: list[int] | None = None) -> np.ndarray:
         """Nodes for n new pages of pw base pages each, faulted by tenant t, following the page allocator's
-        slow path; NODE_NONE where even direct reclaim found no room."""
+        slow path down zonelist `zl` (default: the home node's); NODE_NONE where even direct reclaim found no room."""
         out = np.full(n, NODE_NONE, dtype=np.int8)
-        zl = self.dram_zonelist[t.spec.home_node] if dram_only else self.zonelist[t.spec.home_node]
+        if zl is None:
+            zl = self.dram_zonelist[t.spec.home_node] if dram_only else self.zonelist[t.spec.home_node]
         done = self._fill(zl, out, 0, pw, self.wmark_low)
         if done < n:
             self.wakeup_kswapd(zl)
@@ -353,6 +354,18 @@ class Host:
         for lo in range(0, len(slots), step):
             self._fault_in_step(t, slots[lo:lo + step], write)
 
+    def _alloc_interleave(self, t: Tenant, slots: np.ndarray, pw: int) -> np.ndarray:
+        """Nodes for tenant t's pages `slots` under MPOL_INTERLEAVE: page i asks for node interleave[i % k],
+        falling back along that node's zonelist (the node itself first) when it has no room."""
+        il = t.spec.interleave
+        want = np.asarray(il)[(slots - t.start) % len(il)]
+        out = np.full(len(slots), NODE_NONE, dtype=np.int8)
+        for nid in il:
+            sel = np.flatnonzero(want == nid)
+            if sel.size:
+                out[sel] = self._alloc(t, sel.size, pw, zl=[nid] + [n for n in self.zonelist[nid] if n != nid])
+        return out
+
     def _fault_in_step(self, t: Tenant, slots: np.ndarray, write: bool) -> None:
         pw = t.page_nr
         was = self.node[slots]
@@ -367,7 +380,7 @@ class Host:
             np.add.at(self.node_pgtable, ok, 1)
             np.add.at(t.pgtable_by_node, ok, 1)
             t.pgtable_pages += len(ok)
-        nodes = self._alloc(t, len(slots), pw)
+        nodes = self._alloc_interleave(t, slots, pw) if t.spec.interleave else self._alloc(t, len(slots), pw)
         ok = nodes >= 0
         okslots = slots[ok]
         self.node[okslots] = nodes[ok]

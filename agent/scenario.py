@@ -122,6 +122,8 @@ class TenantSpec:
     prefault: bool = True    # touch all memory in address order at start (guest RAM zeroing / heap init)
     pinned: float = 0.0      # fraction of pages pinned (VFIO DMA): unevictable, not migratable
     labels: tuple[tuple[str, str], ...] = ()   # (name, value), sorted by name: for selecting VMs
+    interleave: tuple[int, ...] = ()   # first touch under set_mempolicy(MPOL_INTERLEAVE, these nodes): page i
+                                       # asks for interleave[i % len] first; () = the home node's zonelist
 
     @property
     def npages(self) -> int:
@@ -431,7 +433,7 @@ def _labels(key: str, d: Any) -> tuple[tuple[str, str], ...]:
 def parse_tenant(d: Any, nodes: list[NodeSpec], key: str = "tenant") -> TenantSpec:
     """One tenant mapping (a scenario's `tenants[]` entry) for a host of `nodes`; errors are keyed under `key`."""
     _check_keys(d, key, {"name", "kind", "footprint", "home_node", "page_size", "workload", "prefault",
-                         "pinned", "labels"}, {"name", "footprint", "workload"})
+                         "pinned", "labels", "interleave"}, {"name", "footprint", "workload"})
     name = d["name"]
     if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ScenarioError(f"{key}.name", f"must be a non-empty name of letters, digits, - and _, got {name!r}")
@@ -458,6 +460,7 @@ def parse_tenant(d: Any, nodes: list[NodeSpec], key: str = "tenant") -> TenantSp
     prefault = _bool(f"{key}.prefault", d.get("prefault", True))
     pinned = _parse(f"{key}.pinned", units.parse_ratio, d.get("pinned", 0.0))
     labels = _labels(f"{key}.labels", d.get("labels"))
+    interleave = _interleave(f"{key}.interleave", d.get("interleave", []), len(nodes))
     wl = d["workload"]
     if not isinstance(wl, dict):
         raise ScenarioError(f"{key}.workload", "expected a mapping with at least 'type'")
@@ -466,7 +469,21 @@ def parse_tenant(d: Any, nodes: list[NodeSpec], key: str = "tenant") -> TenantSp
     except ValueError as e:
         raise ScenarioError.under(f"{key}.workload", e) from None
     return TenantSpec(name=name, kind=kind, footprint=footprint, home_node=home, page_size=page_size,
-                      workload=dict(wl), prefault=prefault, pinned=pinned, labels=labels)
+                      workload=dict(wl), prefault=prefault, pinned=pinned, labels=labels,
+                      interleave=interleave)
+
+
+def _interleave(key: str, v: Any, nr_nodes: int) -> tuple[int, ...]:
+    """A tenant's MPOL_INTERLEAVE node list: distinct existing node ids, or none."""
+    if not isinstance(v, list):
+        raise ScenarioError(key, f"expected a list of node ids, got {v!r}")
+    ids = tuple(_int(f"{key}[{i}]", n, 0) for i, n in enumerate(v))
+    for i, n in enumerate(ids):
+        if n >= nr_nodes:
+            raise ScenarioError(f"{key}[{i}]", f"node {n} does not exist")
+        if n in ids[:i]:
+            raise ScenarioError(f"{key}[{i}]", f"node {n} is named twice")
+    return ids
 
 
 def parse_scenario(d: Any, name: str = "scenario") -> Scenario:

@@ -47,7 +47,8 @@ from pagetide.common import units
 
 SHIPPED = ("default", "churn", "advice", "advice-swap")     # harness/fleets/NAME.yaml
 TOP_KEYS = {"name", "seed", "tick", "duration", "epoch", "controller", "host_classes", "vms", "hosts", "events"}
-VM_KEYS = {"kind", "footprint", "home_node", "page_size", "workload", "prefault", "pinned", "labels", "policy"}
+VM_KEYS = {"kind", "footprint", "home_node", "page_size", "workload", "prefault", "pinned", "labels", "interleave",
+           "policy"}
 PLACE_KEYS = VM_KEYS | {"vm", "name", "count"}
 POLICY_KEYS = {"min", "max", "weight", "pin", "migration"}
 EVENT_KINDS = ("arrive", "depart", "resize")

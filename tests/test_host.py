@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG, Host
 from pagetide.agent.pageflags import NODE_SWAP, PAGE_SIZE, PG_REFERENCED
+from pagetide.agent.scenario import ScenarioError
 from pagetide.agent.sim import simulate
 
 from helpers import small_scenario
@@ -58,6 +59,31 @@ def test_unified_zonelist_first_touch_falls_back_to_the_slow_node_without_demoti
     # first-touch fills DRAM down to its low watermark first, in address order
     assert h.node[t.start] == 0 and h.node[t.end - 1] == 1
     h.check_invariants()
+
+
+def test_interleaved_first_touch_alternates_nodes_and_falls_back_when_one_is_full():
+    kernel = {"zonelist": "unified", "demotion_enabled": False}
+    h = Host(small_scenario(kernel=kernel, tenants=[{"name": "t", "kind": "task", "footprint": "16MiB",
+                                                     "interleave": [0, 1], "workload": {"type": "zipf"}}]))
+    h.boot()
+    t = h.tenants[0]
+    assert h.node[t.start:t.end].tolist() == [0, 1] * (t.npages // 2)
+    # 8 MiB of DRAM: page 2i asks for node 0 until it is at its low watermark, then falls back to node 1
+    h = Host(small_scenario(dram="8MiB", kernel=kernel, tenants=[
+        {"name": "t", "kind": "task", "footprint": "16MiB", "interleave": [0, 1], "workload": {"type": "zipf"}}]))
+    h.boot()
+    t = h.tenants[0]
+    node = h.node[t.start:t.end]
+    assert (node[1::2] == 1).all()
+    assert node[0] == 0 and node[-2] == 1
+    assert 0 <= h.free_pages(0) - h.wmark_low[0] < 16      # node 0 filled down to its low watermark
+    h.check_invariants()
+    with pytest.raises(ScenarioError, match=r"tenants\[0\]\.interleave\[1\]: node 2 does not exist"):
+        small_scenario(tenants=[{"name": "t", "footprint": "16MiB", "interleave": [0, 2],
+                                 "workload": {"type": "zipf"}}])
+    with pytest.raises(ScenarioError, match=r"interleave\[1\]: node 0 is named twice"):
+        small_scenario(tenants=[{"name": "t", "footprint": "16MiB", "interleave": [0, 0],
+                                 "workload": {"type": "zipf"}}])
 
 
 def test_demotion_keeps_dram_between_its_watermarks_under_a_growing_footprint():
