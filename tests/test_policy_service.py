@@ -613,6 +613,10 @@ OTHER_BAD = [
     ("ListManagedHosts", pb.ListManagedHostsRequest(page_token="x"), "INVALID_ARGUMENT", "page_token"),
     ("GetVmHeat", pb.GetVmHeatRequest(host_id="h0"), "INVALID_ARGUMENT", "vm: must name a VM"),
     ("ResumeMigration", pb.ResumeMigrationRequest(host_id="nope"), "NOT_FOUND", "host_id: no host 'nope'"),
+    ("GetFleetAdvice", pb.GetFleetAdviceRequest(max_slowdown=0.5), "INVALID_ARGUMENT", "max_slowdown: must be 0"),
+    ("GetFleetAdvice", pb.GetFleetAdviceRequest(new_vms=[pb.NewVm(name="n", footprint_bytes=1 << 20, like_host_id="h0",
+                                                                  like_vm="nope")]),
+     "NOT_FOUND", "new_vms[0].like_vm: no VM 'nope'"),
 ]
 
 
@@ -629,3 +633,12 @@ def test_bad_requests_to_the_other_rpcs_get_the_right_code_and_change_nothing(tm
     err, before, after = served(tmp_path / "c.db", body)
     assert err.code().name == code and message in err.details(), err.details()
     assert before == after
+
+
+def test_fleet_advice_over_grpc_leaves_out_hosts_without_a_round_and_advises_nothing(tmp_path):
+    async def body(stub, ctl):
+        return await stub.GetFleetAdvice(pb.GetFleetAdviceRequest(include_estimates=True), timeout=5)
+
+    r = served(tmp_path / "c.db", body)
+    assert list(r.hosts_left_out) == ["h0", "h1", "h2"]
+    assert not r.moves and not r.vms and r.dram_share_before == r.dram_share_after == 1.0
