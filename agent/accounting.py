@@ -198,6 +198,9 @@ class Recorder:
         density = expected / weights
         k = min(h.nr_pages, total)                         # no more pages than base pages of budget
         cand = np.argpartition(-density, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
+        if len(bounds) == 1 and (h.tenant_page_nr == 1).all():
+            tier[cand] = 0          # base pages only, one budget: the k densest all fit, in any order
+            return tier
         cand = cand[np.argsort(-density[cand], kind="stable")]
         tier[cand] = np.searchsorted(bounds, np.cumsum(weights[cand]), side="left")
         return tier

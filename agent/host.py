@@ -311,6 +311,19 @@ class Host:
         self.lru_seq[slots] = np.arange(self.lru_clock, self.lru_clock + n, dtype=np.uint32)
         self.lru_clock += n
 
+    def _lru_oldest(self, slots: np.ndarray, k: int) -> np.ndarray:
+        """The k pages of `slots` longest on their LRU list (smallest lru_seq), oldest first. Every _lru_add
+        takes fresh clock values, so pages on a node have distinct lru_seq and a value cut selects exactly k
+        (a partition of the values alone, cheaper than one of their indices)."""
+        seq = self.lru_seq[slots]
+        if k < slots.size:
+            keep = seq <= np.partition(seq, k - 1)[k - 1]
+            if np.count_nonzero(keep) != k:        # equal values after all: cut by position
+                keep = np.zeros(slots.size, dtype=bool)
+                keep[np.argpartition(seq, k - 1)[:k]] = True
+            slots, seq = slots[keep], seq[keep]
+        return slots[np.argsort(seq, kind="stable")]
+
     # ---- allocation -----------------------------------------------------------------------------------
     def _fill(self, zonelist: list[int], out: np.ndarray, done: int, pw: int, wmark: np.ndarray) -> int:
         for nid in zonelist:
@@ -502,21 +515,18 @@ class Host:
         for rnd in range(RECLAIM_ROUNDS):
             if reclaimed >= nr_to_reclaim:
                 break
-            on = np.flatnonzero(self.node == nid)
-            f = self.flags[on]
-            evictable = (f & PG_PINNED) == 0
-            on, f = on[evictable], f[evictable]
-            if on.size == 0:
+            # masks over the whole arrays rather than gathers of the node's pages: fewer passes per page
+            on = self.node == nid
+            state = self.flags & (PG_PINNED | PG_ACTIVE)        # evictable pages: inactive 0, active PG_ACTIVE
+            inact, act = np.flatnonzero(on & (state == 0)), np.flatnonzero(on & (state == PG_ACTIVE))
+            if inact.size == 0 and act.size == 0:
                 break
-            active = (f & PG_ACTIVE) != 0
-            inact, act = on[~active], on[active]
             ratio = int(self.inactive_ratio[nid])
             if inact.size * ratio < act.size:
                 # shrink_active_list: move the oldest active pages to the inactive head; page_referenced()
                 # clears their A bits on the way (anon pages are deactivated even if referenced)
                 k = int(min(act.size, max((act.size - inact.size * ratio) // (ratio + 1), SWAP_CLUSTER_MAX)))
-                victims = act[np.argpartition(self.lru_seq[act], k - 1)[:k]] if k < act.size else act
-                victims = victims[np.argsort(self.lru_seq[victims], kind="stable")]
+                victims = self._lru_oldest(act, k)
                 self.flags[victims] &= ~(PG_ACTIVE | PG_ACCESSED | PG_TLB_CACHED)
                 self._lru_add(victims)
                 inact = np.concatenate([inact, victims])
@@ -527,8 +537,7 @@ class Host:
             # like the kernel's priority loop, each round may scan a larger part of the list
             priority = max(0, DEF_PRIORITY - 2 * rnd)
             k = int(min(inact.size, max(SWAP_CLUSTER_MAX, 2 * -(-remaining // w_avg), inact.size >> priority)))
-            batch = inact[np.argpartition(self.lru_seq[inact], k - 1)[:k]] if k < inact.size else inact
-            batch = batch[np.argsort(self.lru_seq[batch], kind="stable")]
+            batch = self._lru_oldest(inact, k)
             reclaimed += self._shrink_inactive(nid, batch, remaining, direct, stall)
         return reclaimed
 
@@ -612,7 +621,8 @@ class Host:
         promoted and demoted pages and ping-pongs; returns the modelled copy + unmap/TLB-shootdown time.
         Demotion, move_pages(), NUMA-balancing promotion and DAMOS migrate through it."""
         src = np.broadcast_to(np.asarray(src, dtype=np.int64), slots.shape)
-        np.subtract.at(self.node_used, src, w)
+        by_src = np.bincount(src, weights=w, minlength=self.nr_nodes).astype(np.int64)   # exact below 2**53
+        self.node_used -= by_src
         self.node_used[dst] += int(w.sum())
         self.node[slots] = dst
         promote = self.tier[src] > self.tier[dst]          # to a higher tier
@@ -643,7 +653,7 @@ class Host:
             st.demoted_pages += int(by_t_dem[i])
             st.pingpong += int(by_t_pp[i])
         self.vmstat["pgmigrate_success"] += int(w.sum())
-        np.add.at(self.migrated_pages, (src, np.full(src.shape, dst)), w)
+        self.migrated_pages[:, dst] += by_src
         return float(per_page.sum())
 
     def migrate_misplaced_folio(self, t: Tenant, slots: np.ndarray, nid: int) -> int:

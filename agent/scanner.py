@@ -137,11 +137,12 @@ def tenant_heat(tenant, heat: np.ndarray, node: np.ndarray, is_fast: np.ndarray,
             lower.append((b, pick(below, heat, node, max_candidates, hottest=True),
                           pick(on, heat, node, max_candidates, hottest=False),
                           pick(on, heat, node, n_hot, hottest=True)))
+    fast = np.flatnonzero(fast_page)
     return TenantHeat(
         tenant=tenant, hist=hist,
         hot_slow=pick(np.flatnonzero(slow_page), heat, node, max_candidates, hottest=True),
-        cold_fast=pick(np.flatnonzero(fast_page), heat, node, max_candidates, hottest=False),
-        hot_fast=pick(np.flatnonzero(fast_page), heat, node, n_hot, hottest=True), lower=lower)
+        cold_fast=pick(fast, heat, node, max_candidates, hottest=False),
+        hot_fast=pick(fast, heat, node, n_hot, hottest=True), lower=lower)
 
 
 def pick(pages: np.ndarray, heat: np.ndarray, node: np.ndarray, k: int, hottest: bool) -> Candidates:
