@@ -122,8 +122,9 @@ class Applier:
             done, moves, i = 0.0, self.advice["moves"], 0
             while i < len(moves):
                 # both halves of a swap land together (neither host holds both VMs at once)
-                group = moves[i:i + 2] if (moves[i]["swap_with"] and i + 1 < len(moves) and moves[i + 1]["swap_with"]
-                                          == f"{moves[i]['source']}/{moves[i]['vm']}") else moves[i:i + 1]
+                pair = i + 1 < len(moves) and moves[i]["swap_with"] and \
+                    moves[i + 1]["swap_with"] == f"{moves[i]['source']}/{moves[i]['vm']}"
+                group = moves[i:i + 2] if pair else moves[i:i + 1]
                 done += sum(m["copy_seconds"] for m in group)
                 self.due.setdefault(number + max(1, math.ceil(done / self.period - 1e-9)), []).extend(group)
                 i += len(group)
@@ -135,8 +136,7 @@ class Applier:
         destinations with the VMs' policies."""
         import grpc
 
-
-        todo = []
+        todo, chosen = [], set()
         for m in moves:
             src, vm, dst = m["source"], m["vm"], m["destination"]
             entry = {**m, "round": number, "time": number * self.period, "name": vm, "error": ""}
@@ -147,8 +147,11 @@ class Applier:
                 entry["error"] = f"no VM {vm!r} on {src} any more"
                 self.landed.append(entry)
                 continue
-            taken = {t.name for t in ctl.hosts[dst].topology.tenants} | {n for (h, n) in self.specs if h == dst}
+            # names there now, ever (a departed VM keeps its results), or chosen for this landing
+            taken = ({t.name for t in ctl.hosts[dst].topology.tenants} | {n for (h, n) in self.specs if h == dst}
+                     | {n for (h, n) in chosen if h == dst})
             name = vm if vm not in taken else f"{vm}-from-{src}"
+            chosen.add((dst, name))
             spec = {**spec, "name": name, "footprint": int(tenant.footprint_bytes)}
             try:
                 await sim.remove_tenant(src, vm)

@@ -8,7 +8,8 @@ advances simulated time one scan period at a time through SimulationService whil
 each host as its period completes. Between
 rounds it applies the fleet's VM arrivals, departures and resizes (SimulationService AddTenant, RemoveTenant,
 ResizeTenant; an arrival's policy set with it). It ends with tables per VM, per host, per host class and per
-VM label from the agents' accounting, and optionally JSON and PNG plots.
+VM label from the agents' accounting and the controller's fleet advice (with --apply-advice also applied
+mid-run: harness/advice.py), and optionally JSON and PNG plots.
 """
 
 from __future__ import annotations
