@@ -642,3 +642,14 @@ def test_fleet_advice_over_grpc_leaves_out_hosts_without_a_round_and_advises_not
     r = served(tmp_path / "c.db", body)
     assert list(r.hosts_left_out) == ["h0", "h1", "h2"]
     assert not r.moves and not r.vms and r.dram_share_before == r.dram_share_after == 1.0
+
+
+def test_the_command_line_client_prints_the_fleet_advice_and_refuses_a_bad_guard(tmp_path):
+    async def body(stub, ctl):
+        run = lambda *a: asyncio.to_thread(cli, served.port, *a)  # noqa: E731
+        return await run("advice"), await run("advice", "--json"), await run("advice", "--max-slowdown", "0.5")
+
+    (c1, text, _), (c2, js, _), (c3, _, err) = served(tmp_path / "c.db", body)
+    assert c1 == c2 == 0 and "100.0% -> 100.0%; 0 move(s)" in text and "left out: h0, h1, h2" in text
+    assert json.loads(js)["hosts_left_out"] == ["h0", "h1", "h2"]
+    assert c3 == 1 and "INVALID_ARGUMENT: max_slowdown" in err

@@ -19,7 +19,7 @@ from pagetide.common.security import add_client_security_arguments
 
 DEFAULT_CONTROLLER = "127.0.0.1:50061"
 TIMEOUT = 10.0              # seconds per call
-SUBCOMMANDS = ("set", "get", "list", "delete", "vms", "hosts", "heat", "pause", "resume", "watch")
+SUBCOMMANDS = ("set", "get", "list", "delete", "vms", "hosts", "heat", "pause", "resume", "watch", "advice")
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -89,6 +89,12 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
                             "migration-resumed"), help="only events of this kind (repeatable)")
     w.add_argument("--count", type=int, help="stop after this many events")
     w.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
+    ad = sub.add_parser("advice", parents=[common], help="the fleet's advice: VMs to move to other hosts")
+    ad.add_argument("--max-slowdown", type=float, default=0.0,
+                    help="no VM estimated slower than this x all-DRAM, or than it is now (default 1.5)")
+    ad.add_argument("--copy-bandwidth", type=float, default=0.0, metavar="BYTES_PER_S",
+                    help="a moved VM's memory is copied at this rate (default 1.25e9)")
+    ad.add_argument("--max-moves", type=int, default=0, help="at most this many moves or swaps (default 16)")
 
 
 # ------------------------------------------------------------------------------------------ requests
@@ -227,6 +233,22 @@ def run(args, stub) -> int:
                                  + table(["heat bin", "pages", "on DRAM", "slow"],
                                          [[str(b), str(n), str(d), str(n - d)] for b, (n, d) in
                                           enumerate(zip(r.pages, list(r.dram_pages) or [0] * len(r.pages)))])))
+    elif a == "advice":
+        r = stub.GetFleetAdvice(pb.GetFleetAdviceRequest(
+            max_slowdown=args.max_slowdown, migration_bandwidth_bytes_per_second=args.copy_bandwidth,
+            max_moves=max(0, args.max_moves)), timeout=t)
+        _print(args, r, lambda: "\n".join(
+            [f"the fleet's estimated DRAM-served share {fmt_pct(r.dram_share_before)} -> "
+             f"{fmt_pct(r.dram_share_after)}; {len(r.moves)} move(s), {fmt_bytes(r.move_bytes)} copied in "
+             f"{r.move_seconds:.2f} s" + (f"; left out: {', '.join(r.hosts_left_out)}" if r.hosts_left_out else "")]
+            + ([table(["vm", "from", "to", "copy", "seconds", "gain", "swap with"],
+                      [[m.vm, m.source_host_id, m.destination_host_id, fmt_bytes(m.copy_bytes),
+                        f"{m.copy_seconds:.2f}", f"{100 * m.gain:+.1f} pt",
+                        f"{m.swap_with_host_id}/{m.swap_with_vm}" if m.swap_with_vm else "-"] for m in r.moves])]
+               if r.moves else [])
+            + ([table(["host", "vm", "DRAM share", "slowdown", "after: host", "DRAM share", "slowdown"],
+                      [[v.host_id, v.vm, fmt_pct(v.now.dram_share), f"{v.now.slowdown:.3f}x", v.after.host_id,
+                        fmt_pct(v.after.dram_share), f"{v.after.slowdown:.3f}x"] for v in r.vms])] if r.vms else [])))
     elif a in ("pause", "resume"):
         if a == "pause":
             r = stub.PauseMigration(pb.PauseMigrationRequest(host_id=args.host, reason=args.reason), timeout=t)
