@@ -288,9 +288,21 @@ def test_published_trends_are_marked_reproduced_or_not_with_the_reason():
     rate, tpp, first = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert rate.endswith("| yes |")                       # 6x less traffic for 1 point of DRAM share
     assert "70.0% local" in tpp and tpp.endswith("| no |")  # under the published 72%
-    assert first.endswith("| no |") and "first-touch best on 0 of 2" in first
+    assert first.endswith("| no |") and "first-touch fastest on 0 of 2" in first
     assert bench.WHY_NOT["first-touch"] in text and bench.WHY_NOT["tpp-local"] in text
     assert bench.WHY_NOT["rate-limit"] not in text
+
+
+def test_colloids_trend_compares_pagetide_with_the_best_hotness_only_run_on_the_bandwidth_bound_host():
+    res = trend_results()
+    for run, slow in (("pagetide", 4.0), ("memory-optimizer", 10.0), ("tpp", 8.0), ("first-touch", 3.0)):
+        res["hosts"].append({"run": run, "workload": bench.BANDWIDTH, "share": 4, "dram_share": 0.5,
+                             "slowdown": slow, "promoted_bytes": 0})
+    row = next(x for x in bench.trends(res) if "Colloid" in x)
+    assert "DRAM 1/4: pagetide 4.00x" in row and "best hotness-only run tpp 8.00x (50.0%): 2.00x | yes |" in row    # first-touch is not tiering
+    res["hosts"][-2]["slowdown"] = 4.4
+    row = next(x for x in bench.trends(res) if "Colloid" in x)
+    assert row.endswith("| no |") and bench.WHY_NOT["colloid"] in "\n".join(bench.trends(res))
 
 
 def test_targets_compare_pagetide_with_the_best_baseline_per_case():
