@@ -151,7 +151,7 @@ class Advice:
     moves: tuple[Move, ...]
     placements: tuple[Placement, ...]
     before: dict[str, VmFigures]         # per VM key, now (new VMs: absent)
-    after: dict[str, VmFigures]          # per VM key, after (new VMs by their name)
+    after: dict[str, VmFigures]          # per VM key, after (a placed new VM as HOST/NAME)
     estimates: dict[str, dict[str, VmFigures | str]] = field(default_factory=dict)
     # per VM key, per host: its figures if it ran there (beside that host's VMs now), else why it cannot
 
