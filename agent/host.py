@@ -61,8 +61,7 @@ from pagetide.agent.tiering import make_tiering
 from pagetide.agent.workloads import Workload, make_workload
 
 # move_pages(2) flags (agent/mempolicy.py: include/uapi/linux/mempolicy.h and the RFC's SW_YOUNG)
-from pagetide.agent.mempolicy import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_SW_YOUNG  # noqa: E402
-MOVE_PAGES_FLAGS = MPOL_MF_MOVE | MPOL_MF_MOVE_ALL | MPOL_MF_SW_YOUNG
+from pagetide.agent.mempolicy import MOVE_PAGES_FLAGS, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_SW_YOUNG  # noqa: E402
 
 SWAP_CLUSTER_MAX = 32          # pages reclaim tries to free at once (mm/vmscan.c)
 RECLAIM_ROUNDS = 8             # scan rounds per shrink_node call before giving up (the priority loop)

@@ -20,3 +20,20 @@ def ray_session():
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+
+
+@pytest.fixture
+def child():
+    """A child process touching every other page of its CHILD_NPAGES (tests/helpers.py CHILD): (Popen, the
+    buffer's address); killed afterwards."""
+    import subprocess
+    import sys
+
+    from helpers import CHILD
+
+    p = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        yield p, int(p.stdout.readline())
+    finally:
+        p.kill()
+        p.wait(timeout=10)

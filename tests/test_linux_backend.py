@@ -2,8 +2,6 @@
 heat reports, real moves and usage; configuration errors; kernel knobs written only where asked (files here)."""
 
 import errno
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,26 +13,10 @@ from pagetide.agent.linux.backend import (
 )
 from pagetide.agent.mempolicy import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
 
+from helpers import CHILD_NPAGES
+
 PAGE = 4096
-NPAGES = 64
-CHILD = f"""
-import ctypes, mmap, time
-buf = mmap.mmap(-1, {NPAGES} * {PAGE}, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-for i in range(0, {NPAGES}, 2):
-    buf[i * {PAGE}] = 1
-print(ctypes.addressof(ctypes.c_char.from_buffer(buf)), flush=True)
-time.sleep(60)
-"""
-
-
-@pytest.fixture
-def child():
-    p = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
-    try:
-        yield p, int(p.stdout.readline())
-    finally:
-        p.kill()
-        p.wait(timeout=10)
+NPAGES = CHILD_NPAGES  # the `child` fixture's pages (tests/conftest.py), every other one touched
 
 
 def one_period(h):

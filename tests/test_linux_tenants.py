@@ -2,7 +2,6 @@
 
 import errno
 import subprocess
-import sys
 import time
 
 import pytest
@@ -10,27 +9,10 @@ import pytest
 from pagetide.agent.linux.move_pages import move_pages
 from pagetide.agent.linux.tenants import guest_ram, pids_by_name, pids_of_cgroup, private_writable
 
+from helpers import CHILD_NPAGES
+
 PAGE = 4096
-NPAGES = 64
-CHILD = f"""
-import ctypes, mmap, sys, time
-buf = mmap.mmap(-1, {NPAGES} * {PAGE}, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-for i in range(0, {NPAGES}, 2):  # every other page touched
-    buf[i * {PAGE}] = 1
-print(ctypes.addressof(ctypes.c_char.from_buffer(buf)), flush=True)
-time.sleep(60)
-"""
-
-
-@pytest.fixture
-def child():
-    p = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
-    try:
-        base = int(p.stdout.readline())
-        yield p, base
-    finally:
-        p.kill()
-        p.wait(timeout=10)
+NPAGES = CHILD_NPAGES  # the `child` fixture's pages (tests/conftest.py), every other one touched
 
 
 def test_child_mapping_is_found_and_its_touched_pages_move_to_node_0(child):
