@@ -386,7 +386,7 @@ CACHE_LIKE = ("zipf", 4)        # the 1:4 cache-like case: a Zipf key-value cach
 
 WHY_NOT = {
     "rate-limit": "the cut is there, the little cost is not. The limit counts promotion candidates per second "
-                  "(pgpromote_candidate, as the kernel does), and these runs last 30 s from a first-touch start: "
+                  "(pgpromote_candidate, as the kernel does), and these runs last 30 s from the boot placement: "
                   "the limited NBT is far from done moving the hot set into DRAM when the run ends (most synthetic "
                   "hosts promote 4.6, 9.3 and 18.6 MiB at DRAM 1/8, 1/4 and 1/2 -- well below the 4 MiB/s the "
                   "limit allows, not examined further -- against 36-150 MiB unlimited), so it is measured while "
