@@ -291,6 +291,12 @@ def test_published_trends_are_marked_reproduced_or_not_with_the_reason():
     assert first.endswith("| no |") and "first-touch fastest on 0 of 2" in first
     assert bench.WHY_NOT["first-touch"] in text and bench.WHY_NOT["tpp-local"] in text
     assert bench.WHY_NOT["rate-limit"] not in text
+    res = trend_results()
+    for h in res["hosts"]:
+        if h["run"] == "nbt-ratelimit":
+            h["slowdown"] = 2.2                          # 10% longer memory time: not "little cost"
+    rate = next(x for x in bench.trends(res) if "rate limit cuts" in x)
+    assert "memory time 10.0% longer on average over 4 hosts" in rate and rate.endswith("| no |")
 
 
 def test_colloids_trend_compares_pagetide_with_the_best_hotness_only_run_on_the_bandwidth_bound_host():
