@@ -11,14 +11,19 @@ Inside the guest (`python -m pagetide.harness.guest --out result.json`):
    balancing (on by default on a NUMA machine) is switched off, so pagetide alone moves pages.
    `kernel`: no pagetide; the guest's own tiering is switched on (demotion_enabled=1, numa_balancing=2) for
    the same time, on the same workload.
+   `damos` (a 6.11+ kernel: `--kernel 6.12.118+deb12-amd64`): no pagetide, NUMA balancing off; DAMOS tiering
+   through the guest's DAMON sysfs interface, a kdamond per node (`run_damos`): migrate_hot on node 1's
+   physical range to node 0, migrate_cold on node 0's to node 1.
 3. Where every page is, read back with move_pages queries, from its frame number, and the buffer's line of
    /proc/PID/numa_maps, before and after, and the pages each side moved: pagetide's move_pages results (and
-   the agent's own count), the kernel's numa_pages_migrated, pgpromote_success and pgdemote_* (/proc/vmstat).
+   the agent's own count), the kernel's numa_pages_migrated, pgpromote_success and pgdemote_* (/proc/vmstat),
+   the DAMOS schemes' stats.
    `--filler-mib` first fills node 0 with a cold process bound to it, for a run with DRAM under pressure.
 The result is JSON (`--out`); tests/test_linux_guest.py boots the guest and checks it.
 
 On the host, `--boot` boots one guest per `--mode` (harness/qemu.py, `--layout numa` or `nvdimm`: node 1 an
-emulated NVDIMM onlined through dax kmem, in a lower memory tier, where the kernel's own tiering applies) and
+emulated NVDIMM onlined through dax kmem, in a lower memory tier, where the kernel's own tiering applies;
+`--kernel RELEASE` for a kernel other than Debian's default) and
 prints them side by side (BENCHMARKS.md "Real tiering in a guest").
 """
 
@@ -179,8 +184,81 @@ def run_kernel(seconds: float) -> dict:
     return {"knobs_kernel": knobs()}
 
 
+DAMON = Path("/sys/kernel/mm/damon/admin")
+# DAMOS tiering as HMSDK sets it up on 6.11+ (one kdamond per node, physical addresses: 6.12's migrate actions
+# are implemented by the paddr operations set only): (action, the node monitored, the target node)
+DAMOS_SCHEMES = (("migrate_hot", 1, 0), ("migrate_cold", 0, 1))
+ULONG_MAX, UINT_MAX = 2 ** 64 - 1, 2 ** 32 - 1
+DAMOS_STATS = ("nr_tried", "sz_tried", "nr_applied", "sz_applied", "qt_exceeds")
+
+
+def node_range(nid: int) -> tuple[int, int]:
+    """The physical address range spanned by node nid's memory blocks."""
+    block = int(Path("/sys/devices/system/memory/block_size_bytes").read_text(), 16)
+    ids = [int(m.name.removeprefix("memory")) for m in Path(f"/sys/devices/system/node/node{nid}").glob("memory[0-9]*")]
+    return min(ids) * block, (max(ids) + 1) * block
+
+
+def _w(path: Path, value) -> None:
+    path.write_text(f"{value}\n")
+
+
+def run_damos(seconds: float, sample_us: int = 5000, aggr_us: int = 100_000, cold_age: int = 10) -> dict:
+    """DAMOS tiering in the guest: a kdamond per node through the DAMON sysfs interface, `migrate_hot` on node
+    1's physical range to node 0 (regions accessed in at least 1 of an aggregation's samples) and
+    `migrate_cold` on node 0's to node 1 (regions not accessed for `cold_age` aggregations), no quotas;
+    NUMA balancing off, demotion on. After `seconds`, each scheme's stats, then the kdamonds are switched off."""
+    if not (DAMON / "kdamonds").is_dir():
+        raise RuntimeError(f"no DAMON sysfs interface ({DAMON}): this mode needs a kernel with CONFIG_DAMON_SYSFS "
+                           "and DAMOS migrate actions (6.11+, e.g. Debian's 6.12 backport)")
+    NUMA_BALANCING.write_text("0")          # the guest's own settings, in the guest it booted
+    DEMOTION.write_text("1")
+    _w(DAMON / "kdamonds/nr_kdamonds", len(DAMOS_SCHEMES))
+    schemes = []
+    for k, (action, src, dst) in enumerate(DAMOS_SCHEMES):
+        kd = DAMON / f"kdamonds/{k}"
+        _w(kd / "contexts/nr_contexts", 1)
+        ctx = kd / "contexts/0"
+        _w(ctx / "operations", "paddr")
+        attrs = ctx / "monitoring_attrs"
+        _w(attrs / "intervals/sample_us", sample_us)
+        _w(attrs / "intervals/aggr_us", aggr_us)
+        _w(attrs / "intervals/update_us", 1_000_000)
+        _w(attrs / "nr_regions/min", 10)
+        _w(attrs / "nr_regions/max", 1000)
+        _w(ctx / "targets/nr_targets", 1)
+        _w(ctx / "targets/0/regions/nr_regions", 1)
+        start, end = node_range(src)
+        _w(ctx / "targets/0/regions/0/end", end)
+        _w(ctx / "targets/0/regions/0/start", start)
+        _w(ctx / "schemes/nr_schemes", 1)
+        sc = ctx / "schemes/0"
+        _w(sc / "action", action)
+        _w(sc / "target_nid", dst)
+        # every bound written: a new scheme's ranges are [0, 0] (only empty, never-accessed, new regions)
+        pattern = {"sz": (0, ULONG_MAX), "nr_accesses": (1, UINT_MAX), "age": (0, UINT_MAX)}
+        if action == "migrate_cold":
+            pattern.update(nr_accesses=(0, 0), age=(cold_age, UINT_MAX))
+        for key, (lo, hi) in pattern.items():
+            _w(sc / f"access_pattern/{key}/min", lo)
+            _w(sc / f"access_pattern/{key}/max", hi)
+        _w(kd / "state", "on")
+        if (kd / "state").read_text().strip() != "on":
+            raise RuntimeError(f"kdamond {k} ({action}) did not start: {(kd / 'state').read_text().strip()}")
+        schemes.append({"action": action, "node": src, "target_nid": dst, "range": [start, end]})
+    time.sleep(seconds)
+    for k, sc in enumerate(schemes):
+        kd = DAMON / f"kdamonds/{k}"
+        _w(kd / "state", "update_schemes_stats")
+        stats = kd / "contexts/0/schemes/0/stats"
+        sc["stats"] = {f: int((stats / f).read_text()) for f in DAMOS_STATS}
+        _w(kd / "state", "off")
+    return {"damos": schemes, "knobs_damos": knobs(),
+            "damon_attrs": {"sample_us": sample_us, "aggr_us": aggr_us, "cold_age": cold_age}}
+
+
 def boot_and_compare(modes: list[str], layout: str, pages: int, seconds: float, period: float,
-                     filler_mib: int = 0) -> list[dict]:
+                     filler_mib: int = 0, release: str | None = None) -> list[dict]:
     """On the host: one fresh guest per mode, each running this module; their results, with the guest's time."""
     from pagetide.harness import qemu
 
@@ -190,7 +268,7 @@ def boot_and_compare(modes: list[str], layout: str, pages: int, seconds: float, 
         script = (qemu.SETUP_NVDIMM if layout == "nvdimm" else "") + (
             f"D=$(pwd); cd {root} && {sys.executable} -m pagetide.harness.guest --mode {mode} --pages {pages} "
             f"--seconds {seconds} --period {period} --filler-mib {filler_mib} --out $D/result.json\n")
-        run = qemu.boot(script, layout=layout, timeout=seconds + 240)
+        run = qemu.boot(script, layout=layout, timeout=seconds + 240, release=release)
         if run.returncode != 0:
             raise RuntimeError(f"guest ({mode}) failed: {run.log[-2000:]}")
         r = json.loads((run.directory / "result.json").read_text())
@@ -206,9 +284,11 @@ def table(results: list[dict]) -> str:
     for r in results:
         b, a = r["before"], r["after_by_frame"]
         moved = (r["moved_pages"] if r["mode"] == "pagetide"
+                 else sum(sc["stats"]["sz_applied"] for sc in r["damos"]) // PAGE if r["mode"] == "damos"
                  else r["vmstat_delta"]["pgpromote_success"] + r["vmstat_delta"]["pgdemote_kswapd"]
                  + r["vmstat_delta"]["pgdemote_direct"])
-        rows.append([r["mode"], f"{b['hot_on_0']}/{r['hot_pages']}", f"{a['hot_on_0']}/{r['hot_pages']}",
+        rows.append([f"{r['mode']} ({r['kernel']})", f"{b['hot_on_0']}/{r['hot_pages']}",
+                     f"{a['hot_on_0']}/{r['hot_pages']}",
                      f"{a['cold_on_1']}/{r['pages'] - r['hot_pages']}", str(moved),
                      str(r["vmstat_delta"]["pgpromote_success"]),
                      str(r["vmstat_delta"]["pgdemote_kswapd"] + r["vmstat_delta"]["pgdemote_direct"]),
@@ -219,8 +299,9 @@ def table(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mode", choices=("pagetide", "kernel"), action="append",
-                   help="pagetide (default) or kernel; with --boot repeat for a side-by-side")
+    p.add_argument("--mode", choices=("pagetide", "kernel", "damos"), action="append",
+                   help="pagetide (default), kernel (NUMA-balancing tiering) or damos (DAMOS migrate_hot/cold: a "
+                        "6.11+ kernel, e.g. --kernel 6.12.118+deb12-amd64); with --boot repeat for a side-by-side")
     p.add_argument("--pages", type=int, default=8192)
     p.add_argument("--seconds", type=float, default=20.0, help="longest the mode runs")
     p.add_argument("--period", type=float, default=1.0, help="pagetide's scan period, seconds")
@@ -230,10 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boot", action="store_true", help="on the host: boot a guest per --mode and compare")
     p.add_argument("--layout", choices=("numa", "nvdimm"), default="numa", help="with --boot: the guest's memory")
     p.add_argument("--json", type=Path, help="with --boot: write the results here")
+    p.add_argument("--kernel", metavar="RELEASE",
+                   help="with --boot: the guest's kernel, /boot/vmlinuz-RELEASE (default: harness/qemu.py kernel())")
     args = p.parse_args(argv)
     modes = args.mode or ["pagetide"]
     if args.boot:
-        results = boot_and_compare(modes, args.layout, args.pages, args.seconds, args.period, args.filler_mib)
+        results = boot_and_compare(modes, args.layout, args.pages, args.seconds, args.period, args.filler_mib,
+                                   args.kernel)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
         print(table(results))
@@ -267,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         v0, t0 = vmstat(), time.monotonic()
         if args.mode == "pagetide":
             out.update(asyncio.run(run_pagetide(wl.pid, base, args.pages, args.seconds, args.period)))
+        elif args.mode == "damos":
+            out.update(run_damos(args.seconds))
         else:
             out.update(run_kernel(args.seconds))
         out["seconds"] = round(time.monotonic() - t0, 2)

@@ -25,7 +25,7 @@ import numpy as np
 
 from pagetide.agent.host import Host
 from pagetide.agent.scenario import Scenario, load_scenario
-from pagetide.agent.tiering import TieringSpec
+from pagetide.agent.tiering import MODES, TieringSpec
 
 WORKLOAD = "wl"          # the scenario's workload tenant; every other tenant is the filler
 DRAM, SLOW = 0, 1
@@ -127,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenario", type=Path, required=True, help="e.g. agent/scenarios/guest-nvdimm.yaml")
     p.add_argument("--mode", choices=("pagetide", "kernel"), action="append", help="default: both")
     p.add_argument("--seconds", type=float, default=30.0, help="simulated seconds per mode")
+    p.add_argument("--tiering", choices=sorted(MODES),
+                   help="the kernel mode's tiering instead of the scenario's (its default options), e.g. damos")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
-    scenario = load_scenario(str(args.scenario))
+    scenario = load_scenario(str(args.scenario), tiering=args.tiering)
     if WORKLOAD not in {t.name for t in scenario.tenants}:
         p.error(f"--scenario: no tenant named {WORKLOAD!r} (the workload)")
     results = []

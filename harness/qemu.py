@@ -1,8 +1,9 @@
 """A throw-away qemu guest that runs one command on this machine's own filesystem, with real NUMA tiers.
 
-The guest boots Debian's stock kernel (/boot/vmlinuz-*) under TCG (this machine's /dev/kvm runs only kernels
-built for it: /work/shared/ECOSYSTEM.md). No disk image: a busybox initramfs, made here per run, loads the
-virtio and 9p modules, mounts the host's `/` read-only over 9p, a tmpfs on /tmp, proc, sysfs and devtmpfs,
+The guest boots Debian's stock kernel (/boot/vmlinuz-*: Debian's own release by default, another one -- e.g. the
+6.12 backport, which has DAMON -- by `release` or $PAGETIDE_GUEST_KERNEL; kernel()) under TCG (this machine's
+/dev/kvm runs only kernels built for it: /work/shared/ECOSYSTEM.md). No disk image: a busybox initramfs, made
+here per run, loads the virtio and 9p modules, mounts the host's `/` read-only over 9p, a tmpfs on /tmp, proc, sysfs and devtmpfs,
 this checkout read-only at its own path (a tmpfs would hide it under /tmp), and a writable 9p share at the run
 directory's own path, then runs `run.sh` from there chrooted into
 the host's filesystem, its output in `guest.log`, and powers off. The command sees the same paths as here
@@ -15,7 +16,9 @@ one memory tier (`numa`), or an emulated NVDIMM that the guest onlines through d
 
 from __future__ import annotations
 
+import lzma
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -42,25 +45,57 @@ class GuestRun:
     directory: Path            # the run directory (results the command wrote)
 
 
-def kernel(boot: Path = Path("/boot")) -> Path | None:
-    """The newest Debian kernel image installed here, or None."""
-    images = sorted(boot.glob("vmlinuz-*"))
-    return images[-1] if images else None
+KERNEL_ENV = "PAGETIDE_GUEST_KERNEL"    # a kernel release to boot instead of the default (e.g. 6.12.118+deb12-amd64)
 
 
-def missing() -> str:
-    """Why a guest cannot boot here ("" if it can)."""
+def _version(image: Path) -> tuple:
+    return tuple(int(x) if x.isdigit() else x for x in re.split(r"[.+-]", image.name.removeprefix("vmlinuz-")))
+
+
+def kernel(release: str | None = None, boot: Path = Path("/boot")) -> Path | None:
+    """The kernel image to boot, or None: /boot/vmlinuz-RELEASE for `release` (default: $PAGETIDE_GUEST_KERNEL);
+    without one, the newest of Debian's own release (what `linux-image-amd64` installs and .ci/run boots), a
+    backport (a release with +debNN, e.g. bookworm's 6.12) only where no other kernel is installed."""
+    release = release or os.environ.get(KERNEL_ENV) or None
+    if release is not None:
+        image = boot / f"vmlinuz-{release}"
+        return image if image.is_file() else None
+    images = sorted(boot.glob("vmlinuz-*"), key=_version)
+    stable = [i for i in images if not re.search(r"\+deb\d+", i.name)]
+    return (stable or images or [None])[-1]
+
+
+def damos_release(boot: Path = Path("/boot")) -> str | None:
+    """The newest installed kernel release with DAMOS migrate actions (6.11+ with CONFIG_DAMON_SYSFS and
+    CONFIG_DAMON_PADDR in its /boot/config-RELEASE), or None."""
+    for image in sorted(boot.glob("vmlinuz-*"), key=_version, reverse=True):
+        release = image.name.removeprefix("vmlinuz-")
+        config = boot / f"config-{release}"
+        text = config.read_text() if config.is_file() else ""
+        if _version(image)[:2] >= (6, 11) and all(f"\nCONFIG_DAMON_{k}=y" in text for k in ("SYSFS", "PADDR")):
+            return release
+    return None
+
+
+def missing(release: str | None = None) -> str:
+    """Why a guest cannot boot here with kernel `release` (default: kernel()'s choice); "" if it can."""
     if shutil.which(QEMU) is None:
         return f"{QEMU} not installed (apt-get install qemu-system-x86)"
     if shutil.which("cpio") is None:
         return "cpio not installed (apt-get install cpio)"
     if not BUSYBOX.exists():
         return f"{BUSYBOX} not installed (apt-get install busybox-static)"
-    image = kernel()
+    image = kernel(release)
     if image is None:
-        return "no kernel image in /boot (apt-get install linux-image-amd64)"
+        wanted = release or os.environ.get(KERNEL_ENV)
+        return (f"no kernel image /boot/vmlinuz-{wanted} (apt-get install linux-image-{wanted})" if wanted
+                else "no kernel image in /boot (apt-get install linux-image-amd64)")
     if not module_dir(image).is_dir():
         return f"no modules for {image.name} in /lib/modules"
+    try:
+        _modules(image)
+    except (FileNotFoundError, KeyError) as e:
+        return f"the initramfs's modules for {image.name}: {e}"
     return ""
 
 
@@ -68,14 +103,22 @@ def module_dir(image: Path) -> Path:
     return Path("/lib/modules") / image.name.removeprefix("vmlinuz-")
 
 
+def module_name(path: str | Path) -> str:
+    """A module file's name without .ko or .ko.xz (6.12's modules are xz-compressed, 6.1's are not)."""
+    return Path(path).name.removesuffix(".xz").removesuffix(".ko")
+
+
 def _modules(image: Path) -> list[Path]:
-    """MODULES and what they need, in load order (modules.dep lists a module's dependencies, deepest last)."""
+    """MODULES and what they need, in load order (modules.dep lists a module's dependencies, deepest last);
+    those built into the kernel (modules.builtin: 6.12 builds in virtio_pci) are left out."""
     root = module_dir(image)
     deps = {}
     for line in (root / "modules.dep").read_text().splitlines():
         mod, _, rest = line.partition(":")
         deps[mod] = rest.split()
-    by_name = {Path(m).name.removesuffix(".ko"): m for m in deps}
+    by_name = {module_name(m): m for m in deps}
+    builtin_file = root / "modules.builtin"
+    builtin = {module_name(m) for m in builtin_file.read_text().split()} if builtin_file.exists() else set()
     order: list[str] = []
 
     def need(mod: str) -> None:
@@ -84,6 +127,8 @@ def _modules(image: Path) -> list[Path]:
         if mod not in order:
             order.append(mod)
     for m in MODULES:
+        if m in builtin:
+            continue
         if m not in by_name:
             raise FileNotFoundError(f"module {m} not found in {root / 'modules.dep'}")
         need(by_name[m])
@@ -118,10 +163,11 @@ def initramfs(image: Path, run: Path, out: Path) -> None:
             (tree / d).mkdir()
         shutil.copy2(BUSYBOX, tree / "bin" / "busybox")
         mods = _modules(image)
-        for m in mods:
-            shutil.copy2(m, tree / "lib" / m.name)
+        for m in mods:           # busybox's insmod takes plain .ko files
+            (tree / "lib" / f"{module_name(m)}.ko").write_bytes(
+                lzma.decompress(m.read_bytes()) if m.suffix == ".xz" else m.read_bytes())
         init = tree / "init"
-        init.write_text(INIT.format(modules=" ".join(m.name.removesuffix(".ko") for m in mods), p9=P9, run=run,
+        init.write_text(INIT.format(modules=" ".join(module_name(m) for m in mods), p9=P9, run=run,
                                     checkout=CHECKOUT))
         init.chmod(0o755)
         names = "\n".join(str(p.relative_to(tree)) for p in sorted(tree.rglob("*"))) + "\n"
@@ -150,21 +196,24 @@ def memory_args(layout: str, node_mib: int, run: Path) -> list[str]:
     raise ValueError(f"layout must be numa or nvdimm, got {layout!r}")
 
 
-# the guest's shell lines that turn the NVDIMM into node 1's memory (devdax namespace, then dax kmem)
+# the guest's shell lines that turn the NVDIMM into node 1's memory (devdax namespace, then dax kmem); memory
+# blocks added later are left offline for daxctl to online (6.12's default onlines them at once, and daxctl
+# then refuses the device)
 SETUP_NVDIMM = """for m in nfit dax_pmem device_dax kmem; do modprobe $m; done
+echo offline > /sys/devices/system/memory/auto_online_blocks
 ndctl create-namespace -f -e namespace0.0 --mode=devdax --map=mem >/dev/null
 daxctl reconfigure-device --mode=system-ram dax0.0 >/dev/null
 """
 
 
 def boot(script: str, node_mib: int = 512, timeout: float = 180.0, run_dir: Path | None = None,
-         layout: str = "numa") -> GuestRun:
-    """Run `script` (sh) in a fresh guest; its run directory is kept (results, logs). With layout `nvdimm`
-    the script should start with SETUP_NVDIMM."""
-    why = missing()
+         layout: str = "numa", release: str | None = None) -> GuestRun:
+    """Run `script` (sh) in a fresh guest of kernel `release` (default: kernel()'s choice); its run directory
+    is kept (results, logs). With layout `nvdimm` the script should start with SETUP_NVDIMM."""
+    why = missing(release)
     if why:
         raise RuntimeError(why)
-    image = kernel()
+    image = kernel(release)
     run = Path(run_dir or tempfile.mkdtemp(prefix="pagetide-guest-", dir="/var/tmp")).resolve()
     run.mkdir(parents=True, exist_ok=True)
     (run / "run.sh").write_text(script)
