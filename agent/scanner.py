@@ -123,9 +123,8 @@ def tenant_heat(tenant, heat: np.ndarray, node: np.ndarray, is_fast: np.ndarray,
     also the lists of every boundary below DRAM's."""
     nr_nodes = is_fast.size
     present = node >= 0
-    bins = heat >> 4
-    hist = np.bincount(node[present].astype(np.int64) * HEAT_BINS + bins[present],
-                       minlength=nr_nodes * HEAT_BINS).reshape(nr_nodes, HEAT_BINS)
+    code = node.astype(np.uint16) * HEAT_BINS + (heat >> 4)      # int8 node ids: 2-byte codes suffice
+    hist = np.bincount(code[present], minlength=nr_nodes * HEAT_BINS).reshape(nr_nodes, HEAT_BINS)
     fast_page = present & is_fast[np.maximum(node, 0)]
     slow_page = present & ~fast_page
     n_hot = max_candidates if max_hot_fast is None else min(max_hot_fast, max_candidates)
