@@ -203,11 +203,14 @@ def _w(path: Path, value) -> None:
     path.write_text(f"{value}\n")
 
 
-def run_damos(seconds: float, sample_us: int = 5000, aggr_us: int = 100_000, cold_age: int = 10) -> dict:
-    """DAMOS tiering in the guest: a kdamond per node through the DAMON sysfs interface, `migrate_hot` on node
-    1's physical range to node 0 (regions accessed in at least 1 of an aggregation's samples) and
-    `migrate_cold` on node 0's to node 1 (regions not accessed for `cold_age` aggregations), no quotas;
-    NUMA balancing off, demotion on. After `seconds`, each scheme's stats, then the kdamonds are switched off."""
+def run_damos(seconds: float, pid: int, ops: str = "paddr", sample_us: int = 5000, aggr_us: int = 100_000,
+              cold_age: int = 10) -> dict:
+    """DAMOS tiering in the guest: a kdamond per scheme through the DAMON sysfs interface, `migrate_hot` to node
+    0 (regions accessed in at least 1 of an aggregation's samples) and `migrate_cold` to node 1 (regions not
+    accessed for `cold_age` aggregations), no quotas; NUMA balancing off, demotion on. With `ops` paddr (what
+    6.12 implements the migrate actions for) each monitors its source node's physical range, migrate_hot node
+    1's and migrate_cold node 0's; with vaddr both monitor process `pid`. After `seconds`, each scheme's stats,
+    then the kdamonds are switched off."""
     if not (DAMON / "kdamonds").is_dir():
         raise RuntimeError(f"no DAMON sysfs interface ({DAMON}): this mode needs a kernel with CONFIG_DAMON_SYSFS "
                            "and DAMOS migrate actions (6.11+, e.g. Debian's 6.12 backport)")
@@ -219,7 +222,7 @@ def run_damos(seconds: float, sample_us: int = 5000, aggr_us: int = 100_000, col
         kd = DAMON / f"kdamonds/{k}"
         _w(kd / "contexts/nr_contexts", 1)
         ctx = kd / "contexts/0"
-        _w(ctx / "operations", "paddr")
+        _w(ctx / "operations", ops)
         attrs = ctx / "monitoring_attrs"
         _w(attrs / "intervals/sample_us", sample_us)
         _w(attrs / "intervals/aggr_us", aggr_us)
@@ -227,10 +230,15 @@ def run_damos(seconds: float, sample_us: int = 5000, aggr_us: int = 100_000, col
         _w(attrs / "nr_regions/min", 10)
         _w(attrs / "nr_regions/max", 1000)
         _w(ctx / "targets/nr_targets", 1)
-        _w(ctx / "targets/0/regions/nr_regions", 1)
-        start, end = node_range(src)
-        _w(ctx / "targets/0/regions/0/end", end)
-        _w(ctx / "targets/0/regions/0/start", start)
+        if ops == "vaddr":
+            _w(ctx / "targets/0/pid_target", pid)        # regions from the process's mappings
+            target = {"pid": pid}
+        else:
+            _w(ctx / "targets/0/regions/nr_regions", 1)
+            start, end = node_range(src)
+            _w(ctx / "targets/0/regions/0/end", end)
+            _w(ctx / "targets/0/regions/0/start", start)
+            target = {"node": src, "range": [start, end]}
         _w(ctx / "schemes/nr_schemes", 1)
         sc = ctx / "schemes/0"
         _w(sc / "action", action)
@@ -245,7 +253,7 @@ def run_damos(seconds: float, sample_us: int = 5000, aggr_us: int = 100_000, col
         _w(kd / "state", "on")
         if (kd / "state").read_text().strip() != "on":
             raise RuntimeError(f"kdamond {k} ({action}) did not start: {(kd / 'state').read_text().strip()}")
-        schemes.append({"action": action, "node": src, "target_nid": dst, "range": [start, end]})
+        schemes.append({"action": action, "target_nid": dst, **target})
     time.sleep(seconds)
     for k, sc in enumerate(schemes):
         kd = DAMON / f"kdamonds/{k}"
@@ -253,12 +261,12 @@ def run_damos(seconds: float, sample_us: int = 5000, aggr_us: int = 100_000, col
         stats = kd / "contexts/0/schemes/0/stats"
         sc["stats"] = {f: int((stats / f).read_text()) for f in DAMOS_STATS}
         _w(kd / "state", "off")
-    return {"damos": schemes, "knobs_damos": knobs(),
+    return {"damos": schemes, "damon_ops": ops, "knobs_damos": knobs(),
             "damon_attrs": {"sample_us": sample_us, "aggr_us": aggr_us, "cold_age": cold_age}}
 
 
 def boot_and_compare(modes: list[str], layout: str, pages: int, seconds: float, period: float,
-                     filler_mib: int = 0, release: str | None = None) -> list[dict]:
+                     filler_mib: int = 0, release: str | None = None, damon_ops: str = "paddr") -> list[dict]:
     """On the host: one fresh guest per mode, each running this module; their results, with the guest's time."""
     from pagetide.harness import qemu
 
@@ -267,7 +275,8 @@ def boot_and_compare(modes: list[str], layout: str, pages: int, seconds: float, 
     for mode in modes:
         script = (qemu.SETUP_NVDIMM if layout == "nvdimm" else "") + (
             f"D=$(pwd); cd {root} && {sys.executable} -m pagetide.harness.guest --mode {mode} --pages {pages} "
-            f"--seconds {seconds} --period {period} --filler-mib {filler_mib} --out $D/result.json\n")
+            f"--seconds {seconds} --period {period} --filler-mib {filler_mib} --damon-ops {damon_ops} "
+            "--out $D/result.json\n")
         run = qemu.boot(script, layout=layout, timeout=seconds + 240, release=release)
         if run.returncode != 0:
             raise RuntimeError(f"guest ({mode}) failed: {run.log[-2000:]}")
@@ -287,7 +296,8 @@ def table(results: list[dict]) -> str:
                  else sum(sc["stats"]["sz_applied"] for sc in r["damos"]) // PAGE if r["mode"] == "damos"
                  else r["vmstat_delta"]["pgpromote_success"] + r["vmstat_delta"]["pgdemote_kswapd"]
                  + r["vmstat_delta"]["pgdemote_direct"])
-        rows.append([f"{r['mode']} ({r['kernel']})", f"{b['hot_on_0']}/{r['hot_pages']}",
+        mode = f"damos/{r['damon_ops']}" if r["mode"] == "damos" else r["mode"]
+        rows.append([f"{mode} ({r['kernel']})", f"{b['hot_on_0']}/{r['hot_pages']}",
                      f"{a['hot_on_0']}/{r['hot_pages']}",
                      f"{a['cold_on_1']}/{r['pages'] - r['hot_pages']}", str(moved),
                      str(r["vmstat_delta"]["pgpromote_success"]),
@@ -307,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--period", type=float, default=1.0, help="pagetide's scan period, seconds")
     p.add_argument("--filler-mib", type=int, default=0,
                    help="first fill this much of node 0 with a cold process bound to it (DRAM pressure)")
+    p.add_argument("--damon-ops", choices=("paddr", "vaddr"), default="paddr",
+                   help="damos: each node's physical range (paddr, default) or the workload process (vaddr)")
     p.add_argument("--out", type=Path, help="(in the guest) where the result goes")
     p.add_argument("--boot", action="store_true", help="on the host: boot a guest per --mode and compare")
     p.add_argument("--layout", choices=("numa", "nvdimm"), default="numa", help="with --boot: the guest's memory")
@@ -317,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = args.mode or ["pagetide"]
     if args.boot:
         results = boot_and_compare(modes, args.layout, args.pages, args.seconds, args.period, args.filler_mib,
-                                   args.kernel)
+                                   args.kernel, args.damon_ops)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
         print(table(results))
@@ -352,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "pagetide":
             out.update(asyncio.run(run_pagetide(wl.pid, base, args.pages, args.seconds, args.period)))
         elif args.mode == "damos":
-            out.update(run_damos(args.seconds))
+            out.update(run_damos(args.seconds, wl.pid, args.damon_ops))
         else:
             out.update(run_kernel(args.seconds))
         out["seconds"] = round(time.monotonic() - t0, 2)
