@@ -49,7 +49,9 @@ KERNEL_ENV = "PAGETIDE_GUEST_KERNEL"    # a kernel release to boot instead of th
 
 
 def _version(image: Path) -> tuple:
-    return tuple(int(x) if x.isdigit() else x for x in re.split(r"[.+-]", image.name.removeprefix("vmlinuz-")))
+    """A sort key for an image's release: its numbers as numbers (6.1 < 6.12), words after them."""
+    return tuple((0, int(x), "") if x.isdigit() else (1, 0, x)
+                 for x in re.split(r"[.+-]", image.name.removeprefix("vmlinuz-")))
 
 
 def kernel(release: str | None = None, boot: Path = Path("/boot")) -> Path | None:
@@ -72,7 +74,7 @@ def damos_release(boot: Path = Path("/boot")) -> str | None:
         release = image.name.removeprefix("vmlinuz-")
         config = boot / f"config-{release}"
         text = config.read_text() if config.is_file() else ""
-        if _version(image)[:2] >= (6, 11) and all(f"\nCONFIG_DAMON_{k}=y" in text for k in ("SYSFS", "PADDR")):
+        if [v[1] for v in _version(image)[:2]] >= [6, 11] and all(f"\nCONFIG_DAMON_{k}=y" in text for k in ("SYSFS", "PADDR")):
             return release
     return None
 
