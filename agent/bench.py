@@ -6,8 +6,9 @@ Builds a host whose tenants map `size` of 4 KiB pages (DRAM a quarter of memory)
 sampled accesses and kswapd, its scans, the oracles' epoch and a heat report). Then, on the same host, times
 single ticks and whole idle_pages scans of every tenant: the agent's vectorised fast path and the byte-stream
 path (encode + decode). Reported per core: the process is single-threaded, so on an idle machine its wall
-time is its CPU time; on a shared one the CPU time is the figure that compares between runs. Peak memory is the process's peak
-resident set (getrusage), which includes the interpreter and numpy (about 45 MiB before the host is built).
+time is its CPU time; on a shared one the CPU time is the figure that compares between runs. Peak memory is
+the process's peak resident set (getrusage), which includes the interpreter and numpy (about 36 MiB before
+the host is built); bytes per page count what the host added to it.
 """
 
 from __future__ import annotations

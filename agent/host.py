@@ -517,15 +517,17 @@ class Host:
             # masks over the whole arrays rather than gathers of the node's pages: fewer passes per page
             on = self.node == nid
             state = self.flags & (PG_PINNED | PG_ACTIVE)        # evictable pages: inactive 0, active PG_ACTIVE
-            inact, act = np.flatnonzero(on & (state == 0)), np.flatnonzero(on & (state == PG_ACTIVE))
-            if inact.size == 0 and act.size == 0:
+            inact = np.flatnonzero(on & (state == 0))
+            active = on & (state == PG_ACTIVE)
+            nr_active = int(np.count_nonzero(active))          # listed only when some are deactivated
+            if inact.size == 0 and nr_active == 0:
                 break
             ratio = int(self.inactive_ratio[nid])
-            if inact.size * ratio < act.size:
+            if inact.size * ratio < nr_active:
                 # shrink_active_list: move the oldest active pages to the inactive head; page_referenced()
                 # clears their A bits on the way (anon pages are deactivated even if referenced)
-                k = int(min(act.size, max((act.size - inact.size * ratio) // (ratio + 1), SWAP_CLUSTER_MAX)))
-                victims = self._lru_oldest(act, k)
+                k = int(min(nr_active, max((nr_active - inact.size * ratio) // (ratio + 1), SWAP_CLUSTER_MAX)))
+                victims = self._lru_oldest(np.flatnonzero(active), k)
                 self.flags[victims] &= ~(PG_ACTIVE | PG_ACCESSED | PG_TLB_CACHED)
                 self._lru_add(victims)
                 inact = np.concatenate([inact, victims])
