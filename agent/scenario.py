@@ -537,15 +537,20 @@ def with_tiering(data: Any, mode: str | None) -> Any:
     return {**data, "host": {**host, "kernel": {**kernel, "tiering": {"mode": mode}}}}
 
 
+def read_yaml(path: str | Path, error: type[ValueError] | None = None, key: str | None = None) -> Any:
+    """A YAML file's data; an unreadable file or bad YAML raises `error(key, reason)` (ScenarioError by
+    default; `key` defaults to the path)."""
+    error, key = error or ScenarioError, str(path) if key is None else key
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise error(key, f"cannot read: {e.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise error(key, f"not valid YAML: {e}") from None
+
+
 def load_scenario(path: str | Path, tiering: str | None = None) -> Scenario:
     """Read and validate a scenario YAML file; `tiering` overrides its kernel tiering mode."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ScenarioError(str(path), f"cannot read: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ScenarioError(str(path), f"not valid YAML: {e}") from None
-    return parse_scenario(with_tiering(data, tiering), name=path.stem)
+    return parse_scenario(with_tiering(read_yaml(path), tiering), name=Path(path).stem)

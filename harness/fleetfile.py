@@ -40,9 +40,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from pagetide.agent.scenario import ScenarioError, parse_scenario, with_tiering
+from pagetide.agent.scenario import ScenarioError, parse_scenario, read_yaml, with_tiering
 from pagetide.common import units
 
 SHIPPED = ("default", "churn", "advice", "advice-swap")     # harness/fleets/NAME.yaml
@@ -407,14 +406,7 @@ def load_fleet(path: str | Path, seed: int | None = None) -> Fleet:
     """Read and validate a fleet file (with `seed` instead of its own, if given); a bare shipped name
     (default, churn, advice, advice-swap) means the shipped file, ./NAME a file of that name here."""
     p = Path(shipped_path(str(path)) if str(path) in SHIPPED else path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise FleetError(str(path), f"cannot read: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise FleetError(str(path), f"not valid YAML: {e}") from None
+    data = read_yaml(p, FleetError, key=str(path))
     if seed is not None and isinstance(data, dict):
         data = {**data, "seed": seed}
     return parse_fleet(data, name=p.stem)
