@@ -121,6 +121,8 @@ class SimulationClient:
         self.stubs = {h: simulation_pb2_grpc.SimulationServiceStub(self.channels[a]) for h, a in hosts.items()}
         self.lagging: dict[str, asyncio.Task] = {}        # host -> its probe
         self.last_wall: dict[str, float] = {}             # host -> seconds its last advance took
+        self.answered: set[str] = set(hosts)              # hosts whose last advance was answered
+        self.back: set[str] = set()                       # of the last advance's answers, hosts back from an absence
 
     def deadline(self, host: str) -> float:
         last = self.last_wall.get(host)
@@ -167,6 +169,8 @@ class SimulationClient:
         for h in (list(self.stubs) if hosts is None else hosts):
             if h in self.lagging and h not in failed:
                 failed[h] = "lagging"
+        self.back = set(ok) - self.answered
+        self.answered = (self.answered - set(failed)) | set(ok)
         return ok, failed
 
     async def _probe(self, h: str, inflight: asyncio.Task | None = None) -> None:

@@ -57,16 +57,13 @@ async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int,
     A host whose agent does not answer is left out of the rounds until it answers again; the round it is back
     in waits (a few seconds at most) for the controller to take it back too."""
     out = []
-    answered: set[str] = set(sim.hosts)
     for i in range(rounds):
         if stop is not None and stop.is_set():
             break
         a0 = time.perf_counter()
         answers, failed = await sim.advance(ticks)
         a1 = time.perf_counter()
-        await ctl.wait_reconciled({h: r.period for h, r in answers.items()}, ROUND_TIMEOUT,
-                                  back=set(answers) - answered)
-        answered = set(answers)
+        await ctl.wait_reconciled({h: r.period for h, r in answers.items()}, ROUND_TIMEOUT, back=sim.back)
         r = FleetRound(number=i + 1, seconds=time.perf_counter() - a1, advance_seconds=a1 - a0, failed=failed)
         out.append(r)
         if after_round is not None:

@@ -207,7 +207,6 @@ async def run_fleet(plan: FaultPlan, fault: str | None, rounds: int | None = Non
             restarts_epoch = 0              # the victim's epochs before a restart (agent-kill)
             recovered_epoch = None          # the victim's epoch count at recovery
             epochs = {h: 0 for h in f.host_ids}
-            answered = set(f.host_ids)      # the hosts that answered the last round
             i = 0
             while True:
                 i += 1
@@ -243,11 +242,10 @@ async def run_fleet(plan: FaultPlan, fault: str | None, rounds: int | None = Non
                 answers, failed = await f.sim.advance(ticks)
                 if f.ctl is not None:
                     await f.ctl.wait_reconciled({h: r.period for h, r in answers.items()}, 120.0,
-                                                back=set(answers) - answered)
+                                                back=f.sim.back)
                 else:
                     missing += 1
                 round_seconds.append((i, time.perf_counter() - a0, tuple(sorted(answers))))
-                answered = set(answers)
                 for h in f.host_ids:
                     if h in answers:
                         epochs[h] += 1

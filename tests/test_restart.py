@@ -103,3 +103,27 @@ def test_a_host_up_that_never_acts_on_its_period_times_the_wait_out():
         return ok, time.monotonic() - t0
     ok, waited = asyncio.run(run())
     assert not ok and 0.1 <= waited < 1.0
+
+
+def test_the_simulation_client_names_the_hosts_back_in_an_advance_after_an_absence():
+    from pagetide.harness.agents import SimulationClient
+    from pagetide.v1 import simulation_pb2
+
+    sim = SimulationClient.__new__(SimulationClient)          # no channels: the stubs are fakes
+    async def advance(request, timeout):
+        return simulation_pb2.AdvanceClockResponse(period=1)
+    sim.hosts = {"h0": "a", "h1": "b"}
+    sim.stubs = {h: SimpleNamespace(AdvanceClock=advance) for h in sim.hosts}
+    sim.lagging, sim.last_wall, sim.answered, sim.back = {}, {}, set(sim.hosts), set()
+
+    async def run():
+        seen = []
+        for lagging in (False, True, False, False):
+            if lagging:
+                sim.lagging["h1"] = asyncio.get_running_loop().create_future()   # set aside, its probe pending
+            else:
+                sim.lagging.pop("h1", None)
+            ok, failed = await sim.advance(1)
+            seen.append((sorted(ok), sorted(sim.back)))
+        return seen
+    assert asyncio.run(run()) == [(["h0", "h1"], []), (["h0"], []), (["h0", "h1"], ["h1"]), (["h0", "h1"], [])]
