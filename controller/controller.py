@@ -166,8 +166,14 @@ class Controller:
         """Read the host's topology through its proxy; a new incarnation (the agent restarted) is a new host
         whose periods count from 1 again."""
         raw = await asyncio.wait_for(self.proxies[h].topology.remote(), timeout)
-        s, old = self.hosts[h], self.hosts[h].topology
-        s.topology = agent_pb2.GetTopologyResponse.FromString(raw)
+        self._set_topology(self.hosts[h], raw)
+
+    @staticmethod
+    def _set_topology(s: HostState, raw: bytes) -> None:
+        """Serve the host's topology as read (the VMs' set may have changed: arrivals, departures,
+        resizes; stored policies stay, also those of VMs that left, so a VM of that name that comes back has
+        its policy again). A new incarnation is a new host whose periods count from 1 again."""
+        old, s.topology = s.topology, agent_pb2.GetTopologyResponse.FromString(raw)
         if old is not None and old.incarnation != s.topology.incarnation:
             s.last_period = 0
 
@@ -247,8 +253,8 @@ class Controller:
                 await asyncio.sleep(min(MAX_BACKOFF, 0.25 * 2 ** min(state.misses, 8)))
                 continue
             await self._answered(h)
-            if res is not None and res.restarted:
-                await self._read_topology(h, 2 * RPC_TIMEOUT)
+            if res is not None and res.restarted:        # the proxy read the new agent's topology already
+                self._set_topology(state, res.topology)
                 async with self._changed:
                     self._changed.notify_all()
             elif res is not None:
@@ -283,7 +289,7 @@ class Controller:
     async def _record(self, res: RoundResult) -> None:
         s = self.hosts[res.host_id]
         if res.topology:
-            self._tenants_changed(s, agent_pb2.GetTopologyResponse.FromString(res.topology))
+            self._set_topology(s, res.topology)
         s.rounds += 1
         s.last_period = res.period
         s.promoted_bytes += res.promoted_bytes
@@ -296,11 +302,6 @@ class Controller:
             self.on_round(res)
         async with self._changed:
             self._changed.notify_all()
-
-    def _tenants_changed(self, s: HostState, topology: agent_pb2.GetTopologyResponse) -> None:
-        """The host's VMs changed (arrivals, departures, resizes): serve the new set. Stored policies stay,
-        also those of VMs that left (a VM of that name that comes back has its policy again)."""
-        s.topology = topology
 
     async def wait_reconciled(self, periods: dict[str, int], timeout: float | None = None,
                               back: frozenset[str] | set[str] = frozenset()) -> bool:

@@ -66,8 +66,8 @@ class RoundResult:
     cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
     paused: bool = False                 # migration paused: planned, nothing pushed
     restarted: bool = False              # no round: the host's agent restarted (a new incarnation), seen afresh
-    topology: bytes = b""                # the host's tenants changed (a new tenant generation): its topology,
-                                         # read again for this round (serialized GetTopologyResponse)
+    topology: bytes = b""                # the host's tenants changed (a new tenant generation) or its agent
+                                         # restarted: its topology, read again (serialized GetTopologyResponse)
 
     @property
     def seconds(self) -> float:
@@ -155,7 +155,7 @@ class HostClient:
             self.policy = None
             await self.get_topology()
             self.last_period = 0
-            return RoundResult(host_id=self.host_id, restarted=True)
+            return RoundResult(host_id=self.host_id, restarted=True, topology=self.topology.SerializeToString())
         if report.waited_out:
             return None
         if report.period == 0:                   # no complete period yet: every heat is 0
