@@ -17,8 +17,12 @@ The estimate, per host and set of VMs on it:
    to every VM's policy minimum (its pinned tier or frozen DRAM), then by weighted marginal utility per byte
    up to its maximum (utility-based partitioning, Qureshi & Patt, MICRO'06: optimal for the concave curves
    heat-sorted pages give); each lower tier continues every curve where the tier above left it.
-3. A VM's slowdown is its accesses' latency per tier over all-DRAM's (the topology's read latencies, else
-   DESIGN.md section 3's: DRAM 80 ns, CXL 170 ns, PMEM 305 ns; idle latencies, not loaded ones).
+3. A VM's slowdown is its accesses' latency per tier over all of them served at the host's idle DRAM latency.
+   Each tier is charged its loaded read latency from the host's last heat report (the mean over the tier's
+   nodes of GetHeatReportResponse.node_loaded_read_latency_ns), so a host whose DRAM is saturated does not
+   look idle; a node the report gives none for is charged its idle latency (the topology's, else DESIGN.md
+   section 3's: DRAM 80 ns, CXL 170 ns, PMEM 305 ns). Simplification: the latencies are the ones measured
+   under the host's load then; the estimate does not re-model them for the VMs the advice moves in or out.
 
 The advice is greedy by gain per byte moved: each step takes the single move (a VM to another host) or swap
 (two VMs of two hosts trading places; a VM is swapped only for one of the other host's SWAP_CANDIDATES VMs
@@ -28,8 +32,10 @@ copied, by at least `min_gain` of the fleet's accesses, such that
 - every host touched holds its VMs' footprints and page tables within its memory above the watermarks (no
   host over capacity; swap space is not counted);
 - every VM there still gets its policy's DRAM minimum in full (no VM starved below its policy);
-- the slowdown guard: no VM's estimated slowdown rises above `max_slowdown`, or above its slowdown now if
-  that is higher already (a VM already slow is never made slower);
+- the slowdown guard: no VM's estimated slowdown rises above its limit -- its policy's own `max_slowdown`
+  when set (which for that VM replaces the fleet-wide one, tighter or looser), else the fleet-wide
+  `max_slowdown` -- or above its slowdown now if that is higher already (a VM already slow is never made
+  slower);
 
 and a VM moves at most once per advice (a new VM not at all: it is placed). VMs whose policy turns
 migration off stay where they are. New VMs (a footprint and an assumed heat histogram) are placed first,
@@ -66,7 +72,13 @@ PAGE_TABLE_BYTES = 8             # per mapped page, in DRAM (DESIGN.md section 1
 class Tier:
     """One memory tier of a host: what its nodes hold for VMs' pages, and how fast."""
     capacity_bytes: int          # above the high watermark (DRAM: and the reserve)
-    latency_ns: float
+    latency_ns: float            # idle read latency (the top tier's is the all-DRAM reference)
+    loaded_latency_ns: float | None = None    # under the host's load as last measured; None: not measured
+
+    @property
+    def charged_ns(self) -> float:
+        """What an access served here costs in the estimate: loaded latency if measured, else idle."""
+        return self.latency_ns if self.loaded_latency_ns is None else self.loaded_latency_ns
 
 
 @dataclass(frozen=True)
@@ -265,7 +277,8 @@ def estimate_host(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures] | str:
     served = np.array([_served(seg, c) for c in cum])             # tiers x VMs, cumulative
     per_tier = np.diff(np.vstack([np.zeros(len(vms)), served]), axis=0)
     total = np.array([v.accesses for v in vms])
-    lat = np.array([t.latency_ns for t in host.tiers])
+    lat = np.array([t.charged_ns for t in host.tiers])
+    ref = host.tiers[0].latency_ns
     out = {}
     for i, v in enumerate(vms):
         if total[i] <= 0:
@@ -273,7 +286,7 @@ def estimate_host(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures] | str:
         else:
             shares = tuple((per_tier[:, i] / total[i]).tolist())
             rest = max(0.0, total[i] - served[-1, i])          # beyond every tier: charged the lowest
-            slow = (float(per_tier[:, i] @ lat) + rest * lat[-1]) / (total[i] * lat[0])
+            slow = (float(per_tier[:, i] @ lat) + rest * lat[-1]) / (total[i] * ref)
         out[v.key] = VmFigures(host.host_id, int(cum[0][i]), shares, float(slow), float(served[0, i]))
     return out
 
@@ -298,13 +311,16 @@ class _Fleet:
     def served(self, figs: dict[str, VmFigures]) -> float:
         return sum(f.served for f in figs.values())
 
-    def guard(self, figs: dict[str, VmFigures]) -> str:
-        """'' if no VM's slowdown rises past the limit (or past its own now, if higher), else who and why."""
-        for k, f in figs.items():
-            was = self.now.get(k)
-            limit = max(self.max_slowdown, was.slowdown if was is not None else 0.0)
+    def guard(self, vms: Sequence[Vm], figs: dict[str, VmFigures]) -> str:
+        """'' if no VM's slowdown rises past its limit (its policy's, else the fleet's; or past its own now,
+        if higher), else who and why."""
+        for v in vms:
+            f, was = figs[v.key], self.now.get(v.key)
+            own = v.policy.max_slowdown
+            limit = max(self.max_slowdown if own is None else own, was.slowdown if was is not None else 0.0)
             if f.slowdown > limit + 1e-9:
-                return f"{k} would be {f.slowdown:.3f}x slower than all-DRAM (limit {limit:.3f}x)"
+                return (f"{v.key} would be {f.slowdown:.3f}x slower than all-DRAM (limit {limit:.3f}x"
+                        + (", its policy's)" if own is not None else ")"))
         return ""
 
     def trial(self, changes: dict[str, list[Vm]]) -> tuple[float, dict[str, dict[str, VmFigures]]] | str:
@@ -315,7 +331,7 @@ class _Fleet:
             e = self.estimate(h, vms)
             if isinstance(e, str):
                 return e
-            g = self.guard(e)
+            g = self.guard(vms, e)
             if g:
                 return g
             # against the figures now (a host over capacity now has them as it is, not as the fill would)
@@ -442,14 +458,14 @@ def _host_of(on: dict[str, list[Vm]], v: Vm) -> str:
 
 def _estimate_as_is(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures]:
     """Figures of VMs on a host that cannot hold them all (it swaps): each VM's DRAM as it is now."""
-    l0, ll = host.tiers[0].latency_ns, host.tiers[-1].latency_ns
+    ref, l0, ll = host.tiers[0].latency_ns, host.tiers[0].charged_ns, host.tiers[-1].charged_ns
     out = {}
     for v in vms:
         total, s = v.accesses, float(_served(_segments([v]), np.array([v.dram_bytes]))[0])
         share = s / total if total > 0 else 1.0
         out[v.key] = VmFigures(host.host_id, v.dram_bytes, (share,) + (0.0,) * (len(host.tiers) - 2)
                                + ((1 - share,) if len(host.tiers) > 1 else ()),
-                               share + (1 - share) * ll / l0, s)
+                               (share * l0 + (1 - share) * ll) / ref, s)
     return out
 
 
@@ -458,8 +474,9 @@ def _estimate_as_is(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures]:
 def fleet_inputs(topologies: Mapping, last_rounds: Mapping, policies: Mapping[str, Mapping[str, VmPolicy]],
                  reserve: float = 0.0) -> tuple[list[Host], list[Vm]]:
     """Hosts and VMs from the controller's state: per host id its GetTopologyResponse, its last RoundResult
-    (heat_pages, heat_fast_pages, bin_level, nr_scans, accessed_page_scans; a host without one contributes
-    its capacity but no VMs), and its VMs' policies (shares resolved against each VM's footprint)."""
+    (heat_pages, heat_fast_pages, bin_level, nr_scans, accessed_page_scans, node_loaded_read_latency_ns; a
+    host without one contributes its capacity, at idle latencies, but no VMs), and its VMs' policies (shares
+    resolved against each VM's footprint)."""
     from pagetide.controller.convert import tier_ranks
     from pagetide.v1 import types_pb2
 
@@ -471,15 +488,20 @@ def fleet_inputs(topologies: Mapping, last_rounds: Mapping, policies: Mapping[st
         for n in topo.nodes:
             r = rank[n.memory_tier] if rank else (0 if n.type == types_pb2.NODE_TYPE_DRAM else 1)
             tiers.setdefault(r, []).append(n)
+        last = last_rounds.get(h)
+        # per node id, as the last heat report measured it ([] or 0: not measured)
+        loaded = list(last.node_loaded_read_latency_ns) if last is not None else []
         out = []
         for r in sorted(tiers):
             ns = tiers[r]
             cap = sum(max(0, n.capacity_bytes - n.wmark_high_bytes - n.demote_margin_bytes
                           - (int(reserve * n.capacity_bytes) if r == 0 else 0)) for n in ns)
-            lat = [n.read_latency_ns or DEFAULT_LATENCY_NS.get(kinds.get(n.type, "pmem"), 305.0) for n in ns]
-            out.append(Tier(cap, float(np.mean(lat))))
+            idle = [n.read_latency_ns or DEFAULT_LATENCY_NS.get(kinds.get(n.type, "pmem"), 305.0) for n in ns]
+            under = [loaded[n.id] if n.id < len(loaded) and loaded[n.id] > 0 else None for n in ns]
+            charged = [x if x is not None else i for x, i in zip(under, idle)]
+            out.append(Tier(cap, float(np.mean(idle)),
+                            float(np.mean(charged)) if any(x is not None for x in under) else None))
         hosts.append(Host(h, tuple(out)))
-        last = last_rounds.get(h)
         if last is None:
             continue
         level, scans, touched = last.bin_level, last.nr_scans, last.accessed_page_scans

@@ -71,4 +71,6 @@ def vm_policy_pb(host_id: str, vm: str, p: VmPolicy) -> controller_pb2.VmPolicy:
         out.min_dram_share = p.min_dram_share
     if p.max_dram_share is not None:
         out.max_dram_share = p.max_dram_share
+    if p.max_slowdown is not None:
+        out.max_slowdown = p.max_slowdown
     return out

@@ -62,6 +62,7 @@ class RoundResult:
     bin_level: tuple[float, ...] = ()    # the refs level each heat bin stands for (the report's; (): linear)
     nr_scans: int = 0                    # scans in the reported period
     accessed_page_scans: dict[str, int] = field(default_factory=dict)   # per VM: (page, scan) pairs found accessed
+    node_loaded_read_latency_ns: tuple[float, ...] = ()  # per node: the report's loaded latency, () none
     node_id: str = ""                    # the Ray node that ran the round
     cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
     paused: bool = False                 # migration paused: planned, nothing pushed
@@ -169,6 +170,7 @@ class HostClient:
                           topology=self.topology.SerializeToString() if changed else b"")
         res.report_bytes = report.ByteSize()
         res.bin_level, res.nr_scans = tuple(report.bin_level), report.nr_scans
+        res.node_loaded_read_latency_ns = tuple(report.node_loaded_read_latency_ns)
         for t in report.tenants:
             pages = [sum(col) for col in zip(*(h.pages for h in t.histograms))]
             res.heat_pages[t.tenant] = pages

@@ -81,9 +81,15 @@ def vm_policy(p: controller_pb2.VmPolicy, where: str = "policy") -> VmPolicy:
                                                  f"got {p.min_dram_bytes}")
     if p.pinned_tier not in TIERS:
         raise Invalid(f"{where}.pinned_tier", f"unknown tier {p.pinned_tier}")
+    slowdown = None
+    if p.HasField("max_slowdown"):
+        slowdown = float(p.max_slowdown)
+        if not (math.isfinite(slowdown) and slowdown >= 1):
+            raise Invalid(f"{where}.max_slowdown", f"must be a finite ratio >= 1 (unset: the fleet-wide guard), "
+                                                   f"got {p.max_slowdown}")
     return VmPolicy(min_dram_bytes=p.min_dram_bytes, max_dram_bytes=p.max_dram_bytes or None, weight=float(weight),
                     min_dram_share=lo_share, max_dram_share=hi_share, pinned_tier=TIERS[p.pinned_tier],
-                    migrate=not p.migration_disabled)
+                    migrate=not p.migration_disabled, max_slowdown=slowdown)
 
 
 def check_footprint(p: VmPolicy, footprint: int, vm: str, where: str = "policy") -> None:

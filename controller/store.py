@@ -6,7 +6,9 @@ restarted controller needs to act as before: it reads the store at start, for ev
 down. Each change is one transaction committed before the call returns (WAL journal, synchronous=FULL: the
 commit is on disk when the ControllerService RPC answers), and a change of several VMs is all or nothing.
 One controller writes a database: the store holds an exclusive lock on `<path>.lock` while it is open, and a
-second controller opening the same file fails with StoreError instead of interleaving its writes.
+second controller opening the same file fails with StoreError instead of interleaving its writes. A database
+of an older schema is brought up to this one in place as it is opened (`_MIGRATIONS`, one transaction),
+keeping everything stored.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pagetide.controller.policies import VmPolicy
 
 __all__ = ["StoreError", "PolicyStore", "CLUSTER", "default_path"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CLUSTER = ""                  # the pause scope of the whole cluster (host ids are never empty)
 
 _SCHEMA = """
@@ -36,6 +38,7 @@ CREATE TABLE IF NOT EXISTS vm_policies (
     pinned_tier    TEXT,               -- 'dram', 'slow' or NULL
     migrate        INTEGER NOT NULL,   -- 0: the controller moves none of the VM's pages
     updated_ns     INTEGER NOT NULL,   -- wall clock of the last change, for people reading the file
+    max_slowdown   REAL,               -- the fleet advice's limit for the VM; NULL: the fleet-wide guard
     PRIMARY KEY (host_id, vm)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pauses (
@@ -44,8 +47,11 @@ CREATE TABLE IF NOT EXISTS pauses (
     since_ns   INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+# schema version N -> the statements that bring a database of version N - 1 up to N (a new database, version
+# 0, gets _SCHEMA as it is). 2: VmPolicy.max_slowdown.
+_MIGRATIONS = {2: "ALTER TABLE vm_policies ADD COLUMN max_slowdown REAL;"}
 _COLUMNS = ("min_dram_bytes", "max_dram_bytes", "min_dram_share", "max_dram_share", "weight", "pinned_tier",
-            "migrate")
+            "migrate", "max_slowdown")
 
 
 class StoreError(Exception):
@@ -83,7 +89,9 @@ class PolicyStore:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path}: schema version {version} is newer than this pagetide's "
                                  f"({SCHEMA_VERSION})")
-            self.db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            migrate = " ".join(_MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1)) if version else ""
+            self.db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} {migrate} PRAGMA user_version = {SCHEMA_VERSION}; "
+                                  f"COMMIT;")
         except sqlite3.Error as e:
             self.close()
             raise StoreError(f"{path}: {e}") from None
@@ -97,20 +105,20 @@ class PolicyStore:
         """host id -> VM -> policy, everything stored."""
         out: dict[str, dict[str, VmPolicy]] = {}
         rows = self.db.execute(f"SELECT host_id, vm, {', '.join(_COLUMNS)} FROM vm_policies ORDER BY host_id, vm")
-        for host, vm, lo, hi, lo_share, hi_share, weight, tier, migrate in rows:
+        for host, vm, lo, hi, lo_share, hi_share, weight, tier, migrate, slowdown in rows:
             out.setdefault(host, {})[vm] = VmPolicy(min_dram_bytes=lo, max_dram_bytes=hi, min_dram_share=lo_share,
                                                     max_dram_share=hi_share, weight=weight, pinned_tier=tier,
-                                                    migrate=bool(migrate))
+                                                    migrate=bool(migrate), max_slowdown=slowdown)
         return out
 
     def put_policies(self, items: Iterable[tuple[str, str, VmPolicy]]) -> None:
         """Set (replace) the policies of (host, VM) pairs, all in one transaction."""
         now = time.time_ns()
         rows = [(h, vm, p.min_dram_bytes, p.max_dram_bytes, p.min_dram_share, p.max_dram_share, float(p.weight),
-                 p.pinned_tier, int(p.migrate), now) for h, vm, p in items]
+                 p.pinned_tier, int(p.migrate), p.max_slowdown, now) for h, vm, p in items]
         with self._transaction():
             self.db.executemany(f"INSERT OR REPLACE INTO vm_policies (host_id, vm, {', '.join(_COLUMNS)}, "
-                                f"updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                                f"updated_ns) VALUES ({', '.join('?' * (len(_COLUMNS) + 3))})", rows)
 
     def delete_policies(self, keys: Iterable[tuple[str, str]]) -> int:
         """Forget the policies of (host, VM) pairs, in one transaction; how many there were."""

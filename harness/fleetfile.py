@@ -15,7 +15,7 @@ resizes over time, and the controller's policy and options:
         vms: [{vm: web, count: 2}]                                    # every host of the class starts these
     vms:                          # the catalogue: a scenario's tenant keys, `policy` and no name
       web: {footprint: 256MiB, workload: {type: zipf, rate: 50M/s}, labels: {team: web},
-            policy: {min: 25%, max: 1GiB, weight: 2, pin: dram, migration: on}}
+            policy: {min: 25%, max: 1GiB, weight: 2, pin: dram, migration: on, max_slowdown: 1.5}}
     hosts:                        # more VMs for single hosts
       pmem-01: [{vm: web, name: web-big, footprint: 512MiB, workload: {rate: 80M/s}}]
     events:
@@ -49,7 +49,7 @@ TOP_KEYS = {"name", "seed", "tick", "duration", "epoch", "controller", "host_cla
 VM_KEYS = {"kind", "footprint", "home_node", "page_size", "workload", "prefault", "pinned", "labels", "interleave",
            "policy"}
 PLACE_KEYS = VM_KEYS | {"vm", "name", "count"}
-POLICY_KEYS = {"min", "max", "weight", "pin", "migration"}
+POLICY_KEYS = {"min", "max", "weight", "pin", "migration", "max_slowdown"}
 EVENT_KINDS = ("arrive", "depart", "resize")
 
 
@@ -148,8 +148,9 @@ def _count(v: Any, key: str, lo: int = 1) -> int:
 
 
 def parse_policy(d: Any, key: str):
-    """A VM's policy, `{min, max, weight, pin, migration}` as `pagetide policy set` takes them (min/max: a
-    share like 25% or a size like 4GiB), checked as ControllerService checks one."""
+    """A VM's policy, `{min, max, weight, pin, migration, max_slowdown}` as `pagetide policy set` takes them
+    (min/max: a share like 25% or a size like 4GiB; max_slowdown: a ratio >= 1, the fleet advice's limit for
+    the VM), checked as ControllerService checks one."""
     from pagetide.controller.requests import Invalid, vm_policy
     from pagetide.v1 import controller_pb2 as pb
 
@@ -178,6 +179,11 @@ def parse_policy(d: Any, key: str):
         if m not in ("on", "off"):
             raise FleetError(f"{key}.migration", f"must be on or off, got {d['migration']!r}")
         p.migration_disabled = m == "off"
+    if "max_slowdown" in d:
+        x = d["max_slowdown"]
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise FleetError(f"{key}.max_slowdown", f"must be a ratio >= 1 (a number), got {x!r}")
+        p.max_slowdown = float(x)              # its range is checked below, as the controller checks it
     try:
         return vm_policy(p, where=key)
     except Invalid as e:

@@ -148,6 +148,56 @@ def test_slowdown_guard_keeps_a_warm_vm_from_being_pushed_off_dram():
     assert loose.after_share > guarded.after_share
 
 
+def test_a_vms_own_max_slowdown_forbids_a_move_the_fleet_wide_guard_allows():
+    # as above: with the fleet-wide guard at 5x a hot VM moves onto B and leaves B's warm VM ~3.5x slower
+    # than all-DRAM; the warm VM's policy allows it 1.5x, so nothing moves onto B
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 256 * MiB, 1536 * MiB)]
+    hot = [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("a", "hot2", 448 * MiB, {15: 1.0})]
+    loose = advise(hosts, hot + [vm("b", "warm", 200 * MiB, {8: 1.0})], max_slowdown=5.0)
+    assert any(m.destination == "b" for m in loose.moves) and loose.after["b/warm"].slowdown > 1.5
+    own = advise(hosts, hot + [vm("b", "warm", 200 * MiB, {8: 1.0}, max_slowdown=1.5)], max_slowdown=5.0)
+    assert own.moves == ()
+    assert own.after["b/warm"].slowdown <= 1.5
+    # the VM's limit replaces the fleet-wide one for it, looser too: allowed 5x, it lets the move happen
+    # under the fleet's default 1.5x guard, which alone forbids it
+    assert advise(hosts, hot + [vm("b", "warm", 200 * MiB, {8: 1.0})]).moves == ()
+    mine = advise(hosts, hot + [vm("b", "warm", 200 * MiB, {8: 1.0}, max_slowdown=5.0)])
+    assert [m.destination for m in mine.moves][:1] == ["b"]
+    assert 1.5 < mine.after["b/warm"].slowdown <= 5.0
+
+
+def test_a_swapped_vms_own_max_slowdown_holds_on_its_new_host():
+    # B's two lukewarm VMs (30% of their pages in bin 2) are 1.33x slower than all-DRAM; the fleet-wide 5x
+    # lets one trade places with hot2 and be 3.8x slower beside hot1 on A; their own 2x forbids that
+    hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 256 * MiB, 768 * MiB)]
+
+    def fleet(**policy):
+        return [vm("a", "hot1", 512 * MiB, {15: 1.0}), vm("a", "hot2", 448 * MiB, {15: 1.0}),
+                vm("b", "cold1", 480 * MiB, {2: 0.3}, **policy), vm("b", "cold2", 480 * MiB, {2: 0.3}, **policy)]
+
+    loose = advise(hosts, fleet(), max_slowdown=5.0)
+    assert [m.destination for m in loose.moves] == ["b", "a"] and loose.moves[1].vm.startswith("cold")
+    assert loose.after[f"b/{loose.moves[1].vm}"].slowdown > 3.5
+    own = advise(hosts, fleet(max_slowdown=2.0), max_slowdown=5.0)
+    assert own.moves == ()
+    assert all(own.after[k].slowdown <= 2.0 for k in ("b/cold1", "b/cold2"))
+
+
+def test_the_estimate_charges_a_tiers_loaded_latency_against_idle_dram():
+    v = vm("a", "x", 200 * PAGE, {15: 0.5, 1: 0.5})
+    dram = 100 * PAGE + pt(v.footprint_bytes)
+    idle = estimate_host(Host("a", (Tier(dram, 80.0), Tier(1000 * PAGE, 305.0))), [v])[v.key]
+    busy = estimate_host(Host("a", (Tier(dram, 80.0, 400.0), Tier(1000 * PAGE, 305.0))), [v])[v.key]
+    share = idle.dram_share
+    assert busy.dram_share == pytest.approx(share)        # the split is the same; its cost is not
+    assert idle.slowdown == pytest.approx(share + (1 - share) * 305 / 80)
+    assert busy.slowdown == pytest.approx((share * 400 + (1 - share) * 305) / 80)
+    # all on a saturated DRAM: slower than all-DRAM idle
+    alone = vm("a", "y", 50 * PAGE, {15: 1.0})
+    f = estimate_host(Host("a", (Tier(dram, 80.0, 240.0), Tier(1000 * PAGE, 305.0))), [alone])[alone.key]
+    assert f.dram_share == pytest.approx(1.0) and f.slowdown == pytest.approx(3.0)
+
+
 def test_no_vm_is_starved_below_its_policys_dram_minimum():
     # B's VM is guaranteed 200 MiB of B's 256 MiB of DRAM; a hot VM guaranteed 100 MiB cannot join it
     hosts = [host("a", 256 * MiB, 768 * MiB), host("b", 256 * MiB, 1536 * MiB)]
@@ -200,9 +250,10 @@ def test_bad_input_is_refused_naming_what():
 # ------------------------------------------------------------------------- GetFleetAdvice over the state
 
 def controller_with(hosts: dict[str, list[tuple[str, int, list[int]]]], dram: int = 256 * MiB,
-                    slow: int = 768 * MiB):
+                    slow: int = 768 * MiB, loaded: dict[str, tuple[float, ...]] | None = None):
     """A Controller (not started: no Ray) whose hosts are up with a topology and one round of heat: per
-    host, its VMs as (name, footprint, pages per bin)."""
+    host, its VMs as (name, footprint, pages per bin); `loaded`: per host, its report's loaded read latency
+    per node."""
     from pagetide.controller.controller import Controller
     from pagetide.controller.proxy import RoundResult
     from pagetide.v1 import agent_pb2, types_pb2
@@ -218,7 +269,8 @@ def controller_with(hosts: dict[str, list[tuple[str, int, list[int]]]], dram: in
         s = c.hosts[h]
         s.topology, s.status = topo, "up"
         s.history.append(RoundResult(host_id=h, period=1, heat_pages={n: p for n, _, p in vms},
-                                     heat_fast_pages={n: [0] * 16 for n, _, _ in vms}))
+                                     heat_fast_pages={n: [0] * 16 for n, _, _ in vms},
+                                     node_loaded_read_latency_ns=(loaded or {}).get(h, ())))
     return c
 
 
@@ -248,6 +300,45 @@ def test_get_fleet_advice_answers_from_the_hosts_last_rounds():
     assert [e.host_id for e in hot2.hosts] == ["a", "b"] and "memory" in hot2.hosts[1].refused
     assert hot2.after.host_id == "b" and hot2.after.dram_share > hot2.now.dram_share
     c.store.close()
+
+
+def test_get_fleet_advice_takes_each_vms_max_slowdown_from_its_stored_policy():
+    from pagetide.controller.service import fleet_advice
+    from pagetide.v1 import controller_pb2
+
+    c = controller_with({"a": [("hot1", 512 * MiB, bins(512 * MiB, 15)), ("hot2", 448 * MiB, bins(448 * MiB, 15))],
+                         "b": [("warm", 200 * MiB, bins(200 * MiB, 8))]}, slow=1536 * MiB)
+    loose = controller_pb2.GetFleetAdviceRequest(max_slowdown=5.0)
+    assert [m.destination_host_id for m in fleet_advice(c, loose).moves][:1] == ["b"]
+    c.set_policies([("b", "warm", VmPolicy(max_slowdown=1.5))])
+    r = fleet_advice(c, loose)
+    assert list(r.moves) == [] and next(v for v in r.vms if v.vm == "warm").after.slowdown <= 1.5
+    c.store.close()
+
+
+def test_a_host_whose_dram_is_saturated_is_estimated_at_its_loaded_latency():
+    from pagetide.controller.service import fleet_advice
+    from pagetide.v1 import controller_pb2
+
+    fleet = {"a": [("hot1", 224 * MiB, bins(224 * MiB, 15)), ("hot2", 224 * MiB, bins(224 * MiB, 15))],
+             "b": [("idle", 64 * MiB, bins(64 * MiB, 0))]}
+
+    def advice(loaded):
+        c = controller_with(fleet, loaded=loaded)
+        r = fleet_advice(c, controller_pb2.GetFleetAdviceRequest(include_estimates=True))
+        c.store.close()
+        return r, {(v.host_id, v.vm): v for v in r.vms}
+
+    # idle latencies: a hot VM alone on B's DRAM is as fast as all-DRAM, and moves there
+    r, vms = advice(None)
+    assert [(m.vm, m.destination_host_id) for m in r.moves] == [("hot1", "b")]
+    assert vms["a", "hot1"].hosts[1].slowdown == pytest.approx(1.0)
+    # B's DRAM measured at 800 ns under load (its PMEM idle, no figure given for it): on B a hot VM would be
+    # 10x slower than all-DRAM, the guard refuses the move; A's figures, measured at idle, are unchanged
+    r, vms = advice({"b": (800.0,)})
+    assert r.moves == []
+    assert vms["a", "hot1"].hosts[1].slowdown == pytest.approx(10.0, rel=1e-3)
+    assert vms["a", "hot1"].now.slowdown == pytest.approx(advice(None)[1]["a", "hot1"].now.slowdown)
 
 
 @pytest.mark.parametrize("field, value, match", [

@@ -26,7 +26,7 @@ BASE = {
                           "kernel": {"swap": "0", "tiering": {"mode": "tpp"}}, "tracker": "idle_pages-adaptive"}},
     },
     "vms": {"web": {"footprint": "64MiB", "workload": {"type": "zipf", "rate": "20M/s"}, "labels": {"team": "web"},
-                    "policy": {"min": "25%", "weight": 2}},
+                    "policy": {"min": "25%", "weight": 2, "max_slowdown": 1.5}},
             "kv": {"footprint": "48MiB", "workload": {"type": "hotset"}, "labels": {"team": "kv"}}},
     "hosts": {"pmem-00": [{"vm": "kv"}, {"vm": "web", "name": "big-web", "footprint": "96MiB",
                                          "workload": {"rate": "40M/s"}, "labels": {"tier": "gold"}}]},
@@ -74,6 +74,7 @@ def test_a_fleet_file_expands_into_host_scenarios_policies_and_ordered_events():
     assert set(f.policies) == {("tiered-00", "web-0"), ("tiered-00", "web-1"), ("tiered-01", "web-0"),
                                ("tiered-01", "web-1"), ("pmem-00", "big-web")}
     assert f.policies[("pmem-00", "big-web")].min_dram_share == 0.25
+    assert f.policies[("pmem-00", "big-web")].max_slowdown == 1.5
     assert f.controller.bandwidth == 128 * MiB and f.controller.options == {"hysteresis_bins": 2}
     assert f.duration == 20.0
 
@@ -103,6 +104,11 @@ def test_a_fleet_file_expands_into_host_scenarios_policies_and_ordered_events():
     ({"vms__web__policy__max": "10%"}, "vms.web.policy.min"),     # min 25% above max 10%
     ({"vms__web__policy__pin": "disk"}, "vms.web.policy.pin"),
     ({"vms__web__policy__weight": 0}, "vms.web.policy.weight"),
+    ({"vms__web__policy__max_slowdown": 0.9}, "vms.web.policy.max_slowdown"),
+    ({"vms__web__policy__max_slowdown": float("inf")}, "vms.web.policy.max_slowdown"),
+    ({"vms__web__policy__max_slowdown": float("nan")}, "vms.web.policy.max_slowdown"),
+    ({"vms__web__policy__max_slowdown": "2x"}, "vms.web.policy.max_slowdown"),
+    ({"vms__web__policy__max_slowdown": True}, "vms.web.policy.max_slowdown"),
     ({"vms__web__labels": {"team": 3}}, "vms.web.labels.team"),
     ({"host_classes__tiered__vms__0__vm": "nope"}, "host_classes.tiered.vms[0].vm"),
     ({"host_classes__tiered__vms__0__count": 0}, "host_classes.tiered.vms[0].count"),

@@ -161,7 +161,8 @@ def test_a_policy_set_is_read_back_with_every_field_and_is_on_disk_when_the_call
 
     async def body(stub, ctl):
         r = await stub.SetVmPolicy(set_req(host_id="h0", vm="web", min_dram_share=0.25, max_dram_share=0.5,
-                                           weight=2, pinned_tier=pb.TIER_DRAM, migration_disabled=True), timeout=5)
+                                           weight=2, pinned_tier=pb.TIER_DRAM, migration_disabled=True,
+                                           max_slowdown=1.25), timeout=5)
         got = await stub.GetVmPolicy(pb.GetVmPolicyRequest(host_id="h0", vm="web"), timeout=5)
         default = await stub.GetVmPolicy(pb.GetVmPolicyRequest(host_id="h0", vm="db"), timeout=5)
         return r, got, default, dict(ctl.policies["h0"])
@@ -169,11 +170,12 @@ def test_a_policy_set_is_read_back_with_every_field_and_is_on_disk_when_the_call
     r, got, default, mem = served(db, body)
     assert r.policy == got.policy and list(r.policies) == [r.policy]
     p = got.policy
-    assert (p.min_dram_share, p.max_dram_share, p.weight, p.pinned_tier, p.migration_disabled) == (
-        0.25, 0.5, 2.0, pb.TIER_DRAM, True)
+    assert (p.min_dram_share, p.max_dram_share, p.weight, p.pinned_tier, p.migration_disabled, p.max_slowdown) == (
+        0.25, 0.5, 2.0, pb.TIER_DRAM, True, 1.25)
     assert not default.policy.HasField("max_dram_share") and default.policy.weight == 1.0
+    assert not default.policy.HasField("max_slowdown")
     assert mem == {"web": VmPolicy(min_dram_share=0.25, max_dram_share=0.5, weight=2.0, pinned_tier="dram",
-                                   migrate=False)}
+                                   migrate=False, max_slowdown=1.25)}
     with PolicyStore(str(db)) as s:                      # a restarted controller reads exactly this
         assert s.policies() == {"h0": mem}
 
@@ -196,6 +198,11 @@ BAD = [
      "policy.min_dram_bytes: the minimum (2147483648 bytes) exceeds the maximum (1073741824 bytes)"),
     (dict(host_id="h0", vm="web", min_dram_bytes=1 << 63), "INVALID_ARGUMENT", "policy.min_dram_bytes: must be at"),
     (dict(host_id="h0", vm="web", pinned_tier=7), "INVALID_ARGUMENT", "policy.pinned_tier: unknown tier 7"),
+    (dict(host_id="h0", vm="web", max_slowdown=0.9), "INVALID_ARGUMENT",
+     "policy.max_slowdown: must be a finite ratio >= 1 (unset: the fleet-wide guard), got 0.9"),
+    (dict(host_id="h0", vm="web", max_slowdown=0.0), "INVALID_ARGUMENT", "policy.max_slowdown: must be a finite"),
+    (dict(host_id="h0", vm="web", max_slowdown=float("nan")), "INVALID_ARGUMENT", "policy.max_slowdown"),
+    (dict(host_id="h0", vm="web", max_slowdown=float("inf")), "INVALID_ARGUMENT", "policy.max_slowdown"),
     (dict(host_id="", vm="web"), "INVALID_ARGUMENT", "policy.host_id: must name a host"),
     (dict(host_id="h0", vm=""), "INVALID_ARGUMENT", "policy.vm: must name a VM"),
     (dict(host_id="nope", vm="web"), "NOT_FOUND", "policy.host_id: no host 'nope'"),
@@ -560,26 +567,31 @@ def test_the_command_line_client_sets_lists_pauses_and_reports_errors_with_their
     async def body(stub, ctl):
         run = lambda *a: asyncio.to_thread(cli, served.port, *a)  # noqa: E731
         return [await run("set", "--label", "team=web", "--min", "25%", "--max", "2GiB", "--pin", "dram"),
-                await run("set", "--host", "h0", "--vm", "db", "--migration", "off", "--weight", "2"),
+                await run("set", "--host", "h0", "--vm", "db", "--migration", "off", "--weight", "2",
+                          "--max-slowdown", "1.3"),
                 await run("list", "--json"),
                 await run("list", "--host", "h1"),
                 await run("pause", "h1", "--reason", "disk swap"),
                 await run("hosts"),
                 await run("vms", "--label", "env=prod"),
                 await run("get", "h0", "ghost"),
-                await run("set", "--host", "h0", "--vm", "db", "--weight", "-1")]
+                await run("set", "--host", "h0", "--vm", "db", "--weight", "-1"),
+                await run("set", "--host", "h0", "--vm", "db", "--max-slowdown", "0.5"),
+                await run("get", "h0", "db")]
 
     results = served(tmp_path / "c.db", body)
     (c1, set_out, _), (c2, _, _), (_, listed, _), (_, h1_table, _), (_, paused, _), (_, hosts, _), (_, vms, _), \
-        (c8, _, err8), (c9, _, err9) = results
+        (c8, _, err8), (c9, _, err9), (c10, _, err10), (_, got_db, _) = results
     assert c1 == c2 == 0 and "web" in set_out and "25" in set_out and "2.0 GiB" in set_out and "dram" in set_out
     assert [(p["host_id"], p["vm"]) for p in json.loads(listed)] == [("h0", "db"), ("h0", "web"), ("h1", "web")]
-    assert json.loads(listed)[0]["migration_disabled"] is True
+    assert json.loads(listed)[0]["migration_disabled"] is True and json.loads(listed)[0]["max_slowdown"] == 1.3
+    assert "max slowdown" in got_db and "1.3x" in got_db
     assert "h1" in h1_table and "h0" not in h1_table
     assert "hosts paused: h1" in paused and "disk swap" in hosts
     assert "team=web" in vms and "h1" not in vms
     assert c8 == 1 and "NOT_FOUND: vm: no VM 'ghost' on host 'h0'" in err8
     assert c9 == 1 and "INVALID_ARGUMENT: policy.weight: must be a finite number > 0" in err9
+    assert c10 == 1 and "INVALID_ARGUMENT: policy.max_slowdown: must be a finite ratio >= 1" in err10
 
 
 def test_hosts_marked_down_and_back_up_are_events_from_the_controllers_own_transitions():

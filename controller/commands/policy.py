@@ -66,6 +66,9 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--pin", choices=("dram", "slow"), help="keep all the VM's pages on this tier")
     s.add_argument("--migration", choices=("on", "off"), default="on",
                    help="off: the controller moves none of the VM's pages")
+    s.add_argument("--max-slowdown", type=float, metavar="RATIO",
+                   help="the fleet advice plans no move leaving the VM estimated slower than this x all-DRAM "
+                        "(>= 1; default: the advice's fleet-wide guard)")
     for name, text in (("get", "one VM's policy"), ("heat", "one VM's heat histogram from its last round")):
         g = sub.add_parser(name, parents=[common], help=text)
         g.add_argument("host")
@@ -91,7 +94,8 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     w.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
     ad = sub.add_parser("advice", parents=[common], help="the fleet's advice: VMs to move to other hosts")
     ad.add_argument("--max-slowdown", type=float, default=0.0,
-                    help="no VM estimated slower than this x all-DRAM, or than it is now (default 1.5)")
+                    help="no VM estimated slower than this x all-DRAM, or than it is now (default 1.5); a VM "
+                         "whose policy sets --max-slowdown has its own")
     ad.add_argument("--copy-bandwidth", type=float, default=0.0, metavar="BYTES_PER_S",
                     help="a moved VM's memory is copied at this rate (default 1.25e9)")
     ad.add_argument("--max-moves", type=int, default=0, help="at most this many moves or swaps (default 16)")
@@ -114,6 +118,8 @@ def _policy(args):
 
     p = pb.VmPolicy(weight=args.weight, migration_disabled=args.migration == "off",
                     pinned_tier={None: pb.TIER_UNSPECIFIED, "dram": pb.TIER_DRAM, "slow": pb.TIER_SLOW}[args.pin])
+    if args.max_slowdown is not None:
+        p.max_slowdown = args.max_slowdown          # checked by the controller (INVALID_ARGUMENT)
     for side, bound in (("min", args.min), ("max", args.max)):
         if bound is not None:
             kind, x = bound
@@ -146,10 +152,11 @@ def _fmt_policy(p) -> list[str]:
     hi = fmt_pct(p.max_dram_share) if p.HasField("max_dram_share") else (fmt_bytes(p.max_dram_bytes)
                                                                          if p.max_dram_bytes else "-")
     pin = {pb.TIER_DRAM: "dram", pb.TIER_SLOW: "slow"}.get(p.pinned_tier, "-")
-    return [p.host_id, p.vm, lo, hi, f"{p.weight:g}", pin, "off" if p.migration_disabled else "on"]
+    return [p.host_id, p.vm, lo, hi, f"{p.weight:g}", pin, "off" if p.migration_disabled else "on",
+            f"{p.max_slowdown:g}x" if p.HasField("max_slowdown") else "-"]
 
 
-POLICY_HEADERS = ["host", "vm", "min DRAM", "max DRAM", "weight", "pinned", "migration"]
+POLICY_HEADERS = ["host", "vm", "min DRAM", "max DRAM", "weight", "pinned", "migration", "max slowdown"]
 
 
 def _print(args, messages, text) -> None:

@@ -45,6 +45,8 @@ class VmPolicy:
     max_dram_share: float | None = None  # of the footprint, 0..1; instead of max_dram_bytes
     pinned_tier: str | None = None       # one of TIERS, or None: placed by the policy
     migrate: bool = True                 # False: the controller moves none of the VM's pages
+    max_slowdown: float | None = None    # >= 1: the fleet advice's slowdown limit for it (controller/advice.py);
+                                         # None: the fleet-wide guard. Placement on its host ignores it
 
 
 @dataclass(frozen=True)

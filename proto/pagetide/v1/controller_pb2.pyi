@@ -53,7 +53,7 @@ class VmSelector(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., vm: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class VmPolicy(_message.Message):
-    __slots__ = ("host_id", "vm", "min_dram_bytes", "max_dram_bytes", "weight", "min_dram_share", "max_dram_share", "pinned_tier", "migration_disabled")
+    __slots__ = ("host_id", "vm", "min_dram_bytes", "max_dram_bytes", "weight", "min_dram_share", "max_dram_share", "pinned_tier", "migration_disabled", "max_slowdown")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     VM_FIELD_NUMBER: _ClassVar[int]
     MIN_DRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class VmPolicy(_message.Message):
     MAX_DRAM_SHARE_FIELD_NUMBER: _ClassVar[int]
     PINNED_TIER_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_DISABLED_FIELD_NUMBER: _ClassVar[int]
+    MAX_SLOWDOWN_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     vm: str
     min_dram_bytes: int
@@ -72,7 +73,8 @@ class VmPolicy(_message.Message):
     max_dram_share: float
     pinned_tier: Tier
     migration_disabled: bool
-    def __init__(self, host_id: _Optional[str] = ..., vm: _Optional[str] = ..., min_dram_bytes: _Optional[int] = ..., max_dram_bytes: _Optional[int] = ..., weight: _Optional[float] = ..., min_dram_share: _Optional[float] = ..., max_dram_share: _Optional[float] = ..., pinned_tier: _Optional[_Union[Tier, str]] = ..., migration_disabled: _Optional[bool] = ...) -> None: ...
+    max_slowdown: float
+    def __init__(self, host_id: _Optional[str] = ..., vm: _Optional[str] = ..., min_dram_bytes: _Optional[int] = ..., max_dram_bytes: _Optional[int] = ..., weight: _Optional[float] = ..., min_dram_share: _Optional[float] = ..., max_dram_share: _Optional[float] = ..., pinned_tier: _Optional[_Union[Tier, str]] = ..., migration_disabled: _Optional[bool] = ..., max_slowdown: _Optional[float] = ...) -> None: ...
 
 class SetVmPolicyRequest(_message.Message):
     __slots__ = ("policy", "selector")

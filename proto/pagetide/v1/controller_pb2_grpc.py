@@ -214,9 +214,9 @@ class ControllerServiceServicer:
         VM's estimated DRAM-served share and slowdown on its host now and on every other host, the moves of VMs
         between hosts (single moves and swaps) and the hosts for new VMs that raise the fleet's estimated
         DRAM-served share, within every host's memory and its VMs' DRAM minimums, and with no VM's estimated
-        slowdown raised past max_slowdown (or past its own now, if higher). Changes nothing: the moves are for
-        whoever places VMs. Errors: INVALID_ARGUMENT (a field of the request, named); NOT_FOUND (a new VM's
-        like_host_id/like_vm naming no VM with heat).
+        slowdown raised past max_slowdown or its policy's own max_slowdown (or past its own now, if higher).
+        Changes nothing: the moves are for whoever places VMs. Errors: INVALID_ARGUMENT (a field of the request,
+        named); NOT_FOUND (a new VM's like_host_id/like_vm naming no VM with heat).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
