@@ -29,8 +29,8 @@ def add_advice_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--advice-at", type=duration_argument,
                    help="with --apply-advice: when to fetch and apply it (default: half the run)")
     p.add_argument("--advice-max-slowdown", type=float, default=0.0, metavar="RATIO",
-                   help="the advice's slowdown guard: no VM estimated slower than this x all-DRAM, or than it "
-                        "is now (default 1.5)")
+                   help="the advice's fleet-wide slowdown guard: no VM estimated slower than this x all-DRAM, or "
+                        "than it is now (default 1.5); a VM whose policy sets max_slowdown has its own")
     p.add_argument("--vm-copy-bandwidth", type=size_argument, default=int(COPY_BANDWIDTH), metavar="BYTES",
                    help="per second, the bandwidth a moved VM's memory is copied at (default 1250MB)")
 
