@@ -30,8 +30,12 @@ The oracles rank pages by their *expected* accesses (each workload's exact sampl
 `Workload.probabilities`, at the epoch's middle tick) and are credited with the accesses actually sampled
 on the pages they chose. Ranking by the samples themselves would let an oracle exploit sampling noise: with
 a few thousand samples per tick over millions of pages, every page sampled in an epoch fits in DRAM.
-Sampled accesses are kept per epoch as (slot, weight) lists; the static oracle keeps two float32 per page
-(expected and sampled totals): accounting state, separate from the model's 6 bytes per page.
+Sampled accesses are kept per epoch as each tenant's list of sampled pages and counted per distinct page
+(sorting the epoch's samples, not every page); the static oracle keeps two float32 per page (expected and
+sampled totals) and the lag-one oracle its previous choice (one bool per page): accounting state, separate
+from the model's 6 bytes per page. The per-epoch oracle still ranks every page's expected accesses (one
+`argpartition`): which of several equally dense pages it keeps is that partition's choice, and a ranking
+from the sampled pages alone would choose differently.
 """
 
 from __future__ import annotations
@@ -106,12 +110,11 @@ class Recorder:
         self.host = host
         self.epoch_ticks = host.scenario.ticks_per_epoch
         nt = len(host.tenants)
-        self._slots: list[np.ndarray] = []
-        self._weights: list[np.ndarray] = []
+        self._samples: list[list[np.ndarray]] = [[] for _ in range(nt)]   # this epoch's sampled pages per tenant
+        self._pending = False                      # samples recorded since the last close_epoch
         self.total_expected = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
         self.total_sampled = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
         self._epoch_start = host.tick_no
-        self.slot_weights = np.repeat(host.tenant_page_nr, [t.npages for t in host.tenants]).astype(np.int16)
         self.oracle_hits = np.zeros(nt)
         self.oracle_tier_hits = np.zeros((nt, host.nr_tiers))     # the per-epoch oracle's hits per tier
         self.lag_hits = np.zeros(nt)
@@ -143,12 +146,12 @@ class Recorder:
     def relayout(self, change) -> None:
         """Follow a change of the host's tenant set (agent/churn.py Relayout), after the host laid its arrays
         out again; a partial epoch must have been closed first (`close_epoch`)."""
-        assert not self._slots, "close the epoch before the tenant set changes"
+        assert not self._pending, "close the epoch before the tenant set changes"
         h = self.host
         if self.total_expected is not None:
             self.total_expected = change.pages(self.total_expected, 0)
             self.total_sampled = change.pages(self.total_sampled, 0)
-        self.slot_weights = np.repeat(h.tenant_page_nr, [t.npages for t in h.tenants]).astype(np.int16)
+        self._samples = [[] for _ in h.tenants]
         if self._lag_chosen is not None:
             self._lag_chosen = change.pages(self._lag_chosen, False)
         if self._lag_tier is not None:
@@ -163,9 +166,9 @@ class Recorder:
 
     def record(self, samples: list[np.ndarray]) -> None:
         """Take one tick's samples (page offsets per tenant, as Host.run_tick returns them)."""
-        for t, pages in zip(self.host.tenants, samples):
-            self._slots.append(pages.astype(np.int64) + t.start)
-            self._weights.append(np.full(pages.size, t.workload.accesses_per_sample, dtype=np.float64))
+        for kept, pages in zip(self._samples, samples):
+            kept.append(pages.astype(np.int64))
+            self._pending = True
         if self.host.tick_no % self.epoch_ticks == 0:
             self.close_epoch()
 
@@ -180,30 +183,51 @@ class Recorder:
         room = h.capacity - h.wmark_min - h.node_pgtable
         return np.array([room[h.tier == r].sum() for r in range(max(1, h.nr_tiers - 1))], dtype=np.int64)
 
-    def _choose(self, expected: np.ndarray) -> np.ndarray:
-        """Mask of the pages a clairvoyant placement keeps in DRAM (`_assign`'s top tier)."""
-        return self._assign(expected) == 0
+    def _choose(self, expected: np.ndarray, scratch: bool = False) -> np.ndarray:
+        """Mask of the pages a clairvoyant placement keeps in DRAM (`_assign`'s top tier); scratch=True lets it
+        overwrite `expected`."""
+        h = self.host
+        if h.nr_tiers <= 2 and (h.tenant_page_nr == 1).all():
+            # base pages only, one budget: the k densest all fit, in any order
+            chosen = np.zeros(h.nr_pages, dtype=bool)
+            cand, _ = self._densest(expected, self.tier_budgets(), scratch)
+            chosen[cand] = True
+            return chosen
+        return self._assign(expected, scratch) == 0
 
-    def _assign(self, expected: np.ndarray) -> np.ndarray:
+    def _assign(self, expected: np.ndarray, scratch: bool = False) -> np.ndarray:
         """The memory tier (rank) of each page in a clairvoyant placement: densest expected accesses per base
-        page first, the top tier filled within its budget, then the next, the rest on the lowest."""
+        page first, the top tier filled within its budget, then the next, the rest on the lowest. scratch=True
+        lets it overwrite `expected`."""
         h = self.host
         last = max(1, h.nr_tiers - 1)
         tier = np.full(h.nr_pages, last, dtype=np.int8)
-        bounds = np.cumsum(np.maximum(self.tier_budgets(), 0))
-        total = int(bounds[-1])
-        if total <= 0:
-            return tier
-        weights = self.slot_weights
-        density = expected / weights
-        k = min(h.nr_pages, total)                         # no more pages than base pages of budget
-        cand = np.argpartition(-density, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
-        if len(bounds) == 1 and (h.tenant_page_nr == 1).all():
-            tier[cand] = 0          # base pages only, one budget: the k densest all fit, in any order
-            return tier
-        cand = cand[np.argsort(-density[cand], kind="stable")]
-        tier[cand] = np.searchsorted(bounds, np.cumsum(weights[cand]), side="left")
+        budgets = self.tier_budgets()
+        cand, neg = self._densest(expected, budgets, scratch)
+        if cand.size:
+            cand = cand[np.argsort(neg[cand], kind="stable")]
+            bounds = np.cumsum(np.maximum(budgets, 0))
+            tier[cand] = np.searchsorted(bounds, np.cumsum(h.page_weight(cand)), side="left")
         return tier
+
+    def _densest(self, expected: np.ndarray, budgets: np.ndarray, scratch: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The (unordered) slots of the k densest pages by expected accesses per base page, k the base pages of
+        all the budgets (at most every page), and the negated densities (float32 per page; `expected` itself
+        when scratch)."""
+        h = self.host
+        total = int(np.maximum(budgets, 0).sum())
+        if (h.tenant_page_nr == 1).all():
+            neg = np.negative(expected, out=expected if scratch else None)
+        else:
+            neg = expected if scratch else np.empty_like(expected)
+            for t in h.tenants:
+                np.divide(expected[t.start:t.end], np.float32(t.page_nr), out=neg[t.start:t.end])
+            np.negative(neg, out=neg)
+        if total <= 0:
+            return np.empty(0, dtype=np.int64), neg
+        k = min(h.nr_pages, total)                         # no more pages than base pages of budget
+        cand = np.argpartition(neg, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
+        return cand, neg
 
     def _expected(self, n_ticks: int) -> np.ndarray:
         """Expected accesses per page slot over the n_ticks just recorded: the distribution at their middle
@@ -216,44 +240,59 @@ class Recorder:
                 probs = sum(wl.probabilities(self._epoch_start + i) for i in range(n_ticks))
             else:
                 probs = wl.probabilities(mid) * n_ticks
-            exp[t.start:t.end] = probs * (wl.rate * wl.tick_s)
+            exp[t.start:t.end] = np.multiply(probs, wl.rate * wl.tick_s, out=probs)
         return exp
 
+    def _epoch_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This epoch's distinct sampled slots (ascending), the accesses they stand for and their tenants; the
+        recorded samples are dropped. A tenant's samples all stand for the same accesses w, so a slot sampled n
+        times is credited the sequential sum of n w (a cumulative sum), bit for bit what adding each
+        sample's weight gives."""
+        h = self.host
+        uniq, counts, owner = [np.empty(0, dtype=np.int64)], [np.empty(0)], [np.empty(0, dtype=np.int64)]
+        for i, (t, kept) in enumerate(zip(h.tenants, self._samples)):
+            pages = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+            if pages.size:
+                u, n = np.unique(pages, return_counts=True)
+                sums = np.cumsum(np.full(int(n.max()), t.workload.accesses_per_sample, dtype=np.float64))
+                uniq.append(u + t.start)
+                counts.append(sums[n - 1])
+                owner.append(np.full(u.size, i, dtype=np.int64))
+        self._samples = [[] for _ in h.tenants]
+        self._pending = False
+        return np.concatenate(uniq), np.concatenate(counts), np.concatenate(owner)
+
     def close_epoch(self) -> None:
-        if not self._slots:
+        if not self._pending:
             return
         h = self.host
         n_ticks = h.tick_no - self._epoch_start
-        slots = np.concatenate(self._slots)
-        weights = np.concatenate(self._weights)
-        self._slots, self._weights = [], []
-        uniq, inv = np.unique(slots, return_inverse=True)
-        counts = np.bincount(inv, weights=weights)
+        uniq, counts, owner = self._epoch_counts()
         expected = self._expected(n_ticks)
         self._epoch_start = h.tick_no
-        assigned = self._assign(expected)
-        full = assigned == 0
+        if self.total_expected is not None:
+            self.total_expected += expected
+            self.total_sampled[uniq] += counts.astype(np.float32)
+        assigned = self._assign(expected, scratch=True) if h.nr_tiers > 2 else None
+        full = assigned == 0 if assigned is not None else self._choose(expected, scratch=True)
+        del expected                                       # overwritten by the ranking
         chosen = full[uniq]
         nt = len(h.tenants)
-        owner = h.owner(uniq)
         hits = np.bincount(owner[chosen], weights=counts[chosen], minlength=nt)
         per_tenant = np.bincount(owner, weights=counts, minlength=nt)
         self.oracle_hits += hits
-        if h.nr_tiers > 2:
+        if assigned is not None:
             self.oracle_tier_hits += np.bincount(owner * h.nr_tiers + assigned[uniq], weights=counts,
                                                  minlength=nt * h.nr_tiers).reshape(nt, h.nr_tiers)
         else:
             self.oracle_tier_hits[:, 0] += hits
             self.oracle_tier_hits[:, -1] += per_tenant - hits
-        if self.total_expected is not None:
-            self.total_expected += expected
-            self.total_sampled[uniq] += counts.astype(np.float32)
         fast_now = np.array([t.stats.reads[h.is_fast].sum() + t.stats.writes[h.is_fast].sum() for t in h.tenants])
         all_now = np.array([t.stats.accesses for t in h.tenants])
         d_fast, d_all = fast_now - self._prev_fast, all_now - self._prev_all
         self._prev_fast, self._prev_all = fast_now, all_now
         self._lag_one(full, uniq, owner, counts, d_fast)
-        if h.nr_tiers > 2:
+        if assigned is not None:
             self._lag_one_tiers(assigned, uniq, owner, counts)
         for i in range(nt):
             self.series_dram[i].append(float(d_fast[i] / d_all[i]) if d_all[i] else 1.0)
@@ -273,18 +312,20 @@ class Recorder:
             lag = self._lag_chosen[uniq]
             self.lag_hits += np.bincount(owner[lag], weights=counts[lag], minlength=nt)
             before = self._lag_chosen
-        up = np.flatnonzero(full & ~before)
-        down = np.flatnonzero(before & ~full)
+        changed = np.flatnonzero(full != before)
+        into = full[changed]
+        up, down = changed[into], changed[~into]
         fast = np.flatnonzero(h.is_fast)
         slow = np.flatnonzero(~h.is_fast)
         if fast.size and slow.size:
             f, s = fast[0], slow[0]
             up_s = PAGE_SIZE / min(h.read_bw[s], h.write_bw[f])
             down_s = PAGE_SIZE / min(h.read_bw[f], h.write_bw[s])
-            w = self.slot_weights.astype(np.float64)
             over = h.k.migration_overhead
-            self.lag_migration_time += np.bincount(h.owner(up), weights=w[up] * up_s + over, minlength=nt)
-            self.lag_migration_time += np.bincount(h.owner(down), weights=w[down] * down_s + over, minlength=nt)
+            for moved, per_page in ((up, up_s), (down, down_s)):
+                who = h.owner(moved)
+                w = h.tenant_page_nr[who].astype(np.float64)
+                self.lag_migration_time += np.bincount(who, weights=w * per_page + over, minlength=nt)
         self._lag_chosen = full
 
     def _lag_one_tiers(self, assigned: np.ndarray, uniq: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> None:
@@ -308,8 +349,9 @@ class Recorder:
             first = np.array([np.flatnonzero(h.tier == r)[0] for r in range(nr)])
             src, dst = first[before[moved]], first[assigned[moved]]
             per_page = PAGE_SIZE / np.minimum(h.read_bw[src], h.write_bw[dst])
-            cost = self.slot_weights[moved].astype(np.float64) * per_page + h.k.migration_overhead
-            self.lag_tier_migration_time += np.bincount(h.owner(moved), weights=cost, minlength=nt)
+            who = h.owner(moved)
+            cost = h.tenant_page_nr[who].astype(np.float64) * per_page + h.k.migration_overhead
+            self.lag_tier_migration_time += np.bincount(who, weights=cost, minlength=nt)
         self._lag_tier = assigned
 
     def static_oracle_hits(self) -> np.ndarray:

@@ -1,0 +1,129 @@
+"""The Recorder's per-epoch bookkeeping (agent/accounting.py) against a dense reference: every sample weighed
+one by one over every page slot, the oracle's choice from a density array of every page, the lag-one
+oracle's moves from full masks. The sparse bookkeeping must give the same numbers bit for bit."""
+
+import numpy as np
+import pytest
+
+from pagetide.agent.accounting import Recorder
+from pagetide.agent.host import Host
+from pagetide.agent.scenario import parse_scenario
+
+TENANTS = [
+    # a rate whose accesses per sample (rate x tick / samples) is not a binary fraction, so summing a slot's
+    # samples one by one differs from multiplying their number
+    {"name": "z", "footprint": "8MiB", "workload": {"type": "zipf", "samples": 3000, "rate": "7.3M/s"}},
+    {"name": "hs", "footprint": "6MiB", "workload": {"type": "hotset", "samples": 2000, "move_every": "300ms"}},
+    {"name": "sh", "footprint": "4MiB", "workload": {"type": "scan+hot", "samples": 1000}},
+    {"name": "huge", "footprint": "16MiB", "page_size": "2MiB", "workload": {"type": "zipf", "samples": 500}},
+]
+
+
+def host(tiers: int) -> Host:
+    nodes = [{"id": 0, "type": "dram", "capacity": "10MiB", "peer_node": 1},
+             {"id": 1, "type": "pmem", "capacity": "64MiB"}]
+    if tiers == 3:
+        nodes = [{"id": 0, "type": "dram", "capacity": "8MiB", "peer_node": 1},
+                 {"id": 1, "type": "cxl", "capacity": "8MiB", "peer_node": 2, "read_latency": "170ns",
+                  "write_latency": "170ns", "read_bandwidth": "64GB/s", "write_bandwidth": "64GB/s"},
+                 {"id": 2, "type": "pmem", "capacity": "64MiB"}]
+    h = Host(parse_scenario({"seed": 5, "tick": "100ms", "duration": "2s", "epoch": "300ms",
+                             "host": {"nodes": nodes, "kernel": {"swap": "32MiB"}}, "tenants": TENANTS}))
+    h.boot()
+    return h
+
+
+def dense_counts(h: Host, ticks: list[list[np.ndarray]]):
+    slots = np.concatenate([p + t.start for tick in ticks for t, p in zip(h.tenants, tick)])
+    weights = np.concatenate([np.full(p.size, t.workload.accesses_per_sample) for tick in ticks
+                              for t, p in zip(h.tenants, tick)])
+    uniq, inv = np.unique(slots, return_inverse=True)
+    return uniq, np.bincount(inv, weights=weights)
+
+
+def dense_tiers(rec: Recorder, expected: np.ndarray) -> np.ndarray:
+    """Each page's tier in the clairvoyant placement, from a density array over every page."""
+    h = rec.host
+    weights = np.repeat(h.tenant_page_nr, [t.npages for t in h.tenants]).astype(np.int16)
+    density = expected / weights
+    bounds = np.cumsum(np.maximum(rec.tier_budgets(), 0))
+    k = min(h.nr_pages, int(bounds[-1]))
+    cand = np.argpartition(-density, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
+    tier = np.full(h.nr_pages, max(1, h.nr_tiers - 1), dtype=np.int8)
+    if len(bounds) == 1 and (h.tenant_page_nr == 1).all():
+        tier[cand] = 0
+        return tier
+    cand = cand[np.argsort(-density[cand], kind="stable")]
+    tier[cand] = np.searchsorted(bounds, np.cumsum(weights[cand]), side="left")
+    return tier
+
+
+def test_a_slots_accesses_are_its_samples_weighed_one_by_one_bit_for_bit():
+    h = host(2)
+    rec = Recorder(h)
+    ticks = []
+    for _ in range(2):                      # within the first epoch (3 ticks)
+        samples = h.run_tick()
+        ticks.append([s.copy() for s in samples])
+        rec.record(samples)
+    uniq_ref, counts_ref = dense_counts(h, ticks)
+    uniq, counts, owner = rec._epoch_counts()
+    assert np.array_equal(uniq, uniq_ref) and np.array_equal(owner, h.owner(uniq))
+    assert counts.dtype == np.float64 and np.array_equal(counts, counts_ref)
+    # the case that tells a sequential sum from a product is there
+    n = np.bincount(np.searchsorted(uniq_ref, np.concatenate([p + t.start for tk in ticks
+                                                              for t, p in zip(h.tenants, tk)])))
+    w = h.tenants[0].workload.accesses_per_sample
+    z = owner == 0
+    assert (n[z] * w != counts_ref[z]).any()
+    assert not rec._pending and rec._epoch_counts()[0].size == 0     # the epoch's samples are dropped
+
+
+@pytest.mark.parametrize("tiers", [2, 3])
+def test_oracle_hits_and_the_lag_one_oracles_moves_match_the_dense_reference_every_epoch(tiers):
+    h = host(tiers)
+    rec = Recorder(h)
+    nt, ticks, prev = len(h.tenants), [], None
+    oracle = np.zeros(nt)
+    lag_time = np.zeros(nt)
+    for _ in range(3 * rec.epoch_ticks + 1):      # three epochs and one tick, closed as a run's end does
+        samples = h.run_tick()
+        ticks.append([s.copy() for s in samples])
+        closes = h.tick_no % rec.epoch_ticks == 0
+        if closes:
+            uniq, counts = dense_counts(h, ticks)
+            tier = dense_tiers(rec, rec._expected(len(ticks)))
+            owner = h.owner(uniq)
+            oracle += np.bincount(owner, weights=np.where(tier[uniq] == 0, counts, 0.0), minlength=nt)
+            full = tier == 0
+            before = (h.node >= 0) & h.is_fast[np.maximum(h.node, 0)] if prev is None else prev
+            if tiers == 2:
+                w = np.repeat(h.tenant_page_nr, [t.npages for t in h.tenants]).astype(np.float64)
+                up, down = np.flatnonzero(full & ~before), np.flatnonzero(before & ~full)
+                up_s = 4096 / min(h.read_bw[1], h.write_bw[0])
+                down_s = 4096 / min(h.read_bw[0], h.write_bw[1])
+                over = h.k.migration_overhead
+                lag_time += np.bincount(h.owner(up), weights=w[up] * up_s + over, minlength=nt)
+                lag_time += np.bincount(h.owner(down), weights=w[down] * down_s + over, minlength=nt)
+            prev, ticks = full, []
+        rec.record(samples)
+        if closes:
+            assert np.array_equal(rec.oracle_hits, oracle)
+            assert np.array_equal(rec._lag_chosen, prev)
+            if tiers == 2:
+                assert (lag_time > 0).any() and np.array_equal(rec.lag_migration_time, lag_time)
+    assert rec._pending
+    uniq, counts = dense_counts(h, ticks)
+    tier = dense_tiers(rec, rec._expected(len(ticks)))
+    oracle += np.bincount(h.owner(uniq), weights=np.where(tier[uniq] == 0, counts, 0.0), minlength=nt)
+    rec.close_epoch()
+    assert np.array_equal(rec.oracle_hits, oracle) and rec.epochs == 4
+
+
+def test_the_static_oracle_ranks_huge_pages_by_accesses_per_base_page():
+    h = host(2)
+    rec = Recorder(h)
+    expected = np.random.default_rng(2).random(h.nr_pages).astype(np.float32)
+    chosen = rec._choose(expected.copy())
+    assert np.array_equal(chosen, dense_tiers(rec, expected) == 0)
+    assert np.array_equal(rec._assign(expected.copy(), scratch=True), dense_tiers(rec, expected))
