@@ -49,7 +49,11 @@ DAMOS tiering, as modelled (mm/damon/core.c, ops-common.c; DESIGN.md section 2):
   0 and age >= `cold_min_age`, to the slow peer. A scheme sees a region only through its pages on the
   scheme's source node and charges their size -- what the per-node physical-address kdamond of HMSDK sees
   of that range; the model's regions are per tenant virtual address space (DAMON's vaddr operations set)
-  so that one sampled page stands for a tenant's neighbouring pages. Young-page filters are not modelled.
+  so that one sampled page stands for a tenant's neighbouring pages.
+- Young-page filters, as samples/damon/mtier.c and HMSDK's damo set-up add them: migrate_hot migrates only
+  the young pages of a region it applies to, migrate_cold only the old ones; young is a sampled access
+  since the filter last checked the page (the check clears it, damon_folio_mkold). The region's pages on
+  the source node are charged whether or not the filter passes them, as the kernel charges the region.
 - Priority under the quota (damos_adjust_quota): scores 0..99 from access frequency (weight 10) and log2
   age (weight 1; the size weight is ignored by the kernel's scoring), cold score = 99 - hot score; a size
   histogram by score sets the minimum score whose cumulative size fills the effective quota; regions at or
@@ -59,8 +63,12 @@ DAMOS tiering, as modelled (mm/damon/core.c, ops-common.c; DESIGN.md section 2):
   target x 10000; esz_bp grows by esz_bp x (10000 - score) / 10000 below the goal, shrinks by as much above
   it, drops to the minimum (10000 bp = 1 byte) at twice the goal, and starts from that minimum -- so a
   scheme ramps up over tens of windows, as on a real kernel. migrate_hot's goal is `node_mem_used_bp` of
-  the DRAM node at `dram_used_goal` (99.7%), migrate_cold's is `node_mem_free_bp` at 1 - goal + 0.1% (free
-  0.4%, i.e. used 99.6%): between the two both act, exchanging cold DRAM pages for hot slow ones. esz
+  the DRAM node at `dram_used_goal` (99.7%), migrate_cold's is `node_mem_free_bp` at 1 - goal + 0.2% (free
+  0.5%, mtier.c's 50 bp): between the two both act, exchanging cold DRAM pages for hot slow ones. The
+  authors start the kdamonds before the workload (damo start, then the benchmark): `kdamond_lead` is how
+  long they ran before the tenants faulted their memory in; each of its windows feeds the goals the empty
+  nodes (migrate_hot's quota doubles, migrate_cold's stays at its minimum), so 60 s gives migrate_hot its
+  whole quota at boot. The default 0 starts them with the boot's already-faulted memory. esz
   never exceeds `quota`; unlike the kernel, esz_bp is also capped at quota x 10000 so a long stretch under
   the goal does not wind the loop up beyond the quota.
 - Migration. Pages move in address order through `Host.migrate_pages` while the destination stays above its
@@ -74,11 +82,13 @@ DAMOS tiering, as modelled (mm/damon/core.c, ops-common.c; DESIGN.md section 2):
   99.7% used goal, migrate_hot's quota grows ~1% per window from 1 byte and promotes nothing for minutes,
   and migrate_cold stays dormant; give a DAMOS scenario watermarks like a large real node (e.g. min 0.1%,
   low 0.2%, high 0.3%) or a `dram_used_goal` below 1 - high; even then a scheme near its goal grows its
-  quota by only (goal - current) / goal per window, so a run of seconds needs a goal DRAM is far from or a
-  short `quota_reset_interval` (the default scenario promotes nothing in 30 s). (2) DAMON finds hot and
-  cold memory only where it is spatially clustered; the synthetic workloads scatter pages by a random
-  permutation, so at 4 KiB granularity almost every region is mixed and nothing is cold (2 MiB-page
-  tenants fare better).
+  quota by only (goal - current) / goal per window: at 98.5% used (free at the 1.5% high watermark) that is
+  1.2% a 1 s window, 692 windows to one 4 KiB page and 1593 to the 200 MiB quota -- so with `kdamond_lead`
+  0 a DRAM node full at boot promotes nothing for 11 minutes; `pagetide bench` runs DAMOS with a 60 s lead.
+  (2) DAMON finds hot and cold memory only where it is spatially clustered; the synthetic workloads
+  scatter pages by a random permutation, so at 4 KiB granularity almost every region is mixed and
+  migrate_hot applies to mixed regions, where the young filter picks their accessed pages; no region is
+  idle long enough for migrate_cold (2 MiB-page tenants fare better).
 
 A mode is a `Tiering` object the host calls at two points: `on_access` with the slots a tenant accessed
 this tick (after the hardware A/D bits are set) and `on_tick` at the end of every tick (after kswapd). A mode
@@ -121,7 +131,8 @@ DAMOS_MAX_SCORE = 99            # ... and a region's priority score is 0..99
 DAMOS_WEIGHT_NR_ACCESSES = 10   # quota weights (pagetide's choice): access frequency first, age breaks ties;
 DAMOS_WEIGHT_AGE = 1            # the kernel's scoring ignores the size weight
 QUOTA_GOAL_BP = 10000           # damon_feed_loop_next_input(): score at the goal, and the minimum esz_bp
-COLD_GOAL_GAP = 0.001           # migrate_cold's free goal is 0.1 point more than 1 - the used goal (99.6%)
+COLD_GOAL_GAP = 0.002           # migrate_cold's free goal is 0.2 point more than 1 - the used goal: 0.5%
+                                # free at the 99.7% used goal, as samples/damon/mtier.c (node0_mem_free_bp 50)
 MIN_NR_REGIONS_LOWEST = 3       # damon_set_attrs() rejects min_nr_regions < 3
 
 
@@ -143,6 +154,7 @@ class TieringSpec:
     hot_min_accesses: int = 1            # migrate_hot access_pattern nr_accesses/min (5% of 20 samples)
     cold_min_age: float = 1.0            # migrate_cold access_pattern age/min (10 aggregations)
     dram_used_goal: float = 0.997        # migrate_hot quota goal node_mem_used_bp 9970 (DESIGN.md section 2)
+    kdamond_lead: float = 0.0            # how long the kdamonds ran before the tenants faulted their memory in
 
 
 NBT_OPTIONS: dict[str, Option] = {
@@ -175,6 +187,8 @@ DAMOS_OPTIONS: dict[str, Option] = {
     "cold_min_age": Option(duration(0.0, 86400.0), TieringSpec.cold_min_age, "migrate_cold: how long a region is idle"),
     "dram_used_goal": Option(ratio(0.01, 0.999), TieringSpec.dram_used_goal,
                              "migrate_hot's quota goal: the DRAM node's used share (node_mem_used_bp)"),
+    "kdamond_lead": Option(duration(0.0, 3600.0), TieringSpec.kdamond_lead,
+                           "how long the kdamonds ran, on empty nodes, before the tenants faulted their memory in"),
 }
 
 
@@ -457,6 +471,9 @@ class DamosTiering(Tiering):
         # real accesses each page received this tick (from the host's sampled accesses)
         self.tick_accesses = np.zeros(host.nr_pages, dtype=np.float32)
         self._touched: list[np.ndarray] = []
+        # the page's PTE Accessed bit or PG_young as the schemes' young filter reads it: set by an access,
+        # cleared when a filter checks the page (damon_folio_mkold)
+        self.young = np.zeros(host.nr_pages, dtype=bool)
         cold_age = int(spec.cold_min_age / spec.aggr_interval + 1e-9)
         used_bp = int(round(spec.dram_used_goal * QUOTA_GOAL_BP))
         free_bp = max(1, int(round((1 - spec.dram_used_goal + COLD_GOAL_GAP) * QUOTA_GOAL_BP)))
@@ -487,15 +504,25 @@ class DamosTiering(Tiering):
             targets = [self._init_target(t, total // len(tenants) + (i < total % len(tenants)))
                        for i, t in enumerate(tenants)]
             self.contexts.append(DamonContext(dram, slow, targets, schemes, rng))
+        self._lead(host)
+
+    def _lead(self, host: Host) -> None:
+        """The quota windows the kdamonds ran before the tenants faulted their memory in (`kdamond_lead`):
+        each fed its goal the nodes as they were then, empty."""
+        for _ in range(int(self.spec.kdamond_lead / self.spec.quota_reset_interval + 1e-9)):
+            for ctx in self.contexts:
+                for s in ctx.schemes:
+                    self._set_effective_quota(host, s, empty=True)
 
     def state_bytes_per_page(self) -> int:
-        return self.tick_accesses.itemsize
+        return self.tick_accesses.itemsize + self.young.itemsize
 
     def relayout(self, host: Host, change) -> None:
         """A departed tenant's target is dropped, a shrunk one loses its regions past the new end, an arrival
         becomes a target of its home node's context with min_nr_regions regions (a tenant homed where no
         context runs stays unmonitored); schemes restart their walk at the first target."""
         self.tick_accesses = change.pages(self.tick_accesses, 0)
+        self.young = change.pages(self.young, False)
         live = {id(t) for t in host.tenants}
         for ctx in self.contexts:
             known = {id(tg.tenant) for tg in ctx.targets}
@@ -525,6 +552,7 @@ class DamosTiering(Tiering):
             return
         uniq, counts = np.unique(slots, return_counts=True)
         self.tick_accesses[uniq] += (counts * t.workload.accesses_per_sample).astype(np.float32)
+        self.young[uniq] = True
         self._touched.append(uniq)
 
     def on_tick(self, host: Host) -> None:
@@ -643,16 +671,17 @@ class DamosTiering(Tiering):
                // (DAMOS_WEIGHT_NR_ACCESSES + DAMOS_WEIGHT_AGE))
         return hot * DAMOS_MAX_SCORE // DAMON_MAX_SUBSCORE
 
-    def _goal_current(self, host: Host, s: Damos) -> int:
-        """damos_get_node_mem_bp(): the goal node's used or free memory in basis points."""
+    def _goal_current(self, host: Host, s: Damos, empty: bool = False) -> int:
+        """damos_get_node_mem_bp(): the goal node's used or free memory in basis points (of the node
+        before any tenant memory was faulted in, if `empty`)."""
         cap = int(host.capacity[s.goal_nid])
-        free = host.free_pages(s.goal_nid)
+        free = cap if empty else host.free_pages(s.goal_nid)
         value = cap - free if s.goal_metric == "node_mem_used_bp" else free
         return value * QUOTA_GOAL_BP // cap
 
-    def _set_effective_quota(self, host: Host, s: Damos) -> None:
+    def _set_effective_quota(self, host: Host, s: Damos, empty: bool = False) -> None:
         """damos_set_effective_quota() with damon_feed_loop_next_input()."""
-        score = self._goal_current(host, s) * QUOTA_GOAL_BP // s.goal_bp
+        score = self._goal_current(host, s, empty) * QUOTA_GOAL_BP // s.goal_bp
         last = max(s.esz_bp, QUOTA_GOAL_BP)
         if score >= 2 * QUOTA_GOAL_BP:
             nxt = QUOTA_GOAL_BP
@@ -731,6 +760,11 @@ class DamosTiering(Tiering):
         if exhausted:
             s.resume = (ti, int(offs[-1]) + 1)
         slots = offs + t.start
+        # the young filter (mtier.c, HMSDK): migrate_hot allows only young pages, migrate_cold rejects them;
+        # the check clears the page's young state; filtered pages stay charged, as the region's size is
+        young = self.young[slots]
+        self.young[slots] = False
+        slots = slots[young] if s.action == "migrate_hot" else slots[~young]
         movable = slots[(host.flags[slots] & PG_PINNED) == 0]
         fit = int(min(movable.size, max(0, (host.free_pages(s.dst) - int(host.wmark_min[s.dst])) // pw)))
         host.vmstat["pgmigrate_fail"] += (slots.size - fit) * pw
@@ -739,7 +773,7 @@ class DamosTiering(Tiering):
             self.kdamond_time += host.migrate_pages(moved, np.full(fit, pw, dtype=np.int64), s.src, s.dst)
             if s.action == "migrate_hot":
                 host.vmstat["pgpromote_success"] += fit * pw
-            s.stat.nr_applied += int(np.unique(region[np.isin(slots, moved)]).size)
+            s.stat.nr_applied += int(np.unique(region[np.isin(offs + t.start, moved)]).size)
             s.stat.sz_applied += fit * psz
         if host.free_pages(s.dst) < host.wmark_low[s.dst]:
             host.wakeup_kswapd(s.dst)
