@@ -166,8 +166,8 @@ class Recorder:
 
     def record(self, samples: list[np.ndarray]) -> None:
         """Take one tick's samples (page offsets per tenant, as Host.run_tick returns them)."""
-        for kept, pages in zip(self._samples, samples):
-            kept.append(pages.astype(np.int64))
+        for t, kept, pages in zip(self.host.tenants, self._samples, samples):
+            kept.append(pages.astype(np.int32 if t.npages <= np.iinfo(np.int32).max else np.int64))   # sorts faster
             self._pending = True
         if self.host.tick_no % self.epoch_ticks == 0:
             self.close_epoch()
@@ -255,7 +255,7 @@ class Recorder:
             if pages.size:
                 u, n = np.unique(pages, return_counts=True)
                 sums = np.cumsum(np.full(int(n.max()), t.workload.accesses_per_sample, dtype=np.float64))
-                uniq.append(u + t.start)
+                uniq.append(u.astype(np.int64) + t.start)
                 counts.append(sums[n - 1])
                 owner.append(np.full(u.size, i, dtype=np.int64))
         self._samples = [[] for _ in h.tenants]
