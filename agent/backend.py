@@ -22,6 +22,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from pagetide.common.options import Option, integer
+
+
 class BadRequest(ValueError):
     """A request a host refuses as a whole, before changing anything (gRPC INVALID_ARGUMENT, or NOT_FOUND
     when `not_found`, or the gRPC status named by `code`, e.g. RESOURCE_EXHAUSTED)."""
@@ -153,10 +156,18 @@ class MoveResult(Protocol):
 
 
 class Tracker(Protocol):
-    """Where heat comes from: a host's access tracker, folded into per-page heat once per period."""
+    """Where heat comes from: a host's access tracker, folded into per-page heat once per period. A simulated
+    host calls `observe` after every tick with the tick's sampled accesses, `scan` at the scan offsets and
+    `end_period` at each period's end; `cost_seconds` is the host CPU the tracker has cost so far, modelled
+    (each tracker's docstring says how and cites its figures), the one figure `pagetide bench` reports."""
     name: str
     period: int                   # complete periods
     nr_scans: int
+
+    def observe(self, tick_samples: list[np.ndarray]) -> None:
+        """One tick's sampled page offsets per tenant (Host.run_tick()); idle_pages trackers ignore them."""
+
+    def cost_seconds(self) -> float: ...
 
     def tenant_heat(self, tenant: Any, max_candidates: int, max_hot_fast: int | None = None) -> Any: ...
 
@@ -270,6 +281,18 @@ BACKENDS: dict[str, str] = {
 TRACKERS: dict[str, str] = {
     "idle_pages": "pagetide.agent.scanner:Scanner",                     # the seed's: scans, halving heat
     "idle_pages-adaptive": "pagetide.agent.adaptive:AdaptiveScanner",   # the same scans, adaptive window
+    "pebs": "pagetide.agent.pebs:PebsTracker",                          # sampled loads/stores (PEBS, IBS)
+    "chmu": "pagetide.agent.chmu:ChmuTracker",        # CXL 3.2 device hot lists fused with idle_pages on DRAM
+}
+
+# Each tracker's settings (`host.tracker_options` in a scenario, validated for the host's tracker).
+TRACKER_OPTIONS: dict[str, dict[str, Option]] = {
+    "pebs": {"period": Option(integer(200, 100_000), 4000,
+                              "one sample per this many loads/stores (HeMem's and MEMTIS's order: 1 in 4,000)")},
+    "chmu": {"hot_list": Option(integer(1024, 65_536), 4096,
+                                "hot-list entries a CXL device reports per epoch (units of one page)"),
+             "threshold": Option(integer(1, 1 << 30), 16,
+                                 "accesses a unit needs in an epoch to enter the hot list")},
 }
 
 

@@ -27,6 +27,10 @@ from pagetide.agent.idle_pages import scan_fast
 if TYPE_CHECKING:       # the fold and the picking below are shared with real hosts, which never load the model
     from pagetide.agent.host import Host, Tenant
 
+# The kernel's idle_pages walk: the 2018 RFC's 1 TiB of 4 KiB pages in 2 s of system time, 134 M pages/s on
+# one core (DESIGN.md section 1.2) -- what a tracker's walk of N pages costs in host CPU seconds.
+KERNEL_WALK_PAGES_PER_S = 134e6
+
 HEAT_ONE = 16
 HEAT_BINS = 16
 MAX_LEVEL = 15
@@ -81,6 +85,13 @@ class Scanner:
             self.pages_scanned += t.npages
         self.scans_in_period += 1
 
+    def observe(self, tick_samples) -> None:
+        """A tick's sampled accesses: idle_pages sees only A bits, which the host model sets itself."""
+
+    def cost_seconds(self) -> float:
+        """Host CPU so far, modelled: every page walked at KERNEL_WALK_PAGES_PER_S."""
+        return self.pages_scanned / KERNEL_WALK_PAGES_PER_S
+
     def relayout(self, change) -> None:
         """The host's tenant set changed (agent/churn.py Relayout): surviving pages keep refs and heat, new
         pages start cold."""
@@ -111,8 +122,14 @@ def fold(heat: np.ndarray, refs: np.ndarray, scans: int) -> np.ndarray:
     """A period's refs (of `scans` scans) folded into the decaying heat (the module docstring's formula)."""
     n = max(1, scans)
     level = (refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n          # 0..15 whatever nr_scans is
+    return fold_target(heat, level * HEAT_ONE)
+
+
+def fold_target(heat: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """heat <- (heat + target) / 2, target a period's level x HEAT_ONE (0..240): rounded up while rising, down
+    while falling."""
     old = heat.astype(np.uint16)
-    target = level * HEAT_ONE
+    target = target.astype(np.uint16)
     return ((old + target + (target > old)) // 2).astype(np.uint8)
 
 

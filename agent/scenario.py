@@ -24,7 +24,7 @@ import yaml
 import pagetide.agent.traces.workload  # noqa: F401  (registers the `trace` workload type)
 from pagetide.common import units
 from pagetide.common.options import parse_options
-from pagetide.agent.backend import TRACKERS
+from pagetide.agent.backend import TRACKER_OPTIONS, TRACKERS
 from pagetide.agent.pageflags import HPAGE_PMD_SIZE, PAGE_SIZE
 from pagetide.agent.tiering import MODES as TIERING_MODES, TieringSpec
 from pagetide.agent.workloads import make_workload
@@ -142,6 +142,7 @@ class Scenario:
     kernel: KernelSpec
     tenants: tuple[TenantSpec, ...]
     tracker: str = "idle_pages"   # where heat comes from (agent/backend.py TRACKERS): host configuration
+    tracker_options: tuple[tuple[str, Any], ...] = ()   # its settings (backend.TRACKER_OPTIONS), all filled in
 
     @property
     def nr_ticks(self) -> int:
@@ -497,10 +498,16 @@ def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
         raise ScenarioError("duration", "must be at least one tick")
     if epoch < tick:
         raise ScenarioError("epoch", "must be at least one tick")
-    host = _check_keys(d["host"], "host", {"name", "nodes", "distances", "kernel", "tracker"}, {"nodes"})
+    host = _check_keys(d["host"], "host", {"name", "nodes", "distances", "kernel", "tracker", "tracker_options"},
+                       {"nodes"})
     tracker = host.get("tracker", "idle_pages")
     if tracker not in TRACKERS:
         raise ScenarioError("host.tracker", f"unknown tracker {tracker!r}; valid: {', '.join(sorted(TRACKERS))}")
+    try:
+        tracker_options = parse_options(TRACKER_OPTIONS.get(tracker, {}), host.get("tracker_options"),
+                                        "host.tracker_options", owner=f"tracker {tracker!r}")
+    except ValueError as e:
+        raise ScenarioError.under("host.tracker_options", e) from None
     if not isinstance(host["nodes"], list) or not host["nodes"]:
         raise ScenarioError("host.nodes", "expected a non-empty list of nodes")
     nodes = _link_peers(_assign_tiers([_parse_node(i, n) for i, n in enumerate(host["nodes"])]))
@@ -522,7 +529,8 @@ def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
                                        f"memory plus swap ({units.format_size(total_mem)})")
     return Scenario(name=str(d.get("name", host.get("name", name))), seed=seed, tick=tick, duration=duration,
                     epoch=epoch, nodes=tuple(nodes), distances=tuple(tuple(r) for r in distances),
-                    kernel=kernel, tenants=tuple(tenants), tracker=tracker)
+                    kernel=kernel, tenants=tuple(tenants), tracker=tracker,
+                    tracker_options=tuple(tracker_options.items()))
 
 
 def with_tiering(data: Any, mode: str | None) -> Any:

@@ -36,7 +36,7 @@ class SimHost:
         self.scenario = scenario
         self.host_id = host_id or scenario.name
         self.host = Host(scenario)
-        self.tracker = tracker_class(scenario.tracker)(self.host, nr_scans)
+        self.tracker = tracker_class(scenario.tracker)(self.host, nr_scans, **dict(scenario.tracker_options))
         self.recorder = Recorder(self.host)
         self.host.boot()
         self.page_sizes = {t.name: t.spec.page_size for t in self.host.tenants}
@@ -186,7 +186,9 @@ class SimHost:
             raise BadRequest("ticks must be >= 0")
         per = self.scenario.ticks_per_epoch
         for _ in range(ticks):
-            self.recorder.record(self.host.run_tick())
+            samples = self.host.run_tick()
+            self.recorder.record(samples)
+            self.tracker.observe(samples)
             offset = (self.host.tick_no - 1) % per + 1
             if offset in self.scan_offsets:
                 t0 = time.perf_counter()

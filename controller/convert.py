@@ -34,7 +34,8 @@ def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeat
                                                           cold=candidates(c.cold), hot=candidates(c.hot))
                                            for c in t.lower_tiers if rank))
                     for t in report.tenants)
-    return HostView(host_id=report.host_id, nodes=nodes, tenants=tenants, bin_level=tuple(report.bin_level))
+    return HostView(host_id=report.host_id, nodes=nodes, tenants=tenants, bin_level=tuple(report.bin_level),
+                    tracker=report.tracker)
 
 
 def tier_ranks(topology: agent_pb2.GetTopologyResponse) -> dict[int, int]:

@@ -64,10 +64,15 @@ CONTROLLER_RUNS = {
     "memtis": ("memtis", {"tiering": {"mode": "none"}}),
     # pagetide's policy on hosts whose tracker is the adaptive one (host configuration, HOST_SETTINGS)
     "pagetide-adaptive": ("pagetide", {"tiering": {"mode": "none"}}),
+    "pagetide-pebs": ("pagetide", {"tiering": {"mode": "none"}}),
+    "pagetide-chmu": ("pagetide", {"tiering": {"mode": "none"}}),
 }
-# run name -> host settings besides the kernel's (scenario `host:` keys)
-HOST_SETTINGS = {"pagetide-adaptive": {"tracker": "idle_pages-adaptive"}}
-TRACKER_RUNS = {"idle_pages": "pagetide", "idle_pages-adaptive": "pagetide-adaptive"}
+# run name -> host settings besides the kernel's (scenario `host:` keys). HeMem and MEMTIS keep their published
+# signal, sampled loads: their hosts run the pebs tracker at its default period (1 in 4,000).
+HOST_SETTINGS = {"pagetide-adaptive": {"tracker": "idle_pages-adaptive"}, "pagetide-pebs": {"tracker": "pebs"},
+                 "pagetide-chmu": {"tracker": "chmu"}, "hemem": {"tracker": "pebs"}, "memtis": {"tracker": "pebs"}}
+TRACKER_RUNS = {"idle_pages": "pagetide", "idle_pages-adaptive": "pagetide-adaptive", "pebs": "pagetide-pebs",
+                "chmu": "pagetide-chmu"}
 KERNEL_RUNS = {
     "demotion": ("none", {"tiering": {"mode": "none"}}),
     "nbt": ("none", {"tiering": {"mode": "nbt"}}),

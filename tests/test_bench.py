@@ -332,8 +332,13 @@ def test_a_tracker_that_ranks_by_the_truth_captures_everything_and_ties_at_the_c
 def test_the_tracker_table_lists_each_tracker_with_its_placement_run():
     from pagetide.harness.trackers import table_lines
     row = {"workload": "zipf", "share": 4, "same": 0.97, "next": 0.95, "lag": 0.96,
-           "kernel_core_share_per_gib": 0.0098, "scan_ms_per_gib_period": 18.0}
-    lines = table_lines({"idle_pages": [row]}, {"pagetide": {4: 0.93}}, bench.TRACKER_RUNS)
-    assert "| idle_pages | 0.970 | 0.950 | 0.960 | 0.98% | 18.0 | 0.930 |" in lines
+           "core_share_per_gib": 0.0098, "scan_ms_per_gib_period": 18.0}
+    lines = table_lines({"idle_pages": [row], "chmu": [{"applies": False}]}, {"pagetide": {4: 0.93}},
+                        bench.TRACKER_RUNS)
+    assert "| idle_pages | 0.970 | 0.950 | 0.960 | 0.980% | 18.0 | 0.930 |" in lines
+    assert any(x.startswith("| chmu | n/a") for x in lines)
     assert bench.scenario_for(full_suite()[0], "pagetide-adaptive")["host"]["tracker"] == "idle_pages-adaptive"
+    # HeMem and MEMTIS keep their published signal: sampled loads
+    assert {bench.scenario_for(full_suite()[0], r)["host"]["tracker"] for r in ("hemem", "memtis")} == {"pebs"}
+    assert set(bench.TRACKER_RUNS) == {"idle_pages", "idle_pages-adaptive", "pebs", "chmu"}
     assert "tracker" not in bench.scenario_for(full_suite()[0], "memory-optimizer")["host"]

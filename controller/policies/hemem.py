@@ -10,7 +10,7 @@ import numpy as np
 
 from pagetide.common.options import Option, integer
 from pagetide.controller.policies.base import PlacementPolicy, Plan, PolicyParams, VmPolicy, validate_params
-from pagetide.controller.policies.placement import PageCounts, hot_and_cold_moves, listed, resolve_policies
+from pagetide.controller.policies.placement import PageCounts, hot_and_cold_moves, listed_samples, resolve_policies
 from pagetide.controller.policies.view import HostView
 
 __all__ = ["HeMem"]
@@ -20,10 +20,11 @@ class HeMem(PlacementPolicy):
     """HeMem's policy (Raybuck et al., SOSP'21): PEBS samples counted per page, fixed hot thresholds, cooling by
     halving (DESIGN.md section 4).
 
-    Samples. HeMem counts PEBS samples (about one per 5000 loads/stores) per page; the agent reports A-bit
-    scans instead. A page at refs level L (found accessed in L of 15 scans, 0..15, the agent's heat >> 4)
-    is taken to have yielded `samples_per_level * L` read samples this round, and pages not in the report's
-    candidate lists none. So a page accessed in every scan gets 15 samples a round -- at HeMem's sampling
+    Samples. HeMem counts PEBS samples (about one per 5000 loads/stores) per page. On a host whose tracker is
+    `pebs` (the bench's HeMem hosts) the report's heat is the period's samples and HeMem counts those; on an
+    idle_pages host the agent reports A-bit scans instead, and a page at refs level L (found accessed in L of
+    15 scans, 0..15, the agent's heat >> 4) is taken to have yielded `samples_per_level * L` read samples this
+    round. Pages not in the report's candidate lists have none. So a page accessed in every scan gets 15 samples a round -- at HeMem's sampling
     rate that stands for >= 75 000 accesses -- and with the defaults a page at level >= 8 is hot in its first
     round, one at 4..7 in its second unless cooling intervenes. An A bit saturates at one access per scan, so
     the mapping keeps the order of pages and how fast counts cross the thresholds, not HeMem's absolute
@@ -98,8 +99,8 @@ class HeMem(PlacementPolicy):
 
         ups, downs = [], []
         for v, t in enumerate(view.tenants):
-            addr, lvl, node = listed(t)
-            self.observe(t.name, addr, lvl * self.samples_per_level, np.zeros(addr.size, np.int64))
+            addr, samples, node = listed_samples(view, t, self.samples_per_level)
+            self.observe(t.name, addr, samples, np.zeros(addr.size, np.int64))
             reads, writes = self.samples(t.name, addr)
             hot = self.is_hot(reads, writes)
             on_dram = topo.fast_pos[node] >= 0

@@ -11,7 +11,7 @@ import numpy as np
 from pagetide.common.options import Option, integer, ratio
 from pagetide.controller.policies.base import PlacementPolicy, Plan, PolicyParams, VmPolicy, validate_params
 from pagetide.controller.policies.placement import (
-    PageCounts, hot_and_cold_moves, listed, resolve_policies, tenant_bytes, usable_dram,
+    PageCounts, bin_samples, hot_and_cold_moves, listed_samples, resolve_policies, tenant_bytes, usable_dram,
 )
 from pagetide.controller.policies.view import HEAT_BINS, HostView
 
@@ -22,8 +22,8 @@ class Memtis(PlacementPolicy):
     """MEMTIS's policy (Lee et al., SOSP'23): per-page access counts in a log2 histogram, the hot threshold
     fitted to the fast tier, a warm band, periodic cooling (DESIGN.md section 4).
 
-    Counts. MEMTIS counts PEBS samples per page; as for `HeMem`, a page at refs level L yields
-    `samples_per_level * L` samples a round. A page's bin is floor(log2(count + 1)), capped at 15: bin 0
+    Counts. MEMTIS counts PEBS samples per page: on a `pebs` host the report's samples, else, as for `HeMem`,
+    a page at refs level L yields `samples_per_level * L` samples a round. A page's bin is floor(log2(count + 1)), capped at 15: bin 0
     holds pages never sampled, bin b counts of 2^b - 1 .. 2^(b+1) - 2. Every `cooling_rounds` rounds all
     counts are halved (MEMTIS cools every 2M samples and adapts its thresholds every 100k, 20 adaptations
     per cooling; here the thresholds adapt every round, so the default cools every 20 rounds). Between
@@ -113,7 +113,7 @@ class Memtis(PlacementPolicy):
         # the histogram over every page: each level's pages at the count a page at that level holds
         bins, dram = tenant_bytes(view)    # pages per level [tenant, level], DRAM bytes per tenant
         page_size = np.array([t.page_size for t in view.tenants], dtype=np.int64)
-        level_bin = self.count_bin(self.steady_count(np.arange(HEAT_BINS) * self.samples_per_level, phase))
+        level_bin = self.count_bin(self.steady_count(bin_samples(view, self.samples_per_level), phase))
         self.histogram = np.zeros(HEAT_BINS, dtype=np.int64)
         np.add.at(self.histogram, level_bin, (bins * page_size[:, None]).sum(axis=0))
 
@@ -131,8 +131,7 @@ class Memtis(PlacementPolicy):
 
         ups, downs = [], []
         for v, t in enumerate(view.tenants):
-            addr, lvl, node = listed(t)
-            samples = lvl * self.samples_per_level
+            addr, samples, node = listed_samples(view, t, self.samples_per_level)
             counts, known = self.counts.get(t.name, addr)
             counts = counts[:, 0]
             # a page first seen starts where its level would have brought it by the end of the last round

@@ -171,12 +171,50 @@ def usable_dram(view: HostView, dram: np.ndarray) -> int:
 def listed(t: TenantHeat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(addresses, refs levels 0..15, nodes) of every page in a tenant's candidate lists, once each, in address
     order."""
+    addr, heat, node = listed_heat(t)
+    return addr, np.minimum(heat >> HEAT_SHIFT, MAX_LEVEL), node
+
+
+def listed_heat(t: TenantHeat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(addresses, heat bytes as int64, nodes) of every page in a tenant's candidate lists, once each, in
+    address order."""
     lists = (t.hot_slow, t.cold_fast, t.hot_fast)
     addr = np.concatenate([np.asarray(c.addresses, dtype=np.uint64) for c in lists])
-    lvl = np.concatenate([np.asarray(c.heat).astype(np.int64) >> HEAT_SHIFT for c in lists])
+    heat = np.concatenate([np.asarray(c.heat).astype(np.int64) for c in lists])
     node = np.concatenate([np.asarray(c.node, dtype=np.int64) for c in lists])
     addr, first = np.unique(addr, return_index=True)
-    return addr, np.minimum(lvl[first], MAX_LEVEL), node[first]
+    return addr, heat[first], node[first]
+
+
+# Trackers whose heat is sampled loads (HeatReport.tracker): heat = min(255, floor(32 log2(1 + samples))) of
+# the period's PEBS/IBS samples of a page (proto/pagetide/v1/agent.proto, field tracker).
+SAMPLED_TRACKERS = ("pebs",)
+
+
+def sample_counts(heat: np.ndarray) -> np.ndarray:
+    """The sample count a sampled tracker's heat byte stands for (the least one: exact below ~45 samples)."""
+    return np.ceil(2.0 ** (np.asarray(heat, dtype=np.float64) / 32) - 1 - 1e-9).astype(np.int64)
+
+
+def listed_samples(view: HostView, t: TenantHeat, per_level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(addresses, samples this round, nodes) of a tenant's listed pages, as a sampling policy (HeMem, MEMTIS)
+    counts them: on a host whose tracker samples loads, its own counts; else a stand-in from A-bit scans,
+    `per_level` samples per refs level."""
+    if view.tracker in SAMPLED_TRACKERS:
+        addr, heat, node = listed_heat(t)
+        return addr, sample_counts(heat), node
+    addr, lvl, node = listed(t)
+    return addr, lvl * per_level, node
+
+
+def bin_samples(view: HostView, per_level: int) -> np.ndarray:
+    """Samples a round of a page in each heat bin, on the same footing as `listed_samples` (bin 0: none)."""
+    if view.tracker in SAMPLED_TRACKERS:       # bin b holds counts 2^(b/2) - 1 .. 2^((b+1)/2) - 1: their middle
+        b = np.arange(HEAT_BINS, dtype=np.float64)
+        out = np.rint((2 ** (b / 2) + 2 ** ((b + 1) / 2)) / 2 - 1).astype(np.int64)
+        out[0] = 0
+        return out
+    return np.arange(HEAT_BINS, dtype=np.int64) * per_level
 
 
 # -------------------------------------------------------------------------------------- moves to a plan

@@ -138,6 +138,9 @@ class HostView:
     # the refs level (0..MAX_LEVEL) each heat bin stands for, as the host's tracker reports it; () for the
     # seed's linear scale (bin b = levels b..b+1)
     bin_level: tuple[float, ...] = ()
+    # the tracker that measured the heat (HeatReport.tracker): "pebs" heat is a log scale of the period's
+    # samples (placement.sample_counts decodes it); "" or another name: refs levels
+    tracker: str = ""
     topology: Topology = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -174,7 +177,7 @@ class HostView:
             # below the top the footprint is what the tiers here hold (nothing else is this boundary's)
             tenants.append(replace(t, hist=hist, lower=(), footprint_bytes=t.footprint_bytes if b == 0 else 0,
                                    **lists))
-        return HostView(self.host_id, nodes, tuple(tenants), self.bin_level)
+        return HostView(self.host_id, nodes, tuple(tenants), self.bin_level, self.tracker)
 
     def _ids_at_or_below(self, b: int) -> set[int]:
         return {n.id for n in self.nodes if n.tier >= b}
@@ -249,7 +252,7 @@ class HostView:
                                     cold=relisted(low.cold, arrived_rank == low.tier, False),
                                     hot=relisted(low.hot, arrived_rank == low.tier, True)) for low in t.lower)))
         nodes = tuple(replace(n, free_bytes=free[n.id]) for n in self.nodes)
-        return HostView(self.host_id, nodes, tuple(tenants), self.bin_level)
+        return HostView(self.host_id, nodes, tuple(tenants), self.bin_level, self.tracker)
 
 
 def _validate(view: HostView) -> None:

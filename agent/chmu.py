@@ -1,0 +1,111 @@
+"""The CXL hotness-monitoring tracker (`host.tracker: chmu`): a CXL 3.2 memory device's Hotness Monitoring
+Unit (CHMU) for the pages on slow nodes, fused with the seed's idle_pages scans for the pages on DRAM.
+
+A CHMU counts, inside the device, the accesses the device itself serves, per unit of memory, and once per
+epoch the host reads its hot list: at most `hot_list` units (`host.tracker_options: {hot_list: 4096}`,
+1,024 .. 65,536 per device) whose count reached `threshold` (default 16 accesses), hottest first. Here the
+unit is a page and every node that is not DRAM (CXL or PMEM) is a device with its own list; the counters
+count the host model's sampled accesses to pages while they sit on that device (each standing for the
+workload's `accesses_per_sample`), handed over by `observe` after every tick.
+
+The device says nothing about DRAM pages, so the tracker fuses two sources on one scale, the seed's refs
+level (0..15, the share of a period's scans that would find the page accessed):
+- pages on a slow node: promotion candidates ranked by the CHMU. A page in its device's hot list with a
+  accesses in the epoch gets the level its rate implies, 15 (1 - exp(-a / nr_scans)) -- no binomial noise of
+  five A-bit samples, which is what ranks the pages near the DRAM boundary; a page not in the list gets 0
+  (the device reported nothing of it: below the threshold, or beyond the list's length);
+- pages on DRAM: demotion candidates ranked by the seed's idle_pages scans (agent/scanner.py, unchanged).
+Both are folded with the seed's halving into one heat byte, so reports, histograms and candidate lists are
+the seed's and a policy compares a slow page and a DRAM page level for level (a saturated DRAM page and a
+hot CXL page both sit at 15, so the two sources never ping-pong a page between them).
+
+Cost (`cost_seconds`): the idle_pages walk of DRAM-resident pages only (the page_idle bitmap over DRAM's
+page frames; the model test-and-clears every page's A bit, as the seed does, but charges DRAM's), at the
+kernel's 134 M pages/s, plus HOT_LIST_ENTRY_COST_S per hot-list entry read -- ASSUMED, 10 ns (an MMIO read of
+a few 8-byte entries per cache line; no published figure): the counting is the device's, near zero host
+CPU. State: the seed's two bytes per page plus the device counters, two bytes per page in the model
+(saturating at 65,535 sampled accesses a period).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pagetide.agent.host import Host
+from pagetide.agent.scanner import HEAT_ONE, KERNEL_WALK_PAGES_PER_S, MAX_LEVEL, Scanner, fold_target
+
+__all__ = ["ChmuTracker", "HOT_LIST_ENTRY_COST_S"]
+
+HOT_LIST_ENTRY_COST_S = 10e-9       # assumed: host CPU per hot-list entry read
+
+
+class ChmuTracker(Scanner):
+    """CXL CHMU hot lists rank the pages on slow nodes, idle_pages scans the DRAM pages; one fused heat."""
+    name = "chmu"
+    PAGE_ARRAYS = Scanner.PAGE_ARRAYS + ("device_count",)
+
+    def __init__(self, host: Host, nr_scans: int = 5, hot_list: int = 4096, threshold: int = 16):
+        super().__init__(host, nr_scans)
+        self.hot_list = int(hot_list)
+        self.threshold = int(threshold)
+        self.device_count = np.zeros(host.nr_pages, dtype=np.uint16)   # sampled accesses this epoch, slow pages
+        self.dram_pages_walked = 0
+        self.entries_read = 0
+        self.hot_listed = np.zeros(0, dtype=np.int64)                   # the last epoch's hot lists' pages
+
+    def scan(self) -> None:
+        super().scan()
+        node = self.host.node
+        self.dram_pages_walked += int(self.host.is_fast[node[node >= 0]].sum())
+
+    def observe(self, tick_samples) -> None:
+        """The device counts the accesses it serves: sampled accesses to pages on slow nodes."""
+        h = self.host
+        for t, pages in zip(h.tenants, tick_samples):
+            slots = t.start + pages
+            nd = h.node[slots]
+            slots = slots[(nd >= 0) & ~h.is_fast[np.maximum(nd, 0)]]
+            if slots.size:
+                u, c = np.unique(slots, return_counts=True)
+                self.device_count[u] = np.minimum(self.device_count[u].astype(np.int64) + c, 65535)
+
+    def cost_seconds(self) -> float:
+        """Host CPU so far: the DRAM pages' idle_pages walks plus the hot-list entries read."""
+        return self.dram_pages_walked / KERNEL_WALK_PAGES_PER_S + self.entries_read * HOT_LIST_ENTRY_COST_S
+
+    def hot_lists(self) -> tuple[np.ndarray, np.ndarray]:
+        """This epoch's hot lists of every device together: (page slots, accesses), each device's at most
+        `hot_list` units at or above `threshold`, hottest first within a device."""
+        h = self.host
+        acc = np.zeros(h.nr_pages, dtype=np.float64)
+        for t in h.tenants:
+            acc[t.start:t.end] = self.device_count[t.start:t.end] * t.workload.accesses_per_sample
+        out_p, out_a = [], []
+        for nid in np.flatnonzero(~h.is_fast):
+            cand = np.flatnonzero((h.node == nid) & (acc >= self.threshold))
+            if cand.size > self.hot_list:
+                cand = cand[np.argpartition(-acc[cand], self.hot_list - 1)[:self.hot_list]]
+            cand = cand[np.argsort(-acc[cand], kind="stable")]
+            out_p.append(cand)
+            out_a.append(acc[cand])
+        if not out_p:
+            return np.zeros(0, np.int64), np.zeros(0)
+        return np.concatenate(out_p), np.concatenate(out_a)
+
+    def end_period(self) -> None:
+        h = self.host
+        n = max(1, self.scans_in_period)
+        target = ((self.refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n) * HEAT_ONE     # the seed's level
+        on_slow = (h.node >= 0) & ~h.is_fast[np.maximum(h.node, 0)]
+        target[on_slow] = 0
+        pages, acc = self.hot_lists()
+        level = MAX_LEVEL * -np.expm1(-acc / self.nr_scans)
+        target[pages] = np.rint(level * HEAT_ONE).astype(np.uint16)
+        self.heat = fold_target(self.heat, target)
+        self.entries_read += int(pages.size)
+        self.hot_listed = pages
+        self.period_refs = np.array([int(self.refs[t.start:t.end].sum(dtype=np.int64)) for t in h.tenants])
+        self.refs[:] = 0
+        self.device_count[:] = 0
+        self.scans_in_period = 0
+        self.period += 1
