@@ -13,8 +13,8 @@ and cooling (HeMem, MEMTIS) -- as heat on a log scale:
     heat = min(255, floor(32 log2(1 + samples)))         (bin = heat >> 4: half an octave of samples)
 
 so heat 0 is exactly "no sample this period", bin 2 one sample, bin 3 two, bin 4 three or four, ... (bin 1
-stays empty) and a
-policy decodes a count as ceil(2^(heat/32) - 1) (exact up to ~45 samples, within 2.2% above). Reports name
+stays empty) and a policy decodes a count as ceil(2^(heat/32) - 1) (exact up to ~45 samples, within 2.2%
+above). Reports name
 the tracker "pebs"; `BIN_LEVEL` gives pagetide's policy, which reads levels as shares of scans, each bin's
 access rate relative to the top bin's: the level a page would have whose rate per scan interval is 3.5 x
 (the bin's samples / the top bin's) -- rates in proportion to samples, comparable across the host's VMs.
