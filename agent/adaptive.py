@@ -73,7 +73,8 @@ class AdaptiveScanner(Scanner):
         """Scans the long window averages over: nr_scans x (2 - a) / a for weight a (an EWMA's equivalent)."""
         return self.nr_scans * (2 - LONG_ALPHA) / LONG_ALPHA
 
-    def end_period(self) -> None:
+    def period_heat(self) -> np.ndarray:
+        """The long average moved towards the period's level, or reset to it on a significant change."""
         n = max(1, self.scans_in_period)
         refs = self.refs
         level = (refs.astype(np.int32) * (MAX_LEVEL * ONE) + n // 2) // n        # 0..15 levels, fixed point
@@ -87,8 +88,4 @@ class AdaptiveScanner(Scanner):
         long = np.where(changed, level, long + step)
         self.long = np.clip(long, 0, MAX_LEVEL * ONE).astype(np.uint16)
         self.changed = changed
-        self.heat = export_heat(self.long)
-        self.period_refs = np.array([int(refs[t.start:t.end].sum(dtype=np.int64)) for t in self.host.tenants])
-        self.refs[:] = 0
-        self.scans_in_period = 0
-        self.period += 1
+        return export_heat(self.long)

@@ -92,7 +92,9 @@ class ChmuTracker(Scanner):
             return np.zeros(0, np.int64), np.zeros(0)
         return np.concatenate(out_p), np.concatenate(out_a)
 
-    def end_period(self) -> None:
+    def period_heat(self) -> np.ndarray:
+        """DRAM pages at their idle_pages level, slow pages at their hot-list rate (0 when not listed), folded
+        with the seed's halving."""
         h = self.host
         n = max(1, self.scans_in_period)
         target = ((self.refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n) * HEAT_ONE     # the seed's level
@@ -101,11 +103,10 @@ class ChmuTracker(Scanner):
         pages, acc = self.hot_lists()
         level = MAX_LEVEL * -np.expm1(-acc / self.nr_scans)
         target[pages] = np.rint(level * HEAT_ONE).astype(np.uint16)
-        self.heat = fold_target(self.heat, target)
         self.entries_read += int(pages.size)
         self.hot_listed = pages
-        self.period_refs = np.array([int(self.refs[t.start:t.end].sum(dtype=np.int64)) for t in h.tenants])
-        self.refs[:] = 0
+        return fold_target(self.heat, target)
+
+    def end_period(self) -> None:
+        super().end_period()
         self.device_count[:] = 0
-        self.scans_in_period = 0
-        self.period += 1

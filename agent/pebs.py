@@ -98,9 +98,6 @@ class PebsTracker(Scanner):
         """Host CPU so far: SAMPLE_COST_S per PEBS sample taken."""
         return self.samples_handled * SAMPLE_COST_S
 
-    def end_period(self) -> None:
-        self.heat = encode_samples(self.refs)
-        self.period_refs = np.array([int(self.refs[t.start:t.end].sum(dtype=np.int64)) for t in self.host.tenants])
-        self.refs[:] = 0
-        self.scans_in_period = 0
-        self.period += 1
+    def period_heat(self) -> np.ndarray:
+        """The period's samples, no decay."""
+        return encode_samples(self.refs)

@@ -105,12 +105,17 @@ class Scanner:
         return 3.0 * self.nr_scans
 
     def end_period(self) -> None:
-        """Fold this period's refs into heat and start a new period."""
-        self.heat = fold(self.heat, self.refs, self.scans_in_period)
+        """Fold this period's refs into heat (`period_heat`) and start a new period."""
+        self.heat = self.period_heat()
         self.period_refs = np.array([int(self.refs[t.start:t.end].sum(dtype=np.int64)) for t in self.host.tenants])
         self.refs[:] = 0
         self.scans_in_period = 0
         self.period += 1
+
+    def period_heat(self) -> np.ndarray:
+        """The heat at the end of a period from the period's refs and the heat before: the seed's halving fold.
+        Trackers of other signals override this (updating their own per-period state there), not `end_period`."""
+        return fold(self.heat, self.refs, self.scans_in_period)
 
     def tenant_heat(self, t: Tenant, max_candidates: int, max_hot_fast: int | None = None) -> TenantHeat:
         h = self.host
