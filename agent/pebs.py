@@ -32,24 +32,13 @@ import numpy as np
 
 from pagetide.agent.host import Host
 from pagetide.agent.scanner import MAX_LEVEL, Scanner
+from pagetide.common.sampled_heat import SCALE, decode_samples, encode_samples
 
 __all__ = ["PebsTracker", "SAMPLE_COST_S", "encode_samples", "decode_samples", "bin_levels"]
 
 SAMPLE_COST_S = 300e-9      # 250 ns per PEBS record (Akiyama & Hirofuchi, ROSS'17) + 50 ns handling, assumed
-SCALE = 32                  # heat per octave of samples
 TOP_RATE = 3.5              # the top bin's rate, per scan interval: a share of scans of 0.97 (pagetide's cap)
 STREAM = 0x9EB5             # the tracker's random stream beside the scenario's seed
-
-
-def encode_samples(samples: np.ndarray) -> np.ndarray:
-    """A period's sample counts as heat bytes: min(255, floor(32 log2(1 + samples)))."""
-    e = np.floor(SCALE * np.log2(1.0 + np.asarray(samples, dtype=np.float64)) + 1e-9)
-    return np.clip(e, 0, 255).astype(np.uint8)
-
-
-def decode_samples(heat: np.ndarray) -> np.ndarray:
-    """The least sample count a heat byte stands for (its inverse below ~45 samples)."""
-    return np.ceil(2.0 ** (np.asarray(heat, dtype=np.float64) / SCALE) - 1 - 1e-9).astype(np.int64)
 
 
 def bin_levels() -> np.ndarray:

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from pagetide.common.sampled_heat import SAMPLED_TRACKERS, decode_samples
 from pagetide.controller.policies.base import TIERS, MoveBatch, Plan, PolicyParams, VmPolicy
 from pagetide.controller.policies.view import (
     HEAT_BINS, HEAT_SHIFT, MAX_LEVEL, Candidates, HostView, TenantHeat, heat_bins,
@@ -186,14 +187,8 @@ def listed_heat(t: TenantHeat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return addr, heat[first], node[first]
 
 
-# Trackers whose heat is sampled loads (HeatReport.tracker): heat = min(255, floor(32 log2(1 + samples))) of
-# the period's PEBS/IBS samples of a page (proto/pagetide/v1/agent.proto, field tracker).
-SAMPLED_TRACKERS = ("pebs",)
-
-
-def sample_counts(heat: np.ndarray) -> np.ndarray:
-    """The sample count a sampled tracker's heat byte stands for (the least one: exact below ~45 samples)."""
-    return np.ceil(2.0 ** (np.asarray(heat, dtype=np.float64) / 32) - 1 - 1e-9).astype(np.int64)
+# the sample count a sampled tracker's heat byte stands for (the wire's scale, shared with the agent)
+sample_counts = decode_samples
 
 
 def listed_samples(view: HostView, t: TenantHeat, per_level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
