@@ -23,8 +23,8 @@ Cost (`cost_seconds`): the idle_pages walk of DRAM-resident pages only (the page
 page frames; the model test-and-clears every page's A bit, as the seed does, but charges DRAM's), at the
 kernel's 134 M pages/s, plus HOT_LIST_ENTRY_COST_S per hot-list entry read -- ASSUMED, 10 ns (an MMIO read of
 a few 8-byte entries per cache line; no published figure): the counting is the device's, near zero host
-CPU. State: the seed's two bytes per page plus the device counters, two bytes per page in the model
-(saturating at 65,535 sampled accesses a period).
+CPU. State: the seed's two bytes per page plus the device counters, four bytes per page in the model (added to in
+place each tick; read saturated at 65,535 sampled accesses a period).
 """
 
 from __future__ import annotations
@@ -48,26 +48,30 @@ class ChmuTracker(Scanner):
         super().__init__(host, nr_scans)
         self.hot_list = int(hot_list)
         self.threshold = int(threshold)
-        self.device_count = np.zeros(host.nr_pages, dtype=np.uint16)   # sampled accesses this epoch, slow pages
+        self.device_count = np.zeros(host.nr_pages, dtype=np.int32)    # sampled accesses this epoch, slow pages
         self.dram_pages_walked = 0
         self.entries_read = 0
         self.hot_listed = np.zeros(0, dtype=np.int64)                   # the last epoch's hot lists' pages
 
     def scan(self) -> None:
         super().scan()
-        node = self.host.node
-        self.dram_pages_walked += int(self.host.is_fast[node[node >= 0]].sum())
+        self.dram_pages_walked += int(np.count_nonzero(self.on_dram[self.host.node]))
+
+    @property
+    def on_dram(self) -> np.ndarray:
+        """Per node id, and -1 (not present) last: whether a page there is on DRAM."""
+        return np.append(self.host.is_fast, False)
 
     def observe(self, tick_samples) -> None:
-        """The device counts the accesses it serves: sampled accesses to pages on slow nodes."""
+        """The device counts the accesses it serves: sampled accesses to pages on slow nodes (added in place)."""
         h = self.host
+        on_slow = ~self.on_dram
+        on_slow[-1] = False
         for t, pages in zip(h.tenants, tick_samples):
             slots = t.start + pages
-            nd = h.node[slots]
-            slots = slots[(nd >= 0) & ~h.is_fast[np.maximum(nd, 0)]]
+            slots = slots[on_slow[h.node[slots]]]
             if slots.size:
-                u, c = np.unique(slots, return_counts=True)
-                self.device_count[u] = np.minimum(self.device_count[u].astype(np.int64) + c, 65535)
+                np.add.at(self.device_count, slots, np.ones(slots.size, np.int32))    # add.at's fast path
 
     def cost_seconds(self) -> float:
         """Host CPU so far: the DRAM pages' idle_pages walks plus the hot-list entries read."""
@@ -77,17 +81,22 @@ class ChmuTracker(Scanner):
         """This epoch's hot lists of every device together: (page slots, accesses), each device's at most
         `hot_list` units at or above `threshold`, hottest first within a device."""
         h = self.host
-        acc = np.zeros(h.nr_pages, dtype=np.float64)
-        for t in h.tenants:
-            acc[t.start:t.end] = self.device_count[t.start:t.end] * t.workload.accesses_per_sample
+        counted = np.flatnonzero(self.device_count)                  # ascending, as every page's order was
+        starts = np.array([t.start for t in h.tenants], dtype=np.int64)
+        weight = np.array([0.0] + [t.workload.accesses_per_sample for t in h.tenants])
+        owner = np.searchsorted(starts, counted, side="right")        # 1 + the tenant a counted page is of
+        acc_all = np.minimum(self.device_count[counted], 65535) * weight[owner]
+        node = h.node[counted]
         out_p, out_a = [], []
         for nid in np.flatnonzero(~h.is_fast):
-            cand = np.flatnonzero((h.node == nid) & (acc >= self.threshold))
+            sel = np.flatnonzero((node == nid) & (acc_all >= self.threshold))
+            cand, acc = counted[sel], acc_all[sel]
             if cand.size > self.hot_list:
-                cand = cand[np.argpartition(-acc[cand], self.hot_list - 1)[:self.hot_list]]
-            cand = cand[np.argsort(-acc[cand], kind="stable")]
-            out_p.append(cand)
-            out_a.append(acc[cand])
+                keep = np.argpartition(-acc, self.hot_list - 1)[:self.hot_list]
+                cand, acc = cand[keep], acc[keep]
+            order = np.argsort(-acc, kind="stable")
+            out_p.append(cand[order])
+            out_a.append(acc[order])
         if not out_p:
             return np.zeros(0, np.int64), np.zeros(0)
         return np.concatenate(out_p), np.concatenate(out_a)
@@ -98,8 +107,7 @@ class ChmuTracker(Scanner):
         h = self.host
         n = max(1, self.scans_in_period)
         target = ((self.refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n) * HEAT_ONE     # the seed's level
-        on_slow = (h.node >= 0) & ~h.is_fast[np.maximum(h.node, 0)]
-        target[on_slow] = 0
+        target[~self.on_dram[h.node] & (h.node >= 0)] = 0                               # pages on slow nodes
         pages, acc = self.hot_lists()
         level = MAX_LEVEL * -np.expm1(-acc / self.nr_scans)
         target[pages] = np.rint(level * HEAT_ONE).astype(np.uint16)

@@ -23,7 +23,8 @@ Cost (`cost_seconds`): SAMPLE_COST_S per PEBS sample. Akiyama and Hirofuchi (ROS
 Evaluation of Intel PEBS Overhead for Online System-Noise Analysis", doi 10.1145/3095770.3095773) measured
 200-300 ns of workload slowdown per PEBS record written; we take 250 ns for the record and ASSUME 50 ns more
 for the sampling thread to read it from the buffer and count it against its page (not measured; HeMem and
-MEMTIS do not publish a per-sample figure). State: the seed's two bytes per page (refs, heat); no scans.
+MEMTIS do not publish a per-sample figure). State: the seed's two bytes per page (refs, heat) and the period's
+unsaturated count (four); no scans.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = ["PebsTracker", "SAMPLE_COST_S", "encode_samples", "decode_samples", "
 SAMPLE_COST_S = 300e-9      # 250 ns per PEBS record (Akiyama & Hirofuchi, ROSS'17) + 50 ns handling, assumed
 TOP_RATE = 3.5              # the top bin's rate, per scan interval: a share of scans of 0.97 (pagetide's cap)
 STREAM = 0x9EB5             # the tracker's random stream beside the scenario's seed
+ENCODED = encode_samples(np.arange(256))      # heat of 0..255 samples: a lookup instead of a log per page
 
 
 def bin_levels() -> np.ndarray:
@@ -54,6 +56,7 @@ def bin_levels() -> np.ndarray:
 class PebsTracker(Scanner):
     """PEBS/IBS samples per page per period (agent/backend.py Tracker), heat on a log scale of samples."""
     name = "pebs"
+    PAGE_ARRAYS = Scanner.PAGE_ARRAYS + ("count",)
     BIN_LEVEL = tuple(float(x) for x in bin_levels())
 
     def __init__(self, host: Host, nr_scans: int = 5, period: int = 4000):
@@ -61,6 +64,7 @@ class PebsTracker(Scanner):
         self.sample_period = int(period)
         self.rng = np.random.default_rng([host.scenario.seed, STREAM])
         self.samples_handled = 0
+        self.count = np.zeros(host.nr_pages, dtype=np.int32)      # the period's samples per page, unsaturated
 
     def scan(self) -> None:
         """PEBS needs no scans."""
@@ -69,18 +73,18 @@ class PebsTracker(Scanner):
         return 0.0                  # no window of scans: the heat is the period's samples
 
     def observe(self, tick_samples) -> None:
-        """Thin each model sample to Poisson(weight / period) PEBS samples; count them per page."""
+        """Thin each model sample to Poisson(weight / period) PEBS samples; count them per page (`count`, the
+        period's exact samples, added in place; `refs` the same saturated at 255)."""
         for t, pages in zip(self.host.tenants, tick_samples):
             if not pages.size:
                 continue
             k = self.rng.poisson(t.workload.accesses_per_sample / self.sample_period, pages.size)
-            hit = k > 0
-            if not hit.any():
+            hit = np.flatnonzero(k)
+            if not hit.size:
                 continue
-            u, inv = np.unique(pages[hit], return_inverse=True)
-            add = np.bincount(inv, weights=k[hit])
-            slots = t.start + u
-            self.refs[slots] = np.minimum(self.refs[slots] + add, 255).astype(np.uint8)
+            slots = t.start + pages[hit]
+            np.add.at(self.count, slots, k[hit].astype(np.int32))      # same dtypes: add.at's fast path
+            self.refs[slots] = np.minimum(self.count[slots], 255)
             self.samples_handled += int(k.sum())
 
     def cost_seconds(self) -> float:
@@ -89,4 +93,8 @@ class PebsTracker(Scanner):
 
     def period_heat(self) -> np.ndarray:
         """The period's samples, no decay."""
-        return encode_samples(self.refs)
+        return ENCODED[self.refs]
+
+    def end_period(self) -> None:
+        super().end_period()
+        self.count[:] = 0
