@@ -128,8 +128,8 @@ TPP_DEMOTE_SCALE_FACTOR = 0.02  # TPP's WMARK_DEMOTE: 2% of a top-tier node
 DAMON_MAX_SUBSCORE = 100        # mm/damon/ops-common.c damon_hot_score(): subscores are 0..100,
 DAMON_MAX_AGE_IN_LOG = 32       # ... age counts as log2(seconds), at most 32,
 DAMOS_MAX_SCORE = 99            # ... and a region's priority score is 0..99
-DAMOS_WEIGHT_NR_ACCESSES = 10   # quota weights (pagetide's choice): access frequency first, age breaks ties;
-DAMOS_WEIGHT_AGE = 1            # the kernel's scoring ignores the size weight
+DAMOS_WEIGHT_NR_ACCESSES = 100  # quota weights of samples/damon/mtier.c (weight_nr_accesses 100, weight_age 100;
+DAMOS_WEIGHT_AGE = 100          # its weight_sz 0 -- the kernel's scoring ignores the size weight anyway)
 QUOTA_GOAL_BP = 10000           # damon_feed_loop_next_input(): score at the goal, and the minimum esz_bp
 COLD_GOAL_GAP = 0.002           # migrate_cold's free goal is 0.2 point more than 1 - the used goal: 0.5%
                                 # free at the 99.7% used goal, as samples/damon/mtier.c (node0_mem_free_bp 50)
@@ -151,6 +151,7 @@ class TieringSpec:
     max_nr_regions: int = 1000           # ... nr_regions/max
     quota: int = 200 << 20               # DAMOS quotas/bytes per reset interval (pagetide's default)
     quota_reset_interval: float = 1.0    # ... quotas/reset_interval_ms
+    apply_interval: float = 0.0          # DAMOS apply_interval_us; 0: every aggregation (mtier.c: 1 s)
     hot_min_accesses: int = 1            # migrate_hot access_pattern nr_accesses/min (5% of 20 samples)
     cold_min_age: float = 1.0            # migrate_cold access_pattern age/min (10 aggregations)
     dram_used_goal: float = 0.997        # migrate_hot quota goal node_mem_used_bp 9970 (DESIGN.md section 2)
@@ -182,6 +183,8 @@ DAMOS_OPTIONS: dict[str, Option] = {
     "quota": Option(size(PAGE_SIZE, 1 << 50), TieringSpec.quota, "bytes a scheme may migrate per reset interval"),
     "quota_reset_interval": Option(duration(1e-3, 3600.0), TieringSpec.quota_reset_interval,
                                    "the quota's charge window (quotas/reset_interval_ms)"),
+    "apply_interval": Option(duration(0.0, 3600.0), TieringSpec.apply_interval,
+                             "how often the schemes are applied (apply_interval_us); 0: every aggregation"),
     "hot_min_accesses": Option(count(1, 1 << 20), TieringSpec.hot_min_accesses,
                                "migrate_hot: fewest samples per aggregation that found a region accessed"),
     "cold_min_age": Option(duration(0.0, 86400.0), TieringSpec.cold_min_age, "migrate_cold: how long a region is idle"),
@@ -375,6 +378,14 @@ class DamonTarget:
     def nr_regions(self) -> int:
         return self.start.size
 
+    def split_at(self, cut: int) -> None:
+        """damon_split_region_at(): the region holding page offset `cut` becomes two at it, both with its state."""
+        if not 0 < cut < self.tenant.npages:
+            return
+        i = int(np.searchsorted(self.start, cut, side="right")) - 1
+        if self.start[i] != cut:
+            self.take(np.insert(self.start, i + 1, cut), np.insert(np.arange(self.nr_regions), i + 1, i))
+
     def take(self, start: np.ndarray, parent: np.ndarray) -> None:
         """Replace the regions by `start`, each inheriting the state of region `parent` (a split)."""
         self.start = start
@@ -411,7 +422,10 @@ class Damos:
     esz: int = 0                  # effective quota of the current window, bytes
     charged_sz: int = 0
     charged_from: int | None = None   # sample count the current window started at
-    resume: tuple[int, int] | None = None   # (target index, page offset) the next window starts from
+    min_score: int = 0            # regions scoring below it wait (damos_adjust_quota's histogram)
+    charge_target_from: int | None = None   # target index and page offset the next window's walk starts
+    charge_addr_from: int = 0               # from (the end of the region that used the quota up)
+    next_apply: int = 0           # sample count of the next application (next_apply_sis)
     last_score: int = 0           # goal score of the last window (10000 = on the goal)
     stat: DamosStat = None
 
@@ -464,6 +478,8 @@ class DamosTiering(Tiering):
         self.tick = host.scenario.tick
         self.aggr_samples = self.samples_per_aggr(spec)       # damon_max_nr_accesses()
         self.reset_samples = max(1, int(round(spec.quota_reset_interval / spec.sample_interval)))
+        self.apply_samples = (max(1, int(round(spec.apply_interval / spec.sample_interval)))
+                              if spec.apply_interval else self.aggr_samples)
         self.aggr_us = int(round(spec.aggr_interval * 1e6))
         self.passed_samples = 0
         self.next_aggr = self.aggr_samples
@@ -492,10 +508,12 @@ class DamosTiering(Tiering):
                 pairs.append((pairs[-1][1], int(host.demotion_target[pairs[-1][1]])))
             schemes = [Damos("migrate_cold", src=up, dst=low, min_nr_accesses=0, max_nr_accesses=0,
                              min_age=cold_age, goal_metric="node_mem_free_bp", goal_nid=up, goal_bp=free_bp,
-                             quota_sz=spec.quota) for up, low in reversed(pairs)]
+                             quota_sz=spec.quota, next_apply=self.apply_samples)
+                       for up, low in reversed(pairs)]
             schemes += [Damos("migrate_hot", src=low, dst=up, min_nr_accesses=spec.hot_min_accesses,
                               max_nr_accesses=self.aggr_samples, min_age=0, goal_metric="node_mem_used_bp",
-                              goal_nid=up, goal_bp=used_bp, quota_sz=spec.quota) for up, low in pairs]
+                              goal_nid=up, goal_bp=used_bp, quota_sz=spec.quota, next_apply=self.apply_samples)
+                        for up, low in pairs]
             rng = np.random.default_rng([host.scenario.seed, 0xDA305, dram])
             # damon_va_init_regions() gives every target min_nr_regions; with many targets the model caps the
             # context's total at max_nr_regions so that it starts within bounds (the kernel's first merge
@@ -535,7 +553,7 @@ class DamosTiering(Tiering):
             ctx.targets += [self._init_target(t, self.spec.min_nr_regions) for t in host.tenants
                             if t.spec.home_node == ctx.dram and id(t) not in known]
             for sc in ctx.schemes:
-                sc.resume = None
+                sc.charge_target_from, sc.charge_addr_from = None, 0
 
     @staticmethod
     def _init_target(t: Tenant, nr_pieces: int) -> DamonTarget:
@@ -589,8 +607,13 @@ class DamosTiering(Tiering):
     def _aggregate(self, host: Host, ctx: DamonContext) -> None:
         max_nr_accesses = max(int(tg.nr_accesses.max()) for tg in ctx.targets)
         self._merge(ctx, max_nr_accesses // 10)
-        for s in ctx.schemes:
-            self._apply_scheme(host, ctx, s)
+        due = [s for s in ctx.schemes if self.passed_samples >= s.next_apply]
+        if due:                                                  # kdamond_apply_schemes()
+            for s in due:
+                self._adjust_quota(host, ctx, s)
+            self._apply_schemes(host, ctx, due)
+            for s in due:
+                s.next_apply = self.passed_samples + self.apply_samples
         for tg in ctx.targets:                                   # kdamond_reset_aggregated()
             tg.last_nr_accesses = tg.nr_accesses
             tg.nr_accesses = np.zeros_like(tg.nr_accesses)
@@ -693,92 +716,133 @@ class DamosTiering(Tiering):
         s.esz = min(s.esz_bp // QUOTA_GOAL_BP, s.quota_sz)
         s.last_score = score
 
-    def _apply_scheme(self, host: Host, ctx: DamonContext, s: Damos) -> None:
-        """damos_adjust_quota() then damon_do_apply_schemes() for one scheme over every target."""
+    def _score(self, s: Damos, nr_accesses: np.ndarray, age: np.ndarray) -> np.ndarray:
+        """The paddr operations' get_scheme_score(): damon_hot_score for migrate_hot, damon_cold_score
+        (99 - hot) for migrate_cold."""
+        hot = self._hot_score(nr_accesses, age)
+        return DAMOS_MAX_SCORE - hot if s.action == "migrate_cold" else hot
+
+    @staticmethod
+    def min_score(hist: np.ndarray, esz: int) -> int:
+        """damos_adjust_quota()'s threshold: summing the histogram's sizes from the highest score down, the
+        score at which they first reach the effective quota (0 if they never do)."""
+        present = np.flatnonzero(hist)
+        if present.size == 0:
+            return 0
+        reach = np.flatnonzero(np.cumsum(hist[present[-1]::-1]) >= esz)
+        return int(present[-1] - reach[0]) if reach.size else 0
+
+    def _region_view(self, host: Host, tg: DamonTarget, s: Damos):
+        """A target's regions as scheme `s` sees them: valid for its access pattern (__damos_valid_target,
+        with min_sz_region one page of the source node), their scores, and their bytes on the source node."""
+        t = tg.tenant
+        on_src = host.node[t.start:t.end] == s.src
+        src_pages = np.add.reduceat(on_src.astype(np.int64), tg.start)
+        valid = ((tg.nr_accesses >= s.min_nr_accesses) & (tg.nr_accesses <= s.max_nr_accesses)
+                 & (tg.age >= s.min_age) & (src_pages > 0))
+        return valid, self._score(s, tg.nr_accesses, tg.age), src_pages * t.spec.page_size
+
+    def _adjust_quota(self, host: Host, ctx: DamonContext, s: Damos) -> None:
+        """damos_adjust_quota(): a new charge window resets the charge and tunes the effective quota; then the
+        regions' sizes by score (the score histogram) set min_score, below which a region waits."""
         if s.charged_from is None or self.passed_samples >= s.charged_from + self.reset_samples:
             if s.esz and s.charged_sz >= s.esz:
                 s.stat.qt_exceeds += 1
             s.charged_from, s.charged_sz = self.passed_samples, 0
             self._set_effective_quota(host, s)
-        if s.charged_sz >= s.esz:
-            return
-        # each target's regions as the scheme sees them: their pages on the source node
-        views = []
-        for tg in ctx.targets:
-            t = tg.tenant
-            on_src = host.node[t.start:t.end] == s.src
-            src_pages = np.add.reduceat(on_src.astype(np.int64), tg.start)
-            valid = ((tg.nr_accesses >= s.min_nr_accesses) & (tg.nr_accesses <= s.max_nr_accesses)
-                     & (tg.age >= s.min_age) & (src_pages > 0))
-            score = self._hot_score(tg.nr_accesses, tg.age)
-            if s.action == "migrate_cold":
-                score = DAMOS_MAX_SCORE - score
-            views.append((on_src, valid, score, src_pages * t.spec.page_size))
-        # the lowest score whose regions, hottest (coldest) first, fill the effective quota
         hist = np.zeros(DAMOS_MAX_SCORE + 1)
-        for _, valid, score, sz in views:
+        for tg in ctx.targets:
+            valid, score, sz = self._region_view(host, tg, s)
             hist += np.bincount(score[valid], weights=sz[valid], minlength=DAMOS_MAX_SCORE + 1)
-        present = np.flatnonzero(hist)
-        if present.size == 0:
-            return
-        cum = np.cumsum(hist[present[-1]::-1])
-        reach = np.flatnonzero(cum >= s.esz)
-        min_score = present[-1] - int(reach[0]) if reach.size else 0
-        for ti, (tg, (on_src, valid, score, _)) in enumerate(zip(ctx.targets, views)):
-            if s.resume is not None and ti < s.resume[0]:
-                continue
-            first = 0
-            if s.resume is not None:
-                # damos_skip_charged_region(): continue past the last charged page, without wrapping; a
-                # resume point in the target's last region skips that region
-                first, s.resume = s.resume[1], None
-                if first >= tg.start[-1]:
-                    continue
-            eligible = valid & (score >= min_score)
-            if not eligible.any():
-                continue
-            page_ok = np.repeat(eligible, tg.end - tg.start) & on_src
-            page_ok[:first] = False
-            if self._migrate_pages(host, ctx, s, ti, tg, np.flatnonzero(page_ok)):
-                break
+        s.min_score = self.min_score(hist, s.esz)
 
-    def _migrate_pages(self, host: Host, ctx: DamonContext, s: Damos, ti: int, tg: DamonTarget,
-                       offs: np.ndarray) -> bool:
-        """Charge and migrate the pages at tenant offsets `offs` (address order) until the quota is used up;
-        True when it is."""
+    def _walk_start(self, ctx: DamonContext, s: Damos) -> tuple[int, int] | None:
+        """damos_skip_charged_region(), settled before the walk: where scheme `s` starts this pass -- (target
+        index, page offset) -- or None if its quota of this window is already used up. A window after the one
+        that used up the quota starts one byte past the region that did (the kernel's r->ar.end + 1, so the
+        next region's first page is split off and skipped), without wrapping: if that falls in the target's
+        last region, the target is done."""
+        if s.charged_sz >= s.esz:
+            return None
+        ti, addr = s.charge_target_from, s.charge_addr_from
+        s.charge_target_from, s.charge_addr_from = None, 0
+        if ti is None:
+            return (0, 0)
+        tg = ctx.targets[ti]
+        if addr >= tg.start[-1]:
+            return (ti + 1, 0)
+        tg.split_at(addr)
+        return (ti, addr)
+
+    def _apply_schemes(self, host: Host, ctx: DamonContext, due: list[Damos]) -> None:
+        """kdamond_apply_schemes()'s walk: every target's regions in address order, each offered to every due
+        scheme in turn (damon_do_apply_schemes); a scheme takes a region past its walk start, valid for its
+        access pattern and scoring at least its min_score, until its quota is used up. The model visits only
+        the regions valid for some scheme at the start of the walk (acting on a region resets its age, which
+        only makes it less eligible for the next scheme) and checks each again when it comes to it."""
+        starts = [self._walk_start(ctx, s) for s in due]
+        for ti, tg in enumerate(ctx.targets):
+            live = [(s, st) for s, st in zip(due, starts)
+                    if st is not None and st[0] <= ti and s.charged_sz < s.esz]
+            if not live:
+                continue
+            visit = np.zeros(tg.nr_regions, dtype=bool)
+            for s, st in live:
+                valid, score, _ = self._region_view(host, tg, s)
+                visit |= valid & (score >= s.min_score) & (tg.start >= (st[1] if st[0] == ti else 0))
+            for a in tg.start[visit].tolist():
+                i = int(np.searchsorted(tg.start, a))          # a split in the walk keeps a region's start
+                for s, st in live:
+                    if s.charged_sz >= s.esz or (st[0] == ti and a < st[1]):
+                        continue
+                    nr, age = tg.nr_accesses[i:i + 1], tg.age[i:i + 1]
+                    if not (s.min_nr_accesses <= nr[0] <= s.max_nr_accesses and age[0] >= s.min_age
+                            and self._score(s, nr, age)[0] >= s.min_score):
+                        continue
+                    self._apply_region(host, s, ti, tg, i)
+
+    def _apply_region(self, host: Host, s: Damos, ti: int, tg: DamonTarget, i: int) -> None:
+        """damos_apply_scheme() on region i: its pages on the source node, the region split where they would
+        overfill the quota (damon_split_region_at), all of them charged; the young filter (an ops-layer filter,
+        so after the charge) picks what migrates; the region's age restarts."""
         t = tg.tenant
         psz, pw = t.spec.page_size, t.page_nr
-        room = (s.esz - s.charged_sz) // psz                     # ALIGN_DOWN to the page
-        exhausted = offs.size >= room
-        offs = offs[:room]
+        a, b = int(tg.start[i]), int(tg.end[i])
+        offs = a + np.flatnonzero(host.node[t.start + a:t.start + b] == s.src)
         if offs.size == 0:
-            return exhausted
-        s.charged_sz += offs.size * psz
-        region = np.searchsorted(tg.start, offs, side="right") - 1
-        s.stat.nr_tried += int(np.unique(region).size)
-        s.stat.sz_tried += offs.size * psz
-        if exhausted:
-            s.resume = (ti, int(offs[-1]) + 1)
+            return                                              # below min_sz_region: not a valid target
+        if s.charged_sz + offs.size * psz > s.esz:
+            n = (s.esz - s.charged_sz) // psz                  # ALIGN_DOWN to the page
+            if n == 0:
+                s.stat.nr_tried += 1                            # damos_update_stat() of a zero-size try
+                return
+            offs = offs[:n]
+            b = int(offs[-1]) + 1
+            tg.split_at(b)
+        sz = offs.size * psz
+        s.charged_sz += sz
+        if s.charged_sz >= s.esz:
+            s.charge_target_from, s.charge_addr_from = ti, b + 1
+        tg.age[i] = 0
         slots = offs + t.start
         # the young filter (mtier.c, HMSDK): migrate_hot allows only young pages, migrate_cold rejects them;
-        # the check clears the page's young state; filtered pages stay charged, as the region's size is
+        # the check clears the page's young state
         young = self.young[slots]
         self.young[slots] = False
         slots = slots[young] if s.action == "migrate_hot" else slots[~young]
         movable = slots[(host.flags[slots] & PG_PINNED) == 0]
         fit = int(min(movable.size, max(0, (host.free_pages(s.dst) - int(host.wmark_min[s.dst])) // pw)))
         host.vmstat["pgmigrate_fail"] += (slots.size - fit) * pw
+        s.stat.nr_tried += 1
+        s.stat.sz_tried += sz
         if fit:
-            moved = movable[:fit]
-            self.kdamond_time += host.migrate_pages(moved, np.full(fit, pw, dtype=np.int64), s.src, s.dst)
+            self.kdamond_time += host.migrate_pages(movable[:fit], np.full(fit, pw, dtype=np.int64), s.src, s.dst)
             if s.action == "migrate_hot":
                 host.vmstat["pgpromote_success"] += fit * pw
-            s.stat.nr_applied += int(np.unique(region[np.isin(offs + t.start, moved)]).size)
+            s.stat.nr_applied += 1
             s.stat.sz_applied += fit * psz
         if host.free_pages(s.dst) < host.wmark_low[s.dst]:
             host.wakeup_kswapd(s.dst)
-        return exhausted
-
 
 MODES: dict[str, type[Tiering]] = {cls.name: cls for cls in (Tiering, NumaBalancingTiering, TppTiering,
                                                              DamosTiering)}
