@@ -1,13 +1,13 @@
-"""DAMOS as mm/damon/core.c applies it under a quota (agent/tiering.py DamosTiering): the score histogram's
+"""DAMOS as mm/damon/core.c applies it under a quota (agent/damon.py): the score histogram's
 threshold, the hottest regions first, age restarting where a scheme acted, the quota's split and the next
-window's start past it."""
+window's start past it; and DAMON's monitoring intervals auto-tuning (Linux 6.15 intervals_goal)."""
 
 import numpy as np
 import pytest
 
+from pagetide.agent.damon import DAMOS_MAX_SCORE, Damon, damon_feed_loop_next_input
 from pagetide.agent.host import MPOL_MF_MOVE, Host
 from pagetide.agent.pageflags import PAGE_SIZE
-from pagetide.agent.tiering import DAMOS_MAX_SCORE, DamosTiering
 
 from helpers import small_scenario
 
@@ -40,7 +40,7 @@ def window(h, d, s, esz):
     """One quota window of migrate_hot alone with effective quota esz: the charge reset, the histogram's
     threshold, the walk."""
     ctx = d.contexts[0]
-    s.charged_from, s.charged_sz, s.esz = d.passed_samples, 0, esz
+    s.charged_from, s.charged_sz, s.esz = ctx.clock_us, 0, esz
     d._adjust_quota(h, ctx, s)
     d._apply_schemes(h, ctx, [s])
 
@@ -52,13 +52,13 @@ def on_dram(h, t, lo, hi):
 def test_the_score_histogram_sets_the_lowest_score_whose_sizes_from_the_top_reach_the_quota():
     hist = np.zeros(DAMOS_MAX_SCORE + 1)
     hist[[90, 50, 10]] = [10 * PAGE_SIZE, 100 * PAGE_SIZE, 1000 * PAGE_SIZE]
-    assert DamosTiering.min_score(hist, 5 * PAGE_SIZE) == 90
-    assert DamosTiering.min_score(hist, 10 * PAGE_SIZE) == 90      # reached exactly
-    assert DamosTiering.min_score(hist, 11 * PAGE_SIZE) == 50
-    assert DamosTiering.min_score(hist, 110 * PAGE_SIZE) == 50
-    assert DamosTiering.min_score(hist, 111 * PAGE_SIZE) == 10
-    assert DamosTiering.min_score(hist, 1 << 40) == 0               # never reached: every score goes
-    assert DamosTiering.min_score(np.zeros(DAMOS_MAX_SCORE + 1), 1) == 0
+    assert Damon.min_score(hist, 5 * PAGE_SIZE) == 90
+    assert Damon.min_score(hist, 10 * PAGE_SIZE) == 90      # reached exactly
+    assert Damon.min_score(hist, 11 * PAGE_SIZE) == 50
+    assert Damon.min_score(hist, 110 * PAGE_SIZE) == 50
+    assert Damon.min_score(hist, 111 * PAGE_SIZE) == 10
+    assert Damon.min_score(hist, 1 << 40) == 0               # never reached: every score goes
+    assert Damon.min_score(np.zeros(DAMOS_MAX_SCORE + 1), 1) == 0
     # against the kernel's loop (score from the highest present down, stop at the quota or at 0)
     rng = np.random.default_rng(1)
     for _ in range(200):
@@ -70,7 +70,7 @@ def test_the_score_histogram_sets_the_lowest_score_whose_sizes_from_the_top_reac
             if cum >= esz or score == 0:
                 break
             score -= 1
-        assert DamosTiering.min_score(hist.astype(float), esz) == score
+        assert Damon.min_score(hist.astype(float), esz) == score
 
 
 def test_under_a_tight_quota_the_hottest_region_goes_first_wherever_it_is():
@@ -78,7 +78,7 @@ def test_under_a_tight_quota_the_hottest_region_goes_first_wherever_it_is():
     s = hot_scheme(d)
     tg.nr_accesses[9], tg.nr_accesses[2] = 18, 9           # region 9 the hottest, region 2 next
     window(h, d, s, esz=PIECE * PAGE_SIZE)
-    assert s.min_score == d._hot_score(np.array([18]), np.array([10]))[0]
+    assert s.min_score == d._hot_score(d.contexts[0], np.array([18]), np.array([10]))[0]
     assert on_dram(h, t, 9 * PIECE, 10 * PIECE) == PIECE and on_dram(h, t, 0, t.npages) == PIECE
     assert tg.age[9] == 0 and (np.delete(tg.age, 9) == 10).all()     # acting restarts the region's age
     # the window after one that used its quota up starts past the charged region, without wrapping: region 2
@@ -99,7 +99,7 @@ def test_a_region_steady_for_two_minutes_outranks_a_slightly_busier_new_one_as_m
     s = hot_scheme(d)
     tg.nr_accesses[3], tg.age[3] = 10, 0
     tg.nr_accesses[6], tg.age[6] = 8, 1280
-    assert list(d._hot_score(np.array([10, 8]), np.array([0, 1280]))) == [49, 50]
+    assert list(d._hot_score(d.contexts[0], np.array([10, 8]), np.array([0, 1280]))) == [49, 50]
     window(h, d, s, esz=PIECE * PAGE_SIZE)
     assert on_dram(h, t, 6 * PIECE, 7 * PIECE) == PIECE and on_dram(h, t, 0, t.npages) == PIECE
 
@@ -129,4 +129,118 @@ def test_schemes_apply_every_aggregation_or_every_apply_interval(apply_interval,
     for _ in range(20):                                     # 2 s of 100 ms ticks, 100 ms aggregations
         h.run_tick()
     assert len(calls) == applications and all(c == ["migrate_cold", "migrate_hot"] for c in calls)
-    assert s.next_apply == d.passed_samples + d.apply_samples
+    ctx = d.contexts[0]
+    assert s.next_apply == ctx.passed_samples + (ctx.aggr_us if apply_interval == "0s" else 1_000_000) // 5000
+
+
+class Reads:
+    """A workload stub reading pages `pick(tick)` `n` times each per tick."""
+    name = "reads"
+
+    def __init__(self, pick, n):
+        self.pick, self.accesses_per_sample = pick, float(n)
+
+    def sample(self, tick):
+        pages = np.asarray(self.pick(tick), dtype=np.int64)
+        return pages, np.zeros(pages.size, dtype=bool)
+
+
+def test_the_feedback_loop_doubles_below_the_goal_holds_on_it_and_drops_to_its_minimum_at_twice_it():
+    assert damon_feed_loop_next_input(100_000_000, 0) == 200_000_000
+    assert damon_feed_loop_next_input(100_000_000, 10_000) == 100_000_000
+    assert damon_feed_loop_next_input(100_000_000, 15_000) == 50_000_000
+    assert damon_feed_loop_next_input(100_000_000, 20_000) == 10_000
+    assert damon_feed_loop_next_input(10_000, 9_000) == 11_000
+
+
+def tuned_host(**tiering):
+    """mtier.c's intervals goal: 4% of samples accessed, tuned every 3 aggregations, sampling in [5 ms, 10 s]."""
+    h = Host(small_scenario(dram="256MiB", slow="256MiB",
+                            kernel={"tiering": {"mode": "damos", "intervals_aggrs": 3, **tiering}}))
+    h.boot()
+    return h, h.tenants[0], h.tiering.contexts[0]
+
+
+def test_idle_memory_lengthens_the_sampling_interval_up_to_its_maximum_keeping_twenty_samples_an_aggregation():
+    h, t, ctx = tuned_host()
+    t.workload = Reads(lambda tick: [], 0)
+    ctx.targets[0].age[:] = 40                              # 4 s at 100 ms aggregations
+    seen = []
+    for _ in range(600):                                    # 60 s
+        h.run_tick()
+        seen.append(ctx.sample_us)
+    # nothing is accessed: the score is 0 and the loop doubles the interval every 3 aggregations of 20
+    # samples -- after 0.3 s, 0.9 s (60 samples of 10 ms later), 2.1 s, ...
+    changed = [i for i, (a, b) in enumerate(zip([5000] + seen, seen)) if a != b]
+    assert changed == [2, 8, 20, 44, 92, 188, 380] and seen[-1] == 640_000
+    assert ctx.aggr_us == 20 * ctx.sample_us
+    # the regions' ages were kept in time (age x old / new aggregation interval; each rescale rounds down)
+    assert (40e6 <= ctx.targets[0].age * ctx.aggr_us).all() and (ctx.targets[0].age * ctx.aggr_us <= 64e6).all()
+    h2, t2, ctx2 = tuned_host(intervals_max_sample="100ms")
+    t2.workload = Reads(lambda tick: [], 0)
+    for _ in range(100):
+        h2.run_tick()
+    assert ctx2.sample_us == 100_000                        # max_sample_us
+    h2.check_invariants()
+
+
+def test_busy_memory_shortens_the_sampling_interval_down_to_its_minimum():
+    h, t, ctx = tuned_host(sample_interval="80ms", aggr_interval="1600ms")
+    t.workload = Reads(lambda tick: np.arange(t.npages), 50)   # every page read 50 times a tick
+    seen = []
+    for _ in range(300):
+        h.run_tick()
+        seen.append(ctx.sample_us)
+    # every sample finds its page accessed (score >= 2x the goal): the loop's minimum, rescaled to halving
+    assert seen[0] == 80_000 and min(seen) == 5000 and seen[-1] == 5000
+    assert all(b in (a, max(a // 2, 5000)) for a, b in zip(seen, seen[1:]))
+
+
+def test_a_sample_interval_longer_than_the_tick_counts_accesses_over_all_its_ticks():
+    """Sampling at 1 s over 100 ms ticks: a page read once a tick is found accessed by a sample with
+    probability 1 - exp(-10); one read once every 10 ticks, 1 - exp(-1) (0.63)."""
+    for every, expect in ((1, 1.0), (10, 0.632)):
+        h = Host(small_scenario(dram="256MiB", slow="256MiB", kernel={"tiering": {
+            "mode": "damos", "sample_interval": "1s", "aggr_interval": "20s", "min_nr_regions": 500,
+            "max_nr_regions": 1000}}))
+        h.boot()
+        t, ctx = h.tenants[0], h.tiering.contexts[0]
+        t.workload = Reads(lambda tick: np.arange(t.npages) if tick % every == 0 else [], 1)
+        for _ in range(195):                                # 19 samples of the first aggregation
+            h.run_tick()
+        found = ctx.targets[0].nr_accesses.sum() / (19 * ctx.targets[0].nr_regions)
+        assert abs(found - expect) < 0.03
+
+
+def test_per_node_kdamonds_each_run_one_scheme_and_sample_only_their_source_nodes_pages():
+    """mtier.c's and HMSDK's layout: a kdamond per scheme, watching the scheme's source node."""
+    h = Host(small_scenario(kernel={"tiering": {"mode": "damos", "per_node_kdamonds": True}}))
+    h.boot()                                               # DRAM full, a third of the tenant on PMEM
+    t = h.tenants[0]
+    d = h.tiering
+    layout = [(c.node, [s.action for s in c.schemes]) for c in d.contexts]
+    assert layout == [(0, ["migrate_cold"]), (1, ["migrate_hot"])]
+    on_dram = np.flatnonzero(h.node[t.start:t.end] == 0)
+    t.workload = Reads(lambda tick: on_dram, 20)           # only DRAM pages are read
+    for _ in range(3):
+        h.run_tick()
+    cold_ctx, hot_ctx = d.contexts
+    assert sum(int(tg.last_nr_accesses.sum()) for tg in cold_ctx.targets) > 0    # the last aggregation's
+    assert sum(int(tg.last_nr_accesses.sum()) for tg in hot_ctx.targets) == 0   # its samples are PMEM pages
+    h.check_invariants()
+
+
+@pytest.mark.parametrize("reads, applied", [(50, False), (0, True)])
+def test_each_intervals_tuning_re_times_the_schemes_so_a_busy_kdamond_never_applies_a_1_s_scheme(reads, applied):
+    """damon_set_attrs() -- which kdamond_tune_intervals() calls whenever the adaptation is not exactly 1 --
+    sets each scheme's next application apply_interval from now: at 5 ms, 200 samples away, while the
+    next tuning comes 60 samples later. Busy memory keeps the interval at its 5 ms minimum and the 1 s
+    scheme is pushed back at every tuning; idle memory lengthens the interval past 16.7 ms, and it runs."""
+    h, t, ctx = tuned_host(apply_interval="1s")
+    t.workload = Reads(lambda tick: np.arange(t.npages) if reads else [], reads)
+    calls = []
+    h.tiering._apply_schemes = lambda host, c, due: calls.append(c.clock_us)
+    for _ in range(100):                                    # 10 s
+        h.run_tick()
+    assert bool(calls) == applied
+    assert (ctx.sample_us == 5000) == (not applied)
