@@ -90,6 +90,7 @@ def _lay_out(host: Host, tenants: list[Tenant], kept: dict[int, int]) -> Relayou
     host.tenants = list(tenants)
     host.nr_pages = start
     host._index_tenants()
+    host.lru_relayout()
     host.generation += 1
     host.tiering.relayout(host, change)
     return change

@@ -226,6 +226,10 @@ class Host:
         self.flags = np.zeros(self.nr_pages, dtype=np.uint8)
         self.lru_seq = np.zeros(self.nr_pages, dtype=np.uint32)
         self.lru_clock = 1
+        self.lru_count = np.zeros((self.nr_nodes, 2), dtype=np.int64)   # pages on each node's two lists
+        self._lru_log: np.ndarray | None = None                         # see "LRU" below
+        self._lru_len = 0
+        self._lru_cursor = np.zeros((self.nr_nodes, 2), dtype=np.int64)
         rng = np.random.default_rng(scenario.seed)
         for t in self.tenants:
             n_pin = int(round(t.spec.pinned * t.npages))
@@ -294,34 +298,121 @@ class Host:
                    node=self.node[t.start:t.end], pmd_young=t.pmd_young)
 
     # ---- LRU ------------------------------------------------------------------------------------------
+    # Each node has two evictable LRU lists, inactive (list 0) and active (list 1); pinned pages are on no
+    # list. `lru_count[nid, l]` counts their pages. The lists are read from one log of `_lru_add` order:
+    # entry j is page `_lru_log[j]`, added at clock j + 1, and is that page's place on its list while
+    # lru_seq[page] == j + 1 (it has not been added again since) and the page is still on a node. A page
+    # changes list (node, PG_active, pinning) only with an `_lru_add` or by leaving the node (swap, freeing),
+    # so a list's pages in log order are that list oldest first; a cursor per list skips the prefix of the
+    # log that holds none of them. Reclaim thus costs the pages it looks at, not the node's pages. The log
+    # is built from lru_seq when reclaim first needs it (a sort), compacted in place when full, dropped
+    # at the end of boot and after churn (agent/churn.py calls `lru_relayout`).
+    LRU_LISTED = PG_PINNED | PG_ACTIVE                 # flags & LRU_LISTED: 0 inactive, PG_ACTIVE active
+
     def folio_activate(self, slots: np.ndarray) -> None:
         """mm/swap.c folio_activate(): set PG_active on the pages and move them to the head of their LRU list,
         in the order given."""
+        u = np.unique(slots)
+        self._lru_count_pages(u, -1)
         self.flags[slots] |= PG_ACTIVE
+        self._lru_count_pages(u, 1)
         self._lru_add(slots)
+
+    def _lru_count_pages(self, slots: np.ndarray, sign: int, nodes: np.ndarray | None = None) -> None:
+        """Add (sign 1) or remove (-1) distinct pages `slots` to or from the counts of the lists they are on
+        (by their node, or `nodes`, and their flags now)."""
+        nd = self.node[slots] if nodes is None else nodes
+        state = self.flags[slots] & self.LRU_LISTED
+        on = (nd >= 0) & (state != PG_PINNED) & (state != self.LRU_LISTED)
+        code = nd[on].astype(np.int64) * 2 + (state[on] != 0)
+        self.lru_count += sign * np.bincount(code, minlength=2 * self.nr_nodes).reshape(self.nr_nodes, 2)
+
+    def lru_relayout(self) -> None:
+        """The page arrays were laid out again (agent/churn.py): recount the lists, drop the log."""
+        nd, state = self.node, self.flags & self.LRU_LISTED
+        for l, want in enumerate((0, PG_ACTIVE)):
+            self.lru_count[:, l] = np.bincount(nd[(nd >= 0) & (state == want)], minlength=self.nr_nodes)
+        self._lru_log = None
+
+    def _lru_build(self) -> None:
+        """The log from lru_seq: every page on a node, oldest first, renumbered 1.. (order kept)."""
+        on = np.flatnonzero(self.node >= 0)
+        order = on[np.argsort(self.lru_seq[on], kind="stable")]
+        n = order.size
+        self._lru_log = np.empty(n + max(n // 4, 1 << 12), dtype=np.int32 if self.nr_pages < 2**31 else np.int64)
+        self._lru_log[:n] = order
+        self._lru_len = n
+        self.lru_seq[order] = np.arange(1, n + 1, dtype=np.uint32)
+        self.lru_clock = n + 1
+        self._lru_cursor = np.zeros((self.nr_nodes, 2), dtype=np.int64)
+
+    def _lru_compact(self) -> None:
+        """Drop the log's dead entries in place (chunk by chunk, keeping order) and renumber the live ones;
+        grow it if most entries are live."""
+        log, n, w = self._lru_log, self._lru_len, 0
+        old_cursor, cursor = self._lru_cursor, np.zeros_like(self._lru_cursor)
+        chunk = 1 << 20
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            seg = log[a:b]
+            live = (self.lru_seq[seg] == np.arange(a + 1, b + 1, dtype=np.uint32)) & (self.node[seg] >= 0)
+            inside = (old_cursor >= a) & (old_cursor < b)
+            for nid, l in zip(*np.nonzero(inside)):
+                cursor[nid, l] = w + np.count_nonzero(live[:old_cursor[nid, l] - a])
+            kept = seg[live]
+            log[w:w + kept.size] = kept
+            self.lru_seq[kept] = np.arange(w + 1, w + kept.size + 1, dtype=np.uint32)
+            w += kept.size
+        cursor[old_cursor >= n] = w
+        self._lru_len, self.lru_clock, self._lru_cursor = w, w + 1, cursor
+        if w > log.size * 3 // 4:
+            grown = np.empty(w + max(w // 4, 1 << 12), dtype=log.dtype)
+            grown[:w] = log[:w]
+            self._lru_log = grown
 
     def _lru_add(self, slots: np.ndarray) -> None:
         """Put pages at the head of their LRU list, in the order given."""
         n = len(slots)
-        if self.lru_clock + n >= LRU_SEQ_LIMIT:
-            order = np.argsort(self.lru_seq, kind="stable")
-            self.lru_seq[order] = np.arange(self.nr_pages, dtype=np.uint32)
-            self.lru_clock = self.nr_pages
+        if self._lru_log is None:
+            if self.lru_clock + n >= LRU_SEQ_LIMIT:
+                self._lru_build()
+        if self._lru_log is not None:
+            if self._lru_len + n > self._lru_log.size:
+                self._lru_compact()
+                if self._lru_len + n > self._lru_log.size:
+                    grown = np.empty(self._lru_len + n + max((self._lru_len + n) // 4, 1 << 12),
+                                     dtype=self._lru_log.dtype)
+                    grown[:self._lru_len] = self._lru_log[:self._lru_len]
+                    self._lru_log = grown
+            self._lru_log[self._lru_len:self._lru_len + n] = slots
+            self._lru_len += n
         self.lru_seq[slots] = np.arange(self.lru_clock, self.lru_clock + n, dtype=np.uint32)
         self.lru_clock += n
 
-    def _lru_oldest(self, slots: np.ndarray, k: int) -> np.ndarray:
-        """The k pages of `slots` longest on their LRU list (smallest lru_seq), oldest first. Every _lru_add
-        takes fresh clock values, so pages on a node have distinct lru_seq and a value cut selects exactly k
-        (a partition of the values alone, cheaper than one of their indices)."""
-        seq = self.lru_seq[slots]
-        if k < slots.size:
-            keep = seq <= np.partition(seq, k - 1)[k - 1]
-            if np.count_nonzero(keep) != k:        # equal values after all: cut by position
-                keep = np.zeros(slots.size, dtype=bool)
-                keep[np.argpartition(seq, k - 1)[:k]] = True
-            slots, seq = slots[keep], seq[keep]
-        return slots[np.argsort(seq, kind="stable")]
+    def _lru_oldest(self, nid: int, lst: int, k: int) -> np.ndarray:
+        """The k pages longest on node nid's inactive (lst 0) or active (1) list, oldest first: the list's
+        first k entries in the log from its cursor, which moves to the first of them."""
+        if self._lru_log is None:
+            self._lru_build()
+        log, n = self._lru_log, self._lru_len
+        want = np.uint8(PG_ACTIVE if lst else 0)
+        pos = int(self._lru_cursor[nid, lst])
+        first, found, out = -1, 0, []
+        step = max(2 * k, 1 << 14)
+        while found < k and pos < n:
+            end = min(n, pos + step)
+            seg = log[pos:end]
+            hit = np.flatnonzero((self.lru_seq[seg] == np.arange(pos + 1, end + 1, dtype=np.uint32))
+                                 & (self.node[seg] == nid) & ((self.flags[seg] & self.LRU_LISTED) == want))
+            if first < 0 and hit.size:
+                first = pos + int(hit[0])
+            take = hit[:k - found]
+            out.append(seg[take])
+            found += take.size
+            pos = end
+            step *= 2
+        self._lru_cursor[nid, lst] = first if first >= 0 else pos
+        return np.concatenate(out).astype(np.int64) if out else np.empty(0, dtype=np.int64)
 
     # ---- allocation -----------------------------------------------------------------------------------
     def _fill(self, zonelist: list[int], out: np.ndarray, done: int, pw: int, wmark: np.ndarray) -> int:
@@ -388,9 +479,10 @@ class Host:
         if pt_need > 0:
             pt_nodes = self._alloc(t, pt_need, 1, dram_only=True)
             ok = pt_nodes[pt_nodes >= 0]
-            np.subtract.at(self.node_used, ok, 1)   # _alloc charged them as tenant memory
-            np.add.at(self.node_pgtable, ok, 1)
-            np.add.at(t.pgtable_by_node, ok, 1)
+            by_node = np.bincount(ok, minlength=self.nr_nodes)
+            self.node_used -= by_node                # _alloc charged them as tenant memory
+            self.node_pgtable += by_node
+            t.pgtable_by_node += by_node
             t.pgtable_pages += len(ok)
         nodes = self._alloc_interleave(t, slots, pw) if t.spec.interleave else self._alloc(t, len(slots), pw)
         ok = nodes >= 0
@@ -399,6 +491,7 @@ class Host:
         keep = self.flags[okslots] & ALWAYS_KEPT
         # a fault maps the page young (and dirty for a write); new anon pages start on the inactive list
         self.flags[okslots] = keep | PG_ACCESSED | (PG_DIRTY if write else 0)
+        self._lru_count_pages(okslots, 1)
         self._lru_add(okslots)
         n_swapin = int((swapped & ok).sum())
         if n_swapin:
@@ -432,6 +525,7 @@ class Host:
                     del pos[i]
             self._kswapd()
         self.load.discard_tick()        # booting happens before time 0: its copies load no tick
+        self._lru_log = None            # built again if reclaim needs it
 
     # ---- accesses -------------------------------------------------------------------------------------
     def access(self, t: Tenant, pages: np.ndarray, is_write: np.ndarray, weight: float) -> np.ndarray:
@@ -514,33 +608,42 @@ class Host:
         for rnd in range(RECLAIM_ROUNDS):
             if reclaimed >= nr_to_reclaim:
                 break
-            # masks over the whole arrays rather than gathers of the node's pages: fewer passes per page
-            on = self.node == nid
-            state = self.flags & (PG_PINNED | PG_ACTIVE)        # evictable pages: inactive 0, active PG_ACTIVE
-            inact = np.flatnonzero(on & (state == 0))
-            active = on & (state == PG_ACTIVE)
-            nr_active = int(np.count_nonzero(active))          # listed only when some are deactivated
-            if inact.size == 0 and nr_active == 0:
+            nr_inactive, nr_active = (int(x) for x in self.lru_count[nid])
+            if nr_inactive == 0 and nr_active == 0:
                 break
+            # the weight reclaim counts pages in: the page size of the lowest slot on the inactive list
+            w_avg = 1
+            if nr_inactive:
+                uniform = (self.tenant_page_nr == self.tenant_page_nr[0]).all()
+                w_avg = int(self.tenant_page_nr[0]) if uniform else self._first_inactive_weight(nid)
             ratio = int(self.inactive_ratio[nid])
-            if inact.size * ratio < nr_active:
+            if nr_inactive * ratio < nr_active:
                 # shrink_active_list: move the oldest active pages to the inactive head; page_referenced()
                 # clears their A bits on the way (anon pages are deactivated even if referenced)
-                k = int(min(nr_active, max((nr_active - inact.size * ratio) // (ratio + 1), SWAP_CLUSTER_MAX)))
-                victims = self._lru_oldest(np.flatnonzero(active), k)
+                k = int(min(nr_active, max((nr_active - nr_inactive * ratio) // (ratio + 1), SWAP_CLUSTER_MAX)))
+                victims = self._lru_oldest(nid, 1, k)
                 self.flags[victims] &= ~(PG_ACTIVE | PG_ACCESSED | PG_TLB_CACHED)
+                self.lru_count[nid] += (k, -k)
                 self._lru_add(victims)
-                inact = np.concatenate([inact, victims])
-            if inact.size == 0:
+                if nr_inactive == 0:
+                    w_avg = int(self.page_weight(victims[:1])[0])
+                nr_inactive += k
+            if nr_inactive == 0:
                 continue
             remaining = nr_to_reclaim - reclaimed
-            w_avg = max(1, int(self.page_weight(inact[:1])[0]))
+            w_avg = max(1, w_avg)
             # like the kernel's priority loop, each round may scan a larger part of the list
             priority = max(0, DEF_PRIORITY - 2 * rnd)
-            k = int(min(inact.size, max(SWAP_CLUSTER_MAX, 2 * -(-remaining // w_avg), inact.size >> priority)))
-            batch = self._lru_oldest(inact, k)
+            k = int(min(nr_inactive, max(SWAP_CLUSTER_MAX, 2 * -(-remaining // w_avg), nr_inactive >> priority)))
+            batch = self._lru_oldest(nid, 0, k)
             reclaimed += self._shrink_inactive(nid, batch, remaining, direct, stall)
         return reclaimed
+
+    def _first_inactive_weight(self, nid: int) -> int:
+        """Base pages of the lowest-slot page on node nid's inactive list (not empty); a pass over every
+        page, needed only where tenants' page sizes differ."""
+        on = (self.node == nid) & ((self.flags & self.LRU_LISTED) == 0)
+        return int(self.page_weight(np.array([np.argmax(on)]))[0])
 
     def _shrink_inactive(self, nid: int, batch: np.ndarray, remaining: int, direct: bool,
                          stall: Tenant | None) -> int:
@@ -561,6 +664,8 @@ class Host:
         f = np.where(referenced_ptes, f | PG_REFERENCED, f)
         f = np.where(activate, f | PG_ACTIVE, f)
         self.flags[batch] = f
+        n_act = int(np.count_nonzero(activate))
+        self.lru_count[nid] += (-n_act, n_act)
         self._lru_add(batch[activate | keep])
         victims, vw = batch[candidate], w[candidate]
         return self._evict(nid, victims, vw, direct, stall)
@@ -600,6 +705,7 @@ class Host:
             ok = rest & (np.cumsum(np.where(rest, vw, 0)) <= room)
             if ok.any():
                 s, sw = victims[ok], vw[ok]
+                self._lru_count_pages(s, -1)
                 self.node[s] = NODE_SWAP
                 self.node_used[nid] -= int(sw.sum())
                 self.flags[s] &= ALWAYS_KEPT
@@ -625,7 +731,9 @@ class Host:
         by_src = np.bincount(src, weights=w, minlength=self.nr_nodes).astype(np.int64)   # exact below 2**53
         self.node_used -= by_src
         self.node_used[dst] += int(w.sum())
+        self._lru_count_pages(slots, -1)
         self.node[slots] = dst
+        self._lru_count_pages(slots, 1)
         promote = self.tier[src] > self.tier[dst]          # to a higher tier
         demote = self.tier[src] < self.tier[dst]
         f = self.flags[slots]
@@ -756,7 +864,7 @@ class Host:
         src = cur[ok]
         promoted = int((self.tier[src] > self.tier[dst]).sum())
         tm = self.migrate_pages(slots[ok], np.full(k, pw, dtype=np.int64), src, dst)
-        np.add.at(self.move_pages_migrated, (src, np.full(src.shape, dst)), pw)
+        self.move_pages_migrated[:, dst] += np.bincount(src, minlength=self.nr_nodes) * pw
         self.vmstat["pgpromote_success"] += promoted * pw
         t.stats.migration_time += tm
         result.time += tm
@@ -803,6 +911,16 @@ class Host:
         assert (self.node_used + self.node_pgtable <= self.capacity).all(), "node over capacity"
         assert (self.node_pgtable[~self.is_fast] == 0).all(), "page tables on a slow node"
         assert (self.node_pgtable == sum(t.pgtable_by_node for t in self.tenants)).all(), "page tables drifted"
+        state = self.flags & self.LRU_LISTED
+        for lst, want in enumerate((0, PG_ACTIVE)):
+            on = np.flatnonzero((node >= 0) & (state == want))
+            assert (self.lru_count[:, lst] == np.bincount(node[on], minlength=self.nr_nodes)).all(), \
+                f"LRU list {lst} counts drifted: {self.lru_count[:, lst]}"
+            if self._lru_log is not None:
+                pos = self.lru_seq[on].astype(np.int64) - 1
+                assert ((pos >= 0) & (pos < self._lru_len)).all() and (self._lru_log[pos] == on).all(), \
+                    "a page on an LRU list has no entry in the LRU log"
+                assert (pos >= self._lru_cursor[node[on], lst]).all(), "an LRU cursor skipped a page of its list"
 
     def state_bytes_per_page(self) -> float:
         return (self.node.itemsize + self.flags.itemsize + self.lru_seq.itemsize

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from pagetide.agent.host import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG, Host
+from pagetide.agent.host import LRU_SEQ_LIMIT, MPOL_MF_MOVE, MPOL_MF_SW_YOUNG, Host
 from pagetide.agent.pageflags import NODE_SWAP, PAGE_SIZE, PG_REFERENCED
 from pagetide.agent.scenario import ScenarioError
 from pagetide.agent.sim import simulate
@@ -350,3 +350,47 @@ def test_the_lag_one_oracle_loses_what_a_moving_hot_set_costs_a_reactive_policy_
     assert t.lag_cost_slowdown > t.lag_oracle_slowdown > t.oracle_slowdown
     assert r.lag_oracle_share == pytest.approx(t.lag_oracle_share)
     assert r.lag_cost_slowdown == pytest.approx(t.lag_cost_slowdown)
+
+
+def _oldest_by_scan(h, nid, lst, k):
+    """The reference for Host._lru_oldest: node nid's pages on the list, by lru_seq, from every page."""
+    want = 8 if lst else 0                                     # PG_ACTIVE
+    on = np.flatnonzero((h.node == nid) & ((h.flags & h.LRU_LISTED) == want))
+    return on[np.argsort(h.lru_seq[on], kind="stable")][:k]
+
+
+def test_lru_lists_from_the_log_are_the_oldest_pages_of_every_list():
+    """The LRU log (and its cursors, compaction, rebuilds after boot and churn) gives each node's inactive
+    and active lists oldest first, as a sort of every page's lru_seq would, and its counts stay exact, on a
+    host that reclaims, swaps, promotes (TPP activates), pins and has 4 KiB and 2 MiB tenants."""
+    from pagetide.agent import churn
+    from pagetide.agent.scenario import parse_tenant
+    h = Host(small_scenario(dram="16MiB", slow="16MiB", kernel={"swap": "32MiB", "tiering": {"mode": "tpp"}},
+                            tenants=[
+        {"name": "z", "kind": "vm", "footprint": "16MiB", "pinned": "3%", "workload": {"type": "zipf", "samples": 512}},
+        {"name": "h", "kind": "task", "footprint": "12MiB", "prefault": False,
+         "workload": {"type": "hotset", "samples": 512, "move_every": "300ms"}},
+        {"name": "g", "kind": "vm", "footprint": "8MiB", "page_size": "2MiB", "workload": {"type": "zipf", "samples": 64}}]))
+    h.boot()
+    assert h._lru_log is None                                  # dropped after boot
+    h.lru_clock = LRU_SEQ_LIMIT - 3                            # the next _lru_add renumbers (building the log)
+    compactions, rebuilt = h._lru_compact, []
+    h._lru_compact = lambda: (rebuilt.append(1), compactions())[1]
+    checked = 0
+    for tick in range(26):
+        if tick == 12:
+            churn.add_tenant(h, parse_tenant({"name": "new", "footprint": "6MiB", "workload": {"type": "zipf"}},
+                                             list(h.scenario.nodes), key="tenant"))
+        if tick == 19:
+            churn.remove_tenant(h, "h")
+        h.run_tick()
+        h.check_invariants()
+        for nid in range(h.nr_nodes):
+            for lst in (0, 1):
+                for k in (1, 37, int(h.lru_count[nid, lst])):
+                    ref = _oldest_by_scan(h, nid, lst, k)
+                    assert ref.size == min(k, h.lru_count[nid, lst])
+                    assert np.array_equal(h._lru_oldest(nid, lst, k), ref), (tick, nid, lst, k)
+                    checked += ref.size
+    assert h.vmstat["pswpout"] > 0 and h.vmstat["pgpromote_success"] > 0 and h.vmstat["pgdemote_kswapd"] > 0
+    assert rebuilt and checked > 10_000
