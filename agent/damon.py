@@ -408,8 +408,9 @@ class Damon:
                 self._check(host, ctx, ctx.pending)
                 ctx.pending, n = None, 1
             elif end > t1:
-                ctx.pending = [(slots, np.zeros(slots.shape)) for slots in self._pick(host, ctx, 1)]
-                self._expect(ctx.pending, t1 - ctx.clock_us)
+                if ctx.clock_us < t1:                   # an interval starting in this tick, ending later
+                    ctx.pending = [(slots, np.zeros(slots.shape)) for slots in self._pick(host, ctx, 1)]
+                    self._expect(ctx.pending, t1 - ctx.clock_us)
                 return
             else:
                 n = min((t1 - ctx.clock_us) // ctx.sample_us, ctx.next_aggr - ctx.passed_samples)
