@@ -255,15 +255,14 @@ class Damon:
 
     @classmethod
     def check(cls, spec: TieringSpec) -> tuple[str, str] | None:
+        fmt = units.format_duration
         if spec.aggr_interval < spec.sample_interval:
-            fmt = units.format_duration
             return ("aggr_interval", f"must be at least sample_interval ({fmt(spec.sample_interval)}), "
                     f"got {fmt(spec.aggr_interval)}")
         if spec.max_nr_regions < spec.min_nr_regions:
             return ("max_nr_regions", f"must be at least min_nr_regions ({spec.min_nr_regions}), "
                     f"got {spec.max_nr_regions}")
         if spec.intervals_aggrs:                         # damon_valid_intervals_goal()
-            fmt = units.format_duration
             if spec.intervals_max_sample < spec.intervals_min_sample:
                 return ("intervals_max_sample", f"must be at least intervals_min_sample "
                         f"({fmt(spec.intervals_min_sample)}), got {fmt(spec.intervals_max_sample)}")
@@ -288,7 +287,6 @@ class Damon:
         self.reset_us = int(round(spec.quota_reset_interval * 1e6))
         self.apply_us = int(round(spec.apply_interval * 1e6))
         sample_us = int(round(spec.sample_interval * 1e6))
-        apply_samples = (self.apply_us or sample_us * self.aggr_samples) // sample_us
         self.kdamond_time = 0.0
         # real accesses each page received this tick (from the host's sampled accesses)
         self.tick_accesses = np.zeros(host.nr_pages, dtype=np.float32)
@@ -314,11 +312,11 @@ class Damon:
                 pairs.append((pairs[-1][1], int(host.demotion_target[pairs[-1][1]])))
             schemes = [Damos("migrate_cold", src=up, dst=low, min_nr_accesses=0, max_nr_accesses=0,
                              min_age=cold_age, goal_metric="node_mem_free_bp", goal_nid=up, goal_bp=free_bp,
-                             quota_sz=spec.quota, next_apply=apply_samples)
+                             quota_sz=spec.quota)
                        for up, low in reversed(pairs)]
             schemes += [Damos("migrate_hot", src=low, dst=up, min_nr_accesses=spec.hot_min_accesses,
                               max_nr_accesses=self.aggr_samples, min_age=0, goal_metric="node_mem_used_bp",
-                              goal_nid=up, goal_bp=used_bp, quota_sz=spec.quota, next_apply=apply_samples)
+                              goal_nid=up, goal_bp=used_bp, quota_sz=spec.quota)
                         for up, low in pairs]
             # damon_va_init_regions() gives every target min_nr_regions; with many targets the model caps the
             # context's total at max_nr_regions so that it starts within bounds (the kernel's first merge
@@ -329,9 +327,12 @@ class Damon:
                 rng = np.random.default_rng([host.scenario.seed, 0xDA305, dram] + ([k] if k else []))
                 targets = [self._init_target(t, total // len(tenants) + (i < total % len(tenants)))
                            for i, t in enumerate(tenants)]
-                self.contexts.append(DamonContext(dram, slow, targets, group, rng, sample_us,
-                                                  sample_us * self.aggr_samples, next_aggr=self.aggr_samples,
-                                                  next_tune=self.aggr_samples * spec.intervals_aggrs, node=node))
+                ctx = DamonContext(dram, slow, targets, group, rng, sample_us, sample_us * self.aggr_samples,
+                                   next_aggr=self.aggr_samples, next_tune=self.aggr_samples * spec.intervals_aggrs,
+                                   node=node)
+                for s in group:                                  # kdamond_init_ctx()
+                    self._set_next_apply(ctx, s)
+                self.contexts.append(ctx)
         self._lead(host)
 
     def _lead(self, host: Host) -> None:
@@ -451,7 +452,8 @@ class Damon:
             self._check_target(host, ctx, tg, slots, lam)
 
     @staticmethod
-    def _check_target(host: Host, ctx: DamonContext, tg: DamonTarget, slots: np.ndarray, lam: np.ndarray) -> None:
+    def _check_target(host: Host, ctx: DamonContext, tg: DamonTarget, slots: np.ndarray,
+                      lam: np.ndarray) -> None:
         young = (ctx.rng.random(slots.shape) < -np.expm1(-lam)) & (host.node[slots] >= 0) & (slots >= 0)
         tg.nr_accesses += young.sum(axis=0)
 
@@ -471,7 +473,7 @@ class Damon:
                 self._adjust_quota(host, ctx, s)
             self._apply_schemes(host, ctx, due)
             for s in due:
-                s.next_apply = ctx.passed_samples + (self.apply_us or ctx.aggr_us) // ctx.sample_us
+                self._set_next_apply(ctx, s)
         if self.spec.intervals_aggrs and ctx.passed_samples >= ctx.next_tune:
             ctx.next_tune += self.aggr_samples * self.spec.intervals_aggrs
             self._tune_intervals(host, ctx)
@@ -480,6 +482,11 @@ class Damon:
             tg.last_nr_accesses = tg.nr_accesses
             tg.nr_accesses = np.zeros_like(tg.nr_accesses)
         self._split(ctx)
+
+    def _set_next_apply(self, ctx: DamonContext, s: Damos) -> None:
+        """damos_set_next_apply_sis(): the scheme's next application apply_interval (or, if 0, the aggregation
+        interval) from now, in sample intervals."""
+        s.next_apply = ctx.passed_samples + (self.apply_us or ctx.aggr_us) // ctx.sample_us
 
     @staticmethod
     def _watched_bytes(host: Host, ctx: DamonContext, tg: DamonTarget) -> np.ndarray:
@@ -511,8 +518,8 @@ class Damon:
         ctx.sample_us, ctx.aggr_us = sample_us, sample_us * self.aggr_samples
         for tg in ctx.targets:                                   # damon_update_monitoring_results()
             tg.age = tg.age * old_aggr // ctx.aggr_us
-        for s in ctx.schemes:                                    # damos_set_next_apply_sis()
-            s.next_apply = ctx.passed_samples + (self.apply_us or ctx.aggr_us) // sample_us
+        for s in ctx.schemes:
+            self._set_next_apply(ctx, s)
 
     def _merge(self, ctx: DamonContext, threshold: int) -> None:
         """kdamond_merge_regions(): merge passes, doubling the threshold while there are too many regions."""
