@@ -282,13 +282,18 @@ TRACKERS: dict[str, str] = {
     "idle_pages": "pagetide.agent.scanner:Scanner",                     # the seed's: scans, halving heat
     "idle_pages-adaptive": "pagetide.agent.adaptive:AdaptiveScanner",   # the same scans, adaptive window
     "pebs": "pagetide.agent.pebs:PebsTracker",                          # sampled loads/stores (PEBS, IBS)
+    "pebs-decayed": "pagetide.agent.pebs:DecayedPebsTracker",           # the same, counted across periods
     "chmu": "pagetide.agent.chmu:ChmuTracker",        # CXL 3.2 device hot lists fused with idle_pages on DRAM
 }
 
 # Each tracker's settings (`host.tracker_options` in a scenario, validated for the host's tracker).
+_PEBS_PERIOD = Option(integer(200, 100_000), 4000,
+                      "one sample per this many loads/stores (HeMem's and MEMTIS's order: 1 in 4,000)")
 TRACKER_OPTIONS: dict[str, dict[str, Option]] = {
-    "pebs": {"period": Option(integer(200, 100_000), 4000,
-                              "one sample per this many loads/stores (HeMem's and MEMTIS's order: 1 in 4,000)")},
+    "pebs": {"period": _PEBS_PERIOD},
+    "pebs-decayed": {"period": _PEBS_PERIOD,
+                     "window": Option(integer(1, 64), 8, "periods a page's sample count decays over "
+                                                         "(count <- count (1 - 1/window) + the period's samples)")},
     "chmu": {"hot_list": Option(integer(1024, 65_536), 4096,
                                 "hot-list entries a CXL device reports per epoch (units of one page)"),
              "threshold": Option(integer(1, 1 << 30), 16,

@@ -67,13 +67,15 @@ CONTROLLER_RUNS = {
     "pagetide-adaptive": ("pagetide", {"tiering": {"mode": "none"}}),
     "pagetide-pebs": ("pagetide", {"tiering": {"mode": "none"}}),
     "pagetide-chmu": ("pagetide", {"tiering": {"mode": "none"}}),
+    "pagetide-pebs-decayed": ("pagetide", {"tiering": {"mode": "none"}}),
 }
 # run name -> host settings besides the kernel's (scenario `host:` keys). HeMem and MEMTIS keep their published
 # signal, sampled loads: their hosts run the pebs tracker at its default period (1 in 4,000).
 HOST_SETTINGS = {"pagetide-adaptive": {"tracker": "idle_pages-adaptive"}, "pagetide-pebs": {"tracker": "pebs"},
-                 "pagetide-chmu": {"tracker": "chmu"}, "hemem": {"tracker": "pebs"}, "memtis": {"tracker": "pebs"}}
+                 "pagetide-chmu": {"tracker": "chmu"}, "hemem": {"tracker": "pebs"}, "memtis": {"tracker": "pebs"},
+                 "pagetide-pebs-decayed": {"tracker": "pebs-decayed"}}
 TRACKER_RUNS = {"idle_pages": "pagetide", "idle_pages-adaptive": "pagetide-adaptive", "pebs": "pagetide-pebs",
-                "chmu": "pagetide-chmu"}
+                "chmu": "pagetide-chmu", "pebs-decayed": "pagetide-pebs-decayed"}
 KERNEL_RUNS = {
     "demotion": ("none", {"tiering": {"mode": "none"}}),
     "nbt": ("none", {"tiering": {"mode": "nbt"}}),

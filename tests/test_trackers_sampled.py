@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from pagetide.agent.chmu import HOT_LIST_ENTRY_COST_S, ChmuTracker
-from pagetide.agent.pebs import SAMPLE_COST_S, PebsTracker, decode_samples, encode_samples
+from pagetide.agent.pebs import (SAMPLE_COST_S, DecayedPebsTracker, PebsTracker, decayed_bin_levels, decode_samples,
+                                 encode_samples)
 from pagetide.agent.scanner import Scanner
 from pagetide.agent.scenario import ScenarioError, parse_scenario
 from pagetide.agent.simhost import SimHost
+from pagetide.common.sampled_heat import SAMPLED_TRACKERS
 from pagetide.controller.policies import PolicyParams
 from pagetide.controller.policies.hemem import HeMem
 from pagetide.controller.policies.placement import bin_samples, sample_counts
@@ -159,3 +161,73 @@ def test_hemem_counts_the_samples_of_a_pebs_host_and_scan_levels_elsewhere():
     assert scans.samples("vm0", addr[::256])[0].tolist() == (heat[[0, 256]] >> 4).tolist()
     assert bin_samples(replace(view, tracker="pebs"), 1)[[0, 2, 3]].tolist() == [0, 1, 2]
     assert bin_samples(view, 2).tolist() == list(range(0, 32, 2))
+
+
+# ---- pebs-decayed: the samples accumulated across periods (agent/pebs.py DecayedPebsTracker)
+
+def decayed_tracker(window=8):
+    sim = SimHost(scenario("idle_pages"))
+    return DecayedPebsTracker(sim.host, 5, period=4000, window=window)
+
+
+def periods_of(tr, counts):
+    """End one period per entry of `counts` (page -> samples that period); the heat after each."""
+    out = []
+    for c in counts:
+        for page, n in c.items():
+            tr.count[page] = n
+        tr.end_period()
+        out.append(tr.heat.copy())
+    return out
+
+
+@pytest.mark.parametrize("window", [0, 65, "long", 2.5])
+def test_a_bad_window_is_refused_naming_the_key(window):
+    with pytest.raises(ScenarioError, match=r"host\.tracker_options\.window"):
+        scenario("pebs-decayed", options={"window": window})
+    assert dict(scenario("pebs-decayed").tracker_options) == {"period": 4000, "window": 8}
+
+
+def test_a_steady_rate_accumulates_to_window_times_the_rate_and_an_idle_page_cools():
+    tr = decayed_tracker(window=8)
+    heat = periods_of(tr, [{10: 2}] * 60 + [{10: 0}] * 100)
+    # count <- count (1 - 1/8) + 2: 16 samples in steady state, the fixed point's floor leaves it within 1/32
+    assert tr.decayed[10] == 0 and heat[59][10] == encode_samples(np.array([16.0]))[0]
+    assert heat[0][10] == encode_samples(np.array([2]))[0] < heat[59][10]
+    cooling = np.array([h[10] for h in heat[60:]], dtype=int)
+    assert np.all(np.diff(cooling) <= 0) and cooling[0] > 0 and cooling[-1] == 0
+    assert not np.delete(heat[59], 10).any()            # no other page gained anything
+
+
+def test_a_rate_change_restarts_the_long_window_and_noise_does_not():
+    tr = decayed_tracker(window=8)
+    periods_of(tr, [{10: 2, 11: 2}] * 40)
+    periods_of(tr, [{10: 20, 11: 4}])                   # 10 jumps (13 standard errors), 11 is Poisson noise
+    assert tr.changed[10] and not tr.changed[11]
+    assert tr.decayed[10] == 20 * 8 * 256                # the period's rate over the whole window
+    assert abs(tr.decayed[11] / 256 - (16 * 7 / 8 + 4)) < 0.1
+    periods_of(tr, [{10: 0, 11: 0}])                    # 20 a period in the window, none this period: changed
+    assert tr.changed[10] and tr.decayed[10] == 0 and tr.heat[10] == 0
+
+
+def test_window_one_is_the_pebs_tracker_byte_for_byte():
+    raw, one = SimHost(scenario("pebs", workload="drift")), SimHost(scenario("pebs-decayed", workload="drift",
+                                                                              options={"window": 1}))
+    assert isinstance(one.tracker, DecayedPebsTracker) and one.tracker.name == "pebs-decayed"
+    for _ in range(4):
+        raw.advance(10)
+        one.advance(10)
+        assert raw.tracker.heat.any()
+        assert np.array_equal(raw.tracker.heat, one.tracker.heat)
+        assert np.array_equal(raw.tracker.period_refs, one.tracker.period_refs)
+    assert raw.tracker.cost_seconds() == one.tracker.cost_seconds()
+
+
+def test_a_decayed_host_reports_its_own_tracker_so_sampling_policies_do_not_read_it_as_one_period():
+    sim = SimHost(scenario("pebs-decayed"))
+    sim.advance(30)
+    rep = sim.heat_report(64)
+    assert rep.tracker == "pebs-decayed" and rep.tracker not in SAMPLED_TRACKERS
+    # levels of its own: a count over 8 periods, RATE_GAIN x count / 8 accesses per scan interval
+    assert rep.bin_level == list(decayed_bin_levels(8)) != list(PebsTracker.BIN_LEVEL)
+    assert rep.bin_level[3] == pytest.approx(15 * -np.expm1(-2 * (2 ** (56 / 32) - 1) / 8))
