@@ -244,3 +244,34 @@ def test_each_intervals_tuning_re_times_the_schemes_so_a_busy_kdamond_never_appl
         h.run_tick()
     assert bool(calls) == applied
     assert (ctx.sample_us == 5000) == (not applied)
+
+
+def test_mtier_layout_with_tuned_intervals_follows_tenants_arriving_resizing_and_leaving():
+    """samples/damon/mtier.c's whole set-up (per-node kdamonds, 1 s schemes, intervals tuning), sampling at
+    150 ms so an interval is running across each change: every kdamond's targets keep tiling their tenants
+    and the host's invariants hold."""
+    from pagetide.agent.simhost import SimHost
+
+    tenants = [{"name": "vm0", "footprint": "48MiB", "workload": {"type": "zipf", "samples": 1024}},
+               {"name": "vm1", "footprint": "32MiB", "workload": {"type": "drift", "samples": 1024}}]
+    s = SimHost(small_scenario(dram="32MiB", slow="96MiB", tenants=tenants, kernel={"tiering": {
+        "mode": "damos", "per_node_kdamonds": True, "apply_interval": "1s", "intervals_aggrs": 3,
+        "sample_interval": "150ms", "aggr_interval": "3s"}}))
+    s.advance(5)
+    s.add_tenant({"name": "web", "footprint": "16MiB", "workload": {"type": "zipf", "samples": 512}})
+    s.advance(5)
+    s.resize_tenant("vm0", 20 * (1 << 20))
+    s.advance(5)
+    s.remove_tenant("vm1")
+    s.advance(10)
+    assert s.stats().invariant_error == ""
+    d = s.host.tiering
+    assert len(d.contexts) == 2
+    for ctx in d.contexts:
+        assert sorted(tg.tenant.name for tg in ctx.targets) == ["vm0", "web"]
+        for tg in ctx.targets:
+            assert tg.start[0] == 0 and (np.diff(tg.start) > 0).all() and tg.start[-1] < tg.tenant.npages
+        if ctx.pending is not None:
+            for tg, (slots, lam) in zip(ctx.targets, ctx.pending):
+                ok = slots[slots >= 0]
+                assert ((ok >= tg.tenant.start) & (ok < tg.tenant.end)).all()
