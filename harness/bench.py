@@ -81,9 +81,11 @@ KERNEL_RUNS = {
     "nbt": ("none", {"tiering": {"mode": "nbt"}}),
     "nbt-ratelimit": ("none", {"tiering": {"mode": "nbt", "promote_rate_limit": f"{RATE_LIMIT_MIB}MiB/s"}}),
     "tpp": ("none", {"tiering": {"mode": "tpp"}}),
-    # HMSDK's / samples/damon/mtier.c's settings (goal: 99.7% of DRAM used), the kdamonds started a minute
-    # before the workload as the authors run them: started on a DRAM node already full, migrate_hot's quota
-    # would need ~1600 1 s windows to grow from 1 byte (agent/tiering.py, "Consequences")
+    # samples/damon/mtier.c's schemes, quotas and goals (99.7% of DRAM used, 0.5% free), applied at every
+    # aggregation by one kdamond per DRAM node, the kdamonds started a minute before the workload as the
+    # authors run them: started on a DRAM node already full, migrate_hot's quota would need ~1600 1 s windows
+    # to grow from 1 byte. mtier.c's own 1 s apply_interval, intervals tuning and per-node kdamonds are
+    # options of the mode (agent/damon.py, "Consequences" 1, 3 and 4)
     "damos": ("none", {"tiering": {"mode": "damos", "kdamond_lead": "60s"}}),
     "first-touch": ("none", {"tiering": {"mode": "none"}, "zonelist": "unified", "demotion_enabled": False}),
 }
