@@ -74,7 +74,8 @@ What is modelled (DESIGN.md section 2):
   it, drops to the minimum (10000 bp = 1 byte) at twice the goal, and starts from that minimum -- so a
   scheme ramps up over tens of windows, as on a real kernel. migrate_hot's goal is `node_mem_used_bp` of
   the DRAM node at `dram_used_goal` (99.7%), migrate_cold's is `node_mem_free_bp` at 1 - goal + 0.2% (free
-  0.5%, mtier.c's 50 bp): between the two both act, exchanging cold DRAM pages for hot slow ones. The
+  0.5%, mtier.c's 50 bp): between the two both act, exchanging cold DRAM pages for hot slow ones (the node goal
+  metrics and samples/damon/mtier.c are Linux 6.16's, the migrate actions 6.11's). The
   authors start the kdamonds before the workload (damo start, then the benchmark): `kdamond_lead` is how
   long they ran before the tenants faulted their memory in; each of its windows feeds the goals the empty
   nodes (migrate_hot's quota doubles, migrate_cold's stays at its minimum), so 60 s gives migrate_hot its
@@ -109,7 +110,12 @@ What is modelled (DESIGN.md section 2):
   and a 1 s application 1 s / sample_interval samples away, so a kdamond sampling faster than 16.7 ms
   never applies its scheme: busy memory (5 ms) never demotes or promotes, quiet memory does, about once per
   tuning. Read from core.c as of the 6.15-6.19 sources; not verified on a running kernel (the qemu guest's
-  6.12 kernel predates intervals_goal).
+  6.12 kernel predates intervals_goal). (5) On `pagetide bench`'s hosts migrate_hot's effective quota,
+  once ramped up, is its whole 200 MiB, more than the eligible slow memory, so the score histogram's
+  minimum is 0 in every application (zipf and drift at DRAM 1/2, 1/4, 1/8: 350 of 350) and the hotness
+  order never binds; what limits promotion is the room of (3), taken by the first young pages in walk
+  order, the rest failing (pgmigrate_fail 0.9-2.0 GiB a 35 s run). The quota orders regions by hotness
+  only where it is smaller than the memory eligible for the scheme.
 """
 
 from __future__ import annotations
