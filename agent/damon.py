@@ -15,7 +15,9 @@ What is modelled (DESIGN.md section 2):
   result nr_accesses and age being size-weighted averages, no region above total size / min_nr_regions;
   the threshold doubles while the context has more than `max_nr_regions`), age update (age + 1, or 0 when
   nr_accesses moved by more than the threshold or between zero and non-zero -- the latter a 2025 patch),
-  the schemes due (every aggregation, or every `apply_interval`), intervals tuning (below), reset
+  the schemes due (every aggregation, or every `apply_interval`; one due between aggregations -- once tuned
+  aggregation intervals outgrow apply_interval -- waits for the next, where the kernel applies it at the due
+  sample on the moving-sum nr_accesses_bp), intervals tuning (below), reset
   (last_nr_accesses = nr_accesses = 0), then split (each region into 2 -- or 3 if the count did not change
   and is below max / 3 -- random pieces of 10-90%, only while the context has at most max / 2 regions).
   Region bounds are in the tenant's pages (a 2 MiB THP tenant's region never splits a THP).
