@@ -284,6 +284,7 @@ TRACKERS: dict[str, str] = {
     "pebs": "pagetide.agent.pebs:PebsTracker",                          # sampled loads/stores (PEBS, IBS)
     "pebs-decayed": "pagetide.agent.pebs:DecayedPebsTracker",           # the same, counted across periods
     "chmu": "pagetide.agent.chmu:ChmuTracker",        # CXL 3.2 device hot lists fused with idle_pages on DRAM
+    "hint_faults": "pagetide.agent.hintfaults:HintFaultTracker",        # NUMA hint faults on the slow tier
 }
 
 # Each tracker's settings (`host.tracker_options` in a scenario, validated for the host's tracker).

@@ -34,9 +34,14 @@ import numpy as np
 from pagetide.agent.host import Host
 from pagetide.agent.scanner import HEAT_ONE, KERNEL_WALK_PAGES_PER_S, MAX_LEVEL, Scanner, fold_target
 
-__all__ = ["ChmuTracker", "HOT_LIST_ENTRY_COST_S"]
+__all__ = ["ChmuTracker", "HOT_LIST_ENTRY_COST_S", "dram_lookup"]
 
 HOT_LIST_ENTRY_COST_S = 10e-9       # assumed: host CPU per hot-list entry read
+
+
+def dram_lookup(host: Host) -> np.ndarray:
+    """Per node id, and -1 (not present) last: whether a page there is on DRAM (index it with host.node)."""
+    return np.append(host.is_fast, False)
 
 
 class ChmuTracker(Scanner):
@@ -59,8 +64,7 @@ class ChmuTracker(Scanner):
 
     @property
     def on_dram(self) -> np.ndarray:
-        """Per node id, and -1 (not present) last: whether a page there is on DRAM."""
-        return np.append(self.host.is_fast, False)
+        return dram_lookup(self.host)
 
     def observe(self, tick_samples) -> None:
         """The device counts the accesses it serves: sampled accesses to pages on slow nodes (added in place)."""

@@ -1,6 +1,6 @@
-"""The sampled-loads trackers (`host.tracker: pebs`, and `pebs-decayed` below): per-page counts of the loads and stores that Intel PEBS
-(or AMD IBS) samples, one sample per `period` real accesses (`host.tracker_options: {period: 4000}`, 200 ..
-100,000; HeMem and MEMTIS sample about 1 in 4,000-5,000).
+"""The sampled-loads trackers (`host.tracker: pebs`, and `pebs-decayed` below): per-page counts of the loads
+and stores that Intel PEBS (or AMD IBS) samples, one sample per `period` real accesses
+(`host.tracker_options: {period: 4000}`, 200 .. 100,000; HeMem and MEMTIS sample about 1 in 4,000-5,000).
 
 The host model's ticks draw access samples per tenant, each standing for the workload's `accesses_per_sample`
 real accesses (agent/host.py Host.run_tick); the simulated host hands every tick's samples to `observe`. Each

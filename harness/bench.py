@@ -68,14 +68,16 @@ CONTROLLER_RUNS = {
     "pagetide-pebs": ("pagetide", {"tiering": {"mode": "none"}}),
     "pagetide-chmu": ("pagetide", {"tiering": {"mode": "none"}}),
     "pagetide-pebs-decayed": ("pagetide", {"tiering": {"mode": "none"}}),
+    "pagetide-hint-faults": ("pagetide", {"tiering": {"mode": "none"}}),
 }
 # run name -> host settings besides the kernel's (scenario `host:` keys). HeMem and MEMTIS keep their published
 # signal, sampled loads: their hosts run the pebs tracker at its default period (1 in 4,000).
 HOST_SETTINGS = {"pagetide-adaptive": {"tracker": "idle_pages-adaptive"}, "pagetide-pebs": {"tracker": "pebs"},
                  "pagetide-chmu": {"tracker": "chmu"}, "hemem": {"tracker": "pebs"}, "memtis": {"tracker": "pebs"},
-                 "pagetide-pebs-decayed": {"tracker": "pebs-decayed"}}
+                 "pagetide-pebs-decayed": {"tracker": "pebs-decayed"},
+                 "pagetide-hint-faults": {"tracker": "hint_faults"}}
 TRACKER_RUNS = {"idle_pages": "pagetide", "idle_pages-adaptive": "pagetide-adaptive", "pebs": "pagetide-pebs",
-                "chmu": "pagetide-chmu", "pebs-decayed": "pagetide-pebs-decayed"}
+                "chmu": "pagetide-chmu", "pebs-decayed": "pagetide-pebs-decayed", "hint_faults": "pagetide-hint-faults"}
 KERNEL_RUNS = {
     "demotion": ("none", {"tiering": {"mode": "none"}}),
     "nbt": ("none", {"tiering": {"mode": "nbt"}}),

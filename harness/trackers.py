@@ -12,7 +12,8 @@ and, after each period, the tracker's ranking is scored against the workload's e
   k, scored on the next period), which bounds any reactive signal.
 
 Cost: each tracker's own model of the host CPU it takes (`Tracker.cost_seconds()`: the idle_pages walk at the
-RFC's 134 M pages/s, PEBS samples at ~300 ns each, CHMU hot-list reads; the trackers' docstrings cite their
+RFC's 134 M pages/s, PEBS samples at ~300 ns each, CHMU hot-list reads, NUMA hint faults at 1 us each and
+their arming walks; the trackers' docstrings cite their
 figures), per simulated second and GiB tracked, as a share of one core; and the model's own tracker time
 (scans, per-tick sampling, folds) per period measured here in CPU time. A tracker that cannot apply to a host
 (chmu without a CXL or PMEM node) has no figures there, and the table says so. Pure shell around the model: no
@@ -139,7 +140,8 @@ def table_lines(table: dict, placement: dict[str, dict[int, float]], runs: dict[
              "k pages hold; *next period* the share of the next period's, which placing the tracker's top k would "
              "serve -- beside the lag-one oracle's (this period's exact top k) on the same footing. Cost: the "
              "host CPU each tracker models for itself (idle_pages walks at the RFC's 134 M pages/s; pebs ~300 ns "
-             "per sample at 1 in 4,000 loads; chmu the DRAM pages' walks and the devices' hot-list reads), as a "
+             "per sample at 1 in 4,000 loads; chmu the DRAM pages' walks and the devices' hot-list reads; hint_faults "
+             "1 us per NUMA hint fault, the slow pages' arming and the DRAM pages' walks), as a "
              "share of one core per GiB tracked, and the model's own tracker time (CPU time of its scans, per-tick "
              "sampling and folds). Placement: pagetide's "
              "policy on hosts with that tracker, mean ratio to the per-epoch oracle.", "",

@@ -340,6 +340,7 @@ def test_the_tracker_table_lists_each_tracker_with_its_placement_run():
     assert bench.scenario_for(full_suite()[0], "pagetide-adaptive")["host"]["tracker"] == "idle_pages-adaptive"
     # HeMem and MEMTIS keep their published signal: sampled loads
     assert {bench.scenario_for(full_suite()[0], r)["host"]["tracker"] for r in ("hemem", "memtis")} == {"pebs"}
-    assert set(bench.TRACKER_RUNS) == {"idle_pages", "idle_pages-adaptive", "pebs", "chmu", "pebs-decayed"}
+    assert set(bench.TRACKER_RUNS) == {"idle_pages", "idle_pages-adaptive", "pebs", "chmu", "pebs-decayed",
+                                      "hint_faults"}
     assert bench.scenario_for(full_suite()[0], "pagetide-pebs-decayed")["host"]["tracker"] == "pebs-decayed"
     assert "tracker" not in bench.scenario_for(full_suite()[0], "memory-optimizer")["host"]

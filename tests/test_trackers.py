@@ -44,7 +44,8 @@ def test_the_host_tracker_is_scenario_configuration_and_an_unknown_one_is_refuse
     d["host"]["tracker"] = "perf"
     with pytest.raises(ScenarioError, match="host.tracker.*unknown tracker 'perf'"):
         parse_scenario(d)
-    assert set(TRACKERS) == {"idle_pages", "idle_pages-adaptive", "pebs", "pebs-decayed", "chmu"}
+    assert set(TRACKERS) == {"idle_pages", "idle_pages-adaptive", "pebs", "pebs-decayed", "chmu",
+                              "hint_faults"}
 
 
 def test_the_seed_tracker_reports_its_linear_scale_and_its_halving_window():

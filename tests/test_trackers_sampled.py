@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pagetide.agent.chmu import HOT_LIST_ENTRY_COST_S, ChmuTracker
+from pagetide.agent.hintfaults import HINT_FAULT_COST_S, HintFaultTracker
 from pagetide.agent.pebs import (SAMPLE_COST_S, DecayedPebsTracker, PebsTracker, decayed_bin_levels, decode_samples,
                                  encode_samples)
 from pagetide.agent.scanner import Scanner
@@ -44,7 +45,7 @@ def test_a_run_is_reproducible_from_the_scenario_seed(tracker):
     assert not np.array_equal(a.tracker.heat, c.tracker.heat)
 
 
-@pytest.mark.parametrize("tracker", ["idle_pages", "pebs", "chmu"])
+@pytest.mark.parametrize("tracker", ["idle_pages", "pebs", "chmu", "pebs-decayed", "hint_faults"])
 def test_each_tracker_ranks_a_zipf_workload_far_better_than_chance(tracker):
     sim = one_period(tracker)
     h = sim.host
@@ -231,3 +232,56 @@ def test_a_decayed_host_reports_its_own_tracker_so_sampling_policies_do_not_read
     # levels of its own: a count over 8 periods, RATE_GAIN x count / 8 accesses per scan interval
     assert rep.bin_level == list(decayed_bin_levels(8)) != list(PebsTracker.BIN_LEVEL)
     assert rep.bin_level[3] == pytest.approx(15 * -np.expm1(-2 * (2 ** (56 / 32) - 1) / 8))
+
+
+# ---- hint_faults: NUMA hint faults on the slow tier (agent/hintfaults.py)
+
+def test_a_slow_page_faults_once_per_arming_however_often_it_is_touched_and_dram_pages_never_fault():
+    sim = SimHost(scenario("idle_pages"))
+    h = sim.host
+    tr = HintFaultTracker(h, 5)
+    dram = np.flatnonzero(h.is_fast[h.node])
+    slow = np.flatnonzero(~h.is_fast[h.node])
+    tr.observe([slow[:4]])                              # nothing armed before the first scan: no fault
+    assert tr.faults == 0 and not tr.refs.any()
+    for i in range(5):
+        tr.scan()
+        # slow[0] touched 50 times in every interval, slow[1] in the first two, DRAM pages in every one
+        tr.observe([np.concatenate([np.repeat(slow[0], 50), slow[1:2] if i < 2 else slow[:0], dram[:3]])])
+    assert tr.refs[slow[0]] == 5 and tr.refs[slow[1]] == 2 and tr.faults == 7
+    assert not tr.refs[slow[2:]].any()
+    seed = SimHost(scenario("idle_pages"))             # DRAM: the seed's scans of the same (untouched) host
+    for _ in range(5):
+        seed.tracker.scan()
+    assert np.array_equal(tr.refs[dram], seed.tracker.refs[dram]) and tr.refs[dram].any()
+    assert tr.cost_seconds() == pytest.approx(7 * HINT_FAULT_COST_S + (5 * slow.size + 5 * dram.size) / 134e6)
+    tr.end_period()
+    assert tr.heat[slow[0]] == 15 * 16 // 2 + 0 and tr.heat[slow[1]] == (6 * 16 + 1) // 2
+    assert not tr.heat[slow[2:]].any()
+
+
+def test_a_page_moved_to_dram_while_armed_takes_no_hint_fault():
+    sim = SimHost(scenario("idle_pages"))
+    h = sim.host
+    tr = HintFaultTracker(h, 5)
+    slow = np.flatnonzero(~h.is_fast[h.node])
+    tr.scan()
+    h.node[slow[0]] = 0                                 # as if promoted: its new PTE is not PROT_NONE
+    tr.observe([slow[:2]])
+    assert tr.faults == 1 and tr.refs[slow[0]] == 0 and tr.refs[slow[1]] == 1
+
+
+def test_hint_faults_follow_a_relayout_counting_the_faults_so_far_once():
+    from pagetide.agent.churn import Relayout
+    sim = SimHost(scenario("hint_faults"))
+    tr = sim.tracker
+    sim.advance(7)                                      # mid-period: some armed pages faulted, some not
+    before, armed = tr.faults, tr.armed.copy()
+    assert before > 0 and armed.any()
+    n = sim.host.nr_pages
+    # the first half of the slots moves to the end, the second half is gone: its armed pages never fault
+    tr.relayout(Relayout(runs=((0, n // 2, n // 2),), nr_pages=n, tenant_map=np.array([0]), nr_tenants=1))
+    assert tr.faults == before
+    assert np.array_equal(tr.armed[n // 2:], armed[:n // 2]) and not tr.armed[:n // 2].any()
+    tr.armed[n // 2:] = False                           # as if they all faulted now
+    assert tr.faults == before + int(armed[:n // 2].sum())
