@@ -28,7 +28,9 @@ The round, in four steps:
    and swap hot slow pages for cold DRAM pages while they differ by at least `hysteresis_bins` (the seed
    daemon's anti-thrash gap) -- or PHASE_GAP levels for a tenant whose working set just moved off DRAM
    (its DRAM-resident share of estimated accesses fell by PHASE_DROP since the last round), so a phase
-   change is followed in one round instead of two; a stable set keeps the gap and does not churn. Promotions never exceed the room above watermark + reserve that free memory and
+   change is followed in one round instead of two; a stable set keeps the gap and does not churn. Then idle
+   swaps, without the gap: DRAM pages idle for good (thrash.py says which) for the next slow pages of
+   IDLE_SWAP_BIN or hotter. Promotions never exceed the room above watermark + reserve that free memory and
    this plan's demotions provide.
 4. Budget. Demotions that bring tenants down to their targets come first (they make the room), then fills
    and swaps by weighted heat gain per byte moved, within `max_bytes_per_round`. Batches of at most
@@ -63,6 +65,7 @@ from pagetide.controller.policies.base import (
 from pagetide.controller.policies.placement import (
     cut_batches, place, resolve_policies, sorted_candidates, threshold_bin,
 )
+from pagetide.controller.policies.thrash import IdleAge, Moved, ThrashGuard, member
 from pagetide.controller.policies.view import HEAT_BINS, MAX_LEVEL, HostView, TenantHeat
 
 __all__ = ["BIN_RATE", "bin_rates", "plan_host", "PagetidePolicy"]
@@ -115,6 +118,14 @@ def dram_heat_share(view: HostView) -> dict[str, float]:
 # swaps need only PHASE_GAP levels. A stable working set keeps its share, so nothing changes for it.
 PHASE_DROP = 0.3
 PHASE_GAP = 1.0
+
+# Idle swaps. A DRAM page whose decayed heat is exactly 0 was not accessed in the last several periods (the
+# halving fold takes 5 idle periods to bring one touch to 0, 8 from the hottest level). Where that means idle
+# for good -- an idle VM's boot-time memory, whose listed idle pages stay idle round after round -- such a page
+# gives way to a slow page of IDLE_SWAP_BIN or hotter without the hysteresis (the seed's 3-bin gap leaves the
+# idle VM's active tail, bins 1-2, in the slow tier behind its never-touched DRAM). Bin 2, not 1: a page seen
+# in one scan only (a streaming scan's, once per loop) reads bin 1. Which VMs and pages: thrash.py.
+IDLE_SWAP_BIN = 2
 
 MIN_GAP_LEVELS = 0.25     # a swap's least level difference, whatever the window: about one bin of the log scale
 
@@ -216,16 +227,17 @@ def _concat(parts: list[dict[str, np.ndarray]], dtypes: dict[str, type]) -> dict
 
 _DOWN = {"tenant": np.int64, "addr": np.uint64, "node": np.int64, "loss": np.float64}
 _MOVE = {"tenant": np.int64, "hot_addr": np.uint64, "hot_node": np.int64, "cold_addr": np.uint64,
-         "cold_node": np.int64, "swap": bool, "gain": np.float64, "rate": np.float64}
+         "cold_node": np.int64, "swap": bool, "gain": np.float64, "rate": np.float64, "waived": bool}
 
 
 def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bool,
                   params: PolicyParams, can_promote: bool = True, min_bin: int | None = None,
                   rate: np.ndarray = BIN_RATE, level: np.ndarray | None = None,
-                  swap_gap: float | None = None) -> tuple[dict, dict]:
+                  swap_gap: float | None = None, idle_pages: np.ndarray | None = None) -> tuple[dict, dict]:
     """What would bring tenant v to its target, before the budget and room limits: demotions down to the
     target (`gap` < 0), and fills up to it (`gap` > 0) plus hysteresis-guarded swaps. `min_bin`: the
-    coldest bin promoted (default params.min_promote_bin)."""
+    coldest bin promoted (default params.min_promote_bin). `idle_pages`: sorted addresses of DRAM pages idle
+    long enough (thrash.IdleAge) to give way to slow pages of IDLE_SWAP_BIN or hotter without the hysteresis."""
     ps = t.page_size
     h_addr, h_bin, h_node = sorted_candidates(t.hot_slow, hottest=True)
     h_lvl = _levels(h_bin, level)
@@ -244,20 +256,32 @@ def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bo
     m = min(h_addr.size - n_fill, c_addr.size - n_down)
     ok = _differ(h_lvl[n_fill:n_fill + m], c_lvl[n_down:n_down + m], t.window_scans, params, swap_gap)
     n_swap = m if ok.all() else int(np.argmin(ok))
-    hs, cs = slice(n_fill, n_fill + n_swap), slice(n_down, n_down + n_swap)
+    h_sw = np.arange(n_fill, n_fill + n_swap)
+    c_sw = np.arange(n_down, n_down + n_swap)
+    if idle_pages is not None and idle_pages.size:
+        # idle swaps: the next slow pages of IDLE_SWAP_BIN or hotter, each for one of the long-idle DRAM pages
+        # that neither the demotions nor the swaps above took (their own order is left as it is: the longest
+        # idle pages of a drifting ranking are the next to turn hot, and need the gap)
+        h_more = np.flatnonzero(h_bin[n_fill + n_swap:] >= IDLE_SWAP_BIN) + n_fill + n_swap
+        c_more = np.flatnonzero(member(c_addr[n_down + n_swap:], idle_pages) & (c_bin[n_down + n_swap:] == 0))
+        n_waived = min(h_more.size, c_more.size)
+        h_sw = np.concatenate([h_sw, h_more[:n_waived]])
+        c_sw = np.concatenate([c_sw, c_more[:n_waived] + n_down + n_swap])
     down = dict(tenant=np.full(n_down, v), addr=c_addr[:n_down], node=c_node[:n_down],
                 loss=weight * rate[c_bin[:n_down]])
+    n_sw = h_sw.size
     moves = dict(
-        tenant=np.full(n_fill + n_swap, v),
-        hot_addr=np.concatenate([h_addr[:n_fill], h_addr[hs]]),
-        hot_node=np.concatenate([h_node[:n_fill], h_node[hs]]),
-        cold_addr=np.concatenate([np.zeros(n_fill, np.uint64), c_addr[cs]]),
-        cold_node=np.concatenate([np.full(n_fill, -1), c_node[cs]]),
-        swap=np.concatenate([np.zeros(n_fill, bool), np.ones(n_swap, bool)]),
+        tenant=np.full(n_fill + n_sw, v),
+        hot_addr=np.concatenate([h_addr[:n_fill], h_addr[h_sw]]),
+        hot_node=np.concatenate([h_node[:n_fill], h_node[h_sw]]),
+        cold_addr=np.concatenate([np.zeros(n_fill, np.uint64), c_addr[c_sw]]),
+        cold_node=np.concatenate([np.full(n_fill, -1), c_node[c_sw]]),
+        swap=np.concatenate([np.zeros(n_fill, bool), np.ones(n_sw, bool)]),
         # weighted heat gain per byte copied: a fill gains the page's rate for one copy, a swap gains the
         # difference of the two rates for two copies
-        gain=weight * np.concatenate([rate[h_bin[:n_fill]], (rate[h_bin[hs]] - rate[c_bin[cs]]) / 2]),
-        rate=np.concatenate([rate[h_bin[:n_fill]], rate[h_bin[hs]] - rate[c_bin[cs]]]),   # DRAM accesses added
+        gain=weight * np.concatenate([rate[h_bin[:n_fill]], (rate[h_bin[h_sw]] - rate[c_bin[c_sw]]) / 2]),
+        rate=np.concatenate([rate[h_bin[:n_fill]], rate[h_bin[h_sw]] - rate[c_bin[c_sw]]]),   # DRAM accesses added
+        waived=np.arange(n_fill + n_sw) >= n_fill + n_swap,      # an idle swap: allowed without the gap
     )
     return down, moves
 
@@ -282,15 +306,6 @@ def _differ(hot: np.ndarray, cold: np.ndarray, window_scans: float, params: Poli
     ph, pc = hot / MAX_LEVEL, cold / MAX_LEVEL
     se = MAX_LEVEL * np.sqrt((ph * (1 - ph) + pc * (1 - pc)) / window_scans)
     return (hot - cold) >= np.maximum(params.hysteresis_z * se, MIN_GAP_LEVELS)
-
-
-def _member(x: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """x in `of`, elementwise (np.isin without its hashing of both arrays: `of` is sorted once)."""
-    s = np.sort(of)
-    if not s.size:
-        return np.zeros(np.shape(x), dtype=bool)
-    i = np.minimum(np.searchsorted(s, x), s.size - 1)
-    return s[i] == x
 
 
 def slower_fast_nodes(view: HostView) -> np.ndarray:
@@ -347,12 +362,23 @@ def _balance_demotions(view: HostView, excess: float, rate: np.ndarray, weight: 
 
 
 def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams(),
-              moving: frozenset[str] = frozenset(), dram_cap: float | None = None) -> Plan:
+              moving: frozenset[str] = frozenset(), dram_cap: float | None = None,
+              idle_swaps: Mapping[str, np.ndarray] | None = None) -> Plan:
     """The migration plan for one host this round. `moving`: tenants whose working set is moving (see
-    `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. `dram_cap`: the
-    most of the host's estimated accesses DRAM should serve (loaded-latency balancing; None: no cap). Raises
+    `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. `idle_swaps`:
+    per tenant, sorted addresses of DRAM pages idle long enough to give way to slow pages of IDLE_SWAP_BIN or
+    hotter without the hysteresis (`PagetidePolicy` asks thrash.py which). `dram_cap`: the most of the host's
+    estimated accesses DRAM should serve (loaded-latency balancing; None: no cap). Raises
     ValueError on an invalid policy (naming the VM), a policy for a tenant not in the view, or params the
     view's pages do not fit."""
+    return _plan_host(view, policies, params, moving, dram_cap, idle_swaps or {})[0]
+
+
+def _plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams, moving: frozenset[str],
+               dram_cap: float | None,
+               idle_swaps: Mapping[str, np.ndarray]) -> tuple[Plan, dict[str, Moved], dict[str, Moved]]:
+    """`plan_host`, and per tenant the pages it promotes and demotes: all of them, and those of the swaps that
+    only `idle_swaps` allowed (for the thrash guard)."""
     validate_params(params, view)
     pols = resolve_policies(view, policies)
     names = [t.name for t in view.tenants]
@@ -404,7 +430,7 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
                            can_demote and not frozen[v] and pols[v].pinned_tier != "dram", params,
                            can_promote=not frozen[v] and pols[v].pinned_tier != "slow",
                            min_bin=0 if pols[v].pinned_tier == "dram" else None, rate=rate, level=level,
-                           swap_gap=PHASE_GAP if t.name in moving else None)
+                           swap_gap=PHASE_GAP if t.name in moving else None, idle_pages=idle_swaps.get(t.name))
              for v, t in enumerate(view.tenants)]
     down = _concat([p[0] for p in parts], _DOWN)
     mv = _concat([p[1] for p in parts], _MOVE)
@@ -423,7 +449,7 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
             dup = np.zeros(bal["addr"].size, dtype=bool)
             for v in np.unique(bal["tenant"]):
                 sel = bal["tenant"] == v
-                dup[sel] = _member(bal["addr"][sel], down["addr"][down["tenant"] == v])
+                dup[sel] = member(bal["addr"][sel], down["addr"][down["tenant"] == v])
             down = {k: np.concatenate([down[k], bal[k][~dup].astype(down[k].dtype)]) for k in _DOWN}
 
     # --- step 4a: demotions down to target come first -- they make the room -- least weighted loss first
@@ -478,7 +504,7 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
             keep = f_bin >= thr
             demoted_here = dem_addr[dem_tenant == v]
             if demoted_here.size:
-                keep &= ~_member(f_addr, demoted_here)
+                keep &= ~member(f_addr, demoted_here)
             marks.append((np.full(int(keep.sum()), v), f_addr[keep], f_node[keep], f_bin[keep]))
         m_tenant, m_addr, m_node, m_bin = (np.concatenate(a) for a in zip(*marks)) if marks else ((),) * 4
         if len(m_addr):
@@ -487,11 +513,17 @@ def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyPa
             batches += cut_batches(names, m_tenant[top], m_addr[top], m_node[top], page_size[m_tenant[top]],
                                 "mark", params.batch_bytes, sw_young=True)
 
+    waived = swap & mv["waived"]
+    pro_tenant, pro_addr = mv["tenant"][placed], mv["hot_addr"][placed]
+    moved = {n: (pro_addr[pro_tenant == v], dem_addr[dem_tenant == v]) for v, n in enumerate(names)}
+    idle_moved = {names[v]: (mv["hot_addr"][waived & placed & (mv["tenant"] == v)],
+                             mv["cold_addr"][waived & (mv["tenant"] == v)])
+                  for v in np.unique(mv["tenant"][waived]).tolist()}
     return Plan(host_id=view.host_id,
                 dram_target_bytes={name: int(target[v]) for v, name in enumerate(names)},
                 batches=tuple(batches),
                 promote_bytes=int(size[placed].sum()),
-                demote_bytes=int(page_size[dem_tenant].sum()))
+                demote_bytes=int(page_size[dem_tenant].sum())), moved, idle_moved
 
 
 # ------------------------------------------------------------------------------------- as a policy object
@@ -500,8 +532,9 @@ class PagetidePolicy(PlacementPolicy):
     """pagetide's own policy: `plan_host`. Its options override the controller's `PolicyParams` of the same
     name for this host (the migration budget and batch size stay the controller's), and `mark_every` spaces
     the MPOL_MF_SW_YOUNG marking rounds: PG_referenced stays set until reclaim scans the page, so re-marking
-    the same hot pages every period only costs page walks. State: the round count and each tenant's last
-    `dram_heat_share` (a drop of PHASE_DROP marks its working set as moving for the round)."""
+    the same hot pages every period only costs page walks. State: the round count, each tenant's last
+    `dram_heat_share` (a drop of PHASE_DROP marks its working set as moving for the round), and the idle
+    swaps' address histories (thrash.py: which idle pages stay idle, which idle swaps were moved back)."""
     name = "pagetide"
     OPTIONS = {
         "reserve": Option(ratio(), None, "DRAM kept free above the high watermark, a fraction of each DRAM node "
@@ -517,6 +550,12 @@ class PagetidePolicy(PlacementPolicy):
         "max_mark_pages": Option(integer(0), None, "SW_YOUNG marks per host per marking round "
                                                    "(default: the controller's)"),
         "mark_every": Option(integer(1), 4, "mark on every n-th round"),
+        "idle_swaps": Option(flag(), True, "swap idle DRAM pages (heat 0) for slow pages of heat bin "
+                                           f"{IDLE_SWAP_BIN} or hotter without the hysteresis, in VMs whose idle "
+                                           "pages stay idle (thrash.py)"),
+        "idle_rounds": Option(integer(0), 2, "rounds a DRAM page must stay at heat 0 before an idle swap takes it"),
+        "thrash_guard": Option(flag(), True, "stop a VM's idle swaps for a while when the pages they moved are "
+                                             "moved back (thrash.py)"),
     }
     _PARAMS = ("reserve", "hysteresis_bins", "hysteresis_z", "min_promote_bin", "sw_young", "max_mark_pages")
 
@@ -533,6 +572,8 @@ class PagetidePolicy(PlacementPolicy):
         self.rounds = 0
         self.dram_share: dict[str, float] = {}     # per tenant, last round's `dram_heat_share`
         self.cap_lo, self.cap_hi = 0.0, 1.0        # the loaded-latency search's bounds on DRAM's access share
+        self.guard = ThrashGuard()
+        self.idle_age = IdleAge(self.options["idle_rounds"])
 
     def _overridden(self, params: PolicyParams) -> PolicyParams:
         return replace(params, **self.overrides) if self.overrides else params
@@ -544,7 +585,16 @@ class PagetidePolicy(PlacementPolicy):
     def place(self, view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams) -> Plan:
         share = dram_heat_share(view)
         moving = frozenset(n for n, s in share.items() if self.dram_share.get(n, s) - s >= PHASE_DROP)
-        plan = plan_host(view, policies, self._params(params), moving, self._dram_cap(view))
+        idle = self.idle_age.update({t.name: np.asarray(t.cold_fast.addresses)[np.asarray(t.cold_fast.heat) == 0]
+                                     for t in view.tenants})
+        if not self.options["idle_swaps"]:
+            idle = {}
+        elif self.options["thrash_guard"]:
+            idle = {n: a for n, a in idle.items() if not self.guard.throttled(n)}
+        plan, moved, idle_moved = _plan_host(view, policies, self._params(params), moving, self._dram_cap(view),
+                                             idle)
+        self.guard.end_round(moved, idle_moved)
+        self.idle_age.note_demoted({n: d for n, (_, d) in moved.items()})
         self.dram_share = share
         self.rounds += 1
         return plan
