@@ -61,7 +61,7 @@ class NodeLoad:
     def migration(self, src: np.ndarray, dst: int, nbytes: np.ndarray) -> None:
         """Pages copied from nodes src to node dst, nbytes each: read on the source, written on the
         destination."""
-        np.add.at(self.read_bytes, src, nbytes)
+        self.read_bytes += np.bincount(src, weights=nbytes, minlength=self.read_bytes.size)   # whole bytes: exact
         total = float(np.sum(nbytes))
         self.write_bytes[dst] += total
         self.migration_bytes += total

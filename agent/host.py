@@ -339,7 +339,10 @@ class Host:
         on = np.flatnonzero(self.node >= 0)
         order = on[np.argsort(self.lru_seq[on], kind="stable")]
         n = order.size
-        self._lru_log = np.empty(n + max(n // 4, 1 << 12), dtype=np.int32 if self.nr_pages < 2**31 else np.int64)
+        # room for every page and a quarter more (np.empty: only what is written becomes resident), so the log
+        # is compacted, not grown, as it fills
+        size = max(n, self.nr_pages) + max(self.nr_pages // 4, 1 << 12)
+        self._lru_log = np.empty(size, dtype=np.int32 if self.nr_pages < 2**31 else np.int64)
         self._lru_log[:n] = order
         self._lru_len = n
         self.lru_seq[order] = np.arange(1, n + 1, dtype=np.uint32)
@@ -347,11 +350,10 @@ class Host:
         self._lru_cursor = np.zeros((self.nr_nodes, 2), dtype=np.int64)
 
     def _lru_compact(self) -> None:
-        """Drop the log's dead entries in place (chunk by chunk, keeping order) and renumber the live ones;
-        grow it if most entries are live."""
+        """Drop the log's dead entries in place (chunk by chunk, keeping order) and renumber the live ones."""
         log, n, w = self._lru_log, self._lru_len, 0
         old_cursor, cursor = self._lru_cursor, np.zeros_like(self._lru_cursor)
-        chunk = 1 << 20
+        chunk = 1 << 16                                  # small temporaries
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
             seg = log[a:b]
@@ -365,10 +367,6 @@ class Host:
             w += kept.size
         cursor[old_cursor >= n] = w
         self._lru_len, self.lru_clock, self._lru_cursor = w, w + 1, cursor
-        if w > log.size * 3 // 4:
-            grown = np.empty(w + max(w // 4, 1 << 12), dtype=log.dtype)
-            grown[:w] = log[:w]
-            self._lru_log = grown
 
     def _lru_add(self, slots: np.ndarray) -> None:
         """Put pages at the head of their LRU list, in the order given."""
@@ -379,9 +377,8 @@ class Host:
         if self._lru_log is not None:
             if self._lru_len + n > self._lru_log.size:
                 self._lru_compact()
-                if self._lru_len + n > self._lru_log.size:
-                    grown = np.empty(self._lru_len + n + max((self._lru_len + n) // 4, 1 << 12),
-                                     dtype=self._lru_log.dtype)
+                if self._lru_len + n > self._lru_log.size:     # a batch larger than the slack: grow
+                    grown = np.empty(self._lru_len + n + max(self.nr_pages // 4, 1 << 12), dtype=self._lru_log.dtype)
                     grown[:self._lru_len] = self._lru_log[:self._lru_len]
                     self._lru_log = grown
             self._lru_log[self._lru_len:self._lru_len + n] = slots
