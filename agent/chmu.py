@@ -34,14 +34,22 @@ import numpy as np
 from pagetide.agent.host import Host
 from pagetide.agent.scanner import HEAT_ONE, KERNEL_WALK_PAGES_PER_S, MAX_LEVEL, Scanner, fold_target
 
-__all__ = ["ChmuTracker", "HOT_LIST_ENTRY_COST_S", "dram_lookup"]
+__all__ = ["ChmuTracker", "HOT_LIST_ENTRY_COST_S", "dram_lookup", "slow_lookup"]
 
 HOT_LIST_ENTRY_COST_S = 10e-9       # assumed: host CPU per hot-list entry read
 
 
 def dram_lookup(host: Host) -> np.ndarray:
-    """Per node id, and -1 (not present) last: whether a page there is on DRAM (index it with host.node)."""
-    return np.append(host.is_fast, False)
+    """Per node id, then -2 (swapped out) and -1 (not present) last: whether a page there is on DRAM (index it
+    with host.node)."""
+    return np.append(host.is_fast, [False, False])
+
+
+def slow_lookup(host: Host) -> np.ndarray:
+    """The same for a slow node (CXL, PMEM): a present page that is not on DRAM."""
+    out = ~dram_lookup(host)
+    out[-2:] = False
+    return out
 
 
 class ChmuTracker(Scanner):
@@ -60,17 +68,12 @@ class ChmuTracker(Scanner):
 
     def scan(self) -> None:
         super().scan()
-        self.dram_pages_walked += int(np.count_nonzero(self.on_dram[self.host.node]))
-
-    @property
-    def on_dram(self) -> np.ndarray:
-        return dram_lookup(self.host)
+        self.dram_pages_walked += int(np.count_nonzero(dram_lookup(self.host)[self.host.node]))
 
     def observe(self, tick_samples) -> None:
         """The device counts the accesses it serves: sampled accesses to pages on slow nodes (added in place)."""
         h = self.host
-        on_slow = ~self.on_dram
-        on_slow[-1] = False
+        on_slow = slow_lookup(h)
         for t, pages in zip(h.tenants, tick_samples):
             slots = t.start + pages
             slots = slots[on_slow[h.node[slots]]]
@@ -111,7 +114,7 @@ class ChmuTracker(Scanner):
         h = self.host
         n = max(1, self.scans_in_period)
         target = ((self.refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n) * HEAT_ONE     # the seed's level
-        target[~self.on_dram[h.node] & (h.node >= 0)] = 0                               # pages on slow nodes
+        target[slow_lookup(h)[h.node]] = 0                                              # pages on slow nodes
         pages, acc = self.hot_lists()
         level = MAX_LEVEL * -np.expm1(-acc / self.nr_scans)
         target[pages] = np.rint(level * HEAT_ONE).astype(np.uint16)

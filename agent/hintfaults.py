@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pagetide.agent.chmu import dram_lookup
+from pagetide.agent.chmu import dram_lookup, slow_lookup
 from pagetide.agent.host import Host
 from pagetide.agent.idle_pages import scan_fast
 from pagetide.agent.scanner import KERNEL_WALK_PAGES_PER_S, Scanner, fold
@@ -76,13 +76,13 @@ class HintFaultTracker(Scanner):
     def scan(self) -> None:
         """The idle_pages walk (A bits of DRAM pages into refs), then every present slow page armed."""
         h = self.host
-        on_dram = dram_lookup(h)[h.node]
+        on_dram, on_slow = dram_lookup(h)[h.node], slow_lookup(h)[h.node]
         for t in h.tenants:
             rep = scan_fast([h.vma(t)], self.open_flags)[0]
             self.refs[t.start:t.end] += rep.accessed & on_dram[t.start:t.end]
         self.dram_pages_walked += int(np.count_nonzero(on_dram))
         self._settle()
-        self.armed = (h.node >= 0) & ~on_dram
+        self.armed = on_slow
         self._last_armed = int(np.count_nonzero(self.armed))
         self.pages_armed += self._last_armed
         self.scans_in_period += 1
@@ -90,8 +90,7 @@ class HintFaultTracker(Scanner):
     def observe(self, tick_samples) -> None:
         """A tick's sampled accesses: the first to an armed page still on a slow node is its hint fault."""
         h = self.host
-        on_slow = ~dram_lookup(h)
-        on_slow[-1] = False
+        on_slow = slow_lookup(h)
         for t, pages in zip(h.tenants, tick_samples):
             slots = t.start + pages
             hit = slots[self.armed[slots] & on_slow[h.node[slots]]]

@@ -285,3 +285,19 @@ def test_hint_faults_follow_a_relayout_counting_the_faults_so_far_once():
     assert np.array_equal(tr.armed[n // 2:], armed[:n // 2]) and not tr.armed[:n // 2].any()
     tr.armed[n // 2:] = False                           # as if they all faulted now
     assert tr.faults == before + int(armed[:n // 2].sum())
+
+
+def test_a_swapped_out_or_absent_page_is_on_no_device_and_never_armed():
+    from pagetide.agent.pageflags import NODE_NONE, NODE_SWAP
+    for cls in (ChmuTracker, HintFaultTracker):
+        sim = SimHost(scenario("idle_pages"))
+        h = sim.host
+        slow = np.flatnonzero(~h.is_fast[h.node])
+        h.node[slow[:2]] = NODE_SWAP, NODE_NONE          # is_fast's last entry (node 1) is slow: not a lookup
+        tr = cls(h, 5, **({"threshold": 1} if cls is ChmuTracker else {}))
+        tr.scan()
+        tr.observe([np.repeat(slow[:3], 20)])
+        if cls is ChmuTracker:
+            assert tr.device_count[slow[:2]].tolist() == [0, 0] and tr.device_count[slow[2]] == 20
+        else:
+            assert not tr.armed[slow[:2]].any() and tr.refs[slow[:3]].tolist() == [0, 0, 1]
