@@ -163,10 +163,13 @@ class DecayedPebsTracker(PebsTracker):
         """count <- count (1 - 1/window) + the period's samples, or window x the period's samples where they
         differ from the long average count / window by more than CHANGE_Z Poisson standard errors."""
         w = self.window
-        s = self.count.astype(np.int64)
-        c = self.decayed.astype(np.int64)
+        live = np.flatnonzero((self.decayed > 0) | (self.count > 0))    # the rest stay at 0, unchanged
+        s = self.count[live].astype(np.int64)
+        c = self.decayed[live].astype(np.int64)
         avg = c / (w * DECAY_ONE)
-        self.changed = np.abs(s - avg) > CHANGE_Z * np.sqrt(np.maximum(avg, 1.0))
-        new = np.where(self.changed, s * (w * DECAY_ONE), c * (w - 1) // w + s * DECAY_ONE)
-        self.decayed = np.minimum(new, 65535).astype(np.uint16)
+        changed = np.abs(s - avg) > CHANGE_Z * np.sqrt(np.maximum(avg, 1.0))
+        new = np.where(changed, s * (w * DECAY_ONE), c * (w - 1) // w + s * DECAY_ONE)
+        self.changed[:] = False
+        self.changed[live] = changed
+        self.decayed[live] = np.minimum(new, 65535)
         return DECAYED[self.decayed]
