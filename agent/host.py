@@ -8,8 +8,9 @@ tenant owning a contiguous slice:
     flags     uint8   hardware A/D bits, PG_referenced, PG_active, TLB and pin state (see pageflags)
     lru_seq   uint32  position on its node's LRU list: larger = inserted (or rotated) more recently
 
-That is 6 bytes per page; the agent's scanner adds its own per-page refs/heat. Capacity is counted in 4 KiB
-base pages per node (`node_used` for tenant memory, `node_pgtable` for page tables, always on DRAM).
+That is 6 bytes per page (and, while reclaim uses it, the LRU log's 4-5: see "LRU" below); the agent's
+scanner adds its own per-page refs/heat. Capacity is counted in 4 KiB base pages per node (`node_used` for
+tenant memory, `node_pgtable` for page tables, always on DRAM).
 
 Kernel behaviour follows the 2018 PMEM-NUMA RFC and Linux 5.15 (DESIGN.md sections 1 and 2):
 - separate zonelists: ordinary allocations fall back DRAM -> DRAM by distance and never land on a slow node
@@ -318,10 +319,10 @@ class Host:
         self._lru_count_pages(u, 1)
         self._lru_add(slots)
 
-    def _lru_count_pages(self, slots: np.ndarray, sign: int, nodes: np.ndarray | None = None) -> None:
+    def _lru_count_pages(self, slots: np.ndarray, sign: int) -> None:
         """Add (sign 1) or remove (-1) distinct pages `slots` to or from the counts of the lists they are on
-        (by their node, or `nodes`, and their flags now)."""
-        nd = self.node[slots] if nodes is None else nodes
+        (by their node and flags now)."""
+        nd = self.node[slots]
         state = self.flags[slots] & self.LRU_LISTED
         on = (nd >= 0) & (state != PG_PINNED) & (state != self.LRU_LISTED)
         code = nd[on].astype(np.int64) * 2 + (state[on] != 0)
