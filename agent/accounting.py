@@ -232,15 +232,9 @@ class Recorder:
     def _expected(self, n_ticks: int) -> np.ndarray:
         """Expected accesses per page slot over the n_ticks just recorded: the distribution at their middle
         tick, or the sum over every tick for a workload whose distribution moves each tick."""
-        mid = self._epoch_start + n_ticks // 2
         exp = np.empty(self.host.nr_pages, dtype=np.float32)
         for t in self.host.tenants:
-            wl = t.workload
-            if wl.MOVES_EVERY_TICK:
-                probs = sum(wl.probabilities(self._epoch_start + i) for i in range(n_ticks))
-            else:
-                probs = wl.probabilities(mid) * n_ticks
-            exp[t.start:t.end] = np.multiply(probs, wl.rate * wl.tick_s, out=probs)
+            t.workload.expected(self._epoch_start, n_ticks, exp[t.start:t.end])
         return exp
 
     def _epoch_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

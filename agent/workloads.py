@@ -64,6 +64,12 @@ def _pages_for(fraction: float, npages: int) -> int:
     return min(npages, max(1, _floor(fraction * npages)))
 
 
+def _scaled(p: np.ndarray, n: int, scale: float) -> np.ndarray:
+    """(p x n) x scale in place, as `Workload._expected` computes it."""
+    p *= n
+    return np.multiply(p, scale, out=p)
+
+
 def _permutation(seed: int, npages: int) -> np.ndarray:
     """The tenant's seeded layout: position i -> page. int32 halves the memory of a 4M-page tenant."""
     pages = np.arange(npages, dtype=np.int32 if npages < 2**31 else np.int64)
@@ -212,6 +218,17 @@ class Workload:
         tick = self._check_tick(tick)
         return self._probabilities(tick)
 
+    def expected(self, start: int, n_ticks: int, out: np.ndarray) -> None:
+        """Expected accesses per page over the n_ticks ticks from `start`, written into `out` (float32, npages):
+        the distribution at the middle tick times n_ticks -- or the sum of every tick's, where it moves each
+        tick -- times rate x tick_s, in float64, rounded once. The per-epoch oracle ranks pages by it."""
+        start = self._check_tick(start)
+        if self.MOVES_EVERY_TICK:
+            probs = sum(self._probabilities(start + i) for i in range(n_ticks))
+            out[:] = np.multiply(probs, self.rate * self.tick_s, out=probs)
+        else:
+            self._expected(start + n_ticks // 2, n_ticks, self.rate * self.tick_s, out)
+
     def hot_pages(self, tick: int, k: int) -> np.ndarray:
         """The k distinct pages most likely to be accessed around tick `tick`, hottest first (ties in a fixed
         arbitrary order): the ground truth a placement policy tries to find. int64."""
@@ -251,6 +268,13 @@ class Workload:
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         raise NotImplementedError
+
+    def _expected(self, tick: int, n: int, scale: float, out: np.ndarray) -> None:
+        """`expected` of the distribution at `tick` held for n ticks: (p x n) x scale per page in float64, into
+        out. A workload may override it to write the same numbers without its npages float64 arrays."""
+        probs = self._probabilities(tick)
+        probs *= n
+        out[:] = np.multiply(probs, scale, out=probs)
 
 
 WORKLOADS: dict[str, type[Workload]] = {}
@@ -303,6 +327,9 @@ class ZipfWorkload(Workload):
         probs = np.empty(self.npages)
         probs[self._rank_to_page] = self._ranks.pmf()
         return probs
+
+    def _expected(self, tick: int, n: int, scale: float, out: np.ndarray) -> None:
+        out[self._rank_to_page] = _scaled(self._ranks.pmf(), n, scale)     # scattered as float32
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         return self._rank_to_page[:k]
@@ -360,6 +387,14 @@ class HotsetWorkload(Workload):
         probs[hot] += hot_share / hot.size
         return probs
 
+    def _expected(self, tick: int, n: int, scale: float, out: np.ndarray) -> None:
+        """Two values: the cold pages' and the hot set's, computed as `_probabilities` gives them."""
+        hot_share = self.options["hot_share"]
+        hot = self._hot_set(tick)
+        cold = (1.0 - hot_share) / self.npages
+        out[:] = (cold * n) * scale
+        out[hot] = ((cold + hot_share / hot.size) * n) * scale
+
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         hot = self._hot_set(tick)
         if k <= hot.size:
@@ -400,6 +435,12 @@ class DriftWorkload(Workload):
         probs[self._slot_to_page[:split]] = pmf[self.npages - split:]
         probs[self._slot_to_page[split:]] = pmf[:self.npages - split]
         return probs
+
+    def _expected(self, tick: int, n: int, scale: float, out: np.ndarray) -> None:
+        split = self.npages - self._offset(tick)
+        v = _scaled(self._ranks.pmf(), n, scale)
+        out[self._slot_to_page[:split]] = v[self.npages - split:]
+        out[self._slot_to_page[split:]] = v[:self.npages - split]
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         return self._slot_to_page[(np.arange(k) - self._offset(tick)) % self.npages]
@@ -503,6 +544,10 @@ class IdleVmWorkload(Workload):
         probs[self._rank_to_page[:self.nactive]] = self._ranks.pmf()
         return probs
 
+    def _expected(self, tick: int, n: int, scale: float, out: np.ndarray) -> None:
+        out[:] = 0.0
+        out[self._rank_to_page[:self.nactive]] = _scaled(self._ranks.pmf(), n, scale)
+
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         return self._rank_to_page[:k]
 
@@ -545,6 +590,10 @@ class PhasesWorkload(Workload):
         probs = np.zeros(self.npages)
         probs[self._set(self.active_set(tick))] = self._ranks.pmf()
         return probs
+
+    def _expected(self, tick: int, n: int, scale: float, out: np.ndarray) -> None:
+        out[:] = 0.0
+        out[self._set(self.active_set(tick))] = _scaled(self._ranks.pmf(), n, scale)
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         """The active set, then the others in the order they become active, then pages in no set."""

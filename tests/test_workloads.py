@@ -33,6 +33,23 @@ def zipf_share(k: int, n: int, s: float) -> float:
 
 # ---- the common contract -------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_expected_accesses_are_the_probabilities_times_ticks_and_rate_bit_for_bit(kind):
+    """What the per-epoch oracle ranks: each workload's own `_expected` gives float32 numbers identical to
+    (probabilities at the middle tick x ticks) x rate x tick, or the sum over the ticks where they move."""
+    w = make_workload({"type": kind, "rate": "7.3M/s", "move_every": "1s"} if kind == "hotset"
+                      else {"type": kind, "rate": "7.3M/s"}, 3001, 7, 0.1)
+    for start, n in ((0, 10), (37, 10), (95, 3)):
+        got = np.full(w.npages, np.nan, dtype=np.float32)
+        w.expected(start, n, got)
+        if w.MOVES_EVERY_TICK:
+            probs = sum(w.probabilities(start + i) for i in range(n))
+        else:
+            probs = w.probabilities(start + n // 2) * n
+        ref = np.multiply(probs, w.rate * w.tick_s, out=probs).astype(np.float32)
+        assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), (kind, start, n)
+
+
 def test_the_registry_holds_the_whole_suite():
     assert sorted(WORKLOADS) == sorted([*ALL_TYPES, "trace"])  # trace replay: tests/test_traces.py
     for name, cls in WORKLOADS.items():
