@@ -18,7 +18,8 @@ too sparse to rank the cold pages of a large footprint. It is O(npages) per call
 array: ~40 ms at 4M pages for the Zipf-ranked workloads (mostly scattering ranks to pages through the
 permutation), under 10 ms for hotset, scan+hot and phases. `expected(start, n_ticks, out)` is what the oracle
 reads: the same numbers times ticks and rate, written as float32 into the caller's array (where a workload
-overrides `_expected`, without an npages float64 array: ~1.5 ms per 256 Ki-page zipf tenant, ~0.7 ms per 1 Mi-page hotset one).
+overrides `_expected`, without an npages float64 array: ~1.5 ms per 256 Ki-page zipf tenant, ~0.7 ms per
+1 Mi-page hotset one).
 
 Workloads are registered by name in `WORKLOADS` (`@register`) and built from the scenario's YAML mapping by
 `make_workload`. Each declares its tunables once as `OPTIONS` (`pagetide.common.options`), beside the
