@@ -690,7 +690,7 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
     """Every case of the grid under one policy or kernel mode: one Controller, cfg.rounds rounds."""
     from pagetide.controller.policies import VmPolicy
     from pagetide.harness.agents import launch_agents, scenario_commands
-    from pagetide.harness.drive import controlled, drive
+    from pagetide.harness.drive import IncompleteRound, controlled, drive
 
     files = []
     for c in cases:
@@ -698,7 +698,10 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
         with open(path, "w") as f:
             yaml.safe_dump(scenario_for(c, run), f, sort_keys=False)
         files.append(path)
-    async with controlled(launch_agents(scenario_commands(files, cfg.agents)), policy=RUNS[run][0]) as (ctl, sim):
+    # strict: every host runs and is reconciled every round (a lagging host would otherwise be set aside and
+    # simulate fewer periods than the others, changing its row with the machine's load)
+    async with controlled(launch_agents(scenario_commands(files, cfg.agents)), set_aside=False,
+                          policy=RUNS[run][0]) as (ctl, sim):
         # on a loaded machine a host's first topology read can miss the controller's start-up deadline; its
         # loop reads it again, and the VM weights need it
         deadline = time.monotonic() + TOPOLOGY_WAIT_S
@@ -711,8 +714,11 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
                 ctl.set_policy(c.host_id(run), vm, VmPolicy(weight=w))
         topo = next(iter(ctl.topologies.values()))
         ticks = max(1, round(topo.period_ns / topo.tick_ns))
-        await drive(ctl, sim, cfg.rounds, ticks)
+        await drive(ctl, sim, cfg.rounds, ticks, strict=True)
         stats = await sim.stats()
+    missing = sorted(c.host_id(run) for c in cases if c.host_id(run) not in stats)
+    if missing:
+        raise IncompleteRound(f"{run}: no accounting from {', '.join(missing)} after the last round")
     out = []
     for c in cases:
         st = stats[c.host_id(run)]
@@ -879,7 +885,12 @@ def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     log = lambda msg: print(f"pagetide bench: {msg}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    results = asyncio.run(run_suite(cfg, progress=log))
+    from pagetide.harness.drive import IncompleteRound
+    try:
+        results = asyncio.run(run_suite(cfg, progress=log))
+    except IncompleteRound as e:
+        log(f"error: {e}; no results written (a row needs every round on its host)")
+        return 1
     results["wall_seconds"] = time.perf_counter() - t0
     if not args.no_trackers:
         results["trackers"] = measure_trackers(cfg, log)

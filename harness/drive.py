@@ -18,6 +18,10 @@ from pagetide.harness.agents import AgentProcess, SimulationClient, stop_agents
 ROUND_TIMEOUT = 120.0      # seconds a fleet round may take before the harness moves on without a host
 
 
+class IncompleteRound(RuntimeError):
+    """A strict drive's round that did not run on every host, or was not acted on for every host."""
+
+
 @dataclass
 class FleetRound:
     number: int
@@ -28,15 +32,16 @@ class FleetRound:
 
 @asynccontextmanager
 async def controlled(agents: list[AgentProcess], agent_security: ClientSecurity | None = None,
-                     **options) -> AsyncIterator[tuple[Controller, SimulationClient]]:
+                     set_aside: bool = True, **options) -> AsyncIterator[tuple[Controller, SimulationClient]]:
     """A started Controller (built with `options`) over every host the agent processes serve, and the
-    harness's SimulationClient for them, both calling the agents with `agent_security`. On leaving --
+    harness's SimulationClient for them (`set_aside`: see SimulationClient), both calling the agents with
+    `agent_security`. On leaving --
     normally or not -- the controller's loops stop, its actors are killed, the clients close and the agent
     processes end (they belong to the block from here)."""
     ctl = sim = None
     try:
         hosts = {h: f"127.0.0.1:{a.port}" for a in agents for h in a.hosts}
-        sim = SimulationClient(hosts, agent_security)
+        sim = SimulationClient(hosts, agent_security, set_aside=set_aside)
         ctl = Controller(hosts, agent_security=agent_security, **options)
         await ctl.start()
         yield ctl, sim
@@ -51,11 +56,13 @@ async def controlled(agents: list[AgentProcess], agent_security: ClientSecurity 
 
 async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int, pace: float | None = None,
                 after_round: Callable[[FleetRound], object] | None = None,
-                stop: asyncio.Event | None = None) -> list[FleetRound]:
+                stop: asyncio.Event | None = None, strict: bool = False) -> list[FleetRound]:
     """`rounds` fleet rounds of `ticks` ticks each (fewer if `stop` is set meanwhile: the round under way
     ends first); with `pace` (seconds) each round takes at least that long in wall time (for watching live).
     A host whose agent does not answer is left out of the rounds until it answers again; the round it is back
-    in waits (a few seconds at most) for the controller to take it back too."""
+    in waits (a few seconds at most) for the controller to take it back too. With `strict` (a benchmark,
+    whose results must cover every round on every host) a host that did not advance, or whose period the
+    controller did not act on within ROUND_TIMEOUT, ends the drive with IncompleteRound instead."""
     out = []
     for i in range(rounds):
         if stop is not None and stop.is_set():
@@ -63,7 +70,15 @@ async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int,
         a0 = time.perf_counter()
         answers, failed = await sim.advance(ticks)
         a1 = time.perf_counter()
+        if strict and failed:
+            raise IncompleteRound(f"round {i + 1}: hosts did not advance: "
+                                  + "; ".join(f"{h}: {why}" for h, why in sorted(failed.items())))
         await ctl.wait_reconciled({h: r.period for h, r in answers.items()}, ROUND_TIMEOUT, back=sim.back)
+        if strict:
+            behind = sorted(h for h, r in answers.items() if ctl.hosts[h].last_period < r.period)
+            if behind:
+                raise IncompleteRound(f"round {i + 1}: the controller did not act on the period of "
+                                      f"{', '.join(behind)} within {ROUND_TIMEOUT:.0f} s")
         r = FleetRound(number=i + 1, seconds=time.perf_counter() - a1, advance_seconds=a1 - a0, failed=failed)
         out.append(r)
         if after_round is not None:

@@ -115,6 +115,7 @@ def test_the_simulation_client_names_the_hosts_back_in_an_advance_after_an_absen
     sim.hosts = {"h0": "a", "h1": "b"}
     sim.stubs = {h: SimpleNamespace(AdvanceClock=advance) for h in sim.hosts}
     sim.lagging, sim.last_wall, sim.answered, sim.back = {}, {}, set(sim.hosts), set()
+    sim.set_aside = True
 
     async def run():
         seen = []
