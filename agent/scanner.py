@@ -126,60 +126,124 @@ class Scanner:
 def fold(heat: np.ndarray, refs: np.ndarray, scans: int) -> np.ndarray:
     """A period's refs (of `scans` scans) folded into the decaying heat (the module docstring's formula)."""
     n = max(1, scans)
+    if refs.dtype == np.uint8 and n <= 16 and int(refs.max(initial=0)) <= n:
+        # the same numbers in bytes: refs x 15 + n // 2 <= 247 and level x 16 <= 240 do not overflow
+        target = refs * np.uint8(MAX_LEVEL)
+        target += np.uint8(n // 2)
+        target //= np.uint8(n)
+        target *= np.uint8(HEAT_ONE)
+        return fold_target(heat, target)
     level = (refs.astype(np.uint16) * MAX_LEVEL + n // 2) // n          # 0..15 whatever nr_scans is
     return fold_target(heat, level * HEAT_ONE)
 
 
 def fold_target(heat: np.ndarray, target: np.ndarray) -> np.ndarray:
     """heat <- (heat + target) / 2, target a period's level x HEAT_ONE (0..240): rounded up while rising, down
-    while falling."""
-    old = heat.astype(np.uint16)
-    target = target.astype(np.uint16)
-    return ((old + target + (target > old)) // 2).astype(np.uint8)
+    while falling. A uint8 target is folded in bytes: the floor of the mean is (a & b) + ((a ^ b) >> 1), plus
+    the odd sum's 1 while rising."""
+    if target.dtype != np.uint8 or heat.dtype != np.uint8:
+        old = heat.astype(np.uint16)
+        target = target.astype(np.uint16)
+        return ((old + target + (target > old)) // 2).astype(np.uint8)
+    old = heat
+    odd = old ^ target
+    out = old & target
+    out += odd >> 1
+    odd &= np.uint8(1)
+    odd &= target > old
+    out += odd
+    return out
 
 
 def tenant_heat(tenant, heat: np.ndarray, node: np.ndarray, is_fast: np.ndarray, max_candidates: int,
                 max_hot_fast: int | None = None, tier: np.ndarray | None = None) -> TenantHeat:
     """One tenant's histogram [nodes, HEAT_BINS] and candidate lists from its pages' heat and node (< 0: not
     present); is_fast[n]: node n is DRAM. With `tier` (node -> tier rank, on a host of more than two tiers)
-    also the lists of every boundary below DRAM's."""
+    also the lists of every boundary below DRAM's.
+
+    One pass codes every page as node x 256 + heat and counts the codes: the histogram and every list's cut
+    (the heat level where its k pages end) follow from those counts, and each list is read from the codes
+    as ranges of values, its pages at the cut level only as far as it needs them."""
     nr_nodes = is_fast.size
-    present = node >= 0
-    code = node.astype(np.uint16) * HEAT_BINS + (heat >> 4)      # int8 node ids: 2-byte codes suffice
-    hist = np.bincount(code[present], minlength=nr_nodes * HEAT_BINS).reshape(nr_nodes, HEAT_BINS)
-    fast_page = present & is_fast[np.maximum(node, 0)]
-    slow_page = present & ~fast_page
+    codes = _Codes(heat, node, nr_nodes)
+    hist = codes.counts.reshape(nr_nodes, HEAT_BINS, 256 // HEAT_BINS).sum(axis=2)
+    fast_nodes, slow_nodes = np.flatnonzero(is_fast), np.flatnonzero(~is_fast)
     n_hot = max_candidates if max_hot_fast is None else min(max_hot_fast, max_candidates)
     lower = []
     if tier is not None:
-        rank = np.where(present, tier[np.maximum(node, 0)], -1)
         for b in range(1, int(tier.max())):
-            on, below = np.flatnonzero(rank == b), np.flatnonzero(rank > b)
-            lower.append((b, pick(below, heat, node, max_candidates, hottest=True),
-                          pick(on, heat, node, max_candidates, hottest=False),
-                          pick(on, heat, node, n_hot, hottest=True)))
-    fast = np.flatnonzero(fast_page)
+            on, below = np.flatnonzero(tier == b), np.flatnonzero(tier > b)
+            lower.append((b, codes.pick(below, max_candidates, hottest=True),
+                          codes.pick(on, max_candidates, hottest=False),
+                          codes.pick(on, n_hot, hottest=True)))
     return TenantHeat(
         tenant=tenant, hist=hist,
-        hot_slow=pick(np.flatnonzero(slow_page), heat, node, max_candidates, hottest=True),
-        cold_fast=pick(fast, heat, node, max_candidates, hottest=False),
-        hot_fast=pick(fast, heat, node, n_hot, hottest=True), lower=lower)
+        hot_slow=codes.pick(slow_nodes, max_candidates, hottest=True),
+        cold_fast=codes.pick(fast_nodes, max_candidates, hottest=False),
+        hot_fast=codes.pick(fast_nodes, n_hot, hottest=True), lower=lower)
 
 
-def pick(pages: np.ndarray, heat: np.ndarray, node: np.ndarray, k: int, hottest: bool) -> Candidates:
-    """The k hottest (or coldest) of `pages`, hottest (coldest) first, ties by page offset. Heat is a byte,
-    so the cut is found with a 256-bin histogram rather than a partition of all pages."""
-    h = heat[pages]
-    key = (255 - h) if hottest else h                     # ascending key = wanted order
-    if pages.size > k:
-        counts = np.cumsum(np.bincount(key, minlength=256))
-        cut = int(np.searchsorted(counts, k))             # keys < cut all fit; key == cut partly
-        below = key < cut
-        at = np.flatnonzero(key == cut)[:k - int(counts[cut - 1]) if cut else k]
-        sel = np.sort(np.concatenate([np.flatnonzero(below), at]))
-        pages, key = pages[sel], key[sel]
-    order = np.argsort(key, kind="stable")                # pages are ascending, so ties stay in page order
-    pages = pages[order]
-    if hottest:
-        pages = pages[heat[pages] > 0]
-    return Candidates(pages=pages, heat=heat[pages].copy(), node=node[pages].astype(np.int64))
+class _Codes:
+    """A tenant's pages coded node x 256 + heat (absent pages past every node), the count of each code, and
+    the candidate lists read from them (`pick`)."""
+
+    _CHUNK = 1 << 16                       # pages read at a time when a list needs only the first of a level
+
+    def __init__(self, heat: np.ndarray, node: np.ndarray, nr_nodes: int):
+        self.heat, self.node = heat, node
+        if node.dtype == np.int8:          # the model's: as uint8, absent pages (< 0) are rows 128..255
+            row = node.view(np.uint8)
+            self.code = np.left_shift(row, 8, dtype=np.uint16)
+        else:
+            row = np.where(node >= 0, node, nr_nodes).astype(np.uint16 if nr_nodes < 255 else np.uint32)
+            self.code = np.left_shift(row, 8, out=row)
+        np.bitwise_or(self.code, heat, out=self.code)
+        self.counts = np.bincount(self.code, minlength=(nr_nodes + 1) * 256)[:nr_nodes * 256]
+        self.levels = self.counts.reshape(nr_nodes, 256)
+
+    def pick(self, nodes: np.ndarray, k: int, hottest: bool) -> Candidates:
+        """The k hottest (or coldest) pages on `nodes`, hottest (coldest) first, ties by page offset; a hot list
+        keeps no page of heat 0. The counts give the cut level and how many pages of it fit."""
+        per_level = self.levels[nodes].sum(axis=0)       # pages on these nodes per heat level
+        if hottest:                                       # heat 0 is never a hot candidate
+            by_key = per_level[:0:-1]                     # key 0..254 = heat 255..1
+        else:
+            by_key = per_level
+        cum = np.cumsum(by_key)
+        total = int(cum[-1]) if cum.size else 0
+        if total <= k:
+            cut, need = by_key.size, 0                    # every level fits
+        else:
+            cut = int(np.searchsorted(cum, k))            # keys < cut all fit; key == cut partly
+            need = k - (int(cum[cut - 1]) if cut else 0)
+        heat_of = (lambda key: 255 - key) if hottest else (lambda key: key)
+        parts = []
+        if cut:                                           # the levels that fit whole
+            lo, hi = sorted((heat_of(0), heat_of(cut - 1)))
+            parts += [self._find(n, lo, hi, None) for n in nodes if self.levels[n, lo:hi + 1].any()]
+        if need:
+            level = heat_of(cut)
+            at = [self._find(n, level, level, need) for n in nodes if self.levels[n, level]]
+            parts.append(np.sort(np.concatenate(at))[:need])
+        pages = np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        h = self.heat[pages]
+        key = (255 - h) if hottest else h
+        pages = pages[np.argsort(key, kind="stable")]    # pages are ascending, so ties stay in page order
+        return Candidates(pages=pages, heat=self.heat[pages].copy(), node=self.node[pages].astype(np.int64))
+
+    def _find(self, n: int, lo: int, hi: int, m: int | None) -> np.ndarray:
+        """Ascending offsets of the pages on node n with heat lo..hi; with m, only the first m of them."""
+        code = self.code
+        t = code.dtype.type
+        base, span = t(n * 256 + lo), t(hi - lo)
+        if m is None or m >= int(self.levels[n, lo:hi + 1].sum()):
+            return np.flatnonzero(code == base if not span else (code - base) <= span)
+        found, start, step = [], 0, self._CHUNK
+        while m > 0 and start < code.size:
+            seg = code[start:start + step]
+            hit = np.flatnonzero(seg == base if not span else (seg - base) <= span)[:m]
+            found.append(hit + start)
+            m -= hit.size
+            start += step
+            step *= 2
+        return np.concatenate(found)

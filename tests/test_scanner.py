@@ -125,20 +125,67 @@ def test_sim_host_rejects_bad_batches_whole_and_replays_retried_batch_ids():
     sh.host.check_invariants()
 
 
-@pytest.mark.parametrize("hottest", [True, False])
-@pytest.mark.parametrize("k", [1, 100, 4096, 70000])
-def test_candidate_picking_equals_a_full_sort_by_heat_then_page(hottest, k):
-    from pagetide.agent.scanner import pick
+def test_fold_is_the_docstring_formula_for_every_heat_refs_and_scans():
+    """Every heat byte x refs 0..scans x scans 0..15, refs as the scanner's uint8 and as int64, against the
+    formula in plain integers; fold_target with chmu's uint16 targets too."""
+    from pagetide.agent.scanner import fold, fold_target
 
-    rng = np.random.default_rng(k)
-    heat = rng.integers(0, 256, 50000).astype(np.uint8)
-    heat[rng.random(50000) < 0.5] = 0
-    node = rng.integers(0, 2, 50000)
-    pages = np.flatnonzero(rng.random(50000) < 0.8)
-    c = pick(pages, heat, node, k, hottest)
+    heat, refs = np.meshgrid(np.arange(256), np.arange(16), indexing="ij")
+    heat, refs = heat.ravel(), refs.ravel()
+    for scans in range(16):
+        n = max(1, scans)
+        ok = refs <= n
+        h, r = heat[ok], refs[ok]
+        target = (r * 15 + n // 2) // n * 16
+        want = (h + target + (target > h)) // 2
+        for dtype in (np.uint8, np.int64):
+            got = fold(h.astype(np.uint8), r.astype(dtype), scans)
+            assert got.dtype == np.uint8 and got.tolist() == want.tolist(), (scans, dtype)
+        got = fold_target(h.astype(np.uint8), target.astype(np.uint16))
+        assert got.tolist() == want.tolist()
+
+
+def _sorted_lists(pages, heat, node, k, hottest):
+    """The definition of a candidate list: the pages sorted by heat (hottest or coldest first), then by offset,
+    the first k; a hot list keeps no page of heat 0."""
     key = -heat[pages].astype(int) if hottest else heat[pages].astype(int)
     ref = pages[np.lexsort((pages, key))][:k]
-    if hottest:
-        ref = ref[heat[ref] > 0]
-    assert c.pages.tolist() == ref.tolist()
-    assert c.heat.tolist() == heat[ref].tolist() and c.node.tolist() == node[ref].tolist()
+    return ref[heat[ref] > 0] if hottest else ref
+
+
+@pytest.mark.parametrize("k", [0, 1, 100, 4096, 70000])
+@pytest.mark.parametrize("layout", ["spread", "ties", "idle", "int64-nodes", "three-tier"])
+def test_tenant_heat_lists_and_histogram_equal_a_full_sort_by_heat_then_page(k, layout):
+    from pagetide.agent.scanner import tenant_heat
+
+    rng = np.random.default_rng(k)
+    n = 300_000                                   # several of tenant_heat's chunks when a list reads a tie
+    heat = rng.integers(0, 256, n).astype(np.uint8)
+    if layout == "ties":
+        heat = rng.choice(np.array([0, 16, 120, 240], dtype=np.uint8), n)
+    elif layout == "idle":
+        heat[rng.random(n) < 0.97] = 0
+    nr_nodes = 4 if layout == "three-tier" else 3
+    is_fast = np.array([True, False, True, False][:nr_nodes])      # DRAM on nodes 0 and 2
+    tier = np.array([0, 1, 0, 2]) if layout == "three-tier" else None
+    node = rng.integers(-2, nr_nodes, n)          # -1: not present, -2: swapped out
+    node = node if layout == "int64-nodes" else node.astype(np.int8)
+    th = tenant_heat("vm", heat, node, is_fast, k, max_hot_fast=k // 2, tier=tier)
+    on = node >= 0
+    ref_hist = np.zeros((nr_nodes, HEAT_BINS), dtype=np.int64)
+    np.add.at(ref_hist, (node[on], heat[on] >> 4), 1)
+    assert (th.hist == ref_hist).all()
+    fast = np.flatnonzero(on & is_fast[np.maximum(node, 0)])
+    slow = np.flatnonzero(on & ~is_fast[np.maximum(node, 0)])
+    want = [(th.hot_slow, slow, k, True), (th.cold_fast, fast, k, False), (th.hot_fast, fast, k // 2, True)]
+    if tier is not None:
+        rank = np.where(on, tier[np.maximum(node, 0)], -1)
+        (b, up, cold, hot), = th.lower
+        assert b == 1
+        want += [(up, np.flatnonzero(rank > 1), k, True), (cold, np.flatnonzero(rank == 1), k, False),
+                 (hot, np.flatnonzero(rank == 1), k // 2, True)]
+    for c, pages, kk, hottest in want:
+        ref = _sorted_lists(pages, heat, node, kk, hottest)
+        assert c.pages.tolist() == ref.tolist()
+        assert c.heat.tolist() == heat[ref].tolist() and c.node.tolist() == node[ref].tolist()
+        assert c.node.dtype == np.int64
