@@ -50,6 +50,24 @@ def test_expected_accesses_are_the_probabilities_times_ticks_and_rate_bit_for_bi
         assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), (kind, start, n)
 
 
+@pytest.mark.parametrize("scan_rate", [None, 1e3, 2e5])
+@pytest.mark.parametrize("hot_share", [0.5, 0.0, 1.0])
+def test_scan_hot_expected_sum_is_the_generic_sum_bit_for_bit_in_float64(scan_rate, hot_share):
+    """scan+hot's sparse sum of its moving distribution against the generic sum of every tick's array, in
+    float64 (float32 rounding could hide a reassociated sum): a slow scan (pages sampled several times a
+    tick), the default, and one looping over the cold pages several times an epoch (pages passed in several
+    ticks)."""
+    spec = {"type": "scan+hot", "rate": "7.3M/s", "hot_share": hot_share, "samples": 512}
+    w = make_workload({**spec, "scan_rate": scan_rate} if scan_rate else spec, 2061, 7, 0.1)   # 103 hot pages:
+    # 10 and 7 additions of a hot page's share differ from the products
+    scale = w.rate * w.tick_s
+    for start, n in ((0, 10), (37, 10), (95, 7), (5, 1)):
+        got, ref = np.full(w.npages, np.nan), np.full(w.npages, np.nan)
+        w._expected_sum(start, n, scale, got)
+        Workload._expected_sum(w, start, n, scale, ref)
+        assert np.array_equal(got.view(np.uint64), ref.view(np.uint64)), (start, n)
+
+
 def test_the_registry_holds_the_whole_suite():
     assert sorted(WORKLOADS) == sorted([*ALL_TYPES, "trace"])  # trace replay: tests/test_traces.py
     for name, cls in WORKLOADS.items():
