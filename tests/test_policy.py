@@ -385,3 +385,33 @@ def test_a_working_set_that_moves_off_dram_is_swapped_in_one_round_and_a_stable_
     stable = make_policy("pagetide", period_seconds=1.0)
     stable.plan(phase_host(5, 7).view(), {}, NO_RESERVE)
     assert stable.plan(phase_host(5, 7).view(), {}, NO_RESERVE).promote_bytes == 0
+
+
+def test_narrow_swaps_take_pages_one_bin_less_than_the_gap_apart_where_the_dram_page_has_heat():
+    gap = PolicyParams().hysteresis_bins
+    params = PolicyParams(reserve=0.0, sw_young=False)
+    view = balanced(slow_heat=80 + 16 * (gap - 1)).view()      # DRAM bin 5, PMEM bin 5 + gap - 1
+    assert plan_host(view, {}, params).promote_bytes == 0
+    plan = plan_host(view, {}, params, narrow=frozenset({"vm0"}))
+    assert plan.promote_bytes == plan.demote_bytes == 16 * MiB
+    # two bins less than the gap is still too close
+    assert plan_host(balanced(slow_heat=80 + 16 * (gap - 2)).view(), {}, params,
+                     narrow=frozenset({"vm0"})).promote_bytes == 0
+    # a DRAM page at heat 0 keeps the full gap
+    m = one_socket(dram=17 * MiB)
+    m.add("vm0", np.concatenate([np.zeros(4096), np.full(4096, 16 * (gap - 1) + 8)]),
+          np.concatenate([np.zeros(4096), np.ones(4096)]))
+    assert plan_host(m.view(), {}, params, narrow=frozenset({"vm0"})).promote_bytes == 0
+
+
+def test_the_policy_makes_narrow_swaps_only_after_a_vms_first_rounds_and_not_when_switched_off():
+    from pagetide.controller.policies import make_policy
+    from pagetide.controller.policies.pagetide import NARROW_AFTER
+    gap = PolicyParams().hysteresis_bins
+    view = balanced(slow_heat=80 + 16 * (gap - 1)).view()
+    params = PolicyParams(reserve=0.0, sw_young=False)
+    pol = make_policy("pagetide", period_seconds=1.0)
+    promoted = [pol.plan(view, {}, params).promote_bytes for _ in range(NARROW_AFTER + 2)]
+    assert promoted == [0] * NARROW_AFTER + [16 * MiB] * 2
+    off = make_policy("pagetide", period_seconds=1.0, narrow_swaps=False)
+    assert [off.plan(view, {}, params).promote_bytes for _ in range(NARROW_AFTER + 2)] == [0] * (NARROW_AFTER + 2)

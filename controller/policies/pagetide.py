@@ -28,10 +28,11 @@ The round, in four steps:
    and swap hot slow pages for cold DRAM pages while they differ by at least `hysteresis_bins` (the seed
    daemon's anti-thrash gap) -- or PHASE_GAP levels for a tenant whose working set just moved off DRAM
    (its DRAM-resident share of estimated accesses fell by PHASE_DROP since the last round), so a phase
-   change is followed in one round instead of two; a stable set keeps the gap and does not churn. Then idle
-   swaps, without the gap: DRAM pages idle for good (thrash.py says which) for the next slow pages of
-   IDLE_SWAP_BIN or hotter. Promotions never exceed the room above watermark + reserve that free memory and
-   this plan's demotions provide.
+   change is followed in one round instead of two; a stable set keeps the gap and does not churn. Then narrow
+   swaps, one bin less than the gap, where the DRAM page has heat -- a DRAM page at heat 0 keeps the full
+   gap -- once the tenant's heat has folded NARROW_AFTER periods; then idle swaps, without the gap: DRAM
+   pages idle for good (thrash.py says which) for the next slow pages of IDLE_SWAP_BIN or hotter. Promotions
+   never exceed the room above watermark + reserve that free memory and this plan's demotions provide.
 4. Budget. Demotions that bring tenants down to their targets come first (they make the room), then fills
    and swaps by weighted heat gain per byte moved, within `max_bytes_per_round`. Batches of at most
    `batch_bytes` and one target node each, in execution order: demotions, promotions, then MPOL_MF_SW_YOUNG
@@ -126,6 +127,18 @@ PHASE_GAP = 1.0
 # idle VM's active tail, bins 1-2, in the slow tier behind its never-touched DRAM). Bin 2, not 1: a page seen
 # in one scan only (a streaming scan's, once per loop) reads bin 1. Which VMs and pages: thrash.py.
 IDLE_SWAP_BIN = 2
+
+# Narrow swaps. Where DRAM is scarce its coldest pages are warm: the DRAM cut falls mid-scale, where the seed's
+# gap leaves slow pages two bins hotter than DRAM pages in the slow tier (DRAM 1/8 of a drifting Zipf: 0.339 of
+# the per-epoch oracle with the gap, 0.357 with one bin less). Past the gap, pairs
+# whose DRAM page has heat (bin >= 1) also swap at NARROW_GAP_LESS bins less than the gap. A DRAM page at heat
+# 0 keeps the full gap (or an idle swap): it is the coldest in DRAM, and in a drifting or cyclic ranking the
+# longest-idle pages are the next to turn hot (a drifting Zipf at DRAM 1/2 where those are demoted for pages
+# two bins warmer: 0.620 -> 0.592). Only after a tenant's first NARROW_AFTER rounds: until the halving fold
+# has folded that many periods, its heat still ranks its start (first touch sets every page's A bit; sort's and
+# sqlite-index's trace hosts at DRAM 1/2 lose 0.010 and 0.008 to narrow swaps in their first rounds).
+NARROW_GAP_LESS = 1
+NARROW_AFTER = 3
 
 MIN_GAP_LEVELS = 0.25     # a swap's least level difference, whatever the window: about one bin of the log scale
 
@@ -233,11 +246,14 @@ _MOVE = {"tenant": np.int64, "hot_addr": np.uint64, "hot_node": np.int64, "cold_
 def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bool,
                   params: PolicyParams, can_promote: bool = True, min_bin: int | None = None,
                   rate: np.ndarray = BIN_RATE, level: np.ndarray | None = None,
-                  swap_gap: float | None = None, idle_pages: np.ndarray | None = None) -> tuple[dict, dict]:
+                  swap_gap: float | None = None, idle_pages: np.ndarray | None = None,
+                  narrow: bool = False) -> tuple[dict, dict]:
     """What would bring tenant v to its target, before the budget and room limits: demotions down to the
     target (`gap` < 0), and fills up to it (`gap` > 0) plus hysteresis-guarded swaps. `min_bin`: the
-    coldest bin promoted (default params.min_promote_bin). `idle_pages`: sorted addresses of DRAM pages idle
-    long enough (thrash.IdleAge) to give way to slow pages of IDLE_SWAP_BIN or hotter without the hysteresis."""
+    coldest bin promoted (default params.min_promote_bin). `narrow`: past the hysteresis, pairs whose DRAM
+    page has heat also swap at NARROW_GAP_LESS bins less (with the seed's fixed gap). `idle_pages`: sorted
+    addresses of DRAM pages idle long enough (thrash.IdleAge) to give way to slow pages of IDLE_SWAP_BIN or
+    hotter without the hysteresis."""
     ps = t.page_size
     h_addr, h_bin, h_node = sorted_candidates(t.hot_slow, hottest=True)
     h_lvl = _levels(h_bin, level)
@@ -256,6 +272,13 @@ def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bo
     m = min(h_addr.size - n_fill, c_addr.size - n_down)
     ok = _differ(h_lvl[n_fill:n_fill + m], c_lvl[n_down:n_down + m], t.window_scans, params, swap_gap)
     n_swap = m if ok.all() else int(np.argmin(ok))
+    if narrow and swap_gap is None and n_swap < m:
+        # narrow swaps: the pairs go on while one bin less separates them and the DRAM page has heat (the
+        # differences only shrink along the pairs, so they are a prefix too)
+        hs, cs = slice(n_fill + n_swap, n_fill + m), slice(n_down + n_swap, n_down + m)
+        less = max(1, params.hysteresis_bins - NARROW_GAP_LESS)
+        ok = _differ(h_lvl[hs], c_lvl[cs], t.window_scans, params, less) & (c_bin[cs] >= 1)
+        n_swap += ok.size if ok.all() else int(np.argmin(ok))
     h_sw = np.arange(n_fill, n_fill + n_swap)
     c_sw = np.arange(n_down, n_down + n_swap)
     if idle_pages is not None and idle_pages.size:
@@ -363,20 +386,23 @@ def _balance_demotions(view: HostView, excess: float, rate: np.ndarray, weight: 
 
 def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams(),
               moving: frozenset[str] = frozenset(), dram_cap: float | None = None,
-              idle_swaps: Mapping[str, np.ndarray] | None = None) -> Plan:
+              idle_swaps: Mapping[str, np.ndarray] | None = None, narrow: frozenset[str] = frozenset()) -> Plan:
     """The migration plan for one host this round. `moving`: tenants whose working set is moving (see
-    `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. `idle_swaps`:
-    per tenant, sorted addresses of DRAM pages idle long enough to give way to slow pages of IDLE_SWAP_BIN or
-    hotter without the hysteresis (`PagetidePolicy` asks thrash.py which). `dram_cap`: the most of the host's
+    `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. `narrow`: tenants
+    that also make narrow swaps (NARROW_GAP_LESS bins less than the hysteresis, DRAM pages with heat only;
+    `PagetidePolicy` names those past their first NARROW_AFTER rounds). `idle_swaps`: per tenant, sorted
+    addresses of DRAM pages idle long enough to give way to slow pages of IDLE_SWAP_BIN or hotter without the
+    hysteresis (`PagetidePolicy` asks thrash.py which). `dram_cap`: the most of the host's
     estimated accesses DRAM should serve (loaded-latency balancing; None: no cap). Raises
     ValueError on an invalid policy (naming the VM), a policy for a tenant not in the view, or params the
     view's pages do not fit."""
-    return _plan_host(view, policies, params, moving, dram_cap, idle_swaps or {})[0]
+    return _plan_host(view, policies, params, moving, dram_cap, idle_swaps or {}, narrow)[0]
 
 
 def _plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams, moving: frozenset[str],
                dram_cap: float | None,
-               idle_swaps: Mapping[str, np.ndarray]) -> tuple[Plan, dict[str, Moved], dict[str, Moved]]:
+               idle_swaps: Mapping[str, np.ndarray],
+               narrow: frozenset[str] = frozenset()) -> tuple[Plan, dict[str, Moved], dict[str, Moved]]:
     """`plan_host`, and per tenant the pages it promotes and demotes: all of them, and those of the swaps that
     only `idle_swaps` allowed (for the thrash guard)."""
     validate_params(params, view)
@@ -430,7 +456,8 @@ def _plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyP
                            can_demote and not frozen[v] and pols[v].pinned_tier != "dram", params,
                            can_promote=not frozen[v] and pols[v].pinned_tier != "slow",
                            min_bin=0 if pols[v].pinned_tier == "dram" else None, rate=rate, level=level,
-                           swap_gap=PHASE_GAP if t.name in moving else None, idle_pages=idle_swaps.get(t.name))
+                           swap_gap=PHASE_GAP if t.name in moving else None, idle_pages=idle_swaps.get(t.name),
+                           narrow=t.name in narrow)
              for v, t in enumerate(view.tenants)]
     down = _concat([p[0] for p in parts], _DOWN)
     mv = _concat([p[1] for p in parts], _MOVE)
@@ -533,7 +560,8 @@ class PagetidePolicy(PlacementPolicy):
     name for this host (the migration budget and batch size stay the controller's), and `mark_every` spaces
     the MPOL_MF_SW_YOUNG marking rounds: PG_referenced stays set until reclaim scans the page, so re-marking
     the same hot pages every period only costs page walks. State: the round count, each tenant's last
-    `dram_heat_share` (a drop of PHASE_DROP marks its working set as moving for the round), and the idle
+    `dram_heat_share` (a drop of PHASE_DROP marks its working set as moving for the round) and its rounds
+    since it was first seen (narrow swaps wait NARROW_AFTER of them), and the idle
     swaps' address histories (thrash.py: which idle pages stay idle, which idle swaps were moved back)."""
     name = "pagetide"
     OPTIONS = {
@@ -556,6 +584,9 @@ class PagetidePolicy(PlacementPolicy):
         "idle_rounds": Option(integer(0), 2, "rounds a DRAM page must stay at heat 0 before an idle swap takes it"),
         "thrash_guard": Option(flag(), True, "stop a VM's idle swaps for a while when the pages they moved are "
                                              "moved back (thrash.py)"),
+        "narrow_swaps": Option(flag(), True, f"also swap pages {NARROW_GAP_LESS} bin less apart than the hysteresis "
+                                             "where the DRAM page has heat, after a VM's first "
+                                             f"{NARROW_AFTER} rounds"),
     }
     _PARAMS = ("reserve", "hysteresis_bins", "hysteresis_z", "min_promote_bin", "sw_young", "max_mark_pages")
 
@@ -571,6 +602,7 @@ class PagetidePolicy(PlacementPolicy):
         self.mark_every = self.options["mark_every"]
         self.rounds = 0
         self.dram_share: dict[str, float] = {}     # per tenant, last round's `dram_heat_share`
+        self.tenant_rounds: dict[str, int] = {}    # per tenant, rounds planned since it was first seen
         self.cap_lo, self.cap_hi = 0.0, 1.0        # the loaded-latency search's bounds on DRAM's access share
         self.guard = ThrashGuard()
         self.idle_age = IdleAge(self.options["idle_rounds"])
@@ -591,11 +623,15 @@ class PagetidePolicy(PlacementPolicy):
             idle = {}
         elif self.options["thrash_guard"]:
             idle = {n: a for n, a in idle.items() if not self.guard.throttled(n)}
+        self.tenant_rounds = {t.name: self.tenant_rounds.get(t.name, 0) for t in view.tenants}
+        narrow = frozenset(n for n, r in self.tenant_rounds.items()
+                           if self.options["narrow_swaps"] and r >= NARROW_AFTER)
         plan, moved, idle_moved = _plan_host(view, policies, self._params(params), moving, self._dram_cap(view),
-                                             idle)
+                                             idle, narrow)
         self.guard.end_round(moved, idle_moved)
         self.idle_age.note_demoted({n: d for n, (_, d) in moved.items()})
         self.dram_share = share
+        self.tenant_rounds = {n: r + 1 for n, r in self.tenant_rounds.items()}
         self.rounds += 1
         return plan
 
