@@ -1,4 +1,5 @@
-"""The controller: reconciles every host on its own through one HostProxy actor per host, keeps users' VM
+"""The controller: reconciles every host on its own through HostProxy actors (each serving up to
+`hosts_per_proxy` hosts, a HostClient per host), keeps users' VM
 policies and migration pauses (durably, in its PolicyStore), publishes events, and exports Prometheus
 metrics.
 
@@ -11,8 +12,11 @@ again) at its next answer. State is bounded: per host a window of the last `hist
 running totals, never every round. Time passes by itself: the controller never advances a host's clock, so a
 simulation harness drives simulated hosts and the controller acts on each period as it completes.
 
-Proxy actors are spread over the nodes of the Ray cluster (scheduling strategy SPREAD): on a multi-node
-cluster each node serves a share of the hosts.
+Proxy actors are spread over the nodes of the Ray cluster (scheduling strategy SPREAD), at least one per
+node: on a multi-node cluster each node serves a share of the hosts. Packing hosts into an actor keeps their
+loops apart (each host's calls, locks, deadlines and misses are its own); an actor that dies is restarted
+by Ray and its hosts' next rounds start afresh (level-triggered), its hosts' calls meanwhile counting as
+misses.
 
 Policies and pauses are written to the store before they take effect in memory (a failed write changes
 nothing), and a controller started on the same store restores all of them, also for hosts that are down at
@@ -35,7 +39,7 @@ from pagetide.common.security import ClientSecurity, client_channel
 from pagetide.controller.events import EventHub
 from pagetide.controller.metrics import Metrics
 from pagetide.controller.policies import PolicyParams, VmPolicy, make_policy
-from pagetide.controller.proxy import RPC_TIMEOUT, HostProxy, RoundResult
+from pagetide.controller.proxy import HOSTS_PER_PROXY, RPC_TIMEOUT, HostProxy, RoundResult, proxy_groups
 from pagetide.controller.store import CLUSTER, PolicyStore
 from pagetide.v1 import agent_pb2, agent_pb2_grpc
 
@@ -107,14 +111,18 @@ class Controller:
                  bandwidth: float | None = None, pace: bool = False, metrics: Metrics | None = None,
                  policy: str = "pagetide", policy_options: dict | None = None, down_after: int = DOWN_AFTER,
                  wait: float = WAIT_SECONDS, on_round: Callable[[RoundResult], None] | None = None,
-                 store: PolicyStore | None = None, agent_security: ClientSecurity | None = None):
+                 store: PolicyStore | None = None, agent_security: ClientSecurity | None = None,
+                 hosts_per_proxy: int = HOSTS_PER_PROXY):
         """hosts: host id -> agent address. bandwidth: each host's migration limit in bytes/s: a byte budget of
         bandwidth x period per round, and with `pace` the pushes are paced to it in wall time. policy: a name
         in policies.POLICIES, one object per host (ValueError if unknown or an option is invalid).
         on_round: called with every host round's result (a harness collecting them). store: where policies
         and pauses persist, read now (the caller closes it); None: an in-memory one, lost at shutdown.
-        agent_security: the token and TLS the proxies call agents with."""
+        agent_security: the token and TLS the proxies call agents with. hosts_per_proxy: hosts one proxy actor
+        serves at most (ValueError if < 1); 1 is an actor per host."""
         make_policy(policy, **(policy_options or {}))      # reject a bad name or option here, not in the actors
+        proxy_groups([], hosts_per_proxy)                  # reject a bad count here
+        self.hosts_per_proxy = hosts_per_proxy
         self.policy, self.policy_options = policy, dict(policy_options or {})
         self.agent_security = agent_security
         self.params = params
@@ -126,7 +134,7 @@ class Controller:
         self.wait = wait
         self.on_round = on_round
         self.hosts = {h: HostState(h, addr) for h, addr in hosts.items()}
-        self.proxies: dict = {}            # host id -> HostProxy actor, made at start()
+        self.proxies: dict = {}            # host id -> the HostProxy actor serving it (shared), made at start()
         self.store = store if store is not None else PolicyStore()
         self._own_store = store is None
         stored = self.store.policies()
@@ -146,12 +154,15 @@ class Controller:
         return {h: s.topology for h, s in self.hosts.items() if s.topology is not None}
 
     async def start(self, timeout: float = 2 * RPC_TIMEOUT) -> None:
-        """Start a HostProxy actor per host, read every host's topology (a host that does not answer in time
-        starts down and is retried by its loop), then start the per-host loops."""
-        self.proxies = {h: HostProxy.options(scheduling_strategy="SPREAD").remote(s.address, h, self.policy,
-                                                                                  self.policy_options,
-                                                                                  self.agent_security)
-                        for h, s in self.hosts.items()}
+        """Start the HostProxy actors (hosts_per_proxy hosts each at most, at least one per Ray node), read
+        every host's topology (a host that does not answer in time starts down and is retried by its loop),
+        then start the per-host loops."""
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        self.proxies = {}
+        for group in proxy_groups(list(self.hosts), self.hosts_per_proxy, nodes):
+            actor = HostProxy.options(scheduling_strategy="SPREAD", max_restarts=-1).remote(
+                {h: self.hosts[h].address for h in group}, self.policy, self.policy_options, self.agent_security)
+            self.proxies.update(dict.fromkeys(group, actor))
         async def first(h: str) -> None:
             try:
                 await self._read_topology(h, timeout)
@@ -165,7 +176,7 @@ class Controller:
     async def _read_topology(self, h: str, timeout: float) -> None:
         """Read the host's topology through its proxy; a new incarnation (the agent restarted) is a new host
         whose periods count from 1 again."""
-        raw = await asyncio.wait_for(self.proxies[h].topology.remote(), timeout)
+        raw = await asyncio.wait_for(self.proxies[h].topology.remote(h), timeout)
         self._set_topology(self.hosts[h], raw)
 
     @staticmethod
@@ -243,7 +254,7 @@ class Controller:
                 if not state.up:
                     await self._read_topology(h, 2 * RPC_TIMEOUT)
                 res = await asyncio.wait_for(
-                    proxy.reconcile.remote(self.policies[h], self.host_params(h), self.max_candidates,
+                    proxy.reconcile.remote(h, self.policies[h], self.host_params(h), self.max_candidates,
                                            self.bandwidth if self.pace else None, self.wait, self.paused(h)),
                     self.wait + 4 * RPC_TIMEOUT)
             except asyncio.CancelledError:
@@ -341,7 +352,7 @@ class Controller:
         self._tasks = []
 
     def shutdown(self) -> None:
-        for p in self.proxies.values():
+        for p in {id(p): p for p in self.proxies.values()}.values():
             ray.kill(p)
         if self._own_store:
             self.store.close()

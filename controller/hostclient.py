@@ -1,7 +1,7 @@
 """The controller's view of one host over gRPC, without Ray: it waits for the host's next scan period, turns
 the heat report into a plan with the host's placement policy, and pushes the plan's move_pages batches (at
-most 4 MiB each) within a bandwidth limit. controller/proxy.py runs one in a Ray actor per host; a guest or a
-test runs it as it is.
+most 4 MiB each) within a bandwidth limit. controller/proxy.py runs them in Ray actors (one or many hosts per
+actor); a guest or a test runs one as it is.
 
 Level-triggered: a round reads the host's state afresh, so a lost batch or a restart is healed by the next
 round; batch ids make a retried MovePages idempotent. Every RPC carries a deadline. A host whose agent
@@ -64,7 +64,8 @@ class RoundResult:
     accessed_page_scans: dict[str, int] = field(default_factory=dict)   # per VM: (page, scan) pairs found accessed
     node_loaded_read_latency_ns: tuple[float, ...] = ()  # per node: the report's loaded latency, () none
     node_id: str = ""                    # the Ray node that ran the round
-    cpu_seconds: float = 0.0             # CPU of the proxy's process from the report's arrival to the last move
+    cpu_seconds: float = 0.0             # CPU of the proxy's process in this round's own steps, report to last move (not
+                                         # while it waits on an RPC: other hosts of the actor run then)
     paused: bool = False                 # migration paused: planned, nothing pushed
     restarted: bool = False              # no round: the host's agent restarted (a new incarnation), seen afresh
     topology: bytes = b""                # the host's tenants changed (a new tenant generation) or its agent
@@ -162,8 +163,11 @@ class HostClient:
         if report.period == 0:                   # no complete period yet: every heat is 0
             return None
         changed = report.tenant_generation != self.topology.tenant_generation
+        cpu = 0.0                                # this round's CPU: its own steps, not other hosts' meanwhile
         if changed:                              # VMs arrived, left or resized: the same host, other tenants
+            cpu += time.process_time() - c0
             await self.get_topology()
+            c0 = time.process_time()
         self.last_period = report.period
         self.round_no += 1
         res = RoundResult(host_id=self.host_id, period=report.period,
@@ -204,7 +208,9 @@ class HostClient:
                                           sw_young=b.sw_young) for b in chunk])
             start = time.perf_counter()
             res.move_request_bytes += req.ByteSize()
+            cpu += time.process_time() - c0
             resp = await self.stub.MovePages(req, timeout=RPC_TIMEOUT)
+            c0 = time.process_time()
             res.batches += len(chunk)
             moved_total = 0
             for b, out in zip(chunk, resp.results):
@@ -222,9 +228,11 @@ class HostClient:
             if bandwidth and moved_total:
                 pause = moved_total / bandwidth - (time.perf_counter() - start)
                 if pause > 0:
+                    cpu += time.process_time() - c0
                     await asyncio.sleep(pause)
+                    c0 = time.process_time()
         res.report_seconds, res.plan_seconds, res.move_seconds = t1 - t0, t2 - t1, time.perf_counter() - t2
-        res.cpu_seconds = time.process_time() - c0
+        res.cpu_seconds = cpu + time.process_time() - c0
         return res
 
     async def close(self) -> None:

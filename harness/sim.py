@@ -42,6 +42,9 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hosts", type=int,
                    help="a generated fleet of this many hosts (default: the default fleet file, 4)")
     p.add_argument("--agents", type=int, default=2, help="agent processes the hosts are packed into (default 2)")
+    p.add_argument("--hosts-per-proxy", type=int,
+                   help="hosts one controller proxy actor serves at most (default: controller/proxy.py's "
+                        "HOSTS_PER_PROXY; 1: an actor per host)")
     p.add_argument("--duration", type=duration_argument, help="simulated time (default: the fleet's, 60s)")
     p.add_argument("--host-memory", type=size_argument,
                    help="a generated fleet's memory per host, DRAM 1/4 (default 2GiB)")
@@ -155,6 +158,7 @@ async def run_sim(args: argparse.Namespace, security=None, fleet=None) -> dict:
                           metrics=Metrics(per_vm=not args.no_vm_metrics),
                           bandwidth=args.bandwidth, pace=args.realtime,
                           policy=args.policy, policy_options=dict(args.policy_option), store=store,
+                          **({} if args.hosts_per_proxy is None else {"hosts_per_proxy": args.hosts_per_proxy}),
                           on_round=lambda r: per_host.setdefault(r.host_id, []).append(r)) as (ctl, sim):
         server, port = await start_controller_server(ctl, args.controller_listen, security=security)
         try:
@@ -243,6 +247,7 @@ def collect(args, rounds, per_host: dict[str, list], stats: dict, wall: float, c
                       "demoted_bytes": sum(r.demoted_bytes for r in results),
                       "report_bytes_max": max((r.report_bytes for r in results), default=0),
                       "outages": states[h].outages if h in states else 0,
+                      "last_error": states[h].last_error if h in states else "",
                       "invariant_error": st.invariant_error,
                       "vmstat": {f.name: getattr(st.vmstat, f.name) for f in st.vmstat.DESCRIPTOR.fields}})
     secs = sorted(r.seconds for r in rounds) or [0.0]
@@ -364,7 +369,8 @@ def report(res: dict) -> str:
         out += ["", *report_lines(res)]
     faults = [f"{e['host']}: {e['kind']} {e['vm']} at {e['at']:g} s refused: {e['error']}" for e in refused]
     faults += [f"{h['host']}: {h['outages']} outage(s), {res['rounds_lost'].get(h['host'], 0)} round(s) not advanced"
-              for h in res["hosts"] if h.get("outages") or h["host"] in res.get("rounds_lost", {})]
+               + (f"; last error: {h['last_error']}" if h.get("last_error") else "")
+               for h in res["hosts"] if h.get("outages") or h["host"] in res.get("rounds_lost", {})]
     faults += [f"{h}: no answer at the end ({u['status']}; {u['outages']} outage(s); last error: {u['last_error']})"
                for h, u in res.get("unanswered", {}).items()]
     faults += [f"{h['host']}: INCONSISTENT STATE: {h['invariant_error']}" for h in res["hosts"] if h.get("invariant_error")]
@@ -462,7 +468,10 @@ def main(args: argparse.Namespace) -> int:
     except SecurityError as e:
         print(f"pagetide sim: {e}", file=sys.stderr)
         return 2
-    refused = metrics_errors(args) or advice_error(args) or listen_error(
+    per_proxy = args.hosts_per_proxy
+    refused = metrics_errors(args) or advice_error(args) or (
+        f"--hosts-per-proxy: must be at least 1, not {per_proxy}" if per_proxy is not None and per_proxy < 1
+        else None) or listen_error(
         args.controller_listen, security, "--controller-listen", "controller-")
     if refused:
         print(f"pagetide sim: {refused}", file=sys.stderr)

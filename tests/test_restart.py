@@ -41,7 +41,8 @@ def test_a_topology_read_that_sees_a_new_incarnation_starts_the_policy_and_perio
 def test_the_controller_forgets_the_last_period_of_a_host_whose_agent_restarted():
     ctl = Controller({"h0": "127.0.0.1:1"})
     answers = [topology(7), topology(7), topology(8)]
-    async def remote():
+    async def remote(host_id):
+        assert host_id == "h0"
         return answers.pop(0).SerializeToString()
     ctl.proxies = {"h0": SimpleNamespace(topology=SimpleNamespace(remote=remote))}
 
