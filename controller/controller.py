@@ -315,14 +315,15 @@ class Controller:
             self._changed.notify_all()
 
     async def wait_reconciled(self, periods: dict[str, int], timeout: float | None = None,
-                              back: frozenset[str] | set[str] = frozenset()) -> bool:
+                              back: frozenset[str] | set[str] = frozenset(), down_too: bool = False) -> bool:
         """Wait until every named host that is up has acted on its given period (hosts down are not waited
-        for); False if `timeout` passed first. Hosts in `back` (the caller has just seen them answer again
+        for, unless `down_too`: a benchmark, whose rounds must cover every host, waits while the host's loop
+        retries); False if `timeout` passed first. Hosts in `back` (the caller has just seen them answer again
         after an absence) are waited for even while down, for at most BACK_GRACE seconds: long enough for the
         host's loop to find its agent again, so a returning host's first periods are not left unmanaged."""
         def done(grace: bool) -> bool:
             # a host back but down here still has its old incarnation's last period: wait for it to be up
-            return all((self.hosts[h].last_period >= p or self.hosts[h].status == "down") and
+            return all((self.hosts[h].last_period >= p or (self.hosts[h].status == "down" and not down_too)) and
                        not (grace and h in back and self.hosts[h].status != "up")
                        for h, p in periods.items())
         loop = asyncio.get_running_loop()

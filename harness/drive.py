@@ -16,6 +16,7 @@ from pagetide.controller.controller import Controller
 from pagetide.harness.agents import AgentProcess, SimulationClient, stop_agents
 
 ROUND_TIMEOUT = 120.0      # seconds a fleet round may take before the harness moves on without a host
+STRICT_ROUND_TIMEOUT = 900.0   # a benchmark's round: its hosts' loops retry (down or not) until this passes
 
 
 class IncompleteRound(RuntimeError):
@@ -61,8 +62,9 @@ async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int,
     ends first); with `pace` (seconds) each round takes at least that long in wall time (for watching live).
     A host whose agent does not answer is left out of the rounds until it answers again; the round it is back
     in waits (a few seconds at most) for the controller to take it back too. With `strict` (a benchmark,
-    whose results must cover every round on every host) a host that did not advance, or whose period the
-    controller did not act on within ROUND_TIMEOUT, ends the drive with IncompleteRound instead."""
+    whose results must cover every round on every host) every host is waited for, down or not, while the
+    controller's loop for it retries; one that did not advance, or whose period the controller did not act
+    on within STRICT_ROUND_TIMEOUT, ends the drive with IncompleteRound instead."""
     out = []
     for i in range(rounds):
         if stop is not None and stop.is_set():
@@ -73,12 +75,16 @@ async def drive(ctl: Controller, sim: SimulationClient, rounds: int, ticks: int,
         if strict and failed:
             raise IncompleteRound(f"round {i + 1}: hosts did not advance: "
                                   + "; ".join(f"{h}: {why}" for h, why in sorted(failed.items())))
-        await ctl.wait_reconciled({h: r.period for h, r in answers.items()}, ROUND_TIMEOUT, back=sim.back)
+        timeout = STRICT_ROUND_TIMEOUT if strict else ROUND_TIMEOUT
+        await ctl.wait_reconciled({h: r.period for h, r in answers.items()}, timeout, back=sim.back,
+                                  down_too=strict)
         if strict:
             behind = sorted(h for h, r in answers.items() if ctl.hosts[h].last_period < r.period)
             if behind:
                 raise IncompleteRound(f"round {i + 1}: the controller did not act on the period of "
-                                      f"{', '.join(behind)} within {ROUND_TIMEOUT:.0f} s")
+                                      f"{', '.join(behind)} within {timeout:.0f} s ("
+                                      + "; ".join(f"{h}: {ctl.hosts[h].status}, last error "
+                                                  f"{ctl.hosts[h].last_error or 'none'}" for h in behind) + ")")
         r = FleetRound(number=i + 1, seconds=time.perf_counter() - a1, advance_seconds=a1 - a0, failed=failed)
         out.append(r)
         if after_round is not None:

@@ -58,11 +58,11 @@ def reconciling(ctl: Controller, lag: set[str]):
     """A stand-in for the controller's loops: every host not in `lag` acts on each period it is given."""
     real = ctl.wait_reconciled
 
-    async def wait(periods, timeout=None, back=frozenset()):
+    async def wait(periods, timeout=None, back=frozenset(), down_too=False):
         for h, p in periods.items():
             if h not in lag:
                 ctl.hosts[h].status, ctl.hosts[h].last_period = "up", p
-        return await real(periods, timeout, back)
+        return await real(periods, timeout, back, down_too)
     ctl.wait_reconciled = wait
     return ctl
 
@@ -107,8 +107,35 @@ async def run_lenient(ctl, sim):
 
 
 def test_a_strict_drive_stops_naming_a_host_the_controller_did_not_act_on(monkeypatch):
-    monkeypatch.setattr(drive_mod, "ROUND_TIMEOUT", 0.05)
+    monkeypatch.setattr(drive_mod, "STRICT_ROUND_TIMEOUT", 0.05)
     ctl = reconciling(Controller({"h0": "127.0.0.1:1", "h1": "127.0.0.1:2"}), {"h1"})
     ctl.hosts["h1"].status = "up"
     with pytest.raises(IncompleteRound, match=r"^round 1: the controller did not act on the period of h1 "):
         asyncio.run(drive(ctl, fake_client({"h0": 0.0, "h1": 0.0}, False), 3, 10, strict=True))
+
+
+def test_a_strict_drive_waits_for_a_host_the_controller_marked_down_until_its_loop_acts(monkeypatch):
+    """Under load a host's RPCs time out and its loop marks it down, then retries: a benchmark waits for the
+    retry (a fleet would go on without the host), and names the host, its status and error if it never acts."""
+    def run(acts_after):
+        ctl = reconciling(Controller({"h0": "127.0.0.1:1", "h1": "127.0.0.1:2"}), {"h1"})
+        ctl.hosts["h1"].status, ctl.hosts["h1"].last_error = "down", "DEADLINE_EXCEEDED"
+
+        async def retry():            # the host's loop, retrying after its backoff
+            await asyncio.sleep(acts_after)
+            async with ctl._changed:
+                ctl.hosts["h1"].status, ctl.hosts["h1"].last_period = "up", 1
+                ctl._changed.notify_all()
+
+        async def go():
+            t = asyncio.create_task(retry())
+            try:
+                return await drive(ctl, fake_client({"h0": 0.0, "h1": 0.0}, False), 1, 10, strict=True)
+            finally:
+                t.cancel()
+        return asyncio.run(go())
+    monkeypatch.setattr(drive_mod, "STRICT_ROUND_TIMEOUT", 2.0)
+    assert [r.number for r in run(0.1)] == [1]
+    monkeypatch.setattr(drive_mod, "STRICT_ROUND_TIMEOUT", 0.05)
+    with pytest.raises(IncompleteRound, match=r"period of h1 within 0 s \(h1: down, last error DEADLINE_EXCEEDED\)"):
+        run(10.0)
