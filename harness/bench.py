@@ -99,7 +99,7 @@ REFERENCES = ("all-DRAM", "per-epoch oracle", "static oracle")
 MIX_VMS = (("vm-web", "zipf", 0.375, 2.0), ("vm-kv", "hotset", 0.25, 1.0), ("vm-idle", "idle-vm", 0.25, 1.0),
            ("vm-batch", "scan+hot", 0.125, 0.5))
 
-TOPOLOGY_WAIT_S = 120          # how long a run waits for every weighted host's topology
+TOPOLOGY_WAIT_S = 120          # how long a run waits for a first host's topology (its ticks per period)
 TICKS_PER_ROUND = 10            # host_scenario's 100 ms ticks in a 1 s period
 SAMPLES = 8192                  # sampled accesses per tick and tenant: half the agent's default, for speed
 
@@ -689,6 +689,7 @@ def trace_pages(names: list[str], rounds: int) -> dict[str, tuple[int, int]]:
 async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -> list[dict]:
     """Every case of the grid under one policy or kernel mode: one Controller, cfg.rounds rounds."""
     from pagetide.controller.policies import VmPolicy
+    from pagetide.controller.store import PolicyStore
     from pagetide.harness.agents import launch_agents, scenario_commands
     from pagetide.harness.drive import IncompleteRound, controlled, drive
 
@@ -698,24 +699,28 @@ async def run_one(run: str, cases: list[HostCase], cfg: SuiteConfig, tmp: str) -
         with open(path, "w") as f:
             yaml.safe_dump(scenario_for(c, run), f, sort_keys=False)
         files.append(path)
-    # strict: every host runs and is reconciled every round (a lagging host would otherwise be set aside and
-    # simulate fewer periods than the others, changing its row with the machine's load)
-    async with controlled(launch_agents(scenario_commands(files, cfg.agents)), set_aside=False,
-                          policy=RUNS[run][0]) as (ctl, sim):
-        # on a loaded machine a host's first topology read can miss the controller's start-up deadline; its
-        # loop reads it again, and the VM weights need it
-        deadline = time.monotonic() + TOPOLOGY_WAIT_S
-        while any(ctl.hosts[c.host_id(run)].topology is None for c in cases if c.weights):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{run}: no topology from some hosts after {TOPOLOGY_WAIT_S} s")
-            await asyncio.sleep(0.2)
-        for c in cases:
-            for vm, w in c.weights.items():
-                ctl.set_policy(c.host_id(run), vm, VmPolicy(weight=w))
-        topo = next(iter(ctl.topologies.values()))
-        ticks = max(1, round(topo.period_ns / topo.tick_ns))
-        await drive(ctl, sim, cfg.rounds, ticks, strict=True)
-        stats = await sim.stats()
+    # the VM weights are in the controller's store before it starts, so every host's first round has them
+    # (set after the start, they reached a host's loop one round late or not, with the machine's load)
+    store = PolicyStore()
+    store.put_policies([(c.host_id(run), vm, VmPolicy(weight=w)) for c in cases for vm, w in c.weights.items()])
+    try:
+        # strict: every host runs and is reconciled every round (a lagging host would otherwise be set aside and
+        # simulate fewer periods than the others, changing its row with the machine's load)
+        async with controlled(launch_agents(scenario_commands(files, cfg.agents)), set_aside=False,
+                              policy=RUNS[run][0], store=store) as (ctl, sim):
+            # on a loaded machine a host's first topology read can miss the controller's start-up deadline; its
+            # loop reads it again
+            deadline = time.monotonic() + TOPOLOGY_WAIT_S
+            while not ctl.topologies:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{run}: no topology from any host after {TOPOLOGY_WAIT_S} s")
+                await asyncio.sleep(0.2)
+            topo = next(iter(ctl.topologies.values()))
+            ticks = max(1, round(topo.period_ns / topo.tick_ns))
+            await drive(ctl, sim, cfg.rounds, ticks, strict=True)
+            stats = await sim.stats()
+    finally:
+        store.close()
     missing = sorted(c.host_id(run) for c in cases if c.host_id(run) not in stats)
     if missing:
         raise IncompleteRound(f"{run}: no accounting from {', '.join(missing)} after the last round")

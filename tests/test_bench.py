@@ -1,5 +1,6 @@
 """`pagetide bench`: the suite's hosts, the report, and one quick end-to-end run."""
 
+import asyncio
 import json
 import math
 
@@ -78,6 +79,27 @@ def test_the_mix_host_has_vms_of_different_sizes_and_weights():
     assert len({t.footprint for t in sc.tenants}) >= 3
     assert len({t.workload["type"] for t in sc.tenants}) == len(sc.tenants)
     assert case.weights == {"vm-web": 2.0, "vm-batch": 0.5}
+
+
+def test_the_vm_weights_are_in_the_controllers_store_before_it_starts(tmp_path, monkeypatch):
+    """Set after the start, the weights reached a host's first round or not with the machine's load (its
+    loop's first reconcile call may already be waiting with no policies): the mix rows changed with load."""
+    import contextlib
+    from pagetide.harness import agents as agents_mod
+    from pagetide.harness import drive as drive_mod
+    seen = {}
+
+    @contextlib.asynccontextmanager
+    async def controlled(agents, **options):
+        seen.update(options["store"].policies())
+        raise RuntimeError("stop here")
+        yield
+    monkeypatch.setattr(drive_mod, "controlled", controlled)
+    monkeypatch.setattr(agents_mod, "launch_agents", lambda commands: [])
+    case = next(c for c in full_suite() if c.workload == "mix")
+    with pytest.raises(RuntimeError, match="stop here"):
+        asyncio.run(bench.run_one("pagetide", [case], bench.SuiteConfig(), str(tmp_path)))
+    assert {vm: p.weight for vm, p in seen[case.host_id("pagetide")].items()} == case.weights
 
 
 def fake_results():
