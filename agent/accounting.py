@@ -33,9 +33,13 @@ a few thousand samples per tick over millions of pages, every page sampled in an
 Sampled accesses are kept per epoch as each tenant's list of sampled pages and counted per distinct page
 (sorting the epoch's samples, not every page); the static oracle keeps two float32 per page (expected and
 sampled totals) and the lag-one oracle its previous choice (one bool per page): accounting state, separate
-from the model's 6 bytes per page. The per-epoch oracle still ranks every page's expected accesses (one
-`argpartition`): which of several equally dense pages it keeps is that partition's choice, and a ranking
-from the sampled pages alone would choose differently.
+from the model's 6 bytes per page. The per-epoch oracle still ranks every page's expected accesses: it finds
+the k-th density (a strided sample brackets it and the densities inside the bracket are partitioned: no
+index array, no copy of every page) and keeps every page denser than it and, of the pages exactly at it, the
+lowest slots (`_smallest`). Ties are common (hotset's cold pages, equal-size
+tenants' Zipf pmfs) and any choice among them gives the per-epoch and static oracles the same expected
+accesses; the lowest-slot rule makes it deterministic, and the lag-one oracle, which serves the previous
+epoch's choice, depends on it.
 """
 
 from __future__ import annotations
@@ -189,10 +193,7 @@ class Recorder:
         h = self.host
         if h.nr_tiers <= 2 and (h.tenant_page_nr == 1).all():
             # base pages only, one budget: the k densest all fit, in any order
-            chosen = np.zeros(h.nr_pages, dtype=bool)
-            cand, _ = self._densest(expected, self.tier_budgets(), scratch)
-            chosen[cand] = True
-            return chosen
+            return self._densest(expected, self.tier_budgets(), scratch)[0]
         return self._assign(expected, scratch) == 0
 
     def _assign(self, expected: np.ndarray, scratch: bool = False) -> np.ndarray:
@@ -203,7 +204,9 @@ class Recorder:
         last = max(1, h.nr_tiers - 1)
         tier = np.full(h.nr_pages, last, dtype=np.int8)
         budgets = self.tier_budgets()
-        cand, neg = self._densest(expected, budgets, scratch)
+        dense, neg = self._densest(expected, budgets, scratch)
+        cand = np.flatnonzero(dense)                       # slot order, so equal densities go lowest slot first
+        del dense
         if cand.size:
             cand = cand[np.argsort(neg[cand], kind="stable")]
             bounds = np.cumsum(np.maximum(budgets, 0))
@@ -211,9 +214,9 @@ class Recorder:
         return tier
 
     def _densest(self, expected: np.ndarray, budgets: np.ndarray, scratch: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The (unordered) slots of the k densest pages by expected accesses per base page, k the base pages of
-        all the budgets (at most every page), and the negated densities (float32 per page; `expected` itself
-        when scratch)."""
+        """A mask of the k densest pages by expected accesses per base page (`_smallest` of the negated
+        densities: of equal densities the lowest slots), k the base pages of all the budgets (at most every
+        page), and the negated densities (float32 per page; `expected` itself when scratch)."""
         h = self.host
         total = int(np.maximum(budgets, 0).sum())
         if (h.tenant_page_nr == 1).all():
@@ -223,11 +226,7 @@ class Recorder:
             for t in h.tenants:
                 np.divide(expected[t.start:t.end], np.float32(t.page_nr), out=neg[t.start:t.end])
             np.negative(neg, out=neg)
-        if total <= 0:
-            return np.empty(0, dtype=np.int64), neg
-        k = min(h.nr_pages, total)                         # no more pages than base pages of budget
-        cand = np.argpartition(neg, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
-        return cand, neg
+        return _smallest(neg, min(h.nr_pages, max(total, 0))), neg   # no more pages than base pages of budget
 
     def _expected(self, n_ticks: int) -> np.ndarray:
         """Expected accesses per page slot over the n_ticks just recorded: the distribution at their middle
@@ -440,6 +439,67 @@ class Recorder:
             tier_share=(tot_tier / tot_acc).tolist() if tot_acc else unserved,
             oracle_tier_share=(tot_tier_oracle / tot_acc).tolist() if tot_acc else unserved,
             lag_oracle_tier_share=(tot_tier_lag / tot_acc).tolist() if tot_acc else unserved)
+
+
+def _kth_smallest(values: np.ndarray, k: int, stride: int = 64) -> tuple:
+    """The k-th smallest of `values` (1 <= k < size, no NaN) and, when at hand, the mask of the values below it
+    (else None). A strided sample brackets it (two of the sample's order statistics around rank k); the values
+    inside the bracket, a few per sample point, are partitioned. If the sample's two bounds are equal, that
+    value is returned unchecked (`_smallest` checks that its tie reaches k); if the bracket misses or the
+    values are few, the whole array is partitioned (a float copy)."""
+    n = values.size
+    sample = values[::stride]
+    m = sample.size
+    if m >= 1024:
+        at = k * m / n
+        margin = 4.0 * np.sqrt(m) + 16
+        lo_r, hi_r = int(max(0, at - margin)), int(min(m - 1, at + margin))
+        part = np.partition(sample, (lo_r, hi_r))
+        lo, hi = part[lo_r], part[hi_r]
+        under = values < lo
+        below = int(np.count_nonzero(under))
+        if below < k:
+            if lo == hi:
+                return lo, under
+            del under
+            band = values[(values >= lo) & (values <= hi)]
+            if below + band.size >= k:
+                return np.partition(band, k - below - 1)[k - below - 1], None
+    return np.partition(values, k - 1)[k - 1], None
+
+
+def _smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the k smallest of `values` (float, no NaN), exactly k: every value below the k-th smallest, and of
+    the values equal to it the lowest slots. The cut is `_kth_smallest` (no index array)."""
+    n = values.size
+    if k <= 0 or k >= n:
+        return np.full(n, k > 0, dtype=bool)
+    cut, under = _kth_smallest(values, k)
+    chosen = _lowest_tied(values, k, cut, values < cut if under is None else under)
+    if chosen is None:                                  # the sample's unchecked cut was below the k-th smallest
+        cut = np.partition(values, k - 1)[k - 1]
+        chosen = _lowest_tied(values, k, cut, values < cut)
+    return chosen
+
+
+def _lowest_tied(values: np.ndarray, k: int, cut, chosen: np.ndarray) -> np.ndarray | None:
+    """`chosen` (the mask of the values below `cut`) with the lowest slots equal to `cut` added up to k in all,
+    or None if fewer than k values are at most `cut`. The tie is read in chunks that double from 64 Ki slots,
+    only as far as it needs."""
+    n = values.size
+    need = k - int(np.count_nonzero(chosen))
+    start, size = 0, 1 << 16
+    while need > 0 and start < n:
+        end = min(n, start + size)
+        tied = values[start:end] == cut
+        found = int(np.count_nonzero(tied))
+        if found > need:
+            tied[np.flatnonzero(tied)[need]:] = False   # past the need-th tied slot of this chunk
+            found = need
+        chosen[start:end] |= tied
+        need -= found
+        start, size = end, size * 2
+    return chosen if need == 0 else None
 
 
 def _tier_nodes(h: Host, home: int) -> list[int]:

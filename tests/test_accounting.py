@@ -5,7 +5,7 @@ oracle's moves from full masks. The sparse bookkeeping must give the same number
 import numpy as np
 import pytest
 
-from pagetide.agent.accounting import Recorder
+from pagetide.agent.accounting import Recorder, _kth_smallest, _smallest
 from pagetide.agent.host import Host
 from pagetide.agent.scenario import parse_scenario
 
@@ -19,7 +19,7 @@ TENANTS = [
 ]
 
 
-def host(tiers: int) -> Host:
+def host(tiers: int, tenants: list = TENANTS) -> Host:
     nodes = [{"id": 0, "type": "dram", "capacity": "10MiB", "peer_node": 1},
              {"id": 1, "type": "pmem", "capacity": "64MiB"}]
     if tiers == 3:
@@ -28,7 +28,7 @@ def host(tiers: int) -> Host:
                   "write_latency": "170ns", "read_bandwidth": "64GB/s", "write_bandwidth": "64GB/s"},
                  {"id": 2, "type": "pmem", "capacity": "64MiB"}]
     h = Host(parse_scenario({"seed": 5, "tick": "100ms", "duration": "2s", "epoch": "300ms",
-                             "host": {"nodes": nodes, "kernel": {"swap": "32MiB"}}, "tenants": TENANTS}))
+                             "host": {"nodes": nodes, "kernel": {"swap": "32MiB"}}, "tenants": tenants}))
     h.boot()
     return h
 
@@ -42,13 +42,14 @@ def dense_counts(h: Host, ticks: list[list[np.ndarray]]):
 
 
 def dense_tiers(rec: Recorder, expected: np.ndarray) -> np.ndarray:
-    """Each page's tier in the clairvoyant placement, from a density array over every page."""
+    """Each page's tier in the clairvoyant placement, from a full sort of the densities over every page (of
+    equal densities the lowest slot first)."""
     h = rec.host
     weights = np.repeat(h.tenant_page_nr, [t.npages for t in h.tenants]).astype(np.int16)
     density = expected / weights
     bounds = np.cumsum(np.maximum(rec.tier_budgets(), 0))
     k = min(h.nr_pages, int(bounds[-1]))
-    cand = np.argpartition(-density, k - 1)[:k] if k < h.nr_pages else np.arange(h.nr_pages)
+    cand = np.lexsort((np.arange(h.nr_pages), -density))[:k]     # densest first, equal densities lowest slot first
     tier = np.full(h.nr_pages, max(1, h.nr_tiers - 1), dtype=np.int8)
     if len(bounds) == 1 and (h.tenant_page_nr == 1).all():
         tier[cand] = 0
@@ -127,3 +128,46 @@ def test_the_static_oracle_ranks_huge_pages_by_accesses_per_base_page():
     chosen = rec._choose(expected.copy())
     assert np.array_equal(chosen, dense_tiers(rec, expected) == 0)
     assert np.array_equal(rec._assign(expected.copy(), scratch=True), dense_tiers(rec, expected))
+
+
+def lowest_k(values: np.ndarray, k: int) -> np.ndarray:
+    """The k smallest values by a full sort, of equal values the lowest slots."""
+    mask = np.zeros(values.size, dtype=bool)
+    mask[np.lexsort((np.arange(values.size), values))[:k]] = True
+    return mask
+
+
+def test_the_oracles_choice_is_exactly_the_k_smallest_with_the_lowest_slots_at_a_tie():
+    rng = np.random.default_rng(7)
+    cases = []
+    for n in (1, 5, 3000, 70_000, 300_000):
+        for levels in (1, 2, 3, 50, None):              # few distinct values (ties everywhere) to all distinct
+            v = rng.random(n) if levels is None else rng.integers(0, levels, n).astype(np.float64) / 7
+            for dtype in (np.float32, np.float64):
+                cases.append(v.astype(dtype))
+    ramp = np.arange(200_000, dtype=np.float32)
+    cases.append(np.where(np.arange(ramp.size) % 64 == 0, -1.0, ramp).astype(np.float32))   # the sample lies
+    cases.append(np.repeat(np.float32([3.0, 1.0, 2.0]), [90_000, 5, 90_000]))
+    cases.append(-np.sort(rng.random(150_000).astype(np.float32)))
+    for v in cases:
+        n = v.size
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n, n + 3, int(rng.integers(0, n + 1))}):
+            before = v.copy()
+            got = _smallest(v, k)
+            assert np.array_equal(v, before), "the values are not changed"
+            assert got.dtype == bool and got.size == n and int(got.sum()) == min(k, n)
+            assert np.array_equal(got, lowest_k(v, k)), (n, k, v.dtype)
+            if 1 <= k < n:               # the cut itself: exact, or the sample's equal bounds, too few to reach k
+                cut, under = _kth_smallest(v, k)
+                assert under is None or np.array_equal(under, v < cut)
+                assert cut == np.sort(v)[k - 1] or (under is not None and np.count_nonzero(v <= cut) < k)
+
+
+def test_the_per_epoch_oracle_keeps_the_lowest_slots_of_a_tie_every_time():
+    h = host(2, TENANTS[:3])                             # base pages, two tiers: the oracle's mask path
+    rec = Recorder(h)
+    expected = np.repeat(np.float32([5.0, 1.0, 5.0]), [t.npages for t in h.tenants])
+    k = rec.dram_budget()
+    first = rec._choose(expected.copy(), scratch=True)
+    assert np.array_equal(first, lowest_k(-expected, k))
+    assert np.array_equal(rec._choose(expected.copy()), first)
