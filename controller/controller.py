@@ -249,27 +249,41 @@ class Controller:
 
     async def _loop(self, h: str) -> None:
         proxy, state = self.proxies[h], self.hosts[h]
-        while True:
-            try:
-                if not state.up:
-                    await self._read_topology(h, 2 * RPC_TIMEOUT)
-                res = await asyncio.wait_for(
-                    proxy.reconcile.remote(h, self.policies[h], self.host_params(h), self.max_candidates,
-                                           self.bandwidth if self.pace else None, self.wait, self.paused(h)),
-                    self.wait + 4 * RPC_TIMEOUT)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:           # noqa: BLE001 -- a dead, stalled or confused host: retried
-                await self._missed(h, e)
-                await asyncio.sleep(min(MAX_BACKOFF, 0.25 * 2 ** min(state.misses, 8)))
-                continue
-            await self._answered(h)
-            if res is not None and res.restarted:        # the proxy read the new agent's topology already
-                self._set_topology(state, res.topology)
-                async with self._changed:
-                    self._changed.notify_all()
-            elif res is not None:
-                await self._record(res)
+        # A reconcile call past its deadline is a miss, but it is not abandoned: the proxy finishes it (its
+        # moves are pushed, its HostClient counts the period as acted on), so the loop awaits that same call
+        # again instead of queueing another behind it, and a late round is still recorded.
+        call: asyncio.Future | None = None
+        deadline = self.wait + 4 * RPC_TIMEOUT
+        try:
+            while True:
+                try:
+                    if call is None:
+                        if not state.up:
+                            await self._read_topology(h, 2 * RPC_TIMEOUT)
+                        call = asyncio.ensure_future(proxy.reconcile.remote(
+                            h, self.policies[h], self.host_params(h), self.max_candidates,
+                            self.bandwidth if self.pace else None, self.wait, self.paused(h)))
+                    done, _ = await asyncio.wait({call}, timeout=deadline)
+                    if not done:
+                        raise TimeoutError(f"reconcile took longer than {deadline:.0f} s (still awaited)")
+                    finished, call = call, None
+                    res = finished.result()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:           # noqa: BLE001 -- a dead, stalled or confused host: retried
+                    await self._missed(h, e)
+                    await asyncio.sleep(min(MAX_BACKOFF, 0.25 * 2 ** min(state.misses, 8)))
+                    continue
+                await self._answered(h)
+                if res is not None and res.restarted:        # the proxy read the new agent's topology already
+                    self._set_topology(state, res.topology)
+                    async with self._changed:
+                        self._changed.notify_all()
+                elif res is not None:
+                    await self._record(res)
+        finally:
+            if call is not None:
+                call.cancel()
 
     async def _answered(self, h: str) -> None:
         s = self.hosts[h]
