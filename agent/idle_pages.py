@@ -80,6 +80,7 @@ from pagetide.agent.pageflags import (
     PG_TLB_CACHED,
 )
 
+assert PG_ACCESSED == 1 and PG_DIRTY == 2, "scan_fast reads A as bit 0 and D as bit 1"
 TASK_SIZE = 1 << 47  # x86_64 with 4-level paging: user space ends at 128 TiB
 MIN_READ_COUNT = 19  # room for SET_HVA (9) + one run byte + the trailing SET_HVA (9)
 PAGES_PER_COUNT_BYTE = 8  # one read walks at most count * 8 pages of 4 KiB
@@ -597,19 +598,35 @@ def scan_fast(vmas: list[Vma], open_flags: int = 0) -> list[PageReport]:
     dirty_option = bool(options & SCAN_DIRTY_PAGE)
     reports = []
     for vma in vmas:
-        if vma.huge:
-            _, accessed, dirty = _classify(vma.flags, vma.node, None, dirty_option)
-        elif options & SCAN_HUGE_PAGE:
-            accessed, dirty = np.zeros(vma.npages, bool), None
+        if not vma.huge and options & SCAN_HUGE_PAGE:
+            found = np.zeros(vma.npages, np.uint8)
         else:
-            walk_if_table = _walk_if_table(vma.pmd_young, options)
-            # a present page implies its table exists, so walk_if_table alone decides which pages are walked
-            walked_pages = None if walk_if_table is None else np.repeat(walk_if_table, HPAGE_PMD_NR)[: vma.npages]
-            _, accessed, dirty = _classify(vma.flags, vma.node, walked_pages, dirty_option)
-            # SKIM only walks tables whose pmd_young is set, so clearing every existing table's is the same
-            vma.pmd_young[_tables_exist(vma.node)] = 0
-        # test-and-clear A of the accessed pages, then the flush at close clears every PG_TLB_CACHED
-        keep = np.uint8(~PG_TLB_CACHED & 0xFF) - accessed.view(np.uint8) * PG_ACCESSED
-        np.bitwise_and(vma.flags, keep, out=vma.flags)
-        reports.append(PageReport(accessed, dirty if dirty is not None else np.zeros(vma.npages, bool)))
+            walked_pages = None
+            if not vma.huge:
+                walk_if_table = _walk_if_table(vma.pmd_young, options)
+                # a present page implies its table exists, so walk_if_table alone decides which pages are walked
+                if walk_if_table is not None:
+                    walked_pages = np.repeat(walk_if_table, HPAGE_PMD_NR)[: vma.npages]
+            found = _found_accessed(vma.flags, vma.node, walked_pages)
+            if not vma.huge:
+                # SKIM only walks tables whose pmd_young is set, so clearing every existing table's is the same
+                vma.pmd_young[_tables_exist(vma.node)] = 0
+        # reported dirty: found accessed with PG_DIRTY (bit 1), read before the flags change
+        dirty = np.bitwise_and(vma.flags >> 1, found) if dirty_option else np.zeros(vma.npages, np.uint8)
+        # test-and-clear A of the accessed pages (set in flags wherever found is 1), then the flush at close
+        # clears every PG_TLB_CACHED
+        np.bitwise_and(vma.flags, np.uint8(~PG_TLB_CACHED & 0xFF), out=vma.flags)
+        np.bitwise_xor(vma.flags, found, out=vma.flags)
+        reports.append(PageReport(found.view(bool), dirty.view(bool)))
     return reports
+
+
+def _found_accessed(flags: np.ndarray, node: np.ndarray, walked_pages: np.ndarray | None) -> np.ndarray:
+    """Per page, 1 if a scan finds it accessed (present: node >= 0; PG_ACCESSED, bit 0; in a walked table) else
+    0, as uint8: the bool `_classify` gives, in byte arithmetic without bool casts."""
+    found = np.empty(node.size, np.uint8)
+    np.greater_equal(node, 0, out=found.view(bool))     # 1 where present
+    np.bitwise_and(found, flags, out=found)             # & PG_ACCESSED (bit 0)
+    if walked_pages is not None:
+        np.bitwise_and(found, walked_pages.view(np.uint8), out=found)
+    return found
