@@ -12,8 +12,8 @@ again) at its next answer. State is bounded: per host a window of the last `hist
 running totals, never every round. Time passes by itself: the controller never advances a host's clock, so a
 simulation harness drives simulated hosts and the controller acts on each period as it completes.
 
-Proxy actors are spread over the nodes of the Ray cluster (scheduling strategy SPREAD), at least one per
-node: on a multi-node cluster each node serves a share of the hosts. Packing hosts into an actor keeps their
+Proxy actors are spread over the nodes of the Ray cluster (round robin, each pinned to its node with a soft
+node affinity), at least one per node: on a multi-node cluster each node serves a share of the hosts. Packing hosts into an actor keeps their
 loops apart (each host's calls, locks, deadlines and misses are its own); an actor that dies is restarted
 by Ray and its hosts' next rounds start afresh (level-triggered), its hosts' calls meanwhile counting as
 misses.
@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import grpc
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from pagetide.common.security import ClientSecurity, client_channel
 from pagetide.controller.events import EventHub
 from pagetide.controller.metrics import Metrics
@@ -157,10 +158,12 @@ class Controller:
         """Start the HostProxy actors (hosts_per_proxy hosts each at most, at least one per Ray node), read
         every host's topology (a host that does not answer in time starts down and is retried by its loop),
         then start the per-host loops."""
-        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
         self.proxies = {}
-        for group in proxy_groups(list(self.hosts), self.hosts_per_proxy, nodes):
-            actor = HostProxy.options(scheduling_strategy="SPREAD", max_restarts=-1).remote(
+        for i, group in enumerate(proxy_groups(list(self.hosts), self.hosts_per_proxy, len(nodes))):
+            # the i-th actor on the i-th node, round robin; soft, so a restart after its node died goes elsewhere
+            where = NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True) if nodes else "SPREAD"
+            actor = HostProxy.options(scheduling_strategy=where, max_restarts=-1).remote(
                 {h: self.hosts[h].address for h in group}, self.policy, self.policy_options, self.agent_security)
             self.proxies.update(dict.fromkeys(group, actor))
         async def first(h: str) -> None:
