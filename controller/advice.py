@@ -37,10 +37,14 @@ copied, by at least `min_gain` of the fleet's accesses, such that
   `max_slowdown` -- or above its slowdown now if that is higher already (a VM already slow is never made
   slower);
 
-and a VM moves at most once per advice (a new VM not at all: it is placed). VMs whose policy turns
-migration off stay where they are. New VMs (a footprint and an assumed heat histogram) are placed first,
-each where it adds the most DRAM-served accesses under the same rules. A move's cost is its resident bytes
-copied at `bandwidth` (live migration over the network): seconds = bytes / bandwidth.
+and a VM moves at most once per advice (a new VM not at all: it is placed). The search estimates only the options
+that could reach `min_gain` and the best score found: a host's DRAM-served accesses are at most the fractional
+knapsack of its VMs' bins at its DRAM (`_Bound`), so the others are known to fall short -- the advice is the one
+trying every option gives, but a fleet of N hosts costs O(N) estimates where every VM is served about as well as
+it can be, not O(N^2). VMs whose policy turns migration off stay where they are. New VMs (a footprint and an
+assumed heat histogram) are placed first, each where it adds the most DRAM-served accesses under the same rules. A
+move's cost is its resident bytes copied at `bandwidth` (live migration over the network): seconds = bytes /
+bandwidth.
 """
 
 from __future__ import annotations
@@ -408,29 +412,42 @@ def advise(hosts: Sequence[Host], vms: Sequence[Vm], new_vms: Sequence[Vm] = (),
     moves: list[Move] = []
     # a new VM is placed, not moved: its place already is the best one given the others
     moved: set[str] = {f"{p.host_id}/{p.vm}" for p in placements if p.host_id}
+    ids = list(by_id)
+    top = {v.key: _knapsack([v], math.inf) for h in on for v in on[h]}
     for _ in range(max_moves):                # steps: a move or a swap
         best = None
+        where = {id(x): h for h, vs in on.items() for x in vs}
         movable = [v for h in on for v in on[h] if v.movable and v.key not in moved and v.host_id]
+        cold = {b: _coldest(on[b], moved, SWAP_CANDIDATES) for b in ids}
+        bound = _Bound(fleet, ids, cold, top, min_gain * total)
+        # the options whose gain may reach min_gain, in the search's order (VMs, hosts, the move then the swaps),
+        # tried by their bound per byte copied, highest first, until no bound left can reach the best score;
+        # the best is the first of the highest score in the search's order
+        tries = []
         for v in movable:
-            a = _host_of(on, v)
-            for b in by_id:
-                if b == a:
-                    continue
-                options = [(None, {a: [x for x in on[a] if x is not v], b: on[b] + [v]})]
-                options += [(u, {a: [x for x in on[a] if x is not v] + [u],
-                                 b: [x for x in on[b] if x is not u] + [v]})
-                            for u in _coldest(on[b], moved, SWAP_CANDIDATES)]
-                for u, changes in options:
-                    t = fleet.trial(changes)
-                    if isinstance(t, str) or t[0] < min_gain * total:
-                        continue
-                    cost = v.resident_bytes + (u.resident_bytes if u is not None else 0)
-                    score = t[0] / max(cost, 1)
-                    if best is None or score > best[0]:
-                        best = (score, v, u, a, b, changes, t)
+            a = where[id(v)]
+            without = [x for x in on[a] if x is not v]
+            for b, ub in bound.options(v, a, without):
+                for u, g in zip((None, *cold[b]), ub):
+                    if g >= bound.threshold:
+                        cost = v.resident_bytes + (u.resident_bytes if u is not None else 0)
+                        tries.append(((g + bound.slack) / max(cost, 1), len(tries), v, u, a, b, without))
+        tries.sort(key=lambda x: (-x[0], x[1]))
+        for most, order, v, u, a, b, without in tries:
+            if best is not None and most < best[0]:
+                break
+            changes = ({a: without, b: on[b] + [v]} if u is None else
+                       {a: without + [u], b: [x for x in on[b] if x is not u] + [v]})
+            t = fleet.trial(changes)
+            if isinstance(t, str) or t[0] < min_gain * total:
+                continue
+            cost = v.resident_bytes + (u.resident_bytes if u is not None else 0)
+            score = t[0] / max(cost, 1)
+            if best is None or score > best[0] or (score == best[0] and order < best[1]):
+                best = (score, order, v, u, a, b, changes, t)
         if best is None:
             break
-        _, v, u, a, b, changes, (gained, figs) = best
+        _, _, v, u, a, b, changes, (gained, figs) = best
         for h, vs in changes.items():
             on[h] = vs
             fleet.now.update(figs[h])
@@ -445,15 +462,72 @@ def advise(hosts: Sequence[Host], vms: Sequence[Vm], new_vms: Sequence[Vm] = (),
                   estimates=table)
 
 
+def _knapsack(vms: Sequence[Vm], capacity: float) -> float:
+    """The most estimated accesses `capacity` bytes of DRAM could serve of these VMs' pages, each VM's bins up
+    to its DRAM maximum taken whole or in part in any order (the fractional knapsack of the bins by accesses
+    per byte, no minimums or weights): at least what any fill of that DRAM serves, since a fill gives each VM
+    its hottest bytes up to its maximum."""
+    if not vms:
+        return 0.0
+    start, size, per_byte = _segments(vms)
+    hi = np.array([max(_bounds(v, True)[1], _bounds(v, False)[1]) for v in vms], dtype=np.float64)
+    size = np.clip(np.minimum(start + size, hi[:, None]) - start, 0, None).ravel()
+    per_byte = per_byte.ravel()
+    keep = (per_byte > 0) & (size > 0)
+    size, per_byte = size[keep], per_byte[keep]
+    order = np.argsort(-per_byte, kind="stable")
+    size, per_byte = size[order], per_byte[order]
+    take = np.clip(capacity - (np.cumsum(size) - size), 0, size)
+    return float(take @ per_byte)
+
+
+def _dram_left(host: Host, vms: Sequence[Vm]) -> float:
+    """A host's DRAM for these VMs' pages: its capacity less their page tables (more VMs: less)."""
+    return max(0.0, float(host.tiers[0].capacity_bytes - sum(v.page_table_bytes() for v in vms))) \
+        if host.tiers else 0.0
+
+
+class _Bound:
+    """Upper bounds on a step's gain, so that the search tries (estimates) only the moves and swaps that can
+    reach `threshold`. A host's DRAM-served accesses with a VM set are at most the knapsack of that set at the
+    DRAM its page tables leave (`_knapsack`, `_dram_left`), which is at most the knapsack of a part of the set
+    at the DRAM that part leaves plus each other VM's own (its accesses up to its DRAM maximum); a step's gain
+    is the sum over its two hosts of that bound less their DRAM-served accesses now."""
+
+    def __init__(self, fleet: _Fleet, ids: list[str], cold: dict[str, list[Vm]], top: dict[str, float],
+                 threshold: float):
+        self.fleet, self.ids, self.top = fleet, ids, top
+        self.now = {h: sum(fleet.now[x.key].served for x in fleet.on[h]) for h in ids}
+        # within rounding: the gains and the bounds are sums of terms no larger than the fleet's accesses
+        self.slack = 1e-9 * (1.0 + sum(top.values()))
+        self.threshold = threshold - self.slack
+        # per host b: what b adds to a move to it (v's accesses aside), and to a swap with each of its cold VMs
+        self.to = np.array([_knapsack(fleet.on[b], _dram_left(fleet.hosts[b], fleet.on[b])) - self.now[b]
+                            for b in ids])
+        self.swap = np.full((len(ids), SWAP_CANDIDATES), -np.inf)
+        for j, b in enumerate(ids):
+            for k, u in enumerate(cold[b][:SWAP_CANDIDATES]):
+                rest = [x for x in fleet.on[b] if x is not u]
+                self.swap[j, k] = _knapsack(rest, _dram_left(fleet.hosts[b], rest)) - self.now[b] + top[u.key]
+        self.index = {h: j for j, h in enumerate(ids)}
+
+    def options(self, v: Vm, a: str, without: list[Vm]):
+        """(b, bounds on the gains of [the move to b, the swap with each of b's cold VMs]) per host b != a where
+        one may reach the threshold, in host order (-inf: no such swap)."""
+        base = _knapsack(without, _dram_left(self.fleet.hosts[a], without)) - self.now[a] + self.top[v.key]
+        # a move: v's accesses on b's side; a swap: u's on a's side too (in self.swap)
+        ub = base + np.concatenate([self.to[:, None], self.swap], axis=1)
+        reach = (ub >= self.threshold).any(axis=1)
+        reach[self.index[a]] = False
+        for j in np.flatnonzero(reach):
+            yield self.ids[j], ub[j].tolist()
+
+
 def _coldest(vms: Sequence[Vm], moved: set[str], n: int) -> list[Vm]:
     """The n movable VMs of a host with the fewest estimated accesses per resident byte: what a swap trades
     a hot VM for."""
     ok = [v for v in vms if v.movable and v.key not in moved]
     return sorted(ok, key=lambda v: (v.accesses / max(v.resident_bytes, 1), v.name))[:n]
-
-
-def _host_of(on: dict[str, list[Vm]], v: Vm) -> str:
-    return next(h for h, vs in on.items() if any(x is v for x in vs))
 
 
 def _estimate_as_is(host: Host, vms: Sequence[Vm]) -> dict[str, VmFigures]:

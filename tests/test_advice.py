@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pagetide.controller.advice import Host, Tier, Vm, advise, estimate_host, vm_rates
+from pagetide.controller.advice import Host, Tier, Vm, _dram_left, _knapsack, advise, estimate_host, vm_rates
 from pagetide.controller.policies import VmPolicy
 
 MiB = 1 << 20
@@ -245,6 +245,96 @@ def test_bad_input_is_refused_naming_what():
         advise(hosts, vms + [vm("c", "x", MiB)])
     with pytest.raises(ValueError, match="given twice"):
         advise(hosts, vms + [vms[0]])
+
+
+def mixed_fleet(n_hosts: int, seed: int) -> tuple[list[Host], list[Vm]]:
+    """Hosts of 128-256 MiB of DRAM and 4x as much slow memory, 2-5 VMs each of random heat and policies
+    (weights, migration off, DRAM caps and minimums, pinned slow, own slowdown limits)."""
+    rng = np.random.default_rng(seed)
+    hosts, vms = [], []
+    for i in range(n_hosts):
+        dram = int(rng.choice([128, 192, 256])) * MiB
+        hosts.append(host(f"h{i}", dram, 4 * dram, float(rng.choice([170.0, 305.0]))))
+        used = 0
+        for k in range(int(rng.integers(2, 6))):
+            fp = int(rng.choice([32, 64, 96, 128])) * MiB
+            if used + fp > 4 * dram:
+                break
+            used += fp
+            pages = np.floor(rng.dirichlet(np.full(16, 0.3)) * (fp // PAGE)).astype(np.int64)
+            pages[0] += fp // PAGE - pages.sum()
+            policy = [{"weight": 2.0}, {"migrate": False}, {"max_dram_bytes": fp // 4}, {"min_dram_bytes": fp // 8},
+                      {"pinned_tier": "slow"}, {"max_slowdown": 1.2}, {}, {}, {}, {}][int(rng.integers(0, 10))]
+            vms.append(Vm(f"h{i}", f"vm{k}", PAGE, fp, pages, RATE, VmPolicy(**policy), int(pages[8:].sum()) * PAGE))
+    return hosts, vms
+
+
+# advise() on mixed_fleet(12, seed) at d6d8fc8, whose search estimated every move and swap: VM source>destination
+# (a swap: "x OTHER"), and the fleet's estimated share before and after
+EVERY_OPTION_TRIED = {
+    (1, 0.0): (
+        ['vm2 h1>h5 x vm2', 'vm2 h5>h1 x vm2', 'vm2 h0>h10', 'vm2 h8>h5', 'vm1 h0>h3', 'vm4 h4>h10', 'vm4 h6>h11',
+         'vm0 h11>h7', 'vm2 h3>h5', 'vm2 h9>h1 x vm0', 'vm0 h1>h9 x vm2', 'vm4 h2>h10 x vm2', 'vm2 h10>h2 x vm4',
+         'vm1 h6>h3 x vm1', 'vm1 h3>h6 x vm1', 'vm0 h4>h9 x vm3', 'vm3 h9>h4 x vm0', 'vm3 h7>h2 x vm2',
+         'vm2 h2>h7 x vm3', 'vm1 h7>h1', 'vm2 h6>h1', 'vm4 h7>h11 x vm1', 'vm1 h11>h7 x vm4'],
+        0.7925991825592749, 0.8317144131686627),
+    (2, 0.0005): (
+        ['vm2 h2>h0', 'vm2 h10>h11', 'vm1 h2>h4', 'vm4 h8>h9', 'vm0 h1>h6', 'vm0 h5>h4', 'vm0 h8>h0', 'vm1 h1>h9',
+         'vm3 h2>h4 x vm1', 'vm1 h4>h2 x vm3'],
+        0.8092793442368145, 0.887935548339469),
+    (3, 0.002): (
+        ['vm3 h9>h2', 'vm0 h9>h4', 'vm2 h9>h0', 'vm1 h3>h4'],
+        0.7941894403986569, 0.8598183321564636),
+}
+
+
+@pytest.mark.parametrize("seed,min_gain", sorted(EVERY_OPTION_TRIED))
+def test_the_bounded_search_advises_what_estimating_every_option_did(seed, min_gain):
+    hosts, vms = mixed_fleet(12, seed)
+    a = advise(hosts, vms, min_gain=min_gain)
+    moves, before, after = EVERY_OPTION_TRIED[seed, min_gain]
+    assert [f"{m.vm} {m.source}>{m.destination}" + (f" x {m.swap_with[1]}" if m.swap_with else "")
+            for m in a.moves] == moves
+    assert (a.before_share, a.after_share) == (before, after)
+
+
+def test_a_hosts_knapsack_bounds_what_its_fill_serves():
+    """The search's bound: what the fill gives a host's VMs in DRAM never exceeds the knapsack of their bins
+    (each VM's up to its DRAM maximum) at the DRAM their page tables leave, whatever their policies."""
+    for seed in range(6):
+        hosts, vms = mixed_fleet(8, seed)
+        for h in hosts:
+            mine = [v for v in vms if v.host_id == h.host_id]
+            rng = np.random.default_rng(seed)
+            for extra in [None, *rng.choice(len(vms), 4, replace=False)]:
+                group = mine + ([vms[extra]] if extra is not None and vms[extra] not in mine else [])
+                e = estimate_host(h, group)
+                if isinstance(e, str):
+                    continue
+                served = sum(f.served for f in e.values())
+                bound = _knapsack(group, _dram_left(h, group))
+                assert served <= bound * (1 + 1e-12), (seed, h.host_id)
+                assert bound <= sum(_knapsack([v], np.inf) for v in group) * (1 + 1e-12)
+
+
+def test_a_large_fleets_advice_estimates_only_the_options_that_may_gain(monkeypatch):
+    """Not a timing, a count of estimate_host calls (without the per-host estimates table GetFleetAdvice gives
+    on request, every VM on every host): the old search estimated every move and swap, 3 per VM per other
+    host in each step."""
+    import pagetide.controller.advice as advice
+
+    calls = []
+    real = advice.estimate_host
+    monkeypatch.setattr(advice, "estimate_host", lambda h, vs: calls.append(h.host_id) or real(h, vs))
+    # every VM's hot pages in DRAM already: nothing can gain, so only each host's estimate now is made
+    hosts = [host(f"h{i}", 256 * MiB, 768 * MiB) for i in range(64)]
+    vms = [vm(h.host_id, f"vm{k}", 128 * MiB, {15: 0.3}) for h in hosts for k in range(3)]
+    assert advise(hosts, vms, estimates=False).moves == () and len(calls) == len(hosts)
+    # a fleet far from its best (0.80 estimated): at most half of one step's options
+    calls.clear()
+    hosts, vms = mixed_fleet(64, 4)
+    assert len(advise(hosts, vms, estimates=False).moves) == 16
+    assert len(calls) <= len(vms) * (len(hosts) - 1) * 3 // 2, len(calls)
 
 
 # ------------------------------------------------------------------------- GetFleetAdvice over the state
