@@ -330,7 +330,7 @@ def test_a_large_fleets_advice_estimates_only_the_options_that_may_gain(monkeypa
     hosts = [host(f"h{i}", 256 * MiB, 768 * MiB) for i in range(64)]
     vms = [vm(h.host_id, f"vm{k}", 128 * MiB, {15: 0.3}) for h in hosts for k in range(3)]
     assert advise(hosts, vms, estimates=False).moves == () and len(calls) == len(hosts)
-    # a fleet far from its best (0.80 estimated): at most half of one step's options
+    # a fleet far from its best (0.72 estimated): at most half of one step's options
     calls.clear()
     hosts, vms = mixed_fleet(64, 4)
     assert len(advise(hosts, vms, estimates=False).moves) == 16
