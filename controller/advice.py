@@ -431,9 +431,9 @@ def advise(hosts: Sequence[Host], vms: Sequence[Vm], new_vms: Sequence[Vm] = (),
                 for u, g in zip((None, *cold[b]), ub):
                     if g >= bound.threshold:
                         cost = v.resident_bytes + (u.resident_bytes if u is not None else 0)
-                        tries.append(((g + bound.slack) / max(cost, 1), len(tries), v, u, a, b, without))
+                        tries.append(((g + bound.slack) / max(cost, 1), len(tries), v, u, a, b, without, cost))
         tries.sort(key=lambda x: (-x[0], x[1]))
-        for most, order, v, u, a, b, without in tries:
+        for most, order, v, u, a, b, without, cost in tries:
             if best is not None and most < best[0]:
                 break
             changes = ({a: without, b: on[b] + [v]} if u is None else
@@ -441,7 +441,6 @@ def advise(hosts: Sequence[Host], vms: Sequence[Vm], new_vms: Sequence[Vm] = (),
             t = fleet.trial(changes)
             if isinstance(t, str) or t[0] < min_gain * total:
                 continue
-            cost = v.resident_bytes + (u.resident_bytes if u is not None else 0)
             score = t[0] / max(cost, 1)
             if best is None or score > best[0] or (score == best[0] and order < best[1]):
                 best = (score, order, v, u, a, b, changes, t)
