@@ -13,10 +13,10 @@ running totals, never every round. Time passes by itself: the controller never a
 simulation harness drives simulated hosts and the controller acts on each period as it completes.
 
 Proxy actors are spread over the nodes of the Ray cluster (round robin, each pinned to its node with a soft
-node affinity), at least one per node: on a multi-node cluster each node serves a share of the hosts. Packing hosts into an actor keeps their
-loops apart (each host's calls, locks, deadlines and misses are its own); an actor that dies is restarted
-by Ray and its hosts' next rounds start afresh (level-triggered), its hosts' calls meanwhile counting as
-misses.
+node affinity), at least one per node: on a multi-node cluster each node serves a share of the hosts.
+Packing hosts into an actor keeps their loops apart (each host's calls, locks, deadlines and misses are its
+own); an actor that dies is restarted by Ray and its hosts' next rounds start afresh (level-triggered), its
+hosts' calls meanwhile counting as misses.
 
 Policies and pauses are written to the store before they take effect in memory (a failed write changes
 nothing), and a controller started on the same store restores all of them, also for hosts that are down at
