@@ -49,7 +49,7 @@ def test_summary_is_the_traffic_cut_and_the_mean_extra_memory_time():
 
 
 def test_the_trend_is_judged_on_the_steady_state_and_the_30s_transient_explained():
-    from tests.test_bench import trend_results
+    from test_bench import trend_results
 
     res = trend_results()
     for h in res["hosts"]:
