@@ -295,7 +295,8 @@ def test_the_bounded_search_advises_what_estimating_every_option_did(seed, min_g
     moves, before, after = EVERY_OPTION_TRIED[seed, min_gain]
     assert [f"{m.vm} {m.source}>{m.destination}" + (f" x {m.swap_with[1]}" if m.swap_with else "")
             for m in a.moves] == moves
-    assert (a.before_share, a.after_share) == (before, after)
+    # to the last bits only: a clean clone once rounded before_share differently in the 16th digit
+    assert (a.before_share, a.after_share) == pytest.approx((before, after), rel=1e-12, abs=0)
 
 
 def test_a_hosts_knapsack_bounds_what_its_fill_serves():
