@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagetide.agent.host import Host
-from pagetide.agent.pageflags import PAGE_SIZE
+from pagetide.agent.pageflags import PAGE_SIZE, pages_per_node
 
 
 @dataclass
@@ -383,7 +383,7 @@ class Recorder:
         else:
             tier_lag = np.array([lag, acc - lag])[:h.nr_tiers]
         nd = h.node[t.start:t.end]
-        resident = np.bincount(nd[nd >= 0], minlength=h.nr_nodes) * t.page_nr * PAGE_SIZE
+        resident = pages_per_node(nd, h.nr_nodes) * t.page_nr * PAGE_SIZE
         res = TenantResult(
             name=t.name, kind=t.spec.kind, workload=t.workload.name, footprint=t.spec.footprint,
             accesses=acc,

@@ -55,7 +55,7 @@ from pagetide.agent.bandwidth import NodeLoad
 from pagetide.agent.idle_pages import Vma
 from pagetide.agent.pageflags import (
     HPAGE_PMD_NR, NODE_NONE, NODE_SWAP, PAGE_SIZE, PG_ACCESSED, PG_ACTIVE, PG_DIRTY, PG_LAST_DEMOTE,
-    PG_LAST_PROMOTE, PG_PINNED, PG_REFERENCED, PG_TLB_CACHED,
+    PG_LAST_PROMOTE, PG_PINNED, PG_REFERENCED, PG_TLB_CACHED, pages_per_node,
 )
 from pagetide.agent.scenario import Scenario, TenantSpec
 from pagetide.agent.tiering import make_tiering
@@ -69,6 +69,7 @@ RECLAIM_ROUNDS = 8             # scan rounds per shrink_node call before giving 
 DEF_PRIORITY = 12             # the first round may scan 1/4096 of the list
 LRU_SEQ_LIMIT = (1 << 32) - (1 << 26)
 ALWAYS_KEPT = PG_PINNED | PG_LAST_PROMOTE | PG_LAST_DEMOTE
+assert PG_ACCESSED == 1, "Host.access sets the Accessed bit as bit 0 of the flags"
 
 VMSTAT_COUNTERS = ("pgdemote_kswapd", "pgdemote_direct", "pgpromote_success", "pgmigrate_success",
                    "pgmigrate_fail", "pswpout", "pswpin", "pgalloc_fail", "pgfault", "pgmajfault",
@@ -332,7 +333,7 @@ class Host:
         """The page arrays were laid out again (agent/churn.py): recount the lists, drop the log."""
         nd, state = self.node, self.flags & self.LRU_LISTED
         for l, want in enumerate((0, PG_ACTIVE)):
-            self.lru_count[:, l] = np.bincount(nd[(nd >= 0) & (state == want)], minlength=self.nr_nodes)
+            self.lru_count[:, l] = pages_per_node(np.where(state == want, nd, NODE_NONE), self.nr_nodes)
         self._lru_log = None
 
     def _lru_build(self) -> None:
@@ -532,19 +533,22 @@ class Host:
         slots = pages.astype(np.int64) + t.start
         cur = self.node[slots]
         missing = cur < 0
-        if missing.any():
+        every = not missing.any()                  # every sample mapped: no masks to apply
+        if not every:
             ms = slots[missing]
             uniq, first = np.unique(ms, return_index=True)
             order = uniq[np.argsort(first, kind="stable")]
             self._fault_in(t, order, write=False)
             cur = self.node[slots]
-        served = cur >= 0
+            every = bool((cur >= 0).all())
         st = t.stats
         nn = self.nr_nodes
-        r_nodes = cur[served & ~is_write]
-        w_nodes = cur[served & is_write]
-        reads = np.bincount(r_nodes, minlength=nn) * weight
-        writes = np.bincount(w_nodes, minlength=nn) * weight
+        served = None if every else cur >= 0
+        # reads and writes per node by one count of node x 2 + is_write
+        code = cur.astype(np.intp) * 2 if every else cur[served].astype(np.intp) * 2
+        code += is_write if every else is_write[served]
+        rw = np.bincount(code, minlength=2 * nn).reshape(nn, 2) * weight
+        reads, writes = rw[:, 0], rw[:, 1]
         st.reads += reads
         st.writes += writes
         # each node's loaded latency (agent/bandwidth.py: the last tick's load); the references stay idle
@@ -556,14 +560,17 @@ class Host:
         nr, nw = reads.sum(), writes.sum()
         st.dram_time += nr * self.read_latency[home] + nw * self.write_latency[home]
         st.slow_time += nr * self.read_latency[slow] + nw * self.write_latency[slow]
-        st.lost_accesses += float((~served).sum()) * weight
-        s = slots[served]
+        if not every:
+            st.lost_accesses += float((~served).sum()) * weight
+        s = slots if every else slots[served]
+        w = is_write if every else is_write[served]
         # hardware sets A (and D on a write) by a page walk; a translation still cached in the TLB since a
-        # scan cleared A does not walk, so A stays clear until the scan's flush
+        # scan cleared A does not walk, so A stays clear until the scan's flush. A is bit 0: f | walked sets
+        # it where walked, and a slot sampled twice gets the same value both times
         f = self.flags[s]
         walked = (f & PG_TLB_CACHED) == 0
-        self.flags[s[walked]] |= PG_ACCESSED
-        self.flags[s[is_write[served]]] |= PG_DIRTY
+        self.flags[s] = f | walked.view(np.uint8)         # PG_ACCESSED is bit 0 (asserted at the top)
+        self.flags[s[w]] |= PG_DIRTY
         if t.pmd_young is not None:
             t.pmd_young[(s[walked] - t.start) // HPAGE_PMD_NR] = 1
         self.tiering.on_access(self, t, s)
@@ -898,11 +905,11 @@ class Host:
         swapped = 0
         for t in self.tenants:
             nd = node[t.start:t.end]
-            used += np.bincount(nd[nd >= 0], minlength=self.nr_nodes) * t.page_nr
-            swapped += int((nd == NODE_SWAP).sum()) * t.page_nr
+            used += pages_per_node(nd, self.nr_nodes) * t.page_nr
+            swapped += np.count_nonzero(nd == NODE_SWAP) * t.page_nr
             assert t.pgtable_by_node.sum() == t.pgtable_pages, f"{t.name}: page-table pages drifted"
             assert (t.pgtable_by_node[~self.is_fast] == 0).all(), f"{t.name}: page tables off DRAM"
-            assert t.mapped == int((nd != NODE_NONE).sum()), f"{t.name}: mapped count drifted"
+            assert t.mapped == nd.size - np.count_nonzero(nd == NODE_NONE), f"{t.name}: mapped count drifted"
         assert (used == self.node_used).all(), f"node usage drifted: {used} vs {self.node_used}"
         assert swapped == self.swap_used, f"swap usage drifted: {swapped} vs {self.swap_used}"
         assert self.swap_used <= self.swap_capacity, "swap over capacity"
@@ -910,11 +917,13 @@ class Host:
         assert (self.node_pgtable[~self.is_fast] == 0).all(), "page tables on a slow node"
         assert (self.node_pgtable == sum(t.pgtable_by_node for t in self.tenants)).all(), "page tables drifted"
         state = self.flags & self.LRU_LISTED
+        on_node = [node == n for n in range(self.nr_nodes)]
         for lst, want in enumerate((0, PG_ACTIVE)):
-            on = np.flatnonzero((node >= 0) & (state == want))
-            assert (self.lru_count[:, lst] == np.bincount(node[on], minlength=self.nr_nodes)).all(), \
-                f"LRU list {lst} counts drifted: {self.lru_count[:, lst]}"
+            listed = state == want
+            counts = np.array([np.count_nonzero(listed & on) for on in on_node], dtype=np.int64)
+            assert (self.lru_count[:, lst] == counts).all(), f"LRU list {lst} counts drifted: {self.lru_count[:, lst]}"
             if self._lru_log is not None:
+                on = np.flatnonzero((node >= 0) & listed)
                 pos = self.lru_seq[on].astype(np.int64) - 1
                 assert ((pos >= 0) & (pos < self._lru_len)).all() and (self._lru_log[pos] == on).all(), \
                     "a page on an LRU list has no entry in the LRU log"

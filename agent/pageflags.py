@@ -27,3 +27,9 @@ HPAGE_PMD_SHIFT = 21
 HPAGE_PMD_SIZE = 1 << HPAGE_PMD_SHIFT  # 2 MiB
 HPAGE_PMD_NR = HPAGE_PMD_SIZE // PAGE_SIZE  # 512 base pages per PMD
 PUD_SIZE = 1 << 30
+
+
+def pages_per_node(node: np.ndarray, nr_nodes: int) -> np.ndarray:
+    """How many of these pages are on each node 0..nr_nodes-1 (int64): a comparison and a count per node,
+    several times cheaper than a bincount of the present pages, which first copies each one to an index."""
+    return np.array([np.count_nonzero(node == n) for n in range(nr_nodes)], dtype=np.int64)

@@ -20,7 +20,7 @@ from pagetide.agent.backend import (
 )
 from pagetide.agent.host import Host
 from pagetide.agent.mover import BatchMover
-from pagetide.agent.pageflags import PAGE_SIZE
+from pagetide.agent.pageflags import PAGE_SIZE, pages_per_node
 from pagetide.agent.scanner import Candidates
 from pagetide.agent import churn
 from pagetide.agent.scenario import Scenario, ScenarioError, parse_tenant
@@ -164,7 +164,7 @@ class SimHost:
         for t in h.tenants:
             nd = h.node[t.start:t.end]
             resident[t.name] = [int(x) * t.page_nr * PAGE_SIZE
-                                for x in np.bincount(nd[nd >= 0], minlength=h.nr_nodes)]
+                                for x in pages_per_node(nd, h.nr_nodes)]
         scans = list(self.scan_seconds)
         self.scan_seconds.clear()
         return HostUsage(topology=self.topology(), resident=resident, vmstat=dict(h.vmstat),

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from pagetide.agent.host import LRU_SEQ_LIMIT, MPOL_MF_MOVE, MPOL_MF_SW_YOUNG, Host
-from pagetide.agent.pageflags import NODE_SWAP, PAGE_SIZE, PG_REFERENCED
+from pagetide.agent.pageflags import NODE_SWAP, PAGE_SIZE, PG_ACTIVE, PG_REFERENCED
 from pagetide.agent.scenario import ScenarioError
 from pagetide.agent.sim import simulate
 
@@ -396,3 +396,23 @@ def test_lru_lists_from_the_log_are_the_oldest_pages_of_every_list():
                     checked += ref.size
     assert h.vmstat["pswpout"] > 0 and h.vmstat["pgpromote_success"] > 0 and h.vmstat["pgdemote_kswapd"] > 0
     assert compacted and checked > 10_000 and h.lru_clock < LRU_SEQ_LIMIT // 2
+
+
+@pytest.mark.parametrize("corrupt,message", [
+    (lambda h, t: h.node_used.__setitem__(0, h.node_used[0] + 1), "node usage drifted"),
+    (lambda h, t: h.node.__setitem__(t.start, 1 - h.node[t.start]), "node usage drifted"),
+    (lambda h, t: setattr(h, "swap_used", h.swap_used + 1), "swap usage drifted"),
+    (lambda h, t: setattr(t, "mapped", t.mapped - 1), "mapped count drifted"),
+    (lambda h, t: h.lru_count.__setitem__((0, 0), h.lru_count[0, 0] + 1), "LRU list 0 counts drifted"),
+    (lambda h, t: h.flags.__setitem__(t.start, h.flags[t.start] ^ PG_ACTIVE), "LRU list 0 counts drifted"),
+])
+def test_the_invariant_check_names_each_drifted_count(corrupt, message):
+    h = Host(small_scenario(dram="16MiB", slow="16MiB", tenants=[
+        {"name": "a", "kind": "task", "footprint": "24MiB", "prefault": False, "workload": {"type": "zipf"}}]))
+    t = h.tenants[0]
+    touch(h, t, np.arange(t.npages - 16))     # the last 16 pages never faulted
+    h._kswapd()
+    h.check_invariants()
+    corrupt(h, t)
+    with pytest.raises(AssertionError, match=message):
+        h.check_invariants()
