@@ -108,10 +108,15 @@ class HostResult:
 
 
 class Recorder:
-    """Collects a host's sampled accesses per epoch and computes results next to the oracles."""
+    """Collects a host's sampled accesses per epoch and computes results next to the oracles.
 
-    def __init__(self, host: Host, static_oracle: bool = True):
+    With `oracles` off (the scenario's `oracles: false`) it keeps only what the run itself served, per epoch:
+    no samples, no per-page state, no ranking; every oracle figure of the results is NaN."""
+
+    def __init__(self, host: Host, static_oracle: bool = True, oracles: bool | None = None):
         self.host = host
+        self.oracles = host.scenario.oracles if oracles is None else oracles
+        static_oracle = static_oracle and self.oracles
         self.epoch_ticks = host.scenario.ticks_per_epoch
         nt = len(host.tenants)
         self._samples: list[list[np.ndarray]] = [[] for _ in range(nt)]   # this epoch's sampled pages per tenant
@@ -119,14 +124,15 @@ class Recorder:
         self.total_expected = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
         self.total_sampled = np.zeros(host.nr_pages, dtype=np.float32) if static_oracle else None
         self._epoch_start = host.tick_no
-        self.oracle_hits = np.zeros(nt)
-        self.oracle_tier_hits = np.zeros((nt, host.nr_tiers))     # the per-epoch oracle's hits per tier
-        self.lag_hits = np.zeros(nt)
+        self._unknown = 0.0 if self.oracles else np.nan     # what an oracle's sums start at
+        self.oracle_hits = np.full(nt, self._unknown)
+        self.oracle_tier_hits = np.full((nt, host.nr_tiers), self._unknown)   # the per-epoch oracle's per tier
+        self.lag_hits = np.full(nt, self._unknown)
         self.lag_migration_time = np.zeros(nt)    # seconds the lag-one oracle's moves would cost
         self._lag_chosen: np.ndarray | None = None  # the previous epoch's oracle choice (a mask of slots)
         self._prev_fast = np.zeros(nt)
         # on more than two tiers, the lag-one oracle per tier: its hits, its moves' cost, last epoch's choice
-        self.lag_tier_hits = np.zeros((nt, host.nr_tiers))
+        self.lag_tier_hits = np.full((nt, host.nr_tiers), self._unknown)
         self.lag_tier_migration_time = np.zeros(nt)
         self._lag_tier: np.ndarray | None = None
         self._prev_tier = np.zeros((nt, host.nr_tiers))
@@ -160,8 +166,9 @@ class Recorder:
             self._lag_chosen = change.pages(self._lag_chosen, False)
         if self._lag_tier is not None:
             self._lag_tier = change.pages(self._lag_tier, h.nr_tiers - 1)
-        for name in ("oracle_hits", "oracle_tier_hits", "lag_hits", "lag_migration_time", "_prev_fast", "_prev_all",
-                     "lag_tier_hits", "lag_tier_migration_time", "_prev_tier"):
+        for name in ("oracle_hits", "oracle_tier_hits", "lag_hits", "lag_tier_hits"):
+            setattr(self, name, change.tenants(getattr(self, name), self._unknown))
+        for name in ("lag_migration_time", "_prev_fast", "_prev_all", "lag_tier_migration_time", "_prev_tier"):
             setattr(self, name, change.tenants(getattr(self, name), 0))
         self.series_dram = change.tenant_list(self.series_dram, list)
         self.series_oracle = change.tenant_list(self.series_oracle, list)
@@ -170,9 +177,10 @@ class Recorder:
 
     def record(self, samples: list[np.ndarray]) -> None:
         """Take one tick's samples (page offsets per tenant, as Host.run_tick returns them)."""
-        for t, kept, pages in zip(self.host.tenants, self._samples, samples):
-            kept.append(pages.astype(np.int32 if t.npages <= np.iinfo(np.int32).max else np.int64))   # sorts faster
-            self._pending = True
+        self._pending = self._pending or bool(samples)
+        if self.oracles:
+            for t, kept, pages in zip(self.host.tenants, self._samples, samples):
+                kept.append(pages.astype(np.int32 if t.npages <= np.iinfo(np.int32).max else np.int64))   # sorts faster
         if self.host.tick_no % self.epoch_ticks == 0:
             self.close_epoch()
 
@@ -259,6 +267,15 @@ class Recorder:
         if not self._pending:
             return
         h = self.host
+        if not self.oracles:
+            self._pending = False
+            self._epoch_start = h.tick_no
+            d_fast, d_all = self._served_since()
+            for i in range(len(h.tenants)):
+                self.series_dram[i].append(float(d_fast[i] / d_all[i]) if d_all[i] else 1.0)
+                self.series_oracle[i].append(np.nan)
+            self.epochs += 1
+            return
         n_ticks = h.tick_no - self._epoch_start
         uniq, counts, owner = self._epoch_counts()
         expected = self._expected(n_ticks)
@@ -280,10 +297,7 @@ class Recorder:
         else:
             self.oracle_tier_hits[:, 0] += hits
             self.oracle_tier_hits[:, -1] += per_tenant - hits
-        fast_now = np.array([t.stats.reads[h.is_fast].sum() + t.stats.writes[h.is_fast].sum() for t in h.tenants])
-        all_now = np.array([t.stats.accesses for t in h.tenants])
-        d_fast, d_all = fast_now - self._prev_fast, all_now - self._prev_all
-        self._prev_fast, self._prev_all = fast_now, all_now
+        d_fast, d_all = self._served_since()
         self._lag_one(full, uniq, owner, counts, d_fast)
         if assigned is not None:
             self._lag_one_tiers(assigned, uniq, owner, counts)
@@ -291,6 +305,15 @@ class Recorder:
             self.series_dram[i].append(float(d_fast[i] / d_all[i]) if d_all[i] else 1.0)
             self.series_oracle[i].append(float(hits[i] / per_tenant[i]) if per_tenant[i] else 1.0)
         self.epochs += 1
+
+    def _served_since(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each tenant's accesses served by DRAM, and all its accesses, since the last call."""
+        h = self.host
+        fast_now = np.array([t.stats.reads[h.is_fast].sum() + t.stats.writes[h.is_fast].sum() for t in h.tenants])
+        all_now = np.array([t.stats.accesses for t in h.tenants])
+        d_fast, d_all = fast_now - self._prev_fast, all_now - self._prev_all
+        self._prev_fast, self._prev_all = fast_now, all_now
+        return d_fast, d_all
 
     def _lag_one(self, full: np.ndarray, uniq: np.ndarray, owner: np.ndarray, counts: np.ndarray,
                  d_fast: np.ndarray) -> None:

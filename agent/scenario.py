@@ -143,6 +143,7 @@ class Scenario:
     tenants: tuple[TenantSpec, ...]
     tracker: str = "idle_pages"   # where heat comes from (agent/backend.py TRACKERS): host configuration
     tracker_options: tuple[tuple[str, Any], ...] = ()   # its settings (backend.TRACKER_OPTIONS), all filled in
+    oracles: bool = True     # accounting computes the per-epoch, static and lag-one oracles (agent/accounting.py)
 
     @property
     def nr_ticks(self) -> int:
@@ -489,7 +490,8 @@ def _interleave(key: str, v: Any, nr_nodes: int) -> tuple[int, ...]:
 
 def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
     """Validate a scenario mapping (as loaded from YAML) into a Scenario."""
-    _check_keys(d, "", {"name", "seed", "tick", "duration", "epoch", "host", "tenants"}, {"host", "tenants"})
+    _check_keys(d, "", {"name", "seed", "tick", "duration", "epoch", "oracles", "host", "tenants"},
+                {"host", "tenants"})
     seed = _int("seed", d.get("seed", 1), 0)
     tick = _positive("tick", _parse("tick", units.parse_duration, d.get("tick", "100ms")))
     duration = _positive("duration", _parse("duration", units.parse_duration, d.get("duration", "60s")))
@@ -530,7 +532,7 @@ def parse_scenario(d: Any, name: str = "scenario") -> Scenario:
     return Scenario(name=str(d.get("name", host.get("name", name))), seed=seed, tick=tick, duration=duration,
                     epoch=epoch, nodes=tuple(nodes), distances=tuple(tuple(r) for r in distances),
                     kernel=kernel, tenants=tuple(tenants), tracker=tracker,
-                    tracker_options=tuple(tracker_options.items()))
+                    tracker_options=tuple(tracker_options.items()), oracles=_bool("oracles", d.get("oracles", True)))
 
 
 def with_tiering(data: Any, mode: str | None) -> Any:

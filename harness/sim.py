@@ -57,6 +57,8 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(policy=None, bandwidth=None, max_candidates=None)
     p.add_argument("--realtime", action="store_true", help="one round per period of wall time (for live monitoring)")
     p.add_argument("--stats-every", type=int, default=5, help="fetch accounting every N rounds (metrics)")
+    p.add_argument("--no-oracles", action="store_true",
+                   help="the hosts compute no oracles (every oracle column '-'): cheaper per page, for big fleets")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--controller-listen", default="127.0.0.1:0",
                    help="ControllerService address; off loopback it needs --controller-token-file or mutual "
@@ -145,7 +147,10 @@ async def run_sim(args: argparse.Namespace, security=None, fleet=None) -> dict:
     init_ray()
     per_host: dict[str, list] = {}
     with tempfile.TemporaryDirectory(prefix="pagetide-sim-") as tmp:
-        paths = write_scenarios(fleet.scenarios(args.kernel_mode), tmp)
+        scenarios = fleet.scenarios(args.kernel_mode)
+        if args.no_oracles:
+            scenarios = [{**s, "oracles": False} for s in scenarios]
+        paths = write_scenarios(scenarios, tmp)
         token_file = args.agent_token_file
         if token_file is None:
             token_file = os.path.join(tmp, "agent-token")
@@ -316,14 +321,42 @@ def by_label(hosts: list[dict]) -> dict[str, dict]:
     return {f"{k}={x}": _group([v for v in vms if v["labels"].get(k) == x]) for k, x in keys}
 
 
+def _known(x) -> bool:
+    """A figure the hosts computed: not None, not NaN (an oracle of a host run with `oracles: false`), not 0."""
+    return bool(x) and x == x
+
+
+def _ratio(a: float, b) -> str:
+    return f"{a / b:.3f}" if _known(b) else "-"
+
+
+def _pct(x) -> str:
+    return fmt_pct(x) if x == x else "-"
+
+
+def _times(x) -> str:
+    return f"{x:.3f}x" if x == x else "-"
+
+
 def _lag_ratio(r: dict) -> str:
     """DRAM share over the lag-one oracle's (agent/accounting.py)."""
-    return f"{r['dram_share'] / r['lag_oracle_share']:.3f}" if r.get("lag_oracle_share") else "-"
+    return _ratio(r["dram_share"], r.get("lag_oracle_share"))
 
 
 def _lag_cost_ratio(r: dict) -> str:
     """The lag-one oracle's memory time, paying migration, over the run's (1.0: as fast)."""
-    return f"{r['lag_cost_slowdown'] / r['slowdown']:.3f}" if r.get("lag_cost_slowdown") and r["slowdown"] else "-"
+    return _ratio(r["lag_cost_slowdown"], r["slowdown"]) if _known(r.get("lag_cost_slowdown")) else "-"
+
+
+def _no_nan(x):
+    """JSON has no NaN: an oracle not computed is null."""
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_no_nan(v) for v in x]
+    return x
 
 
 def _when(v: dict) -> str:
@@ -339,13 +372,12 @@ def report(res: dict) -> str:
     for h in res["hosts"]:
         for v in h["vms"]:
             vm_rows.append([h["host"], v["vm"] + _when(v), v["workload"], fmt_bytes(v["footprint_bytes"]), fmt_pct(v["dram_share"]),
-                            fmt_pct(v["oracle_share"]),
-                            f"{v['dram_share'] / v['oracle_share']:.3f}" if v["oracle_share"] else "-",
+                            _pct(v["oracle_share"]), _ratio(v["dram_share"], v["oracle_share"]),
                             _lag_ratio(v), _lag_cost_ratio(v),
-                            f"{v['slowdown']:.3f}x", f"{v['oracle_slowdown']:.3f}x", fmt_bytes(v["migrated_bytes"]),
+                            f"{v['slowdown']:.3f}x", _times(v["oracle_slowdown"]), fmt_bytes(v["migrated_bytes"]),
                             str(v["pingpong"])])
-        host_rows.append([h["host"], str(len(h["vms"])), fmt_pct(h["dram_share"]), fmt_pct(h["oracle_share"]),
-                          f"{h['dram_share'] / h['oracle_share']:.3f}" if h["oracle_share"] else "-",
+        host_rows.append([h["host"], str(len(h["vms"])), fmt_pct(h["dram_share"]), _pct(h["oracle_share"]),
+                          _ratio(h["dram_share"], h["oracle_share"]),
                           _lag_ratio(h), _lag_cost_ratio(h),
                           f"{h['slowdown']:.3f}x", fmt_bytes(h.get("promoted_bytes", 0)),
                           fmt_bytes(h.get("demoted_bytes", 0)),
@@ -383,7 +415,7 @@ def _tiers(x: dict) -> str:
     """Shares served per memory tier, top first, and the per-epoch oracle's: "82/10/8% (92/5/3%)"."""
     if not x.get("tier_shares"):
         return "-"
-    f = lambda xs: "/".join(f"{100 * v:.0f}" for v in xs) + "%"   # noqa: E731
+    f = lambda xs: "/".join(f"{100 * v:.0f}" if v == v else "-" for v in xs) + "%"   # noqa: E731
     return f"{f(x['tier_shares'])} ({f(x['oracle_tier_shares'])})"
 
 
@@ -395,7 +427,7 @@ def _group_tables(res: dict) -> list[str]:
         if not groups or (title == "host class" and len(groups) < 2):
             continue
         rows = [[g, *([str(x[extra])] if extra else []), str(x["vms"]), str(x["departed"]), fmt_pct(x["dram_share"]),
-                 fmt_pct(x["oracle_share"]), f"{x['dram_share'] / x['oracle_share']:.3f}" if x["oracle_share"] else "-",
+                 _pct(x["oracle_share"]), _ratio(x["dram_share"], x["oracle_share"]),
                  _lag_ratio(x), f"{x['slowdown']:.3f}x", fmt_bytes(x["migrated_bytes"]),
                  *([_tiers(x)] if extra else [])] for g, x in groups.items()]
         out += [table([title, *([extra] if extra else []), "VMs", "departed", "DRAM share", "oracle", "ratio",
@@ -488,7 +520,7 @@ def main(args: argparse.Namespace) -> int:
     print(report(res))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({k: v for k, v in res.items() if k != "heat_history"}, f, indent=1)
+            json.dump(_no_nan({k: v for k, v in res.items() if k != "heat_history"}), f, indent=1)
     if args.plot:
         for p in plot(res, args.plot):
             print(f"wrote {p}")

@@ -2,6 +2,8 @@
 one by one over every page slot, the oracle's choice from a density array of every page, the lag-one
 oracle's moves from full masks. The sparse bookkeeping must give the same numbers bit for bit."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,37 @@ def test_the_per_epoch_oracle_keeps_the_lowest_slots_of_a_tie_every_time():
     first = rec._choose(expected.copy(), scratch=True)
     assert np.array_equal(first, lowest_k(-expected, k))
     assert np.array_equal(rec._choose(expected.copy()), first)
+
+
+@pytest.mark.parametrize("tiers", [2, 3])
+def test_without_oracles_the_run_is_the_same_and_every_oracle_figure_is_nan(tiers):
+    runs = {}
+    for oracles in (True, False):
+        h = host(tiers)
+        h.scenario = dataclasses.replace(h.scenario, oracles=oracles)
+        rec = Recorder(h)
+        for _ in range(7):                        # two epochs of 3 ticks and a partial one
+            rec.record(h.run_tick())
+        runs[oracles] = (rec, rec.results(final=True))
+    (on, a), (off, b) = runs[True], runs[False]
+    assert off.total_expected is None and off.total_sampled is None and off._lag_chosen is None
+    assert not any(off._samples)
+    assert (a.dram_share, a.slowdown, a.tier_share) == (b.dram_share, b.slowdown, b.tier_share)
+    assert np.isnan([b.oracle_share, b.lag_oracle_share, b.lag_cost_slowdown, *b.oracle_tier_share,
+                     *b.lag_oracle_tier_share]).all()
+    for x, y in zip(a.tenants, b.tenants):
+        assert (x.dram_share, x.slowdown, x.series_dram_share, x.migrated_bytes) == \
+               (y.dram_share, y.slowdown, y.series_dram_share, y.migrated_bytes)
+        assert np.isnan([y.oracle_share, y.static_oracle_share, y.oracle_slowdown, y.lag_oracle_share,
+                         y.lag_oracle_slowdown, y.lag_cost_slowdown, *y.series_oracle_share]).all()
+        assert len(y.series_oracle_share) == len(x.series_oracle_share) == 3
+        assert not np.isnan([x.oracle_share, x.lag_oracle_share, x.static_oracle_share]).any()
+
+
+def test_oracles_must_be_true_or_false():
+    from pagetide.agent.scenario import ScenarioError
+    d = {"host": {"nodes": [{"id": 0, "type": "dram", "capacity": "8MiB"}]},
+         "tenants": [{"name": "a", "footprint": "4MiB", "workload": {"type": "zipf"}}]}
+    assert parse_scenario(d).oracles and not parse_scenario({**d, "oracles": False}).oracles
+    with pytest.raises(ScenarioError, match=r"^oracles: expected true or false, got 'no'"):
+        parse_scenario({**d, "oracles": "no"})
