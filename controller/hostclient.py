@@ -151,7 +151,7 @@ class HostClient:
         if sizes.max_hot_fast is not None:
             request.max_hot_fast = sizes.max_hot_fast
         report = await self.stub.GetHeatReport(request, timeout=wait + RPC_TIMEOUT)
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, clock = time.perf_counter(), _OwnCpu()
         if report.incarnation != self.topology.incarnation or report.period < self.last_period:
             # the host's agent restarted (a fresh simulated host; maybe other tenants): start over with it
             self.policy = None
@@ -163,11 +163,8 @@ class HostClient:
         if report.period == 0:                   # no complete period yet: every heat is 0
             return None
         changed = report.tenant_generation != self.topology.tenant_generation
-        cpu = 0.0                                # this round's CPU: its own steps, not other hosts' meanwhile
         if changed:                              # VMs arrived, left or resized: the same host, other tenants
-            cpu += time.process_time() - c0
-            await self.get_topology()
-            c0 = time.process_time()
+            await clock.outside(self.get_topology())
         self.last_period = report.period
         self.round_no += 1
         res = RoundResult(host_id=self.host_id, period=report.period,
@@ -208,9 +205,7 @@ class HostClient:
                                           sw_young=b.sw_young) for b in chunk])
             start = time.perf_counter()
             res.move_request_bytes += req.ByteSize()
-            cpu += time.process_time() - c0
-            resp = await self.stub.MovePages(req, timeout=RPC_TIMEOUT)
-            c0 = time.process_time()
+            resp = await clock.outside(self.stub.MovePages(req, timeout=RPC_TIMEOUT))
             res.batches += len(chunk)
             moved_total = 0
             for b, out in zip(chunk, resp.results):
@@ -228,12 +223,28 @@ class HostClient:
             if bandwidth and moved_total:
                 pause = moved_total / bandwidth - (time.perf_counter() - start)
                 if pause > 0:
-                    cpu += time.process_time() - c0
-                    await asyncio.sleep(pause)
-                    c0 = time.process_time()
+                    await clock.outside(asyncio.sleep(pause))
         res.report_seconds, res.plan_seconds, res.move_seconds = t1 - t0, t2 - t1, time.perf_counter() - t2
-        res.cpu_seconds = cpu + time.process_time() - c0
+        res.cpu_seconds = clock.seconds()
         return res
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+class _OwnCpu:
+    """A round's own CPU time: the process's, paused while the round awaits its agent or a pacing sleep (other
+    hosts' rounds run meanwhile in the same process)."""
+
+    def __init__(self):
+        self.spent, self._since = 0.0, time.process_time()
+
+    async def outside(self, awaitable):
+        self.spent += time.process_time() - self._since
+        try:
+            return await awaitable
+        finally:
+            self._since = time.process_time()
+
+    def seconds(self) -> float:
+        return self.spent + time.process_time() - self._since
