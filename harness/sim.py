@@ -321,6 +321,18 @@ def by_label(hosts: list[dict]) -> dict[str, dict]:
     return {f"{k}={x}": _group([v for v in vms if v["labels"].get(k) == x]) for k, x in keys}
 
 
+def _per_proxy_error(n: int | None) -> str | None:
+    """What is wrong with --hosts-per-proxy, by the controller's own check (controller/proxy.py)."""
+    if n is None:
+        return None
+    from pagetide.controller.proxy import proxy_groups
+    try:
+        proxy_groups([], n)
+    except ValueError as e:
+        return f"--hosts-per-proxy: {str(e).partition(': ')[2]}"
+    return None
+
+
 def _known(x) -> bool:
     """A figure the hosts computed: not None, not NaN (an oracle of a host run with `oracles: false`), not 0."""
     return bool(x) and x == x
@@ -500,10 +512,7 @@ def main(args: argparse.Namespace) -> int:
     except SecurityError as e:
         print(f"pagetide sim: {e}", file=sys.stderr)
         return 2
-    per_proxy = args.hosts_per_proxy
-    refused = metrics_errors(args) or advice_error(args) or (
-        f"--hosts-per-proxy: must be at least 1, not {per_proxy}" if per_proxy is not None and per_proxy < 1
-        else None) or listen_error(
+    refused = metrics_errors(args) or advice_error(args) or _per_proxy_error(args.hosts_per_proxy) or listen_error(
         args.controller_listen, security, "--controller-listen", "controller-")
     if refused:
         print(f"pagetide sim: {refused}", file=sys.stderr)

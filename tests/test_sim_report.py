@@ -1,4 +1,4 @@
-"""`pagetide sim`'s results table and JSON when the hosts computed no oracles (`--no-oracles`)."""
+"""`pagetide sim`'s results table and JSON without oracles (`--no-oracles`), and its checks of flags."""
 
 import json
 import math
@@ -28,3 +28,9 @@ def test_oracles_not_computed_print_as_dashes_and_are_null_in_json():
     doc = json.loads(json.dumps(_no_nan(result(NAN)), allow_nan=False))
     assert doc["hosts"][0]["oracle_share"] is None and doc["hosts"][0]["vms"][0]["oracle_tier_shares"][0] is None
     assert math.isclose(doc["hosts"][0]["vms"][0]["slowdown"], 1.5)
+
+
+def test_a_bad_hosts_per_proxy_is_refused_with_the_controllers_reason():
+    from pagetide.harness.sim import _per_proxy_error
+    assert _per_proxy_error(None) is None and _per_proxy_error(3) is None
+    assert _per_proxy_error(0) == "--hosts-per-proxy: must be at least 1, not 0"
