@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pagetide.agent.chunks import first_matches
 from pagetide.agent.host import Host
 from pagetide.agent.pageflags import PAGE_SIZE, pages_per_node
 
@@ -507,22 +508,16 @@ def _smallest(values: np.ndarray, k: int) -> np.ndarray:
 
 def _lowest_tied(values: np.ndarray, k: int, cut, chosen: np.ndarray) -> np.ndarray | None:
     """`chosen` (the mask of the values below `cut`) with the lowest slots equal to `cut` added up to k in all,
-    or None if fewer than k values are at most `cut`. The tie is read in chunks that double from 64 Ki slots,
-    only as far as it needs."""
-    n = values.size
+    or None if fewer than k values are at most `cut`. The tie is read from the front only as far as it needs
+    (agent/chunks.py)."""
     need = k - int(np.count_nonzero(chosen))
-    start, size = 0, 1 << 16
-    while need > 0 and start < n:
-        end = min(n, start + size)
-        tied = values[start:end] == cut
-        found = int(np.count_nonzero(tied))
-        if found > need:
-            tied[np.flatnonzero(tied)[need]:] = False   # past the need-th tied slot of this chunk
-            found = need
-        chosen[start:end] |= tied
-        need -= found
-        start, size = end, size * 2
-    return chosen if need == 0 else None
+    if need <= 0:
+        return chosen if need == 0 else None
+    tied = first_matches(values.size, need, lambda a, b: np.flatnonzero(values[a:b] == cut))
+    if tied.size < need:
+        return None
+    chosen[tied] = True
+    return chosen
 
 
 def _tier_nodes(h: Host, home: int) -> list[int]:

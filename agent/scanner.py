@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pagetide.agent.chunks import first_matches
 from pagetide.agent.idle_pages import scan_fast
 
 if TYPE_CHECKING:       # the fold and the picking below are shared with real hosts, which never load the model
@@ -187,8 +188,6 @@ class _Codes:
     """A tenant's pages coded node x 256 + heat (absent pages past every node), the count of each code, and
     the candidate lists read from them (`pick`)."""
 
-    _CHUNK = 1 << 16                       # pages read at a time when a list needs only the first of a level
-
     def __init__(self, heat: np.ndarray, node: np.ndarray, nr_nodes: int):
         self.heat, self.node = heat, node
         if node.dtype == np.int8:          # the model's: as uint8, absent pages (< 0) are rows 128..255
@@ -238,12 +237,9 @@ class _Codes:
         base, span = t(n * 256 + lo), t(hi - lo)
         if m is None or m >= int(self.levels[n, lo:hi + 1].sum()):
             return np.flatnonzero(code == base if not span else (code - base) <= span)
-        found, start, step = [], 0, self._CHUNK
-        while m > 0 and start < code.size:
-            seg = code[start:start + step]
-            hit = np.flatnonzero(seg == base if not span else (seg - base) <= span)[:m]
-            found.append(hit + start)
-            m -= hit.size
-            start += step
-            step *= 2
-        return np.concatenate(found)
+
+        def matches(a: int, b: int) -> np.ndarray:
+            seg = code[a:b]
+            return np.flatnonzero(seg == base if not span else (seg - base) <= span)
+
+        return first_matches(code.size, m, matches)
