@@ -224,13 +224,32 @@ class Workload:
 
     def expected(self, start: int, n_ticks: int, out: np.ndarray) -> None:
         """Expected accesses per page over the n_ticks ticks from `start`, written into `out` (float32, npages):
-        the distribution at the middle tick times n_ticks -- or the sum of every tick's, where it moves each
-        tick -- times rate x tick_s, in float64, rounded once. The per-epoch oracle ranks pages by it."""
+        the sum of every tick's distribution -- each distinct one (`_distribution`) once, times the ticks it
+        holds; one that holds the whole window is the distribution at the middle tick times n_ticks -- times
+        rate x tick_s, in float64, rounded once. The per-epoch oracle ranks pages by it."""
         start = self._check_tick(start)
+        scale = self.rate * self.tick_s
         if self.MOVES_EVERY_TICK:
-            self._expected_sum(start, n_ticks, self.rate * self.tick_s, out)
+            self._expected_sum(start, n_ticks, scale, out)
+            return
+        runs = self._runs(start, n_ticks)
+        if len(runs) == 1:
+            self._expected(start + n_ticks // 2, n_ticks, scale, out)
         else:
-            self._expected(start + n_ticks // 2, n_ticks, self.rate * self.tick_s, out)
+            self._expected_runs(runs, scale, out)
+
+    def _runs(self, start: int, n: int) -> list[tuple[int, int]]:
+        """The window's ticks as runs of one distribution: (first tick, ticks), in order."""
+        runs: list[list[int]] = []
+        last = object()
+        for tick in range(start, start + n):
+            key = self._distribution(tick)
+            if runs and key == last:
+                runs[-1][1] += 1
+            else:
+                runs.append([tick, 1])
+            last = key
+        return [(t, k) for t, k in runs] or [(start, n)]
 
     def hot_pages(self, tick: int, k: int) -> np.ndarray:
         """The k distinct pages most likely to be accessed around tick `tick`, hottest first (ties in a fixed
@@ -277,6 +296,18 @@ class Workload:
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         raise NotImplementedError
+
+    def _distribution(self, tick: int) -> Any:
+        """What tick `tick`'s distribution depends on besides the workload's constants: ticks with equal values
+        draw from the same one (`expected` adds each distinct one once). A workload whose distribution changes
+        over time returns its state (a hot set's epoch, a phase, a rotation); static ones None."""
+        return None
+
+    def _expected_runs(self, runs: list[tuple[int, int]], scale: float, out: np.ndarray) -> None:
+        """`expected` over runs of distinct distributions: the sum, left to right, of each run's probabilities
+        times its ticks, times scale, into out. Workloads may override it with the same numbers."""
+        probs = sum(self._probabilities(tick) * n for tick, n in runs)
+        out[:] = np.multiply(probs, scale, out=probs)
 
     def _expected(self, tick: int, n: int, scale: float, out: np.ndarray) -> None:
         """`expected` of the distribution at `tick` held for n ticks: (p x n) x scale per page in float64, into
@@ -374,6 +405,9 @@ class HotsetWorkload(Workload):
         move_every = self.options["move_every"]
         return 0 if move_every == 0 else _floor(tick * self.tick_s / move_every)
 
+    def _distribution(self, tick: int) -> int:
+        return self._epoch(tick)
+
     def _hot_set(self, tick: int) -> np.ndarray:
         epoch = self._epoch(tick)
         if epoch != self._cached_epoch:  # ticks come in order, so one cached epoch is enough
@@ -431,6 +465,20 @@ class DriftWorkload(Workload):
 
     def _offset(self, tick: int) -> int:
         return _floor(self.options["drift"] * self.npages * tick * self.tick_s) % self.npages
+
+    _distribution = _offset       # the ranking rotates a little every tick
+
+    def _expected_runs(self, runs: list[tuple[int, int]], scale: float, out: np.ndarray) -> None:
+        """The generic sum, run by run, in layout order: the page at layout position i has rank (i + offset) mod
+        n, so each run's share is the pmf rotated left by its offset (the same products and sums, page by page)."""
+        pmf = self._ranks.pmf()
+        acc = None
+        for tick, n in runs:
+            term = np.roll(pmf, -self._offset(tick))
+            term *= n
+            acc = term if acc is None else np.add(acc, term, out=acc)
+        acc *= scale
+        out[self._slot_to_page] = acc
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         ranks = self._ranks.draw(rng, self.samples)
@@ -607,6 +655,9 @@ class PhasesWorkload(Workload):
 
     def _set(self, j: int) -> np.ndarray:
         return self._layout[j * self._set_pages:(j + 1) * self._set_pages]
+
+    def _distribution(self, tick: int) -> int:
+        return self.active_set(tick)
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         return self._set(self.active_set(tick))[self._ranks.draw(rng, self.samples)]

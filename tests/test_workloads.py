@@ -42,10 +42,18 @@ def test_expected_accesses_are_the_probabilities_times_ticks_and_rate_bit_for_bi
     for start, n in ((0, 10), (37, 10), (95, 3)):
         got = np.full(w.npages, np.nan, dtype=np.float32)
         w.expected(start, n, got)
+        ticks = [w.probabilities(start + i) for i in range(n)]
         if w.MOVES_EVERY_TICK:
-            probs = sum(w.probabilities(start + i) for i in range(n))
-        else:
-            probs = w.probabilities(start + n // 2) * n
+            probs = sum(ticks)
+        else:           # each run of equal distributions once, times its ticks (hotset moves at tick 40)
+            runs = []
+            for p in ticks:
+                if runs and np.array_equal(runs[-1][0], p):
+                    runs[-1][1] += 1
+                else:
+                    runs.append([p, 1])
+            assert kind != "drift" or len(runs) == n
+            probs = sum(p * k for p, k in runs)
         ref = np.multiply(probs, w.rate * w.tick_s, out=probs).astype(np.float32)
         assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), (kind, start, n)
 
@@ -534,3 +542,16 @@ def test_negative_ticks_and_oversized_hot_page_queries_are_rejected():
         w.sample(-1)
     with pytest.raises(ValueError, match="must be <= npages"):
         w.hot_pages(0, 101)
+
+
+def test_drifts_expected_over_an_epoch_is_the_generic_sum_bit_for_bit_in_float64():
+    """drift's rotated-pmf sum against the generic sum of each tick's probabilities, in float64."""
+    w = make_workload({"type": "drift", "rate": "7.3M/s", "drift": "3%/s"}, 2061, 7, 0.1)
+    scale = w.rate * w.tick_s
+    for start, n in ((0, 10), (37, 10), (95, 7), (5, 1)):
+        runs = w._runs(start, n)
+        got, ref = np.full(w.npages, np.nan), np.full(w.npages, np.nan)
+        w._expected_runs(runs, scale, got)
+        Workload._expected_runs(w, runs, scale, ref)
+        assert np.array_equal(got.view(np.uint64), ref.view(np.uint64)), (start, n)
+
