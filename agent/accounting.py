@@ -27,7 +27,8 @@ equal page sizes): DRAM capacity above the min watermarks, less page tables. The
 needs its own run of the model (see `sim.reference_runs`).
 
 The oracles rank pages by their *expected* accesses (each workload's exact sampling distribution,
-`Workload.expected`: its `probabilities` at the epoch's middle tick times the ticks) and are credited with the accesses actually sampled
+`Workload.expected`: the sum of its `probabilities` over the epoch's ticks, each distinct distribution once
+times the ticks it holds) and are credited with the accesses actually sampled
 on the pages they chose. Ranking by the samples themselves would let an oracle exploit sampling noise: with
 a few thousand samples per tick over millions of pages, every page sampled in an epoch fits in DRAM.
 Sampled accesses are kept per epoch as each tenant's list of sampled pages and counted per distinct page

@@ -155,8 +155,9 @@ class Workload:
     OPTIONS: ClassVar[dict[str, Option]] = {}
     # None: the workload sets `write_ratio` itself in `_setup` unless the spec gives one
     DEFAULT_WRITE_RATIO: ClassVar[float | None] = 0.1
-    # True where the distribution moves materially from one tick to the next (a streaming scan), so an
-    # epoch's expected accesses must sum every tick's distribution rather than take the middle one
+    # True where the distribution moves materially from one tick to the next (a streaming scan, a trace), so
+    # an epoch's expected accesses sum every tick's distribution (`_expected_sum`) instead of runs of equal
+    # ones (`_distribution`)
     MOVES_EVERY_TICK: ClassVar[bool] = False
 
     npages: int                   # footprint in pages of the tenant's page size (4 KiB or 2 MiB)

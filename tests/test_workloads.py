@@ -36,7 +36,8 @@ def zipf_share(k: int, n: int, s: float) -> float:
 @pytest.mark.parametrize("kind", ALL_TYPES)
 def test_expected_accesses_are_the_probabilities_times_ticks_and_rate_bit_for_bit(kind):
     """What the per-epoch oracle ranks: each workload's own `_expected` gives float32 numbers identical to
-    (probabilities at the middle tick x ticks) x rate x tick, or the sum over the ticks where they move."""
+    (each run of equal probabilities x its ticks, summed) x rate x tick, or the sum over the ticks where they
+    move every tick."""
     w = make_workload({"type": kind, "rate": "7.3M/s", "move_every": "1s"} if kind == "hotset"
                       else {"type": kind, "rate": "7.3M/s"}, 3001, 7, 0.1)
     for start, n in ((0, 10), (37, 10), (95, 3)):
