@@ -544,10 +544,9 @@ class Host:
         st = t.stats
         nn = self.nr_nodes
         served = None if every else cur >= 0
+        s, w, on = (slots, is_write, cur) if every else (slots[served], is_write[served], cur[served])
         # reads and writes per node by one count of node x 2 + is_write
-        code = cur.astype(np.intp) * 2 if every else cur[served].astype(np.intp) * 2
-        code += is_write if every else is_write[served]
-        rw = np.bincount(code, minlength=2 * nn).reshape(nn, 2) * weight
+        rw = np.bincount(on.astype(np.intp) * 2 + w, minlength=2 * nn).reshape(nn, 2) * weight
         reads, writes = rw[:, 0], rw[:, 1]
         st.reads += reads
         st.writes += writes
@@ -562,14 +561,12 @@ class Host:
         st.slow_time += nr * self.read_latency[slow] + nw * self.write_latency[slow]
         if not every:
             st.lost_accesses += float((~served).sum()) * weight
-        s = slots if every else slots[served]
-        w = is_write if every else is_write[served]
         # hardware sets A (and D on a write) by a page walk; a translation still cached in the TLB since a
-        # scan cleared A does not walk, so A stays clear until the scan's flush. A is bit 0: f | walked sets
-        # it where walked, and a slot sampled twice gets the same value both times
+        # scan cleared A does not walk, so A stays clear until the scan's flush. A is bit 0 (asserted at the
+        # top): f | walked sets it where walked, the same value for a slot sampled twice
         f = self.flags[s]
         walked = (f & PG_TLB_CACHED) == 0
-        self.flags[s] = f | walked.view(np.uint8)         # PG_ACCESSED is bit 0 (asserted at the top)
+        self.flags[s] = f | walked.view(np.uint8)
         self.flags[s[w]] |= PG_DIRTY
         if t.pmd_young is not None:
             t.pmd_young[(s[walked] - t.start) // HPAGE_PMD_NR] = 1
