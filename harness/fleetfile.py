@@ -7,6 +7,7 @@ resizes over time, and the controller's policy and options:
 
     seed: 1                       # host i (file order, from 0) gets scenario seed seed x 1000 + i
     duration: 60s                 # also tick (100ms) and epoch (1s, the scan period) as in scenarios
+    oracles: false                # every host's accounting without oracles, as a scenario's (default true)
     controller: {policy: pagetide, options: {hysteresis_bins: 3}, bandwidth: 256MiB, max_candidates: 4096}
     host_classes:
       pmem:                       # hosts pmem-00, pmem-01, ... (`names: host` names them host-00, ...)
@@ -45,7 +46,8 @@ from pagetide.agent.scenario import ScenarioError, parse_scenario, read_yaml, wi
 from pagetide.common import units
 
 SHIPPED = ("default", "churn", "advice", "advice-swap")     # harness/fleets/NAME.yaml
-TOP_KEYS = {"name", "seed", "tick", "duration", "epoch", "controller", "host_classes", "vms", "hosts", "events"}
+TOP_KEYS = {"name", "seed", "tick", "duration", "epoch", "oracles", "controller", "host_classes", "vms", "hosts",
+            "events"}
 VM_KEYS = {"kind", "footprint", "home_node", "page_size", "workload", "prefault", "pinned", "labels", "interleave",
            "policy"}
 PLACE_KEYS = VM_KEYS | {"vm", "name", "count"}
@@ -331,7 +333,7 @@ def parse_fleet(d: Any, name: str = "fleet") -> Fleet:
                 raise FleetError(f"{ckey}.names", f"host {hname!r} is also a host of class {hosts[hname]['class']!r}")
             scenario = {"name": hname, "seed": seed * 1000 + i, "tick": d.get("tick", "100ms"),
                         "duration": d.get("duration", "60s"), "epoch": d.get("epoch", "1s"),
-                        "host": copy.deepcopy(c["host"])}
+                        **({"oracles": d["oracles"]} if "oracles" in d else {}), "host": copy.deepcopy(c["host"])}
             hosts[hname] = {"class": cname, "scenario": scenario, "class_key": ckey}
             placed[hname] = [t for k, e in enumerate(_list(c.get("vms", []), f"{ckey}.vms"))
                              for t in _place(e, f"{ckey}.vms[{k}]", catalogue)]

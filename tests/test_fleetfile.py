@@ -130,6 +130,7 @@ def test_a_fleet_file_expands_into_host_scenarios_policies_and_ordered_events():
     ({"events__1__resize__footprint": "200MiB"}, "events[1].resize"),  # the host's VMs would not fit
     ({"events__1__resize__footprint": "400MiB"}, "events[1].resize.footprint"),  # more than the host has
     ({"events__1__resize__size": "1MiB"}, "events[1].resize.size"),
+    ({"oracles": "no"}, "oracles"),
 ])
 def test_every_error_names_its_key(changes, key):
     with pytest.raises(FleetError) as e:
@@ -186,3 +187,10 @@ def test_pagetide_sim_refuses_a_bad_fleet_file_naming_the_key_before_starting_an
     assert f"{bad}: host_classes.a.vms: host 'a-00' starts with no VM" in capsys.readouterr().err
     assert sim.main(build_parser("sim").parse_args(["sim", "--fleet", "churn", "--hosts", "3"])) == 2
     assert "--hosts describe a generated fleet; not with --fleet" in capsys.readouterr().err
+
+
+def test_oracles_false_reaches_every_hosts_scenario():
+    on, off = parse_fleet(fleet()), parse_fleet(fleet(oracles=False))
+    assert all(parse_scenario(s).oracles for s in on.scenarios())
+    assert not any(parse_scenario(s).oracles for s in off.scenarios())
+
