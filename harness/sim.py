@@ -49,6 +49,9 @@ def set_argparser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host-memory", type=size_argument,
                    help="a generated fleet's memory per host, DRAM 1/4 (default 2GiB)")
     p.add_argument("--seed", type=int, help="the fleet's seed (a generated fleet's VM mix follows from it; default 1)")
+    p.add_argument("--samples", type=int,
+                   help="a generated fleet's sampled accesses per tick per VM (default 8192; the simulation's cost "
+                        "follows them)")
     p.add_argument("--kernel-mode", choices=sorted(MODES),
                    help="the hosts' kernel tiering mode (default: the fleet's, none = demotion only); "
                         "combine with --policy none to run a kernel mode alone")
@@ -81,15 +84,19 @@ def resolve_fleet(args: argparse.Namespace):
     from pagetide.harness.fleetfile import load_fleet
 
     if args.fleet:
-        clash = [f for f, v in (("--hosts", args.hosts), ("--host-memory", args.host_memory)) if v is not None]
+        clash = [f for f, v in (("--hosts", args.hosts), ("--host-memory", args.host_memory),
+                                ("--samples", args.samples)) if v is not None]
         if clash:
             raise ValueError(f"{' and '.join(clash)} describe a generated fleet; not with --fleet")
         fleet = load_fleet(args.fleet, seed=args.seed)
-    elif args.hosts is None and args.host_memory is None and args.seed is None:
+    elif args.hosts is None and args.host_memory is None and args.seed is None and args.samples is None:
         fleet = load_fleet("default")
     else:
+        if args.samples is not None and args.samples < 1:
+            raise ValueError(f"--samples: must be at least 1, not {args.samples}")
         fleet = generated_fleet(args.hosts or 4, seed=1 if args.seed is None else args.seed,
-                                memory_mib=(args.host_memory or 2 << 30) >> 20)
+                                memory_mib=(args.host_memory or 2 << 30) >> 20,
+                                **({} if args.samples is None else {"samples": args.samples}))
     c = fleet.controller
     same_policy = args.policy is None or args.policy == (c.policy or "pagetide")
     args.policy = args.policy or c.policy or "pagetide"

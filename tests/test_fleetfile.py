@@ -194,3 +194,15 @@ def test_oracles_false_reaches_every_hosts_scenario():
     assert all(parse_scenario(s).oracles for s in on.scenarios())
     assert not any(parse_scenario(s).oracles for s in off.scenarios())
 
+
+
+def test_samples_sets_a_generated_fleets_samples_per_tick_and_refuses_nonsense(monkeypatch, capsys):
+    from pagetide.harness import sim
+    from pagetide.harness.cli import build_parser
+
+    args = build_parser("sim").parse_args(["sim", "--hosts", "2", "--samples", "2048"])
+    fleet = sim.resolve_fleet(args)
+    assert {t["workload"]["samples"] for s in fleet.scenarios() for t in s["tenants"]} == {2048}
+    monkeypatch.setattr(sim, "run_sim", lambda *a, **k: pytest.fail("started a simulation"))
+    assert sim.main(build_parser("sim").parse_args(["sim", "--hosts", "2", "--samples", "0"])) == 2
+    assert "--samples: must be at least 1, not 0" in capsys.readouterr().err
