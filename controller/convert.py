@@ -21,7 +21,8 @@ def host_view(topology: agent_pb2.GetTopologyResponse, report: agent_pb2.GetHeat
                            wmark_high_bytes=n.wmark_high_bytes + n.demote_margin_bytes, peer_node=n.peer_node,
                            tier=rank[n.memory_tier] if rank else -1,
                            demotion_node=n.demotion_node if rank else -1,
-                           latency_ns=loaded[n.id] if n.id < len(loaded) else n.read_latency_ns)
+                           latency_ns=loaded[n.id] if n.id < len(loaded) else n.read_latency_ns,
+                           idle_latency_ns=n.read_latency_ns)
                   for n in topology.nodes)
     footprint = {t.name: t.footprint_bytes for t in topology.tenants}
     tenants = tuple(TenantHeat(name=t.tenant, page_size=t.page_size_bytes,

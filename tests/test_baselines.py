@@ -401,7 +401,8 @@ def test_make_policy_parses_options_given_as_strings_in_human_units():
 def test_make_policy_rejects_an_unknown_key_or_a_bad_value_naming_the_policy_the_key_and_the_valid_keys():
     with pytest.raises(ValueError, match=r"^pagetide\.hysteresis: unknown key for policy 'pagetide'; valid keys: "
                                          r"reserve, hysteresis_bins, hysteresis_z, min_promote_bin, sw_young, max_mark_pages, "
-                                         r"mark_every, idle_swaps, idle_rounds, thrash_guard, narrow_swaps$"):
+                                         r"mark_every, idle_swaps, idle_rounds, thrash_guard, narrow_swaps, narrow_idle, "
+                                         r"resident_reserve$"):
         make_policy("pagetide", hysteresis="3")
     with pytest.raises(ValueError, match=r"^none\.mark_every: unknown key for policy 'none'; valid keys: none$"):
         make_policy("none", mark_every=2)

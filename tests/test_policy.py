@@ -415,3 +415,93 @@ def test_the_policy_makes_narrow_swaps_only_after_a_vms_first_rounds_and_not_whe
     assert promoted == [0] * NARROW_AFTER + [16 * MiB] * 2
     off = make_policy("pagetide", period_seconds=1.0, narrow_swaps=False)
     assert [off.plan(view, {}, params).promote_bytes for _ in range(NARROW_AFTER + 2)] == [0] * (NARROW_AFTER + 2)
+
+
+def resident_in_full(view, latency=None):
+    """`view` with each tenant's footprint known to be what it holds (resident in full), and with (idle, loaded)
+    read latencies per node id where `latency` gives them."""
+    from dataclasses import replace
+    tenants = tuple(replace(t, footprint_bytes=sum(int(h.sum()) for h in t.hist.values()) * t.page_size)
+                    for t in view.tenants)
+    nodes = tuple(replace(n, idle_latency_ns=latency[n.id][0], latency_ns=latency[n.id][1]) if latency else n
+                  for n in view.nodes)
+    return replace(view, nodes=nodes, tenants=tenants)
+
+
+def idle_pool_host(idle_first_half=True, idle_share=1.0):
+    """vm0's 16 MiB of DRAM with `idle_share` of it at heat 0 (the first or second half of its pages when 0.5),
+    the rest at bin 7; 16 MiB of it on PMEM at bin 2, one bin less than the gap above heat 0."""
+    gap = PolicyParams().hysteresis_bins
+    m = one_socket(dram=17 * MiB)
+    dram = np.full(4096, 7 * 16 + 8)
+    if idle_share == 0.5:
+        dram[slice(0, 2048) if idle_first_half else slice(2048, 4096)] = 0
+    else:
+        dram[:int(4096 * idle_share)] = 0
+    m.add("vm0", np.concatenate([dram, np.full(4096, 16 * (gap - 1) + 8)]),
+          np.concatenate([np.zeros(4096), np.ones(4096)]))
+    return m
+
+
+def test_narrow_swaps_take_dram_pages_at_heat_0_for_the_vms_named_narrow_idle():
+    params = PolicyParams(reserve=0.0, sw_young=False)
+    view = idle_pool_host().view()
+    vm0 = frozenset({"vm0"})
+    assert plan_host(view, {}, params, narrow=vm0).promote_bytes == 0      # heat 0 keeps the full gap
+    plan = plan_host(view, {}, params, narrow=vm0, narrow_idle=vm0)
+    assert plan.promote_bytes == plan.demote_bytes == 16 * MiB
+    assert plan_host(view, {}, params, narrow_idle=vm0).promote_bytes == 0  # only within narrow swaps
+
+
+def test_the_policy_narrow_swaps_idle_dram_pages_only_where_its_idle_pool_is_steady_and_stays_cold():
+    from pagetide.controller.policies import make_policy
+    from pagetide.controller.policies.pagetide import NARROW_AFTER, POOL_ROUNDS, QUICK_POOL_ROUNDS
+    params = PolicyParams(reserve=0.0, sw_young=False)
+
+    def promoted(views, **options):
+        pol = make_policy("pagetide", period_seconds=1.0, idle_swaps=False, **options)
+        return [pol.plan(v, {}, params).promote_bytes for v in views]
+
+    steady = resident_in_full(idle_pool_host().view())
+    n = POOL_ROUNDS + 2
+    # resident in full when first seen: narrow swaps from its first round, the pool trusted after QUICK_POOL_ROUNDS
+    assert promoted([steady] * n) == [0] * (QUICK_POOL_ROUNDS - 1) + [16 * MiB] * (n - QUICK_POOL_ROUNDS + 1)
+    # footprint unknown (maybe still faulting in): NARROW_AFTER rounds, and the pool watched POOL_ROUNDS
+    wait = max(NARROW_AFTER, POOL_ROUNDS - 1)
+    assert promoted([idle_pool_host().view()] * n) == [0] * wait + [16 * MiB] * (n - wait)
+    # switched off, or a host under bandwidth load (the loaded-latency search places it)
+    assert promoted([steady] * n, narrow_idle=False) == [0] * n
+    assert promoted([resident_in_full(idle_pool_host().view(), {0: (80.0, 200.0), 1: (305.0, 305.0)})] * n) == [0] * n
+    # too small a pool: 20% of DRAM at heat 0
+    assert promoted([resident_in_full(idle_pool_host(idle_share=0.2).view())] * n) == [0] * n
+    # a pool whose listed pages wake hot the next round (the halves of DRAM take turns): the full gap stays
+    a = resident_in_full(idle_pool_host(idle_share=0.5, idle_first_half=True).view())
+    b = resident_in_full(idle_pool_host(idle_share=0.5, idle_first_half=False).view())
+    assert promoted([a, b] * n) == [0] * (2 * n)
+    # the same halves, each steady, pass
+    assert promoted([a] * n)[-1] == 8 * MiB
+
+
+def test_the_reserve_is_dropped_only_where_every_vm_is_resident_in_full_and_no_node_is_loaded():
+    from pagetide.controller.policies import make_policy
+    params = PolicyParams(sw_young=False)            # the controller's reserve, 0.5% of the DRAM node
+    m = one_socket(dram=17 * MiB)
+    # 4000 pages in DRAM, 1000 as hot on PMEM: DRAM has room for 96 more above its high watermark, 74 above
+    # watermark + reserve
+    m.add("vm0", np.full(5000, 80), np.concatenate([np.zeros(4000), np.ones(1000)]))
+
+    def promoted(view, **options):
+        return make_policy("pagetide", period_seconds=1.0, **options).plan(view, {}, params).promote_bytes // PAGE
+
+    idle = {0: (80.0, 80.0), 1: (305.0, 305.0)}
+    assert promoted(resident_in_full(m.view())) == 96
+    assert promoted(resident_in_full(m.view(), idle)) == 96
+    assert promoted(m.view()) == 74                                            # footprint not known resident
+    assert promoted(resident_in_full(m.view(), {0: (80.0, 200.0), 1: (305.0, 305.0)})) == 74     # DRAM loaded
+    assert promoted(resident_in_full(m.view(), {0: (80.0, 80.0), 1: (305.0, 900.0)})) == 74      # PMEM loaded
+    assert promoted(resident_in_full(m.view()), resident_reserve=True) == 74
+    # a VM still faulting its memory in keeps it
+    from dataclasses import replace
+    v = resident_in_full(m.view())
+    v = replace(v, tenants=tuple(replace(t, footprint_bytes=t.footprint_bytes + 2 * MiB) for t in v.tenants))
+    assert promoted(v) == 74

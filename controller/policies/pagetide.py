@@ -30,9 +30,13 @@ The round, in four steps:
    (its DRAM-resident share of estimated accesses fell by PHASE_DROP since the last round), so a phase
    change is followed in one round instead of two; a stable set keeps the gap and does not churn. Then narrow
    swaps, one bin less than the gap, where the DRAM page has heat -- a DRAM page at heat 0 keeps the full
-   gap -- once the tenant's heat has folded NARROW_AFTER periods; then idle swaps, without the gap: DRAM
+   gap -- once the tenant's heat has folded NARROW_AFTER periods (a tenant resident in full when first seen has
+   no first-touch heat to wait out), and where the tenant's DRAM holds a steady idle pool (`IdlePool`) a DRAM
+   page at heat 0 takes the narrow gap too; then idle swaps, without the gap: DRAM
    pages idle for good (thrash.py says which) for the next slow pages of IDLE_SWAP_BIN or hotter. Promotions
-   never exceed the room above watermark + reserve that free memory and this plan's demotions provide.
+   never exceed the room above watermark + reserve that free memory and this plan's demotions provide; the
+   reserve, kept for pages still to be faulted in, is 0 on a host where every tenant is resident in full and
+   no node is loaded (`PagetidePolicy`).
 4. Budget. Demotions that bring tenants down to their targets come first (they make the room), then fills
    and swaps by weighted heat gain per byte moved, within `max_bytes_per_round`. Batches of at most
    `batch_bytes` and one target node each, in execution order: demotions, promotions, then MPOL_MF_SW_YOUNG
@@ -54,6 +58,7 @@ heat alone.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -67,7 +72,7 @@ from pagetide.controller.policies.placement import (
     cut_batches, place, resolve_policies, sorted_candidates, threshold_bin,
 )
 from pagetide.controller.policies.thrash import IdleAge, Moved, ThrashGuard, member
-from pagetide.controller.policies.view import HEAT_BINS, MAX_LEVEL, HostView, TenantHeat
+from pagetide.controller.policies.view import HEAT_BINS, MAX_LEVEL, HostView, TenantHeat, heat_bins
 
 __all__ = ["BIN_RATE", "bin_rates", "plan_host", "PagetidePolicy"]
 
@@ -139,6 +144,25 @@ IDLE_SWAP_BIN = 2
 # sqlite-index's trace hosts at DRAM 1/2 lose 0.010 and 0.008 to narrow swaps in their first rounds).
 NARROW_GAP_LESS = 1
 NARROW_AFTER = 3
+
+# Narrow swaps of idle DRAM pages. Where a tenant's DRAM holds a steady pool of pages at heat 0 -- at least
+# IDLE_POOL of its DRAM pages in each of the last POOL_ROUNDS rounds (QUICK_POOL_ROUNDS for a tenant resident in
+# full when first seen, whose pool is its boot memory from the start) -- and they do not wake hot -- of those
+# its reports listed at heat 0, at most HOT_WAKE_MAX were among its hottest DRAM pages (HOT_WAKE_BIN or hotter)
+# the round after -- its DRAM pages at heat 0 take the narrow gap too. A Zipf's or a write-heavy VM's at DRAM 1/2
+# (~45% of DRAM at heat 0, 0.1 hot wakes a round): the 3-bin gap left slow pages of bin 2, seen in two periods
+# running, behind DRAM pages not seen in five (0.954 of the per-epoch oracle against memory-optimizer's 0.962).
+# A drifting ranking's longest-idle pages re-enter as its hottest (~15 hot wakes a round at DRAM 1/2): they keep
+# the full gap. So does a pool that comes and goes (python-dict's trace at DRAM 1/8, faulting its memory in, has
+# one for 2-8 rounds at a time and reuses it: -0.004 with 4 rounds, nothing lost with 5 or 6), a tenant whose
+# idle swaps run (thrash.py: they take its idle-for-good pages without any gap), and a host under bandwidth
+# load, which the loaded-latency search places (hotset-bw at DRAM 1/4: 0.8532 -> 0.8526 of the oracle's share
+# with them, at 8.56x all-DRAM memory time for 8.61x).
+IDLE_POOL = 0.3
+POOL_ROUNDS = 6
+QUICK_POOL_ROUNDS = 2
+HOT_WAKE_BIN = 6
+HOT_WAKE_MAX = 0.001
 
 MIN_GAP_LEVELS = 0.25     # a swap's least level difference, whatever the window: about one bin of the log scale
 
@@ -247,11 +271,12 @@ def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bo
                   params: PolicyParams, can_promote: bool = True, min_bin: int | None = None,
                   rate: np.ndarray = BIN_RATE, level: np.ndarray | None = None,
                   swap_gap: float | None = None, idle_pages: np.ndarray | None = None,
-                  narrow: bool = False) -> tuple[dict, dict]:
+                  narrow: bool = False, narrow_idle: bool = False) -> tuple[dict, dict]:
     """What would bring tenant v to its target, before the budget and room limits: demotions down to the
     target (`gap` < 0), and fills up to it (`gap` > 0) plus hysteresis-guarded swaps. `min_bin`: the
     coldest bin promoted (default params.min_promote_bin). `narrow`: past the hysteresis, pairs whose DRAM
-    page has heat also swap at NARROW_GAP_LESS bins less (with the seed's fixed gap). `idle_pages`: sorted
+    page has heat (`narrow_idle`: or is at heat 0) also swap at NARROW_GAP_LESS bins less (with the seed's fixed
+    gap). `idle_pages`: sorted
     addresses of DRAM pages idle long enough (thrash.IdleAge) to give way to slow pages of IDLE_SWAP_BIN or
     hotter without the hysteresis."""
     ps = t.page_size
@@ -277,7 +302,7 @@ def _tenant_moves(v: int, t: TenantHeat, weight: float, gap: int, can_demote: bo
         # differences only shrink along the pairs, so they are a prefix too)
         hs, cs = slice(n_fill + n_swap, n_fill + m), slice(n_down + n_swap, n_down + m)
         less = max(1, params.hysteresis_bins - NARROW_GAP_LESS)
-        ok = _differ(h_lvl[hs], c_lvl[cs], t.window_scans, params, less) & (c_bin[cs] >= 1)
+        ok = _differ(h_lvl[hs], c_lvl[cs], t.window_scans, params, less) & ((c_bin[cs] >= 1) | narrow_idle)
         n_swap += ok.size if ok.all() else int(np.argmin(ok))
     h_sw = np.arange(n_fill, n_fill + n_swap)
     c_sw = np.arange(n_down, n_down + n_swap)
@@ -343,6 +368,62 @@ def slower_fast_nodes(view: HostView) -> np.ndarray:
     return out
 
 
+def resident(t: TenantHeat) -> bool:
+    """Whether the tenant's footprint is resident in full (known, and none of it left to fault in)."""
+    pages = sum(int(np.asarray(h, dtype=np.int64).sum()) for h in t.hist.values())
+    return bool(t.footprint_bytes) and pages * t.page_size >= t.footprint_bytes
+
+
+def loaded_nodes(view: HostView) -> bool:
+    """Whether any node's accesses paid more than BALANCED over its idle latency last period (where both are
+    known): bandwidth load, under which the loaded-latency search places the host."""
+    return any(n.idle_latency_ns > 0 and n.latency_ns > (1 + BALANCED) * n.idle_latency_ns for n in view.nodes)
+
+
+def idle_dram_share(t: TenantHeat, view: HostView) -> float:
+    """The share of the tenant's DRAM pages at heat bin 0 (0.0 with none in DRAM)."""
+    dram = [np.asarray(h, dtype=np.int64) for nid, h in t.hist.items() if view.topology.fast_pos[nid] >= 0]
+    total = sum(int(h.sum()) for h in dram)
+    return sum(int(h[0]) for h in dram) / total if total else 0.0
+
+
+class IdlePool:
+    """Per tenant, whether its DRAM holds a steady pool of idle pages that stay cold (IDLE_POOL's block): in
+    each of the last `rounds` rounds (`quick_rounds` for the tenants `update` is told are quick), at least
+    IDLE_POOL of its DRAM pages at heat 0, and of the DRAM pages its reports listed at heat 0 (the cold_fast
+    list) at most HOT_WAKE_MAX among its hottest DRAM pages (the hot_fast list at HOT_WAKE_BIN or hotter) the
+    round after. Soft state: one round's listed idle addresses and `rounds` counts per tenant; a tenant that
+    leaves is forgotten, one that arrives is watched that many rounds before it passes."""
+
+    def __init__(self, rounds: int = POOL_ROUNDS, quick_rounds: int = QUICK_POOL_ROUNDS) -> None:
+        if not 1 <= quick_rounds <= rounds:
+            raise ValueError("IdlePool: rounds and quick_rounds must be >= 1, quick_rounds at most rounds")
+        self.rounds, self.quick_rounds = rounds, quick_rounds
+        self.listed: dict[str, np.ndarray] = {}      # tenant -> last round's listed idle DRAM addresses
+        self.seen: dict[str, deque] = {}             # tenant -> (idle share, listed, woken hot) per round
+
+    def update(self, view: HostView, quick: frozenset[str] = frozenset()) -> frozenset[str]:
+        """A new round's view; returns the tenants whose idle pool is steady and cold (over `quick_rounds` rounds
+        for the tenants in `quick`)."""
+        names = {t.name for t in view.tenants}
+        for n in [n for n in self.listed if n not in names]:
+            del self.listed[n]
+            del self.seen[n]
+        out = []
+        for t in view.tenants:
+            cold = np.asarray(t.cold_fast.addresses, dtype=np.uint64)[heat_bins(t.cold_fast.heat) == 0]
+            hot = np.asarray(t.hot_fast.addresses, dtype=np.uint64)[heat_bins(t.hot_fast.heat) >= HOT_WAKE_BIN]
+            before = self.listed.get(t.name, cold[:0])
+            seen = self.seen.setdefault(t.name, deque(maxlen=self.rounds))
+            seen.append((idle_dram_share(t, view), before.size, int(member(before, hot).sum())))
+            self.listed[t.name] = cold
+            if (len(seen) >= (self.quick_rounds if t.name in quick else self.rounds)
+                    and min(x for x, _, _ in seen) >= IDLE_POOL
+                    and sum(w for _, _, w in seen) <= HOT_WAKE_MAX * sum(n for _, n, _ in seen)):
+                out.append(t.name)
+        return frozenset(out)
+
+
 # Loaded-latency balancing: latencies within BALANCED of each other hold the placement; a bound found wrong
 # (the load changed) is moved REOPEN of the access share away rather than reset, so noise cannot undo the search.
 BALANCED = 0.05
@@ -386,23 +467,26 @@ def _balance_demotions(view: HostView, excess: float, rate: np.ndarray, weight: 
 
 def plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams = PolicyParams(),
               moving: frozenset[str] = frozenset(), dram_cap: float | None = None,
-              idle_swaps: Mapping[str, np.ndarray] | None = None, narrow: frozenset[str] = frozenset()) -> Plan:
+              idle_swaps: Mapping[str, np.ndarray] | None = None, narrow: frozenset[str] = frozenset(),
+              narrow_idle: frozenset[str] = frozenset()) -> Plan:
     """The migration plan for one host this round. `moving`: tenants whose working set is moving (see
     `PagetidePolicy`), swapped with a gap of PHASE_GAP levels instead of the hysteresis. `narrow`: tenants
     that also make narrow swaps (NARROW_GAP_LESS bins less than the hysteresis, DRAM pages with heat only;
-    `PagetidePolicy` names those past their first NARROW_AFTER rounds). `idle_swaps`: per tenant, sorted
+    `PagetidePolicy` names those past their first NARROW_AFTER rounds); `narrow_idle`: those of them whose narrow
+    swaps also take DRAM pages at heat 0 (`IdlePool`). `idle_swaps`: per tenant, sorted
     addresses of DRAM pages idle long enough to give way to slow pages of IDLE_SWAP_BIN or hotter without the
     hysteresis (`PagetidePolicy` asks thrash.py which). `dram_cap`: the most of the host's
     estimated accesses DRAM should serve (loaded-latency balancing; None: no cap). Raises
     ValueError on an invalid policy (naming the VM), a policy for a tenant not in the view, or params the
     view's pages do not fit."""
-    return _plan_host(view, policies, params, moving, dram_cap, idle_swaps or {}, narrow)[0]
+    return _plan_host(view, policies, params, moving, dram_cap, idle_swaps or {}, narrow, narrow_idle)[0]
 
 
 def _plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyParams, moving: frozenset[str],
                dram_cap: float | None,
                idle_swaps: Mapping[str, np.ndarray],
-               narrow: frozenset[str] = frozenset()) -> tuple[Plan, dict[str, Moved], dict[str, Moved]]:
+               narrow: frozenset[str] = frozenset(),
+               narrow_idle: frozenset[str] = frozenset()) -> tuple[Plan, dict[str, Moved], dict[str, Moved]]:
     """`plan_host`, and per tenant the pages it promotes and demotes: all of them, and those of the swaps that
     only `idle_swaps` allowed (for the thrash guard)."""
     validate_params(params, view)
@@ -457,7 +541,7 @@ def _plan_host(view: HostView, policies: Mapping[str, VmPolicy], params: PolicyP
                            can_promote=not frozen[v] and pols[v].pinned_tier != "slow",
                            min_bin=0 if pols[v].pinned_tier == "dram" else None, rate=rate, level=level,
                            swap_gap=PHASE_GAP if t.name in moving else None, idle_pages=idle_swaps.get(t.name),
-                           narrow=t.name in narrow)
+                           narrow=t.name in narrow, narrow_idle=t.name in narrow_idle)
              for v, t in enumerate(view.tenants)]
     down = _concat([p[0] for p in parts], _DOWN)
     mv = _concat([p[1] for p in parts], _MOVE)
@@ -561,8 +645,10 @@ class PagetidePolicy(PlacementPolicy):
     the MPOL_MF_SW_YOUNG marking rounds: PG_referenced stays set until reclaim scans the page, so re-marking
     the same hot pages every period only costs page walks. State: the round count, each tenant's last
     `dram_heat_share` (a drop of PHASE_DROP marks its working set as moving for the round) and its rounds
-    since it was first seen (narrow swaps wait NARROW_AFTER of them), and the idle
-    swaps' address histories (thrash.py: which idle pages stay idle, which idle swaps were moved back)."""
+    since it was first seen (narrow swaps wait NARROW_AFTER of them unless it was resident in full then), its
+    idle pool's last rounds (`IdlePool`), and the idle swaps' address histories (thrash.py: which idle pages
+    stay idle, which idle swaps were moved back). The reserve is dropped on a host where every VM is resident
+    in full, no node is loaded and the loaded-latency search is off (`resident_reserve` keeps it)."""
     name = "pagetide"
     OPTIONS = {
         "reserve": Option(ratio(), None, "DRAM kept free above the high watermark, a fraction of each DRAM node "
@@ -586,7 +672,11 @@ class PagetidePolicy(PlacementPolicy):
                                              "moved back (thrash.py)"),
         "narrow_swaps": Option(flag(), True, f"also swap pages {NARROW_GAP_LESS} bin less apart than the hysteresis "
                                              "where the DRAM page has heat, after a VM's first "
-                                             f"{NARROW_AFTER} rounds"),
+                                             f"{NARROW_AFTER} rounds (from its first where it was resident in full)"),
+        "narrow_idle": Option(flag(), True, "narrow swaps also take DRAM pages at heat 0 in VMs whose DRAM holds a "
+                                            "steady pool of idle pages that do not wake hot"),
+        "resident_reserve": Option(flag(), False, "keep the reserve on a host where every VM is resident in full "
+                                                  "and no node is loaded (default: none there)"),
     }
     _PARAMS = ("reserve", "hysteresis_bins", "hysteresis_z", "min_promote_bin", "sw_young", "max_mark_pages")
 
@@ -603,6 +693,8 @@ class PagetidePolicy(PlacementPolicy):
         self.rounds = 0
         self.dram_share: dict[str, float] = {}     # per tenant, last round's `dram_heat_share`
         self.tenant_rounds: dict[str, int] = {}    # per tenant, rounds planned since it was first seen
+        self.born_resident: dict[str, bool] = {}   # per tenant, whether it was resident in full when first seen
+        self.idle_pool = IdlePool()
         self.cap_lo, self.cap_hi = 0.0, 1.0        # the loaded-latency search's bounds on DRAM's access share
         self.guard = ThrashGuard()
         self.idle_age = IdleAge(self.options["idle_rounds"])
@@ -624,10 +716,18 @@ class PagetidePolicy(PlacementPolicy):
         elif self.options["thrash_guard"]:
             idle = {n: a for n, a in idle.items() if not self.guard.throttled(n)}
         self.tenant_rounds = {t.name: self.tenant_rounds.get(t.name, 0) for t in view.tenants}
+        self.born_resident = {t.name: self.born_resident.get(t.name, resident(t)) for t in view.tenants}
         narrow = frozenset(n for n, r in self.tenant_rounds.items()
-                           if self.options["narrow_swaps"] and r >= NARROW_AFTER)
-        plan, moved, idle_moved = _plan_host(view, policies, self._params(params), moving, self._dram_cap(view),
-                                             idle, narrow)
+                           if self.options["narrow_swaps"] and (r >= NARROW_AFTER or self.born_resident[n]))
+        cap = self._dram_cap(view)
+        by_heat = cap is None and self.cap_hi >= 1.0 and not loaded_nodes(view)    # no loaded-latency search
+        pool = self.idle_pool.update(view, frozenset(n for n, r in self.born_resident.items() if r))
+        narrow_idle = frozenset(n for n in narrow if n in pool and n not in idle) \
+            if self.options["narrow_idle"] and by_heat else frozenset()
+        p = self._params(params)
+        if not self.options["resident_reserve"] and by_heat and all(resident(t) for t in view.tenants):
+            p = replace(p, reserve=0.0)      # nothing left to fault in: nothing to keep DRAM free for
+        plan, moved, idle_moved = _plan_host(view, policies, p, moving, cap, idle, narrow, narrow_idle)
         self.guard.end_round(moved, idle_moved)
         self.idle_age.note_demoted({n: d for n, (_, d) in moved.items()})
         self.dram_share = share

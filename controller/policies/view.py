@@ -45,6 +45,7 @@ class NodeView:
     tier: int = -1               # rank of its memory tier: 0 the top (DRAM), 1 the next ...; -1: 0 if fast else 1
     demotion_node: int = -1      # where the kernel demotes its pages (-1: unknown or none)
     latency_ns: float = 0.0      # read latency its accesses pay under their load (the last period's; 0: unknown)
+    idle_latency_ns: float = 0.0  # its read latency unloaded (the topology's; 0: unknown)
 
     def __post_init__(self) -> None:
         if self.tier < 0:
