@@ -31,7 +31,7 @@ import numpy as np
 
 from pagetide.agent.backend import BadRequest
 from pagetide.agent.host import Host, Tenant
-from pagetide.agent.pageflags import HPAGE_PMD_NR, NODE_NONE, NODE_SWAP, PAGE_SIZE, PG_PINNED
+from pagetide.agent.pageflags import HPAGE_PMD_NR, NODE_NONE, NODE_SWAP, PAGE_SIZE, PG_PINNED, pages_per_node
 from pagetide.agent.scenario import TenantSpec
 from pagetide.agent.workloads import make_workload
 from pagetide.common import units
@@ -127,8 +127,7 @@ def _prefault(host: Host, t: Tenant, lo: int) -> None:
 def _free(host: Host, t: Tenant, lo: int) -> None:
     """Unmap and free pages [lo, npages) of t: on every node and in swap."""
     nd = host.node[t.start + lo:t.end]
-    present = nd[nd >= 0]
-    host.node_used -= np.bincount(present, minlength=host.nr_nodes) * t.page_nr
+    host.node_used -= pages_per_node(nd, host.nr_nodes) * t.page_nr
     host.swap_used -= int((nd == NODE_SWAP).sum()) * t.page_nr
     t.mapped -= int((nd != NODE_NONE).sum())
     nd[:] = NODE_NONE
