@@ -8,9 +8,10 @@ accesses (rate x tick / samples). The order of samples within a tick carries no 
 Every workload is deterministic: `sample(tick)` is a pure function of (seed, parameters, tick); each tick draws
 from its own random stream, so replaying a tick, or skipping one, gives the same arrays. Popular pages are
 scattered over the address space by a seeded permutation (rank -> page), as in a real heap, never pages 0..k.
-Sampling costs O(samples log npages) per tick: popularity ranks come from a precomputed Zipf CDF and
-`np.searchsorted`, and are mapped to pages through the permutation. Construction is O(npages) time and memory
-(an int32 permutation, plus a float64 CDF shared by all workloads of the same size and exponent).
+Sampling costs a few memory reads per sample: popularity ranks come from a precomputed Zipf CDF searched
+through a guide table (`agent/cdfsearch.py`, the answer of `np.searchsorted` without its binary search), and
+are mapped to pages through the permutation. Construction is O(npages) time and memory (an int32 permutation,
+plus a float64 CDF and its 0.5 byte-per-rank guide shared by all workloads of the same size and exponent).
 
 `probabilities(tick)` gives the distribution `sample(tick)` draws from, exactly (a Zipf rank's probability is the
 step of the same CDF the draw searches): the per-epoch oracle ranks pages by it, since a tick's samples are far
@@ -39,6 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pagetide.agent.cdfsearch import GuideSearch
 from pagetide.common import units
 from pagetide.common.options import (
     Option, count, duration, number, parse_options, positive, rate, ratio, ratio_per_second,
@@ -101,19 +103,32 @@ def zipf_cdf(n: int, s: float) -> np.ndarray:
     return cdf
 
 
+_zipf_guides: weakref.WeakValueDictionary[tuple[int, float], GuideSearch] = weakref.WeakValueDictionary()
+
+
+def _zipf_guide(n: int, s: float) -> GuideSearch:
+    """The guide-table search over zipf_cdf(n, s), shared like the CDF."""
+    key = (n, float(s))
+    guide = _zipf_guides.get(key)
+    if guide is None:
+        guide = _zipf_guides[key] = GuideSearch(zipf_cdf(n, s))
+    return guide
+
+
 class _ZipfRanks:
     """Draws popularity ranks 0..n-1 (0 the hottest) with P(r) proportional to (r+1)**-s; s = 0 is uniform."""
 
     def __init__(self, n: int, s: float):
         self.n = n
-        self.cdf = zipf_cdf(n, s) if s > 0 else None
+        self._search = _zipf_guide(n, s) if s > 0 else None
+        self.cdf = self._search.cum if self._search is not None else None
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        if self.cdf is None:
+        if self._search is None:
             return rng.integers(0, self.n, size)
         u = rng.random(size)
-        u.sort()  # sorted keys let searchsorted reuse each answer as the next hint: ~3x faster at 4M ranks
-        return np.searchsorted(self.cdf, u, side="right")
+        u.sort()  # sorted keys make the search's gathers from the CDF run forward through memory
+        return self._search(u)  # np.searchsorted(self.cdf, u, side="right"), exactly
 
     def pmf(self) -> np.ndarray:
         """P(draw == r) for r = 0..n-1, as `draw` realises it: with u uniform in [0, 1), rank r is drawn when
