@@ -186,10 +186,23 @@ def tenant_heat(tenant, heat: np.ndarray, node: np.ndarray, is_fast: np.ndarray,
 
 class _Codes:
     """A tenant's pages coded node x 256 + heat (absent pages past every node), the count of each code, and
-    the candidate lists read from them (`pick`)."""
+    the candidate lists read from them (`pick`).
+
+    Where at most 1 / SPARSE of the pages have heat, only those are coded (`index`: their offsets, ascending)
+    and the heat-0 pages of each node are counted as the node's pages less its heated ones: a mostly idle
+    tenant costs a pass that finds its heated pages and a compare per node, not a code and a count per page.
+    Heat-0 pages are then read from `heat` and `node` themselves (cold lists only: a hot list has none)."""
+
+    SPARSE = 2
 
     def __init__(self, heat: np.ndarray, node: np.ndarray, nr_nodes: int):
         self.heat, self.node = heat, node
+        heated = np.flatnonzero(heat)
+        if heated.size * self.SPARSE <= heat.size:
+            self.index: np.ndarray | None = heated
+            heat, node = heat[heated], node[heated]
+        else:
+            self.index = None
         if node.dtype == np.int8:          # the model's: as uint8, absent pages (< 0) are rows 128..255
             row = node.view(np.uint8)
             self.code = np.left_shift(row, 8, dtype=np.uint16)
@@ -199,6 +212,9 @@ class _Codes:
         np.bitwise_or(self.code, heat, out=self.code)
         self.counts = np.bincount(self.code, minlength=(nr_nodes + 1) * 256)[:nr_nodes * 256]
         self.levels = self.counts.reshape(nr_nodes, 256)
+        if self.index is not None:
+            for n in range(nr_nodes):      # heat-0 pages: the node's pages less its heated ones
+                self.levels[n, 0] = np.count_nonzero(self.node == n) - int(self.levels[n].sum())
 
     def pick(self, nodes: np.ndarray, k: int, hottest: bool) -> Candidates:
         """The k hottest (or coldest) pages on `nodes`, hottest (coldest) first, ties by page offset; a hot list
@@ -232,6 +248,17 @@ class _Codes:
 
     def _find(self, n: int, lo: int, hi: int, m: int | None) -> np.ndarray:
         """Ascending offsets of the pages on node n with heat lo..hi; with m, only the first m of them."""
+        if self.index is None:
+            return self._find_coded(n, lo, hi, m)
+        if lo > 0:
+            return self.index[self._find_coded(n, lo, hi, m)]
+        idle = self._find_idle(n, m)
+        if hi == 0:
+            return idle
+        return np.sort(np.concatenate([idle, self.index[self._find_coded(n, 1, hi, None)]]))[:m]
+
+    def _find_coded(self, n: int, lo: int, hi: int, m: int | None) -> np.ndarray:
+        """`_find` among the coded pages: positions in `code`."""
         code = self.code
         t = code.dtype.type
         base, span = t(n * 256 + lo), t(hi - lo)
@@ -243,3 +270,14 @@ class _Codes:
             return np.flatnonzero(seg == base if not span else (seg - base) <= span)
 
         return first_matches(code.size, m, matches)
+
+    def _find_idle(self, n: int, m: int | None) -> np.ndarray:
+        """`_find` of heat 0 when only heated pages are coded: read from heat and node."""
+        heat, node = self.heat, self.node
+
+        def matches(a: int, b: int) -> np.ndarray:
+            return np.flatnonzero((node[a:b] == n) & (heat[a:b] == 0))
+
+        if m is None or m >= int(self.levels[n, 0]):
+            return matches(0, heat.size)
+        return first_matches(heat.size, m, matches)

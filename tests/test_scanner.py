@@ -155,8 +155,12 @@ def _sorted_lists(pages, heat, node, k, hottest):
 
 @pytest.mark.parametrize("k", [0, 1, 100, 4096, 70000])
 @pytest.mark.parametrize("layout", ["spread", "ties", "idle", "int64-nodes", "three-tier"])
-def test_tenant_heat_lists_and_histogram_equal_a_full_sort_by_heat_then_page(k, layout):
-    from pagetide.agent.scanner import tenant_heat
+@pytest.mark.parametrize("coded", ["every page", "heated pages"])
+def test_tenant_heat_lists_and_histogram_equal_a_full_sort_by_heat_then_page(k, layout, coded, monkeypatch):
+    from pagetide.agent.scanner import _Codes, tenant_heat
+
+    # _Codes codes every page, or (where few have heat) only the heated ones: both must give the definition
+    monkeypatch.setattr(_Codes, "SPARSE", 10**9 if coded == "every page" else 0)
 
     rng = np.random.default_rng(k)
     n = 300_000                                   # several of tenant_heat's chunks when a list reads a tie
