@@ -547,12 +547,13 @@ class ScanHotWorkload(Workload):
         if nhot >= self.npages:
             raise self._fail("hot_fraction", f"leaves no cold pages to scan ({self.npages} pages in all)")
         layout = _permutation(self.seed, self.npages)
-        self._hot = layout[:nhot]
-        is_hot = np.zeros(self.npages, dtype=bool)
-        is_hot[self._hot] = True
-        self._cold = np.flatnonzero(~is_hot).astype(layout.dtype)  # ascending: the scan's order
+        self._hot = layout[:nhot].copy()    # the rest of the layout is not kept: 4 B per page
+        # the cold pages ascending (the scan's order) are the complement of the hot set: cold page i is
+        # i + (hot pages below it), found by `_cold` from the sorted hot set less its positions (nondecreasing)
+        self._hot_gaps = np.sort(self._hot) - np.arange(nhot, dtype=self._hot.dtype)
+        self._ncold = self.npages - nhot
         if scan_rate is None:
-            scan_rate = self._cold.size / _DEFAULT_SCAN_LOOP_S
+            scan_rate = self._ncold / _DEFAULT_SCAN_LOOP_S
             self.options["scan_rate"] = scan_rate
         self._nhot_samples = round(hot_share * self.samples)
         nscan = self.samples - self._nhot_samples
@@ -562,14 +563,19 @@ class ScanHotWorkload(Workload):
     @property
     def scan_loop_s(self) -> float:
         """Seconds the scan takes to pass every cold page once."""
-        return self._cold.size / self.options["scan_rate"]
+        return self._ncold / self.options["scan_rate"]
+
+    def _cold(self, positions: np.ndarray) -> np.ndarray:
+        """The cold pages at these positions of the ascending cold pages (the complement of the hot set)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        return (positions + np.searchsorted(self._hot_gaps, positions, side="right")).astype(self._hot.dtype)
 
     def _scan_positions(self, tick: int) -> np.ndarray:
-        return np.floor(tick * self._advance + self._scan_offsets).astype(np.int64) % self._cold.size
+        return np.floor(tick * self._advance + self._scan_offsets).astype(np.int64) % self._ncold
 
     def _draw(self, tick: int, rng: np.random.Generator) -> np.ndarray:
         hot = self._hot[rng.integers(0, self._hot.size, self._nhot_samples)]
-        return np.concatenate([hot, self._cold[self._scan_positions(tick)]])
+        return np.concatenate([hot, self._cold(self._scan_positions(tick))])
 
     def _probabilities(self, tick: int) -> np.ndarray:
         """Hot pages share the hot samples evenly; each cold page gets the scan samples that land on it this
@@ -580,7 +586,7 @@ class ScanHotWorkload(Workload):
             probs[self._hot] = self._nhot_samples / self.samples / self._hot.size
         if self._scan_offsets.size:
             positions, counts = np.unique(self._scan_positions(tick), return_counts=True)
-            probs[self._cold[positions]] = counts / self.samples
+            probs[self._cold(positions)] = counts / self.samples
         return probs
 
     def _expected_sum(self, start: int, n: int, scale: float, out: np.ndarray) -> None:
@@ -597,15 +603,15 @@ class ScanHotWorkload(Workload):
             ticks = [np.unique(self._scan_positions(start + i), return_counts=True) for i in range(n)]
             where, inverse = np.unique(np.concatenate([p for p, _ in ticks]), return_inverse=True)
             shares = np.concatenate([c for _, c in ticks]) / self.samples
-            out[self._cold[where]] = np.bincount(inverse, weights=shares, minlength=where.size) * scale
+            out[self._cold(where)] = np.bincount(inverse, weights=shares, minlength=where.size) * scale
 
     def _hot_pages(self, tick: int, k: int) -> np.ndarray:
         """The hot set, then the cold pages in the order the scan reaches them from this tick on."""
         if k <= self._hot.size:
             return self._hot[:k]
         start = _floor(tick * self._advance)
-        ahead = (start + np.arange(k - self._hot.size)) % self._cold.size
-        return np.concatenate([self._hot, self._cold[ahead]])
+        ahead = (start + np.arange(k - self._hot.size)) % self._ncold
+        return np.concatenate([self._hot, self._cold(ahead)])
 
 
 @register

@@ -229,6 +229,14 @@ def test_drift_shifts_the_ranking_by_drift_times_footprint_per_second():
     assert w.hot_pages(10, 1)[0] == w.hot_pages(0, n)[n - 500]
 
 
+@pytest.mark.parametrize("n, hot_fraction", [(10, 0.1), (777, 0.5), (1 << 20, 0.05), (5, 0.8)])
+def test_scan_plus_hot_cold_pages_are_the_complement_of_the_hot_set_in_address_order(n, hot_fraction):
+    w = make_workload({"type": "scan+hot", "hot_fraction": hot_fraction}, n, seed=n, tick_s=0.1)
+    cold = np.setdiff1d(np.arange(n), w.hot_pages(0, w._hot.size))
+    got = w._cold(np.arange(w._ncold))
+    assert np.array_equal(got, cold) and got.dtype == w._hot.dtype
+
+
 def test_scan_plus_hot_scan_advances_sequentially_over_cold_pages_and_wraps_every_20s():
     n = 10_000
     w = make_workload({"type": "scan+hot"}, n, seed=10, tick_s=0.1)  # 5% hot, 50% share
