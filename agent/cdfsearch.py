@@ -26,14 +26,26 @@ PER_BUCKET = 8      # entries of `cum` per guide bucket: 0.5 bytes of table per 
 class GuideSearch:
     """`np.searchsorted(cum, u, side="right")` for keys in [0, cum[-1]), by a guide table and bisection.
     `cum` is nondecreasing and not copied (keep it unchanged): float64 ending at exactly 1.0, or integer with
-    cum[-1] > 0."""
+    cum[-1] > 0.
 
-    def __init__(self, cum: np.ndarray, per_bucket: int = PER_BUCKET):
+    A float `cum` may also be unnormalised partial sums with `normalise=True`: the search then answers for
+    the CDF cum / cum[-1] (each entry divided as it is read, so the CDF is never stored), bit for bit what
+    `np.searchsorted(cum / cum[-1], u, side="right")` gives. Several CDFs can so share one array of partial
+    sums: a CDF over the first n entries is the search over cum[:n]."""
+
+    def __init__(self, cum: np.ndarray, per_bucket: int = PER_BUCKET, normalise: bool = False):
         if cum.ndim != 1 or cum.size == 0:
             raise ValueError(f"GuideSearch: cum must be a non-empty 1-d array, got shape {cum.shape}")
         n = cum.size
         self.cum = cum
         self._integer = np.issubdtype(cum.dtype, np.integer)
+        self._scale = None
+        if normalise:
+            if self._integer or not cum[-1] > 0:
+                raise ValueError(f"GuideSearch: normalise needs float partial sums ending above 0, got "
+                                 f"{cum.dtype} ending at {cum[-1]!r}")
+            self._scale = float(cum[-1])
+            cum = cum / self._scale                 # for the table only: the search divides as it reads
         want = max(1, n // max(1, per_bucket))
         if self._integer:
             total = int(cum[-1])
@@ -61,7 +73,7 @@ class GuideSearch:
     def __call__(self, u: np.ndarray) -> np.ndarray:
         """The first index i with cum[i] > u, for each key (intp, the shape of u)."""
         if self._short:
-            return np.searchsorted(self.cum, u, side="right")
+            return np.searchsorted(self.cdf(), u, side="right")
         if self._integer:
             bucket = np.right_shift(u, self._shift)
         else:
@@ -75,7 +87,7 @@ class GuideSearch:
         wide = np.flatnonzero(self._guide[bucket + 1] != lo)
         if wide.size == 0:
             return base
-        at, key, cum = base[wide], u[wide], self.cum
+        at, key, cum, scale = base[wide], u[wide], self.cum, self._scale
         half = 1 << self._steps
         # start each window early enough that it ends inside cum: it still holds the answer (which is at most
         # the last index), and no probe needs clamping
@@ -83,6 +95,13 @@ class GuideSearch:
         while half > 1:
             half >>= 1
             # a probe past the bucket's end reads a weight above u (cum is nondecreasing): it never moves `at`
-            at += (cum[at + (half - 1)] <= key) * half
+            value = cum[at + (half - 1)]
+            if scale is not None:
+                value /= scale
+            at += (value <= key) * half
         base[wide] = at
         return base
+
+    def cdf(self) -> np.ndarray:
+        """The CDF searched: `cum` itself, or with `normalise` a fresh cum / cum[-1]."""
+        return self.cum if self._scale is None else self.cum / self._scale

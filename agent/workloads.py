@@ -10,8 +10,9 @@ from its own random stream, so replaying a tick, or skipping one, gives the same
 scattered over the address space by a seeded permutation (rank -> page), as in a real heap, never pages 0..k.
 Sampling costs a few memory reads per sample: popularity ranks come from a precomputed Zipf CDF searched
 through a guide table (`agent/cdfsearch.py`, the answer of `np.searchsorted` without its binary search), and
-are mapped to pages through the permutation. Construction is O(npages) time and memory (an int32 permutation,
-plus a float64 CDF and its 0.5 byte-per-rank guide shared by all workloads of the same size and exponent).
+are mapped to pages through the permutation. Construction is O(npages) time and memory: an int32 permutation,
+a 0.5 byte-per-rank guide shared by the workloads of one size and exponent, and the float64 partial sums of the
+Zipf weights, one array per exponent for every size in the process (`zipf_sums`; the CDF is never stored).
 
 `probabilities(tick)` gives the distribution `sample(tick)` draws from, exactly (a Zipf rank's probability is the
 step of the same CDF the draw searches): the per-epoch oracle ranks pages by it, since a tick's samples are far
@@ -85,33 +86,42 @@ def _permutation(seed: int, npages: int) -> np.ndarray:
 
 # ---- Zipf ranks --------------------------------------------------------------------------------------------
 
-_zipf_cdfs: weakref.WeakValueDictionary[tuple[int, float], np.ndarray] = weakref.WeakValueDictionary()
+_ZIPF_BLOCK = 1 << 16
+_zipf_sums: weakref.WeakValueDictionary[float, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def zipf_sums(n: int, s: float) -> np.ndarray:
+    """The partial sums of (r+1)**-s for r = 0..n-1; read-only. One array per exponent serves every size
+    (a prefix of it), shared while in use and grown (doubling) when a larger size asks. The weights are raised
+    to the power in blocks of a fixed length, so an entry never depends on how long the array is."""
+    sums = _zipf_sums.get(float(s))
+    if sums is None or sums.size < n:
+        size = max(n, 2 * sums.size if sums is not None else 0)
+        size = -(-size // _ZIPF_BLOCK) * _ZIPF_BLOCK
+        sums = np.empty(size)
+        for lo in range(0, size, _ZIPF_BLOCK):
+            np.power(np.arange(lo + 1, lo + _ZIPF_BLOCK + 1, dtype=np.float64), -s, out=sums[lo:lo + _ZIPF_BLOCK])
+        np.cumsum(sums, out=sums)
+        sums.flags.writeable = False
+        _zipf_sums[float(s)] = sums
+    return sums[:n]
 
 
 def zipf_cdf(n: int, s: float) -> np.ndarray:
-    """P(rank <= r) for r = 0..n-1 when rank r has weight (r+1)**-s; read-only, shared while in use."""
-    key = (n, float(s))
-    cdf = _zipf_cdfs.get(key)
-    if cdf is None:
-        cdf = np.arange(1, n + 1, dtype=np.float64)
-        np.power(cdf, -s, out=cdf)
-        np.cumsum(cdf, out=cdf)
-        cdf /= cdf[-1]
-        cdf[-1] = 1.0  # so that every uniform draw in [0, 1) maps to a rank < n
-        cdf.flags.writeable = False
-        _zipf_cdfs[key] = cdf
-    return cdf
+    """P(rank <= r) for r = 0..n-1 when rank r has weight (r+1)**-s (a fresh array; the draws never store it)."""
+    sums = zipf_sums(n, s)
+    return sums / sums[-1]
 
 
 _zipf_guides: weakref.WeakValueDictionary[tuple[int, float], GuideSearch] = weakref.WeakValueDictionary()
 
 
 def _zipf_guide(n: int, s: float) -> GuideSearch:
-    """The guide-table search over zipf_cdf(n, s), shared like the CDF."""
+    """The guide-table search of zipf_cdf(n, s) over the shared partial sums, shared like them."""
     key = (n, float(s))
     guide = _zipf_guides.get(key)
     if guide is None:
-        guide = _zipf_guides[key] = GuideSearch(zipf_cdf(n, s))
+        guide = _zipf_guides[key] = GuideSearch(zipf_sums(n, s), normalise=True)
     return guide
 
 
@@ -121,24 +131,24 @@ class _ZipfRanks:
     def __init__(self, n: int, s: float):
         self.n = n
         self._search = _zipf_guide(n, s) if s > 0 else None
-        self.cdf = self._search.cum if self._search is not None else None
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         if self._search is None:
             return rng.integers(0, self.n, size)
         u = rng.random(size)
-        u.sort()  # sorted keys make the search's gathers from the CDF run forward through memory
-        return self._search(u)  # np.searchsorted(self.cdf, u, side="right"), exactly
+        u.sort()  # sorted keys make the search's gathers from the sums run forward through memory
+        return self._search(u)  # np.searchsorted(zipf_cdf(n, s), u, side="right"), exactly
 
     def pmf(self) -> np.ndarray:
         """P(draw == r) for r = 0..n-1, as `draw` realises it: with u uniform in [0, 1), rank r is drawn when
         cdf[r-1] <= u < cdf[r], so its probability is the CDF's step there (not the formula's (r+1)**-s / H,
         which differs by float rounding). A fresh float64 array summing to 1."""
-        if self.cdf is None:
+        if self._search is None:
             return np.full(self.n, 1.0 / self.n)
+        cdf = self._search.cdf()
         p = np.empty(self.n)
-        p[0] = self.cdf[0]
-        np.subtract(self.cdf[1:], self.cdf[:-1], out=p[1:])
+        p[0] = cdf[0]
+        np.subtract(cdf[1:], cdf[:-1], out=p[1:])
         return p
 
 

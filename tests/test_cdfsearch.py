@@ -61,3 +61,21 @@ def test_one_heavy_entry_among_many_light_ones_still_needs_only_its_own_window()
 def test_bad_tables_are_refused_with_the_reason(cum, message):
     with pytest.raises(ValueError, match=message):
         GuideSearch(cum)
+
+
+@pytest.mark.parametrize("n", [1, 3, 1000, 70_001])
+def test_normalised_partial_sums_search_the_cdf_they_divide_to_bit_for_bit(n):
+    rng = np.random.default_rng(n)
+    sums = np.cumsum(rng.random(n) * 3.0)
+    cdf = sums / sums[-1]
+    search = GuideSearch(sums, normalise=True)
+    u = rng.random(30_000)
+    assert np.array_equal(search(u), np.searchsorted(cdf, u, side="right"))
+    assert np.array_equal(search.cdf().view(np.uint64), cdf.view(np.uint64))
+
+
+def test_normalise_refuses_integer_or_empty_sums():
+    with pytest.raises(ValueError, match="normalise needs float partial sums"):
+        GuideSearch(np.array([1, 2, 3]), normalise=True)
+    with pytest.raises(ValueError, match="normalise needs float partial sums"):
+        GuideSearch(np.zeros(4), normalise=True)

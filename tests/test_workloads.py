@@ -564,3 +564,14 @@ def test_drifts_expected_over_an_epoch_is_the_generic_sum_bit_for_bit_in_float64
         Workload._expected_runs(w, runs, scale, ref)
         assert np.array_equal(got.view(np.uint64), ref.view(np.uint64)), (start, n)
 
+
+
+def test_zipf_sums_share_one_array_per_exponent_and_a_prefix_never_depends_on_its_length():
+    from pagetide.agent.workloads import zipf_cdf, zipf_sums
+    small = zipf_sums(1000, 0.77).copy()
+    big = zipf_sums(200_000, 0.77)                       # grows the shared array
+    assert np.array_equal(big[:1000].view(np.uint64), small.view(np.uint64))
+    assert zipf_sums(5000, 0.77).base is big.base       # a smaller size is a view of the same array
+    assert np.allclose(big, np.cumsum(np.arange(1, 200_001, dtype=np.float64) ** -0.77), rtol=1e-12, atol=0)
+    cdf = zipf_cdf(1000, 0.77)
+    assert cdf[-1] == 1.0 and np.array_equal(cdf, small / small[-1])
