@@ -10,8 +10,9 @@ j / m for a float CDF ending at 1.0 (a power-of-two divisor), j << shift for int
 bucket of a key is computed without rounding and the answer is the searchsorted one bit for bit. The table
 costs 4 bytes per PER_BUCKET entries of `cum` (int32 indices), built once by one searchsorted of m keys.
 
-Zipf ranks (`agent/workloads.py`) draw through it: their CDF is built once and searched every tick. Trace
-replay keeps `np.searchsorted`: a trace epoch's table often serves one tick, less than the table would cost.
+Zipf ranks (`agent/workloads.py`) draw through it, from partial sums shared by every size (`normalise`): their
+table is built once and searched every tick. Trace replay keeps `np.searchsorted`: a trace epoch's table
+often serves one tick, less than the table would cost.
 """
 
 from __future__ import annotations
