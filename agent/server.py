@@ -26,6 +26,7 @@ from pagetide.agent.backend import (
     BadRequest, HeatReport, HostBackend, MoveCall, PageList, Sampling, Simulated, SimulationStats, TenantInfo,
     Topology,
 )
+from pagetide.agent.heaptrim import HeapTrim
 from pagetide.agent.mempolicy import MPOL_MF_MOVE, MPOL_MF_SW_YOUNG
 from pagetide.agent.metrics import AgentMetrics
 from pagetide.common import keepalive
@@ -333,6 +334,7 @@ class SimulationServicer(_Servicer, simulation_pb2_grpc.SimulationServiceService
     def __init__(self, slots: dict[str, HostSlot], clock: str, metrics: AgentMetrics | None = None):
         super().__init__(slots, metrics)
         self.clock = clock
+        self.heap = HeapTrim()      # the advances' freed temporaries go back to the kernel, once a second at most
 
     async def _simulated(self, host_id: str, context) -> HostSlot:
         slot = await self._slot(host_id, context)
@@ -357,6 +359,7 @@ class SimulationServicer(_Servicer, simulation_pb2_grpc.SimulationServiceService
             await slot.advance(request.ticks)
         except Busy as e:
             await _abort(context, e)
+        self.heap.after_work()
         host = slot.backend
         return simulation_pb2.AdvanceClockResponse(time_ns=_ns(host.time), period=host.period,
                                                    wall_time_ns=_ns(time.perf_counter() - t0), ticks_run=request.ticks)
@@ -401,11 +404,13 @@ async def realtime_clock(slots: dict[str, HostSlot]) -> None:
         return
     start = time.monotonic()
     step = min(s.backend.tick for s in sims) / 2
+    heap = HeapTrim()
     while True:
         for slot in sims:
             behind = int((time.monotonic() - start) / slot.backend.tick) - slot.backend.ticks_run
             if behind > 0:
                 await slot.advance(behind, queue_limit=False)
+        heap.after_work()
         await asyncio.sleep(step)
 
 
