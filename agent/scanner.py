@@ -252,10 +252,10 @@ class _Codes:
             return self._find_coded(n, lo, hi, m)
         if lo > 0:
             return self.index[self._find_coded(n, lo, hi, m)]
-        idle = self._find_idle(n, m)
         if hi == 0:
-            return idle
-        return np.sort(np.concatenate([idle, self.index[self._find_coded(n, 1, hi, None)]]))[:m]
+            return self._find_idle(n, m)
+        # heat 0..hi, whole levels (a cold list that takes every idle page of the node): one pass, ascending
+        return np.flatnonzero((self.node == n) & (self.heat <= hi))[:m]
 
     def _find_coded(self, n: int, lo: int, hi: int, m: int | None) -> np.ndarray:
         """`_find` among the coded pages: positions in `code`."""
