@@ -716,16 +716,19 @@ class PagetidePolicy(PlacementPolicy):
         elif self.options["thrash_guard"]:
             idle = {n: a for n, a in idle.items() if not self.guard.throttled(n)}
         self.tenant_rounds = {t.name: self.tenant_rounds.get(t.name, 0) for t in view.tenants}
-        self.born_resident = {t.name: self.born_resident.get(t.name, resident(t)) for t in view.tenants}
+        full = {t.name: resident(t) for t in view.tenants}
+        self.born_resident = {n: self.born_resident.get(n, r) for n, r in full.items()}
         narrow = frozenset(n for n, r in self.tenant_rounds.items()
                            if self.options["narrow_swaps"] and (r >= NARROW_AFTER or self.born_resident[n]))
         cap = self._dram_cap(view)
         by_heat = cap is None and self.cap_hi >= 1.0 and not loaded_nodes(view)    # no loaded-latency search
-        pool = self.idle_pool.update(view, frozenset(n for n, r in self.born_resident.items() if r))
-        narrow_idle = frozenset(n for n in narrow if n in pool and n not in idle) \
-            if self.options["narrow_idle"] and by_heat else frozenset()
+        narrow_idle = frozenset()
+        if self.options["narrow_idle"]:
+            pool = self.idle_pool.update(view, frozenset(n for n, r in self.born_resident.items() if r))
+            if by_heat:
+                narrow_idle = frozenset(n for n in narrow if n in pool and n not in idle)
         p = self._params(params)
-        if not self.options["resident_reserve"] and by_heat and all(resident(t) for t in view.tenants):
+        if not self.options["resident_reserve"] and by_heat and all(full.values()):
             p = replace(p, reserve=0.0)      # nothing left to fault in: nothing to keep DRAM free for
         plan, moved, idle_moved = _plan_host(view, policies, p, moving, cap, idle, narrow, narrow_idle)
         self.guard.end_round(moved, idle_moved)
