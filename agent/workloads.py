@@ -121,7 +121,7 @@ def _zipf_guide(n: int, s: float) -> GuideSearch:
     key = (n, float(s))
     guide = _zipf_guides.get(key)
     if guide is None:
-        guide = _zipf_guides[key] = GuideSearch(zipf_sums(n, s), normalise=True)
+        guide = _zipf_guides[key] = GuideSearch(zipf_sums(n, s))
     return guide
 
 
