@@ -24,6 +24,7 @@ import numpy as np
 
 from pagetide.agent.chunks import first_matches
 from pagetide.agent.idle_pages import scan_fast
+from pagetide.agent.pageflags import pages_per_node
 
 if TYPE_CHECKING:       # the fold and the picking below are shared with real hosts, which never load the model
     from pagetide.agent.host import Host, Tenant
@@ -212,9 +213,8 @@ class _Codes:
         np.bitwise_or(self.code, heat, out=self.code)
         self.counts = np.bincount(self.code, minlength=(nr_nodes + 1) * 256)[:nr_nodes * 256]
         self.levels = self.counts.reshape(nr_nodes, 256)
-        if self.index is not None:
-            for n in range(nr_nodes):      # heat-0 pages: the node's pages less its heated ones
-                self.levels[n, 0] = np.count_nonzero(self.node == n) - int(self.levels[n].sum())
+        if self.index is not None:          # heat-0 pages: each node's pages less its heated ones
+            self.levels[:, 0] = pages_per_node(self.node, nr_nodes) - self.levels.sum(axis=1)
 
     def pick(self, nodes: np.ndarray, k: int, hottest: bool) -> Candidates:
         """The k hottest (or coldest) pages on `nodes`, hottest (coldest) first, ties by page offset; a hot list
